@@ -1,0 +1,17 @@
+//! stevedore: a Terraform provider (plugin protocol 6) that builds container
+//! images for the platform asked, pushes clean manifests, verifies what the
+//! registry serves and rolls ECS services onto the new digest.
+//!
+//! Layering: `protocol` is the only module that sees protobuf; `value`,
+//! `schema` and `diag` are the Terraform type system; `resources` turns the
+//! domain modules (`registry`, `aws`, ...) into Terraform behaviour.
+
+pub mod diag;
+pub mod logging;
+pub mod protocol;
+pub mod provider;
+pub mod registry;
+pub mod resource;
+pub mod resources;
+pub mod schema;
+pub mod value;
