@@ -6,6 +6,7 @@
 //! `schema` and `diag` are the Terraform type system; `resources` turns the
 //! domain modules (`registry`, `aws`, ...) into Terraform behaviour.
 
+pub mod aws;
 pub mod diag;
 pub mod logging;
 pub mod protocol;
