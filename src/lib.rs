@@ -7,12 +7,4 @@
 //! domain modules (`registry`, `aws`, ...) into Terraform behaviour.
 
 pub mod aws;
-pub mod diag;
-pub mod logging;
-pub mod protocol;
-pub mod provider;
-pub mod registry;
-pub mod resource;
-pub mod resources;
-pub mod schema;
 pub mod value;
