@@ -7,4 +7,11 @@
 //! domain modules (`registry`, `aws`, ...) into Terraform behaviour.
 
 pub mod aws;
+pub mod diag;
+pub mod logging;
+pub mod protocol;
+pub mod provider;
+pub mod resource;
+pub mod resources;
+pub mod schema;
 pub mod value;

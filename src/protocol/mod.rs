@@ -1,1 +1,25 @@
-//! (in progress)
+//! The plugin protocol: the only code that sees protobuf. `handshake` and
+//! `tls` do what go-plugin's server does, `server` answers tfplugin6,
+//! `plugin_services` the go-plugin services, and `serve` ties them together.
+
+pub mod conn;
+pub mod convert;
+pub mod handshake;
+pub mod plugin_services;
+pub mod serve;
+pub mod server;
+pub mod tls;
+mod unsupported;
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("tfplugin6");
+}
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod plugin_proto {
+    tonic::include_proto!("plugin");
+}
+
+/// gRPC message limit, as terraform-plugin-go sets it (tonic's default is 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;

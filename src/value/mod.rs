@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 /// A cty value, interpreted against a [`Type`]. Lists, sets and tuples are
 /// `List`; maps and objects are `Map`. `Dynamic` carries a value whose type is
 /// only known at run time (schema type `"dynamic"`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
+    #[default]
     Null,
     Unknown,
     Bool(bool),
