@@ -33,7 +33,11 @@ struct HclogLayer {
 
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        *meta.level() <= self.max
+        // NOTE: other crates (hyper, h2, the AWS SDK) log request and response
+        // details at debug/trace, an ECR token among them; they get warn at most.
+        let ours = meta.target().starts_with("stevedore") || meta.target().starts_with("terraform_provider_stevedore");
+        let max = if ours { self.max } else { self.max.min(Level::WARN) };
+        *meta.level() <= max
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
