@@ -1,1 +1,19 @@
-//! (in progress)
+//! Everything about registries, knowing nothing of Terraform: reference and
+//! platform parsing, credential resolution, the distribution-API client and
+//! image inspection. Callers get typed values and this module's own errors;
+//! `resources/*` turns them into diagnostics.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod inspect;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+
+pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};
+pub use client::{FetchedManifest, RegistryClient, MANIFEST_MEDIA_TYPES};
+pub use error::RegistryError;
+pub use inspect::{inspect, InspectError, Inspection};
+pub use platform::{Platform, PlatformError};
+pub use reference::{is_loopback_host, parse_repository, Reference, ReferenceError};

@@ -1,0 +1,142 @@
+//! Amazon ECR credentials: a GetAuthorizationToken call whose token is
+//! base64 `AWS:<password>`, cached until shortly before it expires (12 hours
+//! by default) so one Terraform run does not call ECR for every request.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use regex::Regex;
+use tokio::sync::Mutex;
+
+use super::{AuthError, Credential};
+use crate::aws::AwsSettings;
+
+/// Refresh this long before ECR says the token expires, so a request started
+/// just before expiry still carries a valid token.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Used when ECR (or an emulator) omits `expiresAt`.
+const ASSUMED_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+// A literal pattern covered by the unit tests below.
+static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9]{12}\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::[0-9]+)?$")
+        .unwrap_or_else(|_| unreachable!())
+});
+
+/// True for `<account>.dkr.ecr.<region>.amazonaws.com` (and `.com.cn`).
+pub fn is_ecr_host(host: &str) -> bool {
+    ecr_region(host).is_some()
+}
+
+/// The region named in an ECR host.
+fn ecr_region(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    ECR_HOST.captures(&host).and_then(|c| c.get(1)).map(|m| m.as_str().to_string())
+}
+
+/// ECR tokens by host, shared by all requests of one registry client.
+#[derive(Default)]
+pub struct EcrTokenCache {
+    tokens: Mutex<HashMap<String, (Credential, SystemTime)>>,
+}
+
+impl std::fmt::Debug for EcrTokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EcrTokenCache(<redacted>)")
+    }
+}
+
+impl EcrTokenCache {
+    /// A cached token for `host`, or a fresh one from ECR.
+    pub async fn get(&self, host: &str, aws: &AwsSettings) -> Result<Credential, AuthError> {
+        // Holding the lock across the call makes concurrent first requests
+        // share one GetAuthorizationToken instead of racing.
+        let mut tokens = self.tokens.lock().await;
+        if let Some((credential, refresh_at)) = tokens.get(host) {
+            if SystemTime::now() < *refresh_at {
+                return Ok(credential.clone());
+            }
+        }
+        let (credential, expires_at) = fetch(host, aws).await?;
+        let refresh_at = expires_at.checked_sub(EXPIRY_MARGIN).unwrap_or(expires_at);
+        tokens.insert(host.to_string(), (credential.clone(), refresh_at));
+        Ok(credential)
+    }
+}
+
+async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime), AuthError> {
+    let fail = |detail: String| AuthError::Ecr { host: host.into(), detail };
+    let mut settings = aws.clone();
+    // A token is only valid in the region of the registry it is for.
+    if let Some(region) = ecr_region(host) {
+        settings.region = Some(region);
+    }
+    let client = crate::aws::ecr_client(&settings).await;
+    let output = client.get_authorization_token().send().await.map_err(|e| {
+        fail(format!("{}; check the AWS credentials and the ecr:GetAuthorizationToken permission", aws_sdk_ecr::error::DisplayErrorContext(&e)))
+    })?;
+    let data = output
+        .authorization_data()
+        .first()
+        .ok_or_else(|| fail("ECR returned no authorization data".into()))?;
+    let token = data
+        .authorization_token()
+        .ok_or_else(|| fail("ECR returned no authorization token".into()))?;
+    let credential = decode_token(token).ok_or_else(|| fail("ECR returned a token that is not base64 user:password".into()))?;
+    let expires_at = data
+        .expires_at()
+        .and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or_else(|| SystemTime::now() + ASSUMED_LIFETIME);
+    Ok((credential, expires_at))
+}
+
+fn decode_token(token: &str) -> Option<Credential> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (username, password) = text.split_once(':')?;
+    Some(Credential::Basic { username: username.into(), password: password.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_ecr_hosts_and_their_region() {
+        let cases = [
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", Some("us-east-1")),
+            ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Some("cn-north-1")),
+            ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", Some("us-gov-west-1")),
+            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", Some("eu-west-1")),
+            ("public.ecr.aws", None),
+            ("12345.dkr.ecr.us-east-1.amazonaws.com", None),
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.io", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(ecr_region(host).as_deref(), want, "{host}");
+        }
+    }
+
+    #[test]
+    fn decodes_tokens() {
+        // base64("AWS:pass:word")
+        assert_eq!(
+            decode_token("QVdTOnBhc3M6d29yZA=="),
+            Some(Credential::Basic { username: "AWS".into(), password: "pass:word".into() })
+        );
+        assert_eq!(decode_token("not base64!"), None);
+    }
+
+    #[tokio::test]
+    async fn cached_tokens_are_reused_until_the_margin() {
+        let cache = EcrTokenCache::default();
+        let cred = Credential::Basic { username: "AWS".into(), password: "p".into() };
+        let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        cache.tokens.lock().await.insert(host.into(), (cred.clone(), later));
+        // No AWS call happens: the cached token is still fresh.
+        assert_eq!(cache.get(host, &AwsSettings::default()).await.unwrap(), cred);
+    }
+}

@@ -1,0 +1,155 @@
+//! Registry failures, classified so callers can say what to do: a missing
+//! image, bad credentials, an unreachable host, a failing server, or content
+//! that does not match its digest. Messages never carry credentials.
+
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+
+use super::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{reference} was not found in the registry: {detail}")]
+    NotFound { reference: String, detail: String },
+    #[error("registry {registry} refused the credentials for this request: {detail}; check registry_auth or the docker config for this host")]
+    Unauthorized { registry: String, detail: String },
+    #[error("registry {registry} is unreachable: {detail}")]
+    Unreachable { registry: String, detail: String },
+    #[error("registry {registry} answered HTTP {status}: {detail}")]
+    Server { registry: String, status: u16, detail: String },
+    #[error("registry {registry} rejected the request: {detail}")]
+    Rejected { registry: String, detail: String },
+    #[error("content digest mismatch: expected {expected}, got {actual}; the registry or something between us and it served different bytes")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("invalid manifest: {detail}")]
+    InvalidManifest { detail: String },
+    #[error("blob {digest} is larger than the {limit} bytes allowed")]
+    TooLarge { digest: String, limit: u64 },
+    #[error("cannot get credentials for {registry}: {source}")]
+    Auth { registry: String, source: AuthError },
+}
+
+impl RegistryError {
+    /// The tag, digest or repository does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::NotFound { .. })
+    }
+
+    /// Worth retrying: the network, a 5xx or rate limiting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. } => true,
+            RegistryError::Server { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Classifies an oci-client error for `reference` on `registry`.
+    pub(crate) fn from_oci(err: OciDistributionError, registry: &str, reference: &str) -> RegistryError {
+        let registry = registry.to_string();
+        match err {
+            OciDistributionError::RegistryError { envelope, .. } => {
+                let detail = envelope
+                    .errors
+                    .iter()
+                    .map(|e| if e.message.is_empty() { format!("{:?}", e.code) } else { e.message.clone() })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+                let any = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(c));
+                if any(&[OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown, OciErrorCode::BlobUnknown, OciErrorCode::NotFound]) {
+                    RegistryError::NotFound { reference: reference.into(), detail }
+                } else if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
+                    RegistryError::Unauthorized { registry, detail }
+                } else if any(&[OciErrorCode::Toomanyrequests]) {
+                    RegistryError::Server { registry, status: 429, detail }
+                } else {
+                    RegistryError::Rejected { registry, detail }
+                }
+            }
+            OciDistributionError::UnauthorizedError { .. } => RegistryError::Unauthorized {
+                registry,
+                detail: "HTTP 401 Unauthorized".into(),
+            },
+            OciDistributionError::AuthenticationFailure(reason) => RegistryError::Unauthorized {
+                registry,
+                detail: format!("the token service said: {}", truncate(reason.trim())),
+            },
+            OciDistributionError::ImageManifestNotFoundError(detail) => {
+                RegistryError::NotFound { reference: reference.into(), detail }
+            }
+            OciDistributionError::ServerError { code, message, .. } => {
+                let detail = truncate(message.trim());
+                match code {
+                    404 => RegistryError::NotFound { reference: reference.into(), detail },
+                    401 | 403 => RegistryError::Unauthorized { registry, detail },
+                    _ => RegistryError::Server { registry, status: code, detail },
+                }
+            }
+            OciDistributionError::RequestError(e) => {
+                RegistryError::Unreachable { registry, detail: error_chain(&e) }
+            }
+            OciDistributionError::IoError(e) => RegistryError::Unreachable { registry, detail: error_chain(&e) },
+            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
+                expected,
+                actual,
+            }) => RegistryError::DigestMismatch { expected, actual },
+            other => RegistryError::Rejected { registry, detail: error_chain(&other) },
+        }
+    }
+}
+
+/// The error and its causes on one line: reqwest's own message only says
+/// "error sending request"; the cause says "connection refused".
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Error bodies can be whole HTML pages; keep diagnostics readable.
+fn truncate(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_registry_envelopes() {
+        let envelope = |code: &str| {
+            let json = format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#);
+            OciDistributionError::RegistryError { envelope: serde_json::from_str(&json).unwrap(), url: "u".into() }
+        };
+        assert!(RegistryError::from_oci(envelope("MANIFEST_UNKNOWN"), "r", "r/x:1").is_not_found());
+        assert!(RegistryError::from_oci(envelope("NAME_UNKNOWN"), "r", "r/x:1").is_not_found());
+        assert!(matches!(RegistryError::from_oci(envelope("DENIED"), "r", "x"), RegistryError::Unauthorized { .. }));
+        assert!(RegistryError::from_oci(envelope("TOOMANYREQUESTS"), "r", "x").is_transient());
+        let server = OciDistributionError::ServerError { code: 503, url: "u".into(), message: "busy".into() };
+        let server = RegistryError::from_oci(server, "r", "x");
+        assert!(server.is_transient() && !server.is_not_found());
+        assert_eq!(server.to_string(), "registry r answered HTTP 503: busy");
+    }
+
+    #[test]
+    fn truncates_long_bodies_on_char_boundaries() {
+        let long = "é".repeat(400);
+        assert!(truncate(&long).chars().count() <= 151);
+    }
+}
