@@ -11,6 +11,7 @@ pub mod diag;
 pub mod logging;
 pub mod protocol;
 pub mod provider;
+pub mod registry;
 pub mod resource;
 pub mod resources;
 pub mod schema;

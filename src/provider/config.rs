@@ -2,10 +2,10 @@
 //! settings, once, so deeper code never re-reads config values.
 
 use crate::aws::AwsSettings;
+use crate::registry::{AuthSettings, RegistryAuth};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::value::{AttrPath, Type, Value};
-use std::fmt;
 use std::path::PathBuf;
 
 pub fn schema() -> Schema {
@@ -30,34 +30,12 @@ pub fn schema() -> Schema {
         .block(NestedBlock::new("aws", Nesting::Single, aws).max(1))
 }
 
-/// One `registry_auth` block, validated.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RegistryAuthBlock {
-    pub address: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub insecure: bool,
-    pub ecr: bool,
-}
-
-impl fmt::Debug for RegistryAuthBlock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryAuthBlock")
-            .field("address", &self.address)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("insecure", &self.insecure)
-            .field("ecr", &self.ecr)
-            .finish()
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ProviderConfig {
     pub docker_host: Option<String>,
     pub docker_cert_path: Option<PathBuf>,
     pub docker_config_file: Option<PathBuf>,
-    pub registry_auth: Vec<RegistryAuthBlock>,
+    pub registry_auth: Vec<RegistryAuth>,
     pub aws: AwsSettings,
 }
 
@@ -132,7 +110,7 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
         .as_list()
         .unwrap_or(&[])
         .iter()
-        .map(|b| RegistryAuthBlock {
+        .map(|b| RegistryAuth {
             address: b.get("address").as_str().unwrap_or_default().to_string(),
             username: opt_str(b, "username"),
             password: b.get("password").as_str().map(str::to_string),
@@ -154,6 +132,17 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
             ecr_endpoint: opt_str(endpoints, "ecr"),
         },
     })
+}
+
+impl ProviderConfig {
+    /// What the registry client needs: credentials per host and transports.
+    pub fn auth_settings(&self) -> AuthSettings {
+        AuthSettings {
+            entries: self.registry_auth.clone(),
+            docker_config_file: self.docker_config_file.clone(),
+            aws: self.aws.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

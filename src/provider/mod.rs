@@ -5,6 +5,7 @@ pub mod config;
 
 pub use config::ProviderConfig;
 
+use crate::registry::RegistryClient;
 use crate::resource::{DataSource, Resource};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +13,14 @@ use std::sync::Arc;
 /// What ConfigureProvider produces; shared by every operation after it.
 pub struct ProviderData {
     pub config: ProviderConfig,
+    /// One registry client for the whole run, so ECR tokens and bearer tokens are reused.
+    pub registry: RegistryClient,
 }
 
 impl ProviderData {
     pub fn new(config: ProviderConfig) -> Self {
-        ProviderData { config }
+        let registry = RegistryClient::new(config.auth_settings());
+        ProviderData { config, registry }
     }
 }
 

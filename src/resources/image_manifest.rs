@@ -1,7 +1,9 @@
 //! Data source `stevedore_image_manifest`: what a registry serves for an
 //! image reference, and whether it provides the platform asked.
 
+use super::common::registry_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::registry::{self, InspectError, Inspection, Platform, Reference};
 use crate::resource::{Ctx, DataSource};
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
@@ -21,7 +23,7 @@ impl DataSource for ImageManifest {
         let s = Type::String;
         Schema::new("Inspects an image in a registry: every manifest media type is accepted, attestation entries are counted apart, and `platform` makes the read fail at plan time when the image does not provide it (the ECS `CannotPullContainerError`, caught early).")
             .attr(Attribute::required("image", s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`."))
-            .attr(Attribute::optional("platform", s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`."))
+            .attr(Attribute::optional("platform", s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`. Without it, a single manifest or an index with one platform is resolved; otherwise the platform attributes are null."))
             .attr(Attribute::computed("id", s.clone(), "The reference, as given."))
             .attr(Attribute::computed("digest", s.clone(), "Digest of what the reference points to (the index for a multi-platform image)."))
             .attr(Attribute::computed("media_type", s.clone(), "Media type of that manifest or index."))
@@ -35,11 +37,73 @@ impl DataSource for ImageManifest {
             .attr(Attribute::computed("variant", s, "CPU variant from the chosen manifest's config, if any."))
     }
 
-    fn validate(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        if let Some(image) = config.get("image").as_str() {
+            if let Err(e) = Reference::parse(image) {
+                d.push(Diagnostic::attr_error("image", "Invalid Image Reference", format!("{e}")));
+            }
+        }
+        if let Some(p) = config.get("platform").as_str() {
+            if let Err(e) = Platform::parse(p) {
+                d.push(Diagnostic::attr_error("platform", "Invalid Platform", format!("{e}")));
+            }
+        }
+        d
     }
 
-    async fn read(&self, _ctx: &Ctx, _config: &Value) -> Result<Value, Diagnostics> {
-        Err(Diagnostic::error("Not Available Yet", "registry client pending").into())
+    async fn read(&self, ctx: &Ctx, config: &Value) -> Result<Value, Diagnostics> {
+        let d = self.validate(config);
+        if d.has_errors() {
+            return Err(d);
+        }
+        let image = config.get("image").as_str().unwrap_or_default().to_string();
+        let reference = Reference::parse(&image).map_err(|e| Diagnostic::attr_error("image", "Invalid Image Reference", e.to_string()))?;
+        let platform = match config.get("platform").as_str() {
+            Some(p) => Some(Platform::parse(p).map_err(|e| Diagnostic::attr_error("platform", "Invalid Platform", e.to_string()))?),
+            None => None,
+        };
+        let provider = ctx.provider()?;
+        let inspected = tokio::select! {
+            r = registry::inspect(&provider.registry, &reference, platform.as_ref()) => r,
+            _ = ctx.cancel.cancelled() => return Err(Diagnostic::error("Read Cancelled", format!("Reading {image} was interrupted.")).into()),
+        };
+        let inspection = inspected.map_err(|e| inspect_diagnostic(&image, e))?;
+        Ok(state(&image, config, inspection))
+    }
+}
+
+fn state(image: &str, config: &Value, i: Inspection) -> Value {
+    Value::object([
+        ("image", Value::string(image)),
+        ("platform", config.get("platform").clone()),
+        ("id", Value::string(image)),
+        ("digest", Value::string(i.digest)),
+        ("media_type", Value::string(i.media_type)),
+        ("is_index", Value::Bool(i.is_index)),
+        ("platforms", Value::string_list(i.platforms)),
+        ("attestation_count", Value::int(i.attestation_count)),
+        ("platform_digest", Value::opt_string(i.platform_digest)),
+        ("image_uri", Value::opt_string(i.image_uri)),
+        ("os", Value::opt_string(i.os)),
+        ("architecture", Value::opt_string(i.architecture)),
+        ("variant", Value::opt_string(i.variant)),
+    ])
+}
+
+/// Turns an inspection failure into a diagnostic on the attribute to blame.
+pub fn inspect_diagnostic(image: &str, e: InspectError) -> Diagnostic {
+    match e {
+        InspectError::PlatformMissing { .. } => Diagnostic::attr_error(
+            "platform",
+            "Platform Not In Image",
+            format!(
+                "{e}.\n\nA runtime that needs this platform (ECS Fargate, Lambda, Cloud Run) would fail to pull it with \
+                 `CannotPullContainerError`. Rebuild the image for this platform, e.g. with stevedore_image_build \
+                 and platforms = [\"linux/amd64\"], or `docker buildx build --platform linux/amd64 --provenance=false`."
+            ),
+        ),
+        InspectError::Registry(r) => registry_diagnostic(image, r),
+        other => Diagnostic::attr_error("image", "Invalid Image In Registry", other.to_string()),
     }
 }
