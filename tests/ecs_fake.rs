@@ -33,17 +33,38 @@ fn client(fake: &FakeEcs) -> aws_sdk_ecs::Client {
 }
 
 fn fast() -> PollPolicy {
-    PollPolicy { initial: Duration::from_millis(10), max: Duration::from_millis(40), factor: 2.0, stopped_task_limit: 3 }
+    PollPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+        factor: 2.0,
+        stopped_task_limit: 3,
+    }
 }
 
-async fn wait(fake: &FakeEcs, timeout: Duration, cancel: CancellationToken) -> Result<ecs::DeploymentOutcome, EcsError> {
-    ecs::wait_for_deployment(&client(fake), CLUSTER, SERVICE, NEW, timeout, cancel, fast()).await
+async fn wait(
+    fake: &FakeEcs,
+    timeout: Duration,
+    cancel: CancellationToken,
+) -> Result<ecs::DeploymentOutcome, EcsError> {
+    ecs::wait_for_deployment(
+        &client(fake),
+        CLUSTER,
+        SERVICE,
+        NEW,
+        timeout,
+        cancel,
+        fast(),
+    )
+    .await
 }
 
 /// The service right after UpdateService: our deployment PRIMARY, the old one draining.
 fn rolling(created: f64) -> Value {
     service(
-        vec![deployment(NEW, "PRIMARY", Some("IN_PROGRESS"), 0, created), deployment(OLD, "ACTIVE", Some("COMPLETED"), 1, created - 600.0)],
+        vec![
+            deployment(NEW, "PRIMARY", Some("IN_PROGRESS"), 0, created),
+            deployment(OLD, "ACTIVE", Some("COMPLETED"), 1, created - 600.0),
+        ],
         &["(service web) has started 1 tasks: (task a1)."],
     )
 }
@@ -63,7 +84,8 @@ async fn failed_rollout_explains_the_platform_pull_error_and_hints() {
             if polls < 3 {
                 return ok(described(rolling(t)));
             }
-            let failed = deployment(NEW, "PRIMARY", Some("FAILED"), 0, t);
+            let mut failed = deployment(NEW, "PRIMARY", Some("FAILED"), 0, t);
+            failed["rolloutStateReason"] = json!("ECS deployment circuit breaker: tasks failed to start.");
             ok(described(service(
                 vec![failed, deployment(OLD, "ACTIVE", Some("COMPLETED"), 1, t - 600.0)],
                 &["(service web) (deployment ecs-svc/2222) deployment failed: tasks failed to start.", "(service web) has started 1 tasks: (task a1)."],
@@ -79,24 +101,58 @@ async fn failed_rollout_explains_the_platform_pull_error_and_hints() {
     })
     .await;
 
-    let started = ecs::force_new_deployment(&client(&fake), CLUSTER, SERVICE).await.unwrap();
+    let started = ecs::force_new_deployment(&client(&fake), CLUSTER, SERVICE)
+        .await
+        .unwrap();
     assert_eq!(started.deployment_id, NEW);
     assert_eq!(started.task_definition_arn.as_deref(), Some(TASK_DEF));
     assert!(started.created_at.is_some());
 
-    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new()).await.unwrap_err();
+    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new())
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    let EcsError::DeploymentFailed { deployment_id, kind, stopped_tasks, events, hint, .. } = err else {
+    let EcsError::DeploymentFailed {
+        deployment_id,
+        kind,
+        stopped_tasks,
+        events,
+        hint,
+        ..
+    } = err
+    else {
         panic!("expected DeploymentFailed, got {text}");
     };
-    assert_eq!((deployment_id.as_str(), kind), (NEW, FailureKind::RolloutFailed));
+    assert_eq!(
+        (deployment_id.as_str(), kind),
+        (NEW, FailureKind::RolloutFailed)
+    );
+    assert!(text.starts_with("ECS deployment ecs-svc/2222 failed: ECS deployment circuit breaker: tasks failed to start."), "{text}");
     assert_eq!(stopped_tasks.len(), 2);
-    assert_eq!(stopped_tasks[0].stopped_reason.as_deref(), Some(PLATFORM_REASON));
-    assert_eq!(stopped_tasks[0].container_reasons, vec![format!("app: {PLATFORM_REASON}")]);
-    assert!(events[0].contains("deployment failed"), "newest event first: {events:?}");
-    assert_eq!(hint.as_deref(), Some(PLATFORM_HINT));
-    assert!(text.contains("descriptor matching platform 'linux/amd64'"), "{text}");
-    assert!(text.contains("stevedore_image_manifest") && text.contains("platforms = [\"linux/amd64\"]"), "{text}");
+    assert_eq!(
+        stopped_tasks[0].stopped_reason.as_deref(),
+        Some(PLATFORM_REASON)
+    );
+    assert!(
+        stopped_tasks[0].container_reasons.is_empty(),
+        "same as the task's reason: not repeated"
+    );
+    assert!(
+        events[0].contains("deployment failed"),
+        "newest event first: {events:?}"
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some(PLATFORM_HINT.replace("{platform}", "linux/amd64").as_str())
+    );
+    assert!(
+        text.contains("descriptor matching platform 'linux/amd64'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stevedore_image_manifest") && text.contains("platforms = [\"linux/amd64\"]"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +168,10 @@ async fn circuit_breaker_rollback_fails_although_the_service_is_steady() {
             // Ours is gone; the old deployment is PRIMARY and COMPLETED again.
             ok(described(service(
                 vec![deployment(OLD, "PRIMARY", Some("COMPLETED"), 1, t - 600.0)],
-                &["(service web) has reached a steady state.", "(service web) rolling back to deployment ecs-svc/1111."],
+                &[
+                    "(service web) has reached a steady state.",
+                    "(service web) rolling back to deployment ecs-svc/1111.",
+                ],
             )))
         }
         "ListTasks" if is_stopped_query(body) => ok(task_list(&[])),
@@ -120,9 +179,16 @@ async fn circuit_breaker_rollback_fails_although_the_service_is_steady() {
     })
     .await;
 
-    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new()).await.unwrap_err();
+    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new())
+        .await
+        .unwrap_err();
     match &err {
-        EcsError::DeploymentFailed { kind: FailureKind::RolledBack, reason, events, .. } => {
+        EcsError::DeploymentFailed {
+            kind: FailureKind::RolledBack,
+            reason,
+            events,
+            ..
+        } => {
             assert!(reason.contains(OLD), "{reason}");
             assert_eq!(events.len(), 2);
         }
@@ -160,14 +226,21 @@ async fn throttled_calls_are_retried_not_fatal() {
     })
     .await;
 
-    let started = ecs::force_new_deployment(&client(&fake), CLUSTER, SERVICE).await.unwrap();
+    let started = ecs::force_new_deployment(&client(&fake), CLUSTER, SERVICE)
+        .await
+        .unwrap();
     assert_eq!(started.deployment_id, NEW);
-    let outcome = wait(&fake, Duration::from_secs(10), CancellationToken::new()).await.unwrap();
+    let outcome = wait(&fake, Duration::from_secs(10), CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(outcome.deployment_id, NEW);
     assert_eq!(outcome.rollout_state.as_deref(), Some("COMPLETED"));
     assert_eq!(outcome.running_count, 1);
     assert_eq!(outcome.task_definition_arn.as_deref(), Some(TASK_DEF));
-    assert_eq!(outcome.running_image_digests, vec!["sha256:aaaa", "sha256:bbbb"]);
+    assert_eq!(
+        outcome.running_image_digests,
+        vec!["sha256:aaaa", "sha256:bbbb"]
+    );
     assert_eq!(fake.count("UpdateService"), 3);
     assert_eq!(fake.count("DescribeServices"), 5);
 }
@@ -176,26 +249,42 @@ async fn throttled_calls_are_retried_not_fatal() {
 async fn a_service_deleted_out_of_band_is_not_found() {
     let fake = FakeEcs::start(|op, body| match (op, body["cluster"].as_str()) {
         ("UpdateService", _) => aws_error("ServiceNotFoundException", "Service not found."),
-        ("DescribeServices", Some("gone-cluster")) => aws_error("ClusterNotFoundException", "Cluster not found."),
+        ("DescribeServices", Some("gone-cluster")) => {
+            aws_error("ClusterNotFoundException", "Cluster not found.")
+        }
         ("DescribeServices", _) if body["services"][0] == "inactive" => {
             let mut svc = service(vec![], &[]);
             svc["status"] = json!("INACTIVE");
             ok(described(svc))
         }
-        ("DescribeServices", _) => ok(json!({ "services": [], "failures": [{ "arn": "arn:x", "reason": "MISSING" }] })),
+        ("DescribeServices", _) => {
+            ok(json!({ "services": [], "failures": [{ "arn": "arn:x", "reason": "MISSING" }] }))
+        }
         (other, _) => aws_error("UnknownOperationException", other),
     })
     .await;
     let c = client(&fake);
 
-    let err = ecs::force_new_deployment(&c, CLUSTER, SERVICE).await.unwrap_err();
-    assert!(matches!(err, EcsError::ServiceNotFound { .. }) && err.is_not_found(), "{err}");
-    let err = wait(&fake, Duration::from_secs(5), CancellationToken::new()).await.unwrap_err();
+    let err = ecs::force_new_deployment(&c, CLUSTER, SERVICE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EcsError::ServiceNotFound { .. }) && err.is_not_found(),
+        "{err}"
+    );
+    let err = wait(&fake, Duration::from_secs(5), CancellationToken::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, EcsError::ServiceNotFound { .. }), "{err}");
     let err = ecs::describe(&c, CLUSTER, "inactive").await.unwrap_err();
     assert!(matches!(err, EcsError::ServiceNotFound { .. }), "{err}");
-    let err = ecs::describe(&c, "gone-cluster", SERVICE).await.unwrap_err();
-    assert!(matches!(err, EcsError::ClusterNotFound { .. }) && err.is_not_found(), "{err}");
+    let err = ecs::describe(&c, "gone-cluster", SERVICE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EcsError::ClusterNotFound { .. }) && err.is_not_found(),
+        "{err}"
+    );
 }
 
 fn forever_in_progress() -> impl FnMut(&str, &Value) -> Reply + Send + 'static {
@@ -211,17 +300,30 @@ fn forever_in_progress() -> impl FnMut(&str, &Value) -> Reply + Send + 'static {
 async fn a_deployment_that_never_finishes_times_out_with_its_last_state() {
     let fake = FakeEcs::start(forever_in_progress()).await;
     let began = Instant::now();
-    let err = wait(&fake, Duration::from_millis(300), CancellationToken::new()).await.unwrap_err();
+    let err = wait(&fake, Duration::from_millis(300), CancellationToken::new())
+        .await
+        .unwrap_err();
     assert!(began.elapsed() < Duration::from_secs(3));
     match &err {
-        EcsError::Timeout { deployment_id, waited, last_state } => {
+        EcsError::Timeout {
+            deployment_id,
+            waited,
+            last_state,
+        } => {
             assert_eq!(deployment_id, NEW);
             assert!(*waited >= Duration::from_millis(300));
-            assert!(last_state.contains("IN_PROGRESS: 0 of 1 tasks running"), "{last_state}");
+            assert!(
+                last_state.contains("IN_PROGRESS: 0 of 1 tasks running"),
+                "{last_state}"
+            );
         }
         other => panic!("expected Timeout, got {other}"),
     }
-    assert!(fake.count("DescribeServices") >= 3, "polled: {:?}", fake.calls());
+    assert!(
+        fake.count("DescribeServices") >= 3,
+        "polled: {:?}",
+        fake.calls()
+    );
 }
 
 #[tokio::test]
@@ -234,7 +336,9 @@ async fn cancellation_stops_the_wait_promptly() {
         trigger.cancel();
     });
     let began = Instant::now();
-    let err = wait(&fake, Duration::from_secs(60), cancel).await.unwrap_err();
+    let err = wait(&fake, Duration::from_secs(60), cancel)
+        .await
+        .unwrap_err();
     assert!(matches!(err, EcsError::Cancelled { .. }), "{err}");
     assert!(began.elapsed() < Duration::from_secs(2));
 }
@@ -244,7 +348,10 @@ async fn tasks_that_keep_stopping_fail_a_deployment_without_rollout_state() {
     let t = now();
     let fake = FakeEcs::start(move |op, body| match op {
         "DescribeServices" => ok(described(service(
-            vec![deployment(NEW, "PRIMARY", None, 0, t), deployment(OLD, "ACTIVE", None, 1, t - 600.0)],
+            vec![
+                deployment(NEW, "PRIMARY", None, 0, t),
+                deployment(OLD, "ACTIVE", None, 1, t - 600.0),
+            ],
             &[],
         ))),
         "ListTasks" if is_stopped_query(body) => ok(task_list(&["s1", "s2", "s3", "s4"])),
@@ -257,10 +364,21 @@ async fn tasks_that_keep_stopping_fail_a_deployment_without_rollout_state() {
         other => aws_error("UnknownOperationException", other),
     })
     .await;
-    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new()).await.unwrap_err();
+    let err = wait(&fake, Duration::from_secs(10), CancellationToken::new())
+        .await
+        .unwrap_err();
     match err {
-        EcsError::DeploymentFailed { kind: FailureKind::TasksKeepStopping, stopped_tasks, hint, .. } => {
-            assert_eq!(stopped_tasks.len(), 3, "only our deployment's tasks: {stopped_tasks:?}");
+        EcsError::DeploymentFailed {
+            kind: FailureKind::TasksKeepStopping,
+            stopped_tasks,
+            hint,
+            ..
+        } => {
+            assert_eq!(
+                stopped_tasks.len(),
+                3,
+                "only our deployment's tasks: {stopped_tasks:?}"
+            );
             assert_eq!(hint, None);
         }
         other => panic!("expected TasksKeepStopping, got {other}"),
@@ -294,9 +412,17 @@ async fn without_rollout_state_a_sole_running_primary_is_done() {
         ..Default::default()
     };
     let c = stevedore::aws::ecs_client(&settings).await;
-    let outcome = ecs::wait_for_deployment(&c, CLUSTER, SERVICE, NEW, Duration::from_secs(10), CancellationToken::new(), fast())
-        .await
-        .unwrap();
+    let outcome = ecs::wait_for_deployment(
+        &c,
+        CLUSTER,
+        SERVICE,
+        NEW,
+        Duration::from_secs(10),
+        CancellationToken::new(),
+        fast(),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.rollout_state, None);
     assert_eq!(outcome.running_count, 1);
     assert!(outcome.running_image_digests.is_empty());
@@ -330,9 +456,18 @@ async fn describe_and_task_definition_images() {
     assert!(info.service_arn.ends_with("service/prod/web"));
 
     let arm = ecs::task_definition_images(&c, "arm").await.unwrap();
-    assert_eq!(arm.images, vec![("app".into(), "1.dkr.ecr/app:v1".into()), ("log".into(), "fluent-bit:3".into())]);
+    assert_eq!(
+        arm.images,
+        vec![
+            ("app".into(), "1.dkr.ecr/app:v1".into()),
+            ("log".into(), "fluent-bit:3".into())
+        ]
+    );
     assert_eq!(arm.runtime_platform, ("LINUX".into(), "ARM64".into()));
-    assert_eq!(ecs::runtime_platform_to_oci(&arm.runtime_platform.0, &arm.runtime_platform.1), "linux/arm64");
+    assert_eq!(
+        ecs::runtime_platform_to_oci(&arm.runtime_platform.0, &arm.runtime_platform.1),
+        "linux/arm64"
+    );
     let plain = ecs::task_definition_images(&c, "plain").await.unwrap();
     assert_eq!(plain.runtime_platform, ("LINUX".into(), "X86_64".into()));
 }

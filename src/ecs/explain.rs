@@ -13,18 +13,28 @@ use super::tasks::{belongs_to, newest_first, service_tasks, stopped_task};
 pub(crate) const MAX_STOPPED: usize = 10;
 pub(crate) const MAX_EVENTS: usize = 10;
 
-pub const PLATFORM_HINT: &str = "the image has no variant for the platform the task runs on. \
+/// What to do when a task's image has no variant for the platform it runs on.
+/// `{platform}` is the platform ECS named, `linux/amd64` when it named none.
+pub const PLATFORM_HINT: &str =
+    "the image has no variant for the platform the task runs on ({platform}). \
 Check what the registry serves with the stevedore_image_manifest data source \
-(platform = \"linux/amd64\"), and build it for that platform with \
-stevedore_image_build (platforms = [\"linux/amd64\"]).";
+(platform = \"{platform}\"), and build it for that platform with \
+stevedore_image_build (platforms = [\"{platform}\"]).";
 
-/// A hint for failure texts we recognise. ECS reports a Fargate/arm64 image
-/// mismatch as a pull error naming the platform it wanted.
+/// A hint for failure texts we recognise. ECS reports a Fargate image built
+/// for the wrong CPU as a pull error naming the platform it wanted:
+/// `... does not contain descriptor matching platform 'linux/amd64'`.
 pub(crate) fn hint_for<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    texts
+    let text = texts
         .into_iter()
-        .any(|t| t.contains("CannotPullContainerError") && t.contains("platform"))
-        .then(|| PLATFORM_HINT.to_string())
+        .find(|t| t.contains("CannotPullContainerError") && t.contains("platform"))?;
+    let platform = text
+        .split("platform '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .filter(|p| !p.is_empty() && p.len() < 40)
+        .unwrap_or("linux/amd64");
+    Some(PLATFORM_HINT.replace("{platform}", platform))
 }
 
 pub(crate) fn recent_events(view: &ServiceView) -> Vec<String> {
@@ -100,7 +110,21 @@ mod tests {
     fn platform_pull_errors_get_the_hint() {
         let fargate = "CannotPullContainerError: pull image manifest has been retried 1 time(s): \
             image Manifest does not contain descriptor matching platform 'linux/amd64'";
-        assert_eq!(hint_for([fargate]).as_deref(), Some(PLATFORM_HINT));
+        let hint = hint_for([fargate]).unwrap();
+        assert!(
+            hint.contains("(platform = \"linux/amd64\")")
+                && hint.contains("platforms = [\"linux/amd64\"]"),
+            "{hint}"
+        );
+        let arm = "CannotPullContainerError: image Manifest does not contain descriptor matching platform 'linux/arm64/v8'";
+        assert!(hint_for([arm])
+            .unwrap()
+            .contains("platforms = [\"linux/arm64/v8\"]"));
+        assert!(
+            hint_for(["CannotPullContainerError: no matching manifest for platform"])
+                .unwrap()
+                .contains("linux/amd64")
+        );
         assert_eq!(hint_for(["CannotPullContainerError: 403 Forbidden"]), None);
         assert_eq!(hint_for(["Essential container in task exited"]), None);
     }

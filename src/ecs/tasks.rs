@@ -90,16 +90,20 @@ pub(crate) fn belongs_to(task: &Task, tracked: &Tracked, task_definition: Option
 }
 
 pub(crate) fn stopped_task(task: &Task) -> StoppedTask {
+    let stopped_reason = task.stopped_reason();
     StoppedTask {
         task_arn: task.task_arn().unwrap_or_default().to_string(),
-        stopped_reason: task.stopped_reason().map(str::to_string),
+        stopped_reason: stopped_reason.map(str::to_string),
+        // ECS often repeats the task's reason on the container; once is enough.
         container_reasons: task
             .containers()
             .iter()
             .filter_map(|c| {
                 c.reason()
-                    .map(|r| format!("{}: {r}", c.name().unwrap_or("container")))
+                    .filter(|r| Some(*r) != stopped_reason)
+                    .map(|r| (c, r))
             })
+            .map(|(c, r)| format!("{}: {r}", c.name().unwrap_or("container")))
             .collect(),
     }
 }

@@ -7,14 +7,24 @@ use serde_json::{json, Value};
 pub const CLUSTER: &str = "prod";
 pub const SERVICE: &str = "web";
 pub const TASK_DEF: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7";
-pub const PLATFORM_REASON: &str = "CannotPullContainerError: pull image manifest has been retried 7 time(s): \
+pub const PLATFORM_REASON: &str =
+    "CannotPullContainerError: pull image manifest has been retried 7 time(s): \
     image Manifest does not contain descriptor matching platform 'linux/amd64'";
 
 pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
-pub fn deployment(id: &str, status: &str, rollout: Option<&str>, running: i32, created: f64) -> Value {
+pub fn deployment(
+    id: &str,
+    status: &str,
+    rollout: Option<&str>,
+    running: i32,
+    created: f64,
+) -> Value {
     let mut d = json!({
         "id": id, "status": status, "taskDefinition": TASK_DEF,
         "desiredCount": 1, "runningCount": running, "pendingCount": 1 - running,

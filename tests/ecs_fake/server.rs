@@ -17,11 +17,19 @@ use tokio::net::TcpListener;
 /// One scripted answer: a JSON body, or an AWS error envelope.
 pub enum Reply {
     Ok(Value),
-    Err { status: u16, code: &'static str, message: String },
+    Err {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 pub fn aws_error(code: &'static str, message: &str) -> Reply {
-    Reply::Err { status: 400, code, message: message.to_string() }
+    Reply::Err {
+        status: 400,
+        code,
+        message: message.to_string(),
+    }
 }
 
 type Script = Box<dyn FnMut(&str, &Value) -> Reply + Send>;
@@ -40,18 +48,24 @@ impl Drop for FakeEcs {
 
 impl FakeEcs {
     pub async fn start(script: impl FnMut(&str, &Value) -> Reply + Send + 'static) -> FakeEcs {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake ECS");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake ECS");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
         let script: Arc<Mutex<Script>> = Arc::new(Mutex::new(Box::new(script)));
         let calls = Arc::new(Mutex::new(Vec::new()));
         let (script2, calls2) = (script.clone(), calls.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (script, calls) = (script2.clone(), calls2.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(req, script.clone(), calls.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
@@ -73,15 +87,28 @@ async fn handle(
     script: Arc<Mutex<Script>>,
     calls: Arc<Mutex<Vec<String>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let op = target.rsplit('.').next().unwrap_or_default().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     calls.lock().unwrap().push(op.clone());
     let reply = (script.lock().unwrap())(&op, &body);
     let (status, payload) = match reply {
         Reply::Ok(v) => (200, v),
-        Reply::Err { status, code, message } => (status, json!({ "__type": code, "message": message })),
+        Reply::Err {
+            status,
+            code,
+            message,
+        } => (status, json!({ "__type": code, "message": message })),
     };
     let resp = Response::builder()
         .status(status)
