@@ -10,15 +10,12 @@ mod server;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region};
-use serde_json::{json, Value};
+use serde_json::json;
 use stevedore::ecs::{self, EcsError, FailureKind, PollPolicy, PLATFORM_HINT};
 use tokio_util::sync::CancellationToken;
 
 use json::*;
-use server::{aws_error, FakeEcs, Reply};
-
-const NEW: &str = "ecs-svc/2222";
-const OLD: &str = "ecs-svc/1111";
+use server::{aws_error, FakeEcs};
 
 /// A client with the SDK's own retries off, so the tests see what our code does.
 fn client(fake: &FakeEcs) -> aws_sdk_ecs::Client {
@@ -56,21 +53,6 @@ async fn wait(
         fast(),
     )
     .await
-}
-
-/// The service right after UpdateService: our deployment PRIMARY, the old one draining.
-fn rolling(created: f64) -> Value {
-    service(
-        vec![
-            deployment(NEW, "PRIMARY", Some("IN_PROGRESS"), 0, created),
-            deployment(OLD, "ACTIVE", Some("COMPLETED"), 1, created - 600.0),
-        ],
-        &["(service web) has started 1 tasks: (task a1)."],
-    )
-}
-
-fn ok(v: Value) -> Reply {
-    Reply::Ok(v)
 }
 
 #[tokio::test]
@@ -287,15 +269,6 @@ async fn a_service_deleted_out_of_band_is_not_found() {
     );
 }
 
-fn forever_in_progress() -> impl FnMut(&str, &Value) -> Reply + Send + 'static {
-    let t = now();
-    move |op, _| match op {
-        "DescribeServices" => ok(described(rolling(t))),
-        "ListTasks" => ok(task_list(&[])),
-        other => aws_error("UnknownOperationException", other),
-    }
-}
-
 #[tokio::test]
 async fn a_deployment_that_never_finishes_times_out_with_its_last_state() {
     let fake = FakeEcs::start(forever_in_progress()).await;
@@ -470,4 +443,32 @@ async fn describe_and_task_definition_images() {
     );
     let plain = ecs::task_definition_images(&c, "plain").await.unwrap();
     assert_eq!(plain.runtime_platform, ("LINUX".into(), "X86_64".into()));
+}
+
+/// With the deployment circuit breaker on, stopped tasks are ECS's call: it
+/// fails or rolls back the deployment itself, so we keep waiting.
+#[tokio::test]
+async fn stopped_tasks_are_left_to_an_enabled_circuit_breaker() {
+    let t = now();
+    let fake = FakeEcs::start(move |op, _| match op {
+        "DescribeServices" => {
+            let mut svc = rolling(t);
+            svc["deploymentConfiguration"] =
+                json!({ "deploymentCircuitBreaker": { "enable": true, "rollback": true } });
+            ok(described(svc))
+        }
+        "ListTasks" => ok(task_list(&["s1", "s2", "s3"])),
+        "DescribeTasks" => ok(json!({ "tasks": [
+            stopped_task("s1", NEW, "Essential container in task exited"),
+            stopped_task("s2", NEW, "Essential container in task exited"),
+            stopped_task("s3", NEW, "Essential container in task exited"),
+        ] })),
+        other => aws_error("UnknownOperationException", other),
+    })
+    .await;
+    let err = wait(&fake, Duration::from_millis(200), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EcsError::Timeout { .. }), "{err}");
+    assert_eq!(fake.count("ListTasks"), 0, "{:?}", fake.calls());
 }

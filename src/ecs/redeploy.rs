@@ -239,6 +239,13 @@ async fn poll_once(
             running_count: running,
             running_image_digests: running_image_digests(client, target).await?,
         })),
+        // With the circuit breaker on, ECS itself fails or rolls back a deployment
+        // whose tasks keep stopping (after more tries than our limit); stepping in
+        // earlier would leave the service retrying without its rollback.
+        Verdict::InProgress(state) if has_circuit_breaker(svc) => Ok(Step::Pending {
+            state,
+            throttled: false,
+        }),
         Verdict::InProgress(state) => {
             let stopped =
                 count_stopped(client, target, tracked, task_definition.as_deref(), poll).await;
@@ -264,6 +271,12 @@ async fn poll_once(
             })
         }
     }
+}
+
+fn has_circuit_breaker(svc: &aws_sdk_ecs::types::Service) -> bool {
+    svc.deployment_configuration()
+        .and_then(|c| c.deployment_circuit_breaker())
+        .is_some_and(|b| b.enable())
 }
 
 /// Stopped tasks of our deployment. A failed look is counted as none: this

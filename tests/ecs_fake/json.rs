@@ -4,6 +4,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::server::{aws_error, Reply};
+
+/// The deployment under test and the one it replaces.
+pub const NEW: &str = "ecs-svc/2222";
+pub const OLD: &str = "ecs-svc/1111";
 pub const CLUSTER: &str = "prod";
 pub const SERVICE: &str = "web";
 pub const TASK_DEF: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7";
@@ -82,4 +87,28 @@ pub fn running_task(arn: &str, digest: &str) -> Value {
 
 pub fn is_stopped_query(body: &Value) -> bool {
     body["desiredStatus"] == "STOPPED"
+}
+
+pub fn ok(v: Value) -> Reply {
+    Reply::Ok(v)
+}
+
+/// The service right after UpdateService: our deployment PRIMARY, the old one draining.
+pub fn rolling(created: f64) -> Value {
+    service(
+        vec![
+            deployment(NEW, "PRIMARY", Some("IN_PROGRESS"), 0, created),
+            deployment(OLD, "ACTIVE", Some("COMPLETED"), 1, created - 600.0),
+        ],
+        &["(service web) has started 1 tasks: (task a1)."],
+    )
+}
+
+pub fn forever_in_progress() -> impl FnMut(&str, &Value) -> Reply + Send + 'static {
+    let t = now();
+    move |op, _| match op {
+        "DescribeServices" => ok(described(rolling(t))),
+        "ListTasks" => ok(task_list(&[])),
+        other => aws_error("UnknownOperationException", other),
+    }
 }
