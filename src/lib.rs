@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod diag;
+pub mod ecs;
 pub mod logging;
 pub mod protocol;
 pub mod provider;
