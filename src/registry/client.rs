@@ -48,6 +48,7 @@ pub struct FetchedManifest {
 
 struct HostClient {
     credential: Credential,
+    source: CredentialSource,
     client: oci_client::Client,
 }
 
@@ -181,6 +182,18 @@ impl RegistryClient {
     /// and ECR tokens expire).
     async fn session_for(&self, reference: &Reference) -> Result<Session, RegistryError> {
         let host = reference.api_host().to_string();
+        // Credentials other than ECR tokens do not change during a run;
+        // reuse them rather than rereading the docker config or rerunning a
+        // credential helper for every request.
+        if let Some(existing) = self.hosts.lock().await.get(&host) {
+            if existing.source != CredentialSource::Ecr {
+                return Ok(Session {
+                    client: existing.client.clone(),
+                    auth: oci_auth(&existing.credential),
+                    note: describe_credential(&existing.credential, &existing.source),
+                });
+            }
+        }
         let (credential, source) = self
             .auth
             .resolve_with(&host, &self.ecr_tokens)
@@ -202,10 +215,21 @@ impl RegistryClient {
             }
         }
         tracing::debug!(host = %host, credential = ?credential, "creating registry client");
-        let transport = self.auth.transport_for(&host);
-        let config = ClientConfig {
+        let client = oci_client::Client::new(self.client_config(&host));
+        let entry = HostClient {
+            credential,
+            source,
+            client: client.clone(),
+        };
+        hosts.insert(host, entry);
+        Ok(Session { client, auth, note })
+    }
+
+    fn client_config(&self, host: &str) -> ClientConfig {
+        let transport = self.auth.transport_for(host);
+        ClientConfig {
             protocol: if transport.plain_http {
-                ClientProtocol::HttpsExcept(vec![host.clone()])
+                ClientProtocol::HttpsExcept(vec![host.to_string()])
             } else {
                 ClientProtocol::Https
             },
@@ -213,16 +237,7 @@ impl RegistryClient {
             connect_timeout: Some(CONNECT_TIMEOUT),
             read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
-        };
-        let client = oci_client::Client::new(config);
-        hosts.insert(
-            host,
-            HostClient {
-                credential,
-                client: client.clone(),
-            },
-        );
-        Ok(Session { client, auth, note })
+        }
     }
 }
 
