@@ -143,7 +143,8 @@ impl AuthSettings {
         cache: &EcrTokenCache,
     ) -> Result<(Credential, CredentialSource), AuthError> {
         let entry = self.entry_for(host);
-        if let Some(entry) = entry {
+        // An entry saying `ecr = true` asks for ECR even if it also names a user.
+        if let Some(entry) = entry.filter(|e| !e.ecr) {
             if let Some(username) = &entry.username {
                 let password = entry.password.clone().unwrap_or_default();
                 let credential = Credential::Basic {
