@@ -3,9 +3,12 @@
 
 mod registry_fixture;
 
-use registry_fixture::{Entry, Flavor, TestRegistry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use registry_fixture::{
+    Entry, Flavor, TestRegistry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+};
 use stevedore::registry::{
-    inspect, AuthSettings, InspectError, Platform, Reference, RegistryAuth, RegistryClient, RegistryError,
+    inspect, AuthSettings, InspectError, Platform, Reference, RegistryAuth, RegistryClient,
+    RegistryError,
 };
 
 fn client() -> RegistryClient {
@@ -23,7 +26,9 @@ fn platform(text: &str) -> Platform {
 #[tokio::test]
 async fn docker_single_manifest_is_its_own_platform() {
     let registry = TestRegistry::start().await;
-    let pushed = registry.push_image("web", Some("docker"), Flavor::Docker, "linux/amd64").await;
+    let pushed = registry
+        .push_image("web", Some("docker"), Flavor::Docker, "linux/amd64")
+        .await;
     let image = reference(&registry, "web:docker");
 
     let got = inspect(&client(), &image, None).await.unwrap();
@@ -33,25 +38,46 @@ async fn docker_single_manifest_is_its_own_platform() {
     assert_eq!(got.platforms, ["linux/amd64"]);
     assert_eq!(got.attestation_count, 0);
     assert_eq!(got.platform_digest.as_deref(), Some(pushed.digest.as_str()));
-    assert_eq!(got.image_uri, Some(format!("{}/web@{}", registry.host, pushed.digest)));
-    assert_eq!((got.os.as_deref(), got.architecture.as_deref(), got.variant.as_deref()), (Some("linux"), Some("amd64"), None));
+    assert_eq!(
+        got.image_uri,
+        Some(format!("{}/web@{}", registry.host, pushed.digest))
+    );
+    assert_eq!(
+        (
+            got.os.as_deref(),
+            got.architecture.as_deref(),
+            got.variant.as_deref()
+        ),
+        (Some("linux"), Some("amd64"), None)
+    );
 
-    let with_platform = inspect(&client(), &image, Some(&platform("linux/amd64"))).await.unwrap();
+    let with_platform = inspect(&client(), &image, Some(&platform("linux/amd64")))
+        .await
+        .unwrap();
     assert_eq!(with_platform, got);
-    let err = inspect(&client(), &image, Some(&platform("linux/arm64"))).await.unwrap_err();
+    let err = inspect(&client(), &image, Some(&platform("linux/arm64")))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("image {}/web:docker does not provide linux/arm64; it provides linux/amd64", registry.host)
+        format!(
+            "image {}/web:docker does not provide linux/arm64; it provides linux/amd64",
+            registry.host
+        )
     );
 }
 
 #[tokio::test]
 async fn oci_single_manifest_matches_normalised_platforms() {
     let registry = TestRegistry::start().await;
-    let pushed = registry.push_image("web", Some("oci"), Flavor::Oci, "linux/arm64/v8").await;
+    let pushed = registry
+        .push_image("web", Some("oci"), Flavor::Oci, "linux/arm64/v8")
+        .await;
     let image = reference(&registry, "web:oci");
 
-    let got = inspect(&client(), &image, Some(&platform("linux/arm64"))).await.unwrap();
+    let got = inspect(&client(), &image, Some(&platform("linux/arm64")))
+        .await
+        .unwrap();
     assert_eq!(got.media_type, OCI_MANIFEST);
     assert_eq!(got.platforms, ["linux/arm64/v8"]);
     assert_eq!(got.platform_digest.as_deref(), Some(pushed.digest.as_str()));
@@ -68,7 +94,9 @@ async fn oci_single_manifest_matches_normalised_platforms() {
 async fn docker_manifest_list_without_platform_chooses_nothing() {
     let registry = TestRegistry::start().await;
     let entries = [Entry::Image("linux/amd64"), Entry::Image("linux/arm64/v8")];
-    let (index, children) = registry.push_index("multi", "v1", Flavor::Docker, &entries).await;
+    let (index, children) = registry
+        .push_index("multi", "v1", Flavor::Docker, &entries)
+        .await;
     let image = reference(&registry, "multi:v1");
 
     let got = inspect(&client(), &image, None).await.unwrap();
@@ -76,12 +104,26 @@ async fn docker_manifest_list_without_platform_chooses_nothing() {
     assert_eq!(got.media_type, DOCKER_LIST);
     assert!(got.is_index);
     assert_eq!(got.platforms, ["linux/amd64", "linux/arm64/v8"]);
-    assert_eq!((got.platform_digest, got.image_uri, got.os), (None, None, None));
+    assert_eq!(
+        (got.platform_digest, got.image_uri, got.os),
+        (None, None, None)
+    );
 
-    let arm = inspect(&client(), &image, Some(&platform("linux/arm64"))).await.unwrap();
-    assert_eq!(arm.platform_digest.as_deref(), Some(children[1].digest.as_str()));
-    assert_eq!(arm.image_uri, Some(format!("{}/multi@{}", registry.host, children[1].digest)));
-    assert_eq!((arm.os.as_deref(), arm.architecture.as_deref()), (Some("linux"), Some("arm64")));
+    let arm = inspect(&client(), &image, Some(&platform("linux/arm64")))
+        .await
+        .unwrap();
+    assert_eq!(
+        arm.platform_digest.as_deref(),
+        Some(children[1].digest.as_str())
+    );
+    assert_eq!(
+        arm.image_uri,
+        Some(format!("{}/multi@{}", registry.host, children[1].digest))
+    );
+    assert_eq!(
+        (arm.os.as_deref(), arm.architecture.as_deref()),
+        (Some("linux"), Some("arm64"))
+    );
 }
 
 #[tokio::test]
@@ -93,18 +135,27 @@ async fn oci_index_counts_attestations_apart() {
         Entry::Image("linux/arm64"),
         Entry::Attestation,
     ];
-    let (index, children) = registry.push_index("buildx", "latest", Flavor::Oci, &entries).await;
+    let (index, children) = registry
+        .push_index("buildx", "latest", Flavor::Oci, &entries)
+        .await;
     let image = reference(&registry, "buildx");
 
-    let got = inspect(&client(), &image, Some(&platform("linux/amd64"))).await.unwrap();
+    let got = inspect(&client(), &image, Some(&platform("linux/amd64")))
+        .await
+        .unwrap();
     assert_eq!(got.digest, index.digest);
     assert_eq!(got.media_type, OCI_INDEX);
     assert_eq!(got.platforms, ["linux/amd64", "linux/arm64"]);
     assert_eq!(got.attestation_count, 2);
-    assert_eq!(got.platform_digest.as_deref(), Some(children[0].digest.as_str()));
+    assert_eq!(
+        got.platform_digest.as_deref(),
+        Some(children[0].digest.as_str())
+    );
     assert_eq!(got.architecture.as_deref(), Some("amd64"));
 
-    let err = inspect(&client(), &image, Some(&platform("linux/s390x"))).await.unwrap_err();
+    let err = inspect(&client(), &image, Some(&platform("linux/s390x")))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -120,10 +171,14 @@ async fn oci_index_counts_attestations_apart() {
 async fn docker_desktop_arm64_index_is_caught_for_amd64() {
     let registry = TestRegistry::start().await;
     let entries = [Entry::Image("linux/arm64"), Entry::Attestation];
-    let (_, children) = registry.push_index("web", "latest", Flavor::Oci, &entries).await;
+    let (_, children) = registry
+        .push_index("web", "latest", Flavor::Oci, &entries)
+        .await;
     let image = reference(&registry, "web:latest");
 
-    let err = inspect(&client(), &image, Some(&platform("linux/amd64"))).await.unwrap_err();
+    let err = inspect(&client(), &image, Some(&platform("linux/amd64")))
+        .await
+        .unwrap_err();
     assert!(matches!(err, InspectError::PlatformMissing { .. }));
     assert_eq!(
         err.to_string(),
@@ -137,7 +192,10 @@ async fn docker_desktop_arm64_index_is_caught_for_amd64() {
     let got = inspect(&client(), &image, None).await.unwrap();
     assert_eq!(got.platforms, ["linux/arm64"]);
     assert_eq!(got.attestation_count, 1);
-    assert_eq!(got.platform_digest.as_deref(), Some(children[0].digest.as_str()));
+    assert_eq!(
+        got.platform_digest.as_deref(),
+        Some(children[0].digest.as_str())
+    );
     assert_eq!(got.architecture.as_deref(), Some("arm64"));
 }
 
@@ -146,27 +204,54 @@ async fn docker_desktop_arm64_index_is_caught_for_amd64() {
 #[tokio::test]
 async fn index_entry_contradicted_by_its_config_is_rejected() {
     let registry = TestRegistry::start().await;
-    let entries = [Entry::Lying { claimed: "linux/amd64", actual: "linux/arm64" }];
-    registry.push_index("liar", "v1", Flavor::Oci, &entries).await;
-    let err = inspect(&client(), &reference(&registry, "liar:v1"), Some(&platform("linux/amd64")))
-        .await
-        .unwrap_err();
+    let entries = [Entry::Lying {
+        claimed: "linux/amd64",
+        actual: "linux/arm64",
+    }];
+    registry
+        .push_index("liar", "v1", Flavor::Oci, &entries)
+        .await;
+    let err = inspect(
+        &client(),
+        &reference(&registry, "liar:v1"),
+        Some(&platform("linux/amd64")),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, InspectError::ConfigMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("claims linux/amd64, but its config says linux/arm64"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("claims linux/amd64, but its config says linux/arm64"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn missing_tags_and_repositories_are_not_found() {
     let registry = TestRegistry::start().await;
-    registry.push_image("web", Some("v1"), Flavor::Docker, "linux/amd64").await;
+    registry
+        .push_image("web", Some("v1"), Flavor::Docker, "linux/amd64")
+        .await;
     for missing in ["web:v2", "nothing:v1"] {
-        let err = client().get_manifest(&reference(&registry, missing)).await.unwrap_err();
+        let err = client()
+            .get_manifest(&reference(&registry, missing))
+            .await
+            .unwrap_err();
         assert!(err.is_not_found(), "{missing}: {err:?}");
         assert!(!err.is_transient());
-        assert!(err.to_string().contains(&format!("{}/{missing}", registry.host)), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{}/{missing}", registry.host)),
+            "{err}"
+        );
     }
-    let err = inspect(&client(), &reference(&registry, "web:v2"), None).await.unwrap_err();
-    assert!(matches!(err, InspectError::Registry(RegistryError::NotFound { .. })));
+    let err = inspect(&client(), &reference(&registry, "web:v2"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        InspectError::Registry(RegistryError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -176,13 +261,18 @@ async fn unreachable_registry_is_transient() {
     let err = client().get_manifest(&image).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
     assert!(err.is_transient());
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn htpasswd_registry_accepts_the_right_credentials_only() {
     let registry = TestRegistry::start_with_htpasswd("alice", "s3cret-pw").await;
-    let pushed = registry.push_image("private", Some("v1"), Flavor::Docker, "linux/amd64").await;
+    let pushed = registry
+        .push_image("private", Some("v1"), Flavor::Docker, "linux/amd64")
+        .await;
     let image = reference(&registry, "private:v1");
     let entry = |password: &str| RegistryAuth {
         address: registry.host.clone(),
@@ -191,21 +281,52 @@ async fn htpasswd_registry_accepts_the_right_credentials_only() {
         ..Default::default()
     };
 
-    let with_entry = RegistryClient::new(AuthSettings { entries: vec![entry("s3cret-pw")], ..Default::default() });
-    let got = inspect(&with_entry, &image, Some(&platform("linux/amd64"))).await.unwrap();
+    let with_entry = RegistryClient::new(AuthSettings {
+        entries: vec![entry("s3cret-pw")],
+        ..Default::default()
+    });
+    let got = inspect(&with_entry, &image, Some(&platform("linux/amd64")))
+        .await
+        .unwrap();
     assert_eq!(got.platform_digest.as_deref(), Some(pushed.digest.as_str()));
 
     let (_dir, config) = registry.docker_config("alice", "s3cret-pw");
-    let with_config = RegistryClient::new(AuthSettings { docker_config_file: Some(config), ..Default::default() });
-    assert_eq!(with_config.get_manifest(&image).await.unwrap().digest, pushed.digest);
+    let with_config = RegistryClient::new(AuthSettings {
+        docker_config_file: Some(config),
+        ..Default::default()
+    });
+    assert_eq!(
+        with_config.get_manifest(&image).await.unwrap().digest,
+        pushed.digest
+    );
 
-    let wrong = RegistryClient::new(AuthSettings { entries: vec![entry("wrong-pw")], ..Default::default() });
+    let wrong = RegistryClient::new(AuthSettings {
+        entries: vec![entry("wrong-pw")],
+        ..Default::default()
+    });
     let err = wrong.get_manifest(&image).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
-    assert!(!err.to_string().contains("wrong-pw") && !format!("{err:?}").contains("wrong-pw"), "{err}");
+    assert!(
+        !err.to_string().contains("wrong-pw") && !format!("{err:?}").contains("wrong-pw"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("sent user \"alice\" from registry_auth"),
+        "{err}"
+    );
 
     let anonymous = client().get_manifest(&image).await.unwrap_err();
-    assert!(matches!(anonymous, RegistryError::Unauthorized { .. }), "{anonymous:?}");
+    assert!(
+        matches!(anonymous, RegistryError::Unauthorized { .. }),
+        "{anonymous:?}"
+    );
+    assert!(
+        anonymous
+            .to_string()
+            .contains("no credentials are configured"),
+        "{anonymous}"
+    );
 }
 
 /// Regression: without the OCI index type in Accept, distribution refuses to
@@ -213,7 +334,14 @@ async fn htpasswd_registry_accepts_the_right_credentials_only() {
 #[tokio::test]
 async fn registry_refuses_oci_index_without_matching_accept() {
     let registry = TestRegistry::start().await;
-    registry.push_index("web", "latest", Flavor::Oci, &[Entry::Image("linux/arm64"), Entry::Attestation]).await;
+    registry
+        .push_index(
+            "web",
+            "latest",
+            Flavor::Oci,
+            &[Entry::Image("linux/arm64"), Entry::Attestation],
+        )
+        .await;
     let response = reqwest::Client::new()
         .get(registry.url("/v2/web/manifests/latest"))
         .header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
@@ -222,9 +350,15 @@ async fn registry_refuses_oci_index_without_matching_accept() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let body = response.text().await.unwrap();
-    assert!(body.contains("OCI index found, but accept header does not support OCI indexes"), "{body}");
+    assert!(
+        body.contains("OCI index found, but accept header does not support OCI indexes"),
+        "{body}"
+    );
 
-    let fetched = client().get_manifest(&reference(&registry, "web:latest")).await.unwrap();
+    let fetched = client()
+        .get_manifest(&reference(&registry, "web:latest"))
+        .await
+        .unwrap();
     assert_eq!(fetched.media_type, OCI_INDEX);
 }
 
@@ -233,9 +367,19 @@ async fn blobs_are_verified_and_size_limited() {
     let registry = TestRegistry::start().await;
     let digest = registry.push_blob("web", b"{\"os\":\"linux\"}").await;
     let repo = reference(&registry, "web");
-    assert_eq!(client().get_blob(&repo, &digest).await.unwrap(), b"{\"os\":\"linux\"}");
-    let err = client().get_blob_limited(&repo, &digest, 4).await.unwrap_err();
+    assert_eq!(
+        client().get_blob(&repo, &digest).await.unwrap(),
+        b"{\"os\":\"linux\"}"
+    );
+    let err = client()
+        .get_blob_limited(&repo, &digest, 4)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::TooLarge { .. }), "{err:?}");
     let absent = format!("sha256:{}", "0".repeat(64));
-    assert!(client().get_blob(&repo, &absent).await.unwrap_err().is_not_found());
+    assert!(client()
+        .get_blob(&repo, &absent)
+        .await
+        .unwrap_err()
+        .is_not_found());
 }

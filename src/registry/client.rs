@@ -15,7 +15,7 @@ use oci_client::secrets::RegistryAuth as OciAuth;
 use sha2::Digest as _;
 use tokio::sync::Mutex;
 
-use super::auth::{AuthSettings, Credential, EcrTokenCache};
+use super::auth::{AuthSettings, Credential, CredentialSource, EcrTokenCache};
 use super::error::RegistryError;
 use super::manifest;
 use super::reference::Reference;
@@ -48,6 +48,7 @@ pub struct FetchedManifest {
 
 struct HostClient {
     credential: Credential,
+    source: CredentialSource,
     client: oci_client::Client,
 }
 
@@ -60,13 +61,19 @@ pub struct RegistryClient {
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient").field("auth", &self.auth).finish_non_exhaustive()
+        f.debug_struct("RegistryClient")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
 
 impl RegistryClient {
     pub fn new(auth: AuthSettings) -> RegistryClient {
-        RegistryClient { auth, ecr_tokens: EcrTokenCache::default(), hosts: Mutex::new(HashMap::new()) }
+        RegistryClient {
+            auth,
+            ecr_tokens: EcrTokenCache::default(),
+            hosts: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn auth_settings(&self) -> &AuthSettings {
@@ -74,33 +81,51 @@ impl RegistryClient {
     }
 
     /// Fetches the manifest `reference` points to (by digest if it has one).
-    pub async fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
-        let (client, auth) = self.client_for(reference).await?;
+    pub async fn get_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let session = self.session_for(reference).await?;
         let target = oci_reference(reference);
         let shown = reference.to_string();
-        let (bytes, _) = client
-            .pull_manifest_raw(&target, &auth, MANIFEST_MEDIA_TYPES)
+        let (bytes, _) = session
+            .client
+            .pull_manifest_raw(&target, &session.auth, MANIFEST_MEDIA_TYPES)
             .await
-            .map_err(|e| RegistryError::from_oci(e, &reference.registry, &shown))?;
+            .map_err(|e| session.classify(e, &reference.registry, &shown))?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = &reference.digest {
             let actual = digest_with_algorithm(expected, &bytes).unwrap_or_else(|| digest.clone());
             if &actual != expected {
-                return Err(RegistryError::DigestMismatch { expected: expected.clone(), actual });
+                return Err(RegistryError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
             }
         }
         // oci-client does not hand back Content-Type, so the type comes from
         // the document itself (required for Docker types, set by every OCI
         // producer we know; structure decides when it is absent).
-        let media_type = manifest::detect_media_type(&bytes)
-            .map_err(|e| RegistryError::InvalidManifest { detail: format!("{shown}: {e}") })?;
-        Ok(FetchedManifest { bytes: bytes.to_vec(), media_type, digest })
+        let media_type =
+            manifest::detect_media_type(&bytes).map_err(|e| RegistryError::InvalidManifest {
+                detail: format!("{shown}: {e}"),
+            })?;
+        Ok(FetchedManifest {
+            bytes: bytes.to_vec(),
+            media_type,
+            digest,
+        })
     }
 
     /// Fetches a blob of `repository` (tag and digest of the reference are
     /// ignored), at most [`MAX_CONFIG_BLOB`] bytes, verified against `digest`.
-    pub async fn get_blob(&self, repository: &Reference, digest: &str) -> Result<Vec<u8>, RegistryError> {
-        self.get_blob_limited(repository, digest, MAX_CONFIG_BLOB).await
+    pub async fn get_blob(
+        &self,
+        repository: &Reference,
+        digest: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.get_blob_limited(repository, digest, MAX_CONFIG_BLOB)
+            .await
     }
 
     /// Like [`RegistryClient::get_blob`] with an explicit size limit.
@@ -110,27 +135,33 @@ impl RegistryClient {
         digest: &str,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        if !super::reference::is_valid_digest(digest) || digest_with_algorithm(digest, b"").is_none() {
+        if !super::reference::is_valid_digest(digest)
+            || digest_with_algorithm(digest, b"").is_none()
+        {
             return Err(RegistryError::InvalidManifest {
                 detail: format!("unsupported or malformed blob digest {digest:?}"),
             });
         }
         let blob_ref = repository.with_digest(digest);
         let shown = blob_ref.to_string();
-        let (client, _) = self.client_for(repository).await?;
-        let map = |e| RegistryError::from_oci(e, &repository.registry, &shown);
-        let sized = client.pull_blob_stream(&oci_reference(&blob_ref), digest).await.map_err(map)?;
-        let too_large = || RegistryError::TooLarge { digest: digest.into(), limit };
+        let session = self.session_for(repository).await?;
+        let map = |e| session.classify(e, &repository.registry, &shown);
+        let sized = session
+            .client
+            .pull_blob_stream(&oci_reference(&blob_ref), digest)
+            .await
+            .map_err(map)?;
+        let too_large = || RegistryError::TooLarge {
+            digest: digest.into(),
+            limit,
+        };
         if sized.content_length.is_some_and(|len| len > limit) {
             return Err(too_large());
         }
         let mut stream = sized.stream;
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                registry: repository.registry.clone(),
-                detail: super::error::error_chain(&e),
-            })?;
+            let chunk = chunk.map_err(|e| stream_error(e, &repository.registry))?;
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
@@ -138,7 +169,10 @@ impl RegistryClient {
         }
         let actual = digest_with_algorithm(digest, &bytes).unwrap_or_default();
         if actual != digest {
-            return Err(RegistryError::DigestMismatch { expected: digest.into(), actual });
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.into(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -146,26 +180,56 @@ impl RegistryClient {
     /// The oci-client for the reference's host, rebuilt when the credential
     /// changes (oci-client keeps the first credential it sees per registry,
     /// and ECR tokens expire).
-    async fn client_for(&self, reference: &Reference) -> Result<(oci_client::Client, OciAuth), RegistryError> {
+    async fn session_for(&self, reference: &Reference) -> Result<Session, RegistryError> {
         let host = reference.api_host().to_string();
-        let credential = self
+        // Credentials other than ECR tokens do not change during a run;
+        // reuse them rather than rereading the docker config or rerunning a
+        // credential helper for every request.
+        if let Some(existing) = self.hosts.lock().await.get(&host) {
+            if existing.source != CredentialSource::Ecr {
+                return Ok(Session {
+                    client: existing.client.clone(),
+                    auth: oci_auth(&existing.credential),
+                    note: describe_credential(&existing.credential, &existing.source),
+                });
+            }
+        }
+        let (credential, source) = self
             .auth
             .resolve_with(&host, &self.ecr_tokens)
             .await
-            .map_err(|source| RegistryError::Auth { registry: reference.registry.clone(), source })?
-            .0;
+            .map_err(|source| RegistryError::Auth {
+                registry: reference.registry.clone(),
+                source,
+            })?;
         let auth = oci_auth(&credential);
+        let note = describe_credential(&credential, &source);
         let mut hosts = self.hosts.lock().await;
         if let Some(existing) = hosts.get(&host) {
             if existing.credential == credential {
-                return Ok((existing.client.clone(), auth));
+                return Ok(Session {
+                    client: existing.client.clone(),
+                    auth,
+                    note,
+                });
             }
         }
         tracing::debug!(host = %host, credential = ?credential, "creating registry client");
-        let transport = self.auth.transport_for(&host);
-        let config = ClientConfig {
+        let client = oci_client::Client::new(self.client_config(&host));
+        let entry = HostClient {
+            credential,
+            source,
+            client: client.clone(),
+        };
+        hosts.insert(host, entry);
+        Ok(Session { client, auth, note })
+    }
+
+    fn client_config(&self, host: &str) -> ClientConfig {
+        let transport = self.auth.transport_for(host);
+        ClientConfig {
             protocol: if transport.plain_http {
-                ClientProtocol::HttpsExcept(vec![host.clone()])
+                ClientProtocol::HttpsExcept(vec![host.to_string()])
             } else {
                 ClientProtocol::Https
             },
@@ -173,17 +237,79 @@ impl RegistryClient {
             connect_timeout: Some(CONNECT_TIMEOUT),
             read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
+        }
+    }
+}
+
+/// What one request goes out with.
+struct Session {
+    client: oci_client::Client,
+    auth: OciAuth,
+    /// Which credentials were used, without secrets, for 401 messages.
+    note: String,
+}
+
+impl Session {
+    fn classify(
+        &self,
+        err: oci_client::errors::OciDistributionError,
+        registry: &str,
+        shown: &str,
+    ) -> RegistryError {
+        match RegistryError::from_oci(err, registry, shown) {
+            RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
+                registry,
+                detail: format!("{detail} ({})", self.note),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Names the credential and its origin, never the secret, so a 401 says
+/// whether we sent nothing, or whose password from where.
+fn describe_credential(credential: &Credential, source: &CredentialSource) -> String {
+    let from = match source {
+        CredentialSource::Anonymous => return "no credentials are configured for this host".into(),
+        CredentialSource::RegistryAuth => "registry_auth".to_string(),
+        CredentialSource::Ecr => "ECR GetAuthorizationToken".to_string(),
+        CredentialSource::DockerConfig => "the docker config file".to_string(),
+        CredentialSource::CredentialHelper(helper) => format!("docker-credential-{helper}"),
+    };
+    match credential {
+        Credential::Anonymous => "no credentials were sent".into(),
+        Credential::Basic { username, .. } => format!("sent user {username:?} from {from}"),
+        Credential::Bearer { .. } => format!("sent a registry token from {from}"),
+        Credential::IdentityToken { .. } => format!("sent an identity token from {from}"),
+    }
+}
+
+/// oci-client verifies blob digests inside the stream and reports a
+/// mismatch as an I/O error wrapping its `DigestError`; unwrap it so a lying
+/// registry is not reported as a network failure.
+fn stream_error(err: std::io::Error, registry: &str) -> RegistryError {
+    use oci_client::errors::DigestError;
+    if let Some(DigestError::VerificationError { expected, actual }) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<DigestError>())
+    {
+        return RegistryError::DigestMismatch {
+            expected: expected.clone(),
+            actual: actual.clone(),
         };
-        let client = oci_client::Client::new(config);
-        hosts.insert(host, HostClient { credential, client: client.clone() });
-        Ok((client, auth))
+    }
+    RegistryError::Unreachable {
+        registry: registry.into(),
+        detail: super::error::error_chain(&err),
     }
 }
 
 fn oci_auth(credential: &Credential) -> OciAuth {
     match credential {
         Credential::Anonymous => OciAuth::Anonymous,
-        Credential::Basic { username, password } => OciAuth::Basic(username.clone(), password.clone()),
+        Credential::Basic { username, password } => {
+            OciAuth::Basic(username.clone(), password.clone())
+        }
         Credential::Bearer { token } => OciAuth::Bearer(token.clone()),
         // NOTE: Docker trades an identity token for an access token with an
         // OAuth2 refresh-token grant; oci-client has no such flow, so the
@@ -242,7 +368,9 @@ mod tests {
             sha256_digest(b""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert!(digest_with_algorithm("sha512:00", b"").unwrap().starts_with("sha512:cf83e135"));
+        assert!(digest_with_algorithm("sha512:00", b"")
+            .unwrap()
+            .starts_with("sha512:cf83e135"));
         assert_eq!(digest_with_algorithm("md5:00", b""), None);
     }
 }

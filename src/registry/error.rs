@@ -15,7 +15,11 @@ pub enum RegistryError {
     #[error("registry {registry} is unreachable: {detail}")]
     Unreachable { registry: String, detail: String },
     #[error("registry {registry} answered HTTP {status}: {detail}")]
-    Server { registry: String, status: u16, detail: String },
+    Server {
+        registry: String,
+        status: u16,
+        detail: String,
+    },
     #[error("registry {registry} rejected the request: {detail}")]
     Rejected { registry: String, detail: String },
     #[error("content digest mismatch: expected {expected}, got {actual}; the registry or something between us and it served different bytes")]
@@ -44,24 +48,46 @@ impl RegistryError {
     }
 
     /// Classifies an oci-client error for `reference` on `registry`.
-    pub(crate) fn from_oci(err: OciDistributionError, registry: &str, reference: &str) -> RegistryError {
+    pub(crate) fn from_oci(
+        err: OciDistributionError,
+        registry: &str,
+        reference: &str,
+    ) -> RegistryError {
         let registry = registry.to_string();
         match err {
             OciDistributionError::RegistryError { envelope, .. } => {
                 let detail = envelope
                     .errors
                     .iter()
-                    .map(|e| if e.message.is_empty() { format!("{:?}", e.code) } else { e.message.clone() })
+                    .map(|e| {
+                        if e.message.is_empty() {
+                            format!("{:?}", e.code)
+                        } else {
+                            e.message.clone()
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
                 let any = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(c));
-                if any(&[OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown, OciErrorCode::BlobUnknown, OciErrorCode::NotFound]) {
-                    RegistryError::NotFound { reference: reference.into(), detail }
+                if any(&[
+                    OciErrorCode::ManifestUnknown,
+                    OciErrorCode::NameUnknown,
+                    OciErrorCode::BlobUnknown,
+                    OciErrorCode::NotFound,
+                ]) {
+                    RegistryError::NotFound {
+                        reference: reference.into(),
+                        detail,
+                    }
                 } else if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
                     RegistryError::Unauthorized { registry, detail }
                 } else if any(&[OciErrorCode::Toomanyrequests]) {
-                    RegistryError::Server { registry, status: 429, detail }
+                    RegistryError::Server {
+                        registry,
+                        status: 429,
+                        detail,
+                    }
                 } else {
                     RegistryError::Rejected { registry, detail }
                 }
@@ -74,26 +100,40 @@ impl RegistryError {
                 registry,
                 detail: format!("the token service said: {}", truncate(reason.trim())),
             },
-            OciDistributionError::ImageManifestNotFoundError(detail) => {
-                RegistryError::NotFound { reference: reference.into(), detail }
-            }
+            OciDistributionError::ImageManifestNotFoundError(detail) => RegistryError::NotFound {
+                reference: reference.into(),
+                detail,
+            },
             OciDistributionError::ServerError { code, message, .. } => {
                 let detail = truncate(message.trim());
                 match code {
-                    404 => RegistryError::NotFound { reference: reference.into(), detail },
+                    404 => RegistryError::NotFound {
+                        reference: reference.into(),
+                        detail,
+                    },
                     401 | 403 => RegistryError::Unauthorized { registry, detail },
-                    _ => RegistryError::Server { registry, status: code, detail },
+                    _ => RegistryError::Server {
+                        registry,
+                        status: code,
+                        detail,
+                    },
                 }
             }
-            OciDistributionError::RequestError(e) => {
-                RegistryError::Unreachable { registry, detail: error_chain(&e) }
-            }
-            OciDistributionError::IoError(e) => RegistryError::Unreachable { registry, detail: error_chain(&e) },
-            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
-                expected,
-                actual,
-            }) => RegistryError::DigestMismatch { expected, actual },
-            other => RegistryError::Rejected { registry, detail: error_chain(&other) },
+            OciDistributionError::RequestError(e) => RegistryError::Unreachable {
+                registry,
+                detail: error_chain(&e),
+            },
+            OciDistributionError::IoError(e) => RegistryError::Unreachable {
+                registry,
+                detail: error_chain(&e),
+            },
+            OciDistributionError::DigestError(
+                oci_client::errors::DigestError::VerificationError { expected, actual },
+            ) => RegistryError::DigestMismatch { expected, actual },
+            other => RegistryError::Rejected {
+                registry,
+                detail: error_chain(&other),
+            },
         }
     }
 }
@@ -135,13 +175,23 @@ mod tests {
     fn classifies_registry_envelopes() {
         let envelope = |code: &str| {
             let json = format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#);
-            OciDistributionError::RegistryError { envelope: serde_json::from_str(&json).unwrap(), url: "u".into() }
+            OciDistributionError::RegistryError {
+                envelope: serde_json::from_str(&json).unwrap(),
+                url: "u".into(),
+            }
         };
         assert!(RegistryError::from_oci(envelope("MANIFEST_UNKNOWN"), "r", "r/x:1").is_not_found());
         assert!(RegistryError::from_oci(envelope("NAME_UNKNOWN"), "r", "r/x:1").is_not_found());
-        assert!(matches!(RegistryError::from_oci(envelope("DENIED"), "r", "x"), RegistryError::Unauthorized { .. }));
+        assert!(matches!(
+            RegistryError::from_oci(envelope("DENIED"), "r", "x"),
+            RegistryError::Unauthorized { .. }
+        ));
         assert!(RegistryError::from_oci(envelope("TOOMANYREQUESTS"), "r", "x").is_transient());
-        let server = OciDistributionError::ServerError { code: 503, url: "u".into(), message: "busy".into() };
+        let server = OciDistributionError::ServerError {
+            code: 503,
+            url: "u".into(),
+            message: "busy".into(),
+        };
         let server = RegistryError::from_oci(server, "r", "x");
         assert!(server.is_transient() && !server.is_not_found());
         assert_eq!(server.to_string(), "registry r answered HTTP 503: busy");

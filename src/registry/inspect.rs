@@ -33,14 +33,29 @@ pub enum InspectError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{}", platform_missing_message(image, wanted, provided, *attestations))]
-    PlatformMissing { image: String, wanted: String, provided: Vec<String>, attestations: i64 },
+    PlatformMissing {
+        image: String,
+        wanted: String,
+        provided: Vec<String>,
+        attestations: i64,
+    },
     #[error("image {image}: the index entry {digest} claims {claimed}, but its config says {actual}; the image was assembled wrongly and will not run as {claimed}")]
-    ConfigMismatch { image: String, digest: String, claimed: String, actual: String },
+    ConfigMismatch {
+        image: String,
+        digest: String,
+        claimed: String,
+        actual: String,
+    },
     #[error("image {image}: {detail}")]
     InvalidManifest { image: String, detail: String },
 }
 
-fn platform_missing_message(image: &str, wanted: &str, provided: &[String], attestations: i64) -> String {
+fn platform_missing_message(
+    image: &str,
+    wanted: &str,
+    provided: &[String],
+    attestations: i64,
+) -> String {
     let provides = if provided.is_empty() {
         "no platform".to_string()
     } else {
@@ -61,9 +76,13 @@ pub async fn inspect(
     platform: Option<&Platform>,
 ) -> Result<Inspection, InspectError> {
     let image = reference.to_string();
-    let invalid = |detail: String| InspectError::InvalidManifest { image: image.clone(), detail };
+    let invalid = |detail: String| InspectError::InvalidManifest {
+        image: image.clone(),
+        detail,
+    };
     let top = client.get_manifest(reference).await?;
-    let parsed = manifest::parse(&top.bytes, &top.media_type).map_err(|e| invalid(e.to_string()))?;
+    let parsed =
+        manifest::parse(&top.bytes, &top.media_type).map_err(|e| invalid(e.to_string()))?;
     let mut result = Inspection {
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
@@ -92,15 +111,26 @@ pub async fn inspect(
             let (attestations, images): (Vec<&Descriptor>, Vec<&Descriptor>) =
                 manifests.iter().partition(|d| d.is_attestation());
             result.attestation_count = attestations.len() as i64;
-            result.platforms = images.iter().filter_map(|d| d.platform()).map(|p| p.to_string()).collect();
+            result.platforms = images
+                .iter()
+                .filter_map(|d| d.platform())
+                .map(|p| p.to_string())
+                .collect();
             let chosen = match platform {
                 Some(wanted) => {
-                    let found = images.iter().find(|d| d.platform().is_some_and(|p| wanted.matches(&p)));
+                    let found = images
+                        .iter()
+                        .find(|d| d.platform().is_some_and(|p| wanted.matches(&p)));
                     match found {
                         Some(entry) => Some(*entry),
                         None => {
                             let provided = result.platforms.clone();
-                            return Err(missing(&image, wanted, provided, result.attestation_count));
+                            return Err(missing(
+                                &image,
+                                wanted,
+                                provided,
+                                result.attestation_count,
+                            ));
                         }
                     }
                 }
@@ -126,8 +156,18 @@ pub async fn inspect(
     Ok(result)
 }
 
-fn missing(image: &str, wanted: &Platform, provided: Vec<String>, attestations: i64) -> InspectError {
-    InspectError::PlatformMissing { image: image.into(), wanted: wanted.to_string(), provided, attestations }
+fn missing(
+    image: &str,
+    wanted: &Platform,
+    provided: Vec<String>,
+    attestations: i64,
+) -> InspectError {
+    InspectError::PlatformMissing {
+        image: image.into(),
+        wanted: wanted.to_string(),
+        provided,
+        attestations,
+    }
 }
 
 fn choose(result: &mut Inspection, reference: &Reference, digest: &str, config: &ImageConfig) {
@@ -147,13 +187,18 @@ async fn read_entry_config(
     let child_ref = reference.with_digest(&entry.digest);
     let image = child_ref.to_string();
     let child = client.get_manifest(&child_ref).await?;
-    let parsed = manifest::parse(&child.bytes, &child.media_type)
-        .map_err(|e| InspectError::InvalidManifest { image: image.clone(), detail: e.to_string() })?;
+    let parsed = manifest::parse(&child.bytes, &child.media_type).map_err(|e| {
+        InspectError::InvalidManifest {
+            image: image.clone(),
+            detail: e.to_string(),
+        }
+    })?;
     match parsed {
         Manifest::Image { config, .. } => read_config(client, reference, &config).await,
         Manifest::Index { .. } => Err(InspectError::InvalidManifest {
             image,
-            detail: "an index entry points to another index; nested indexes are not supported".into(),
+            detail: "an index entry points to another index; nested indexes are not supported"
+                .into(),
         }),
     }
 }

@@ -21,11 +21,15 @@ pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 pub enum ManifestError {
     #[error("the manifest is not valid JSON: {0}")]
     Json(String),
-    #[error("unsupported manifest media type {0:?}; expected an OCI or Docker v2 manifest or index")]
+    #[error(
+        "unsupported manifest media type {0:?}; expected an OCI or Docker v2 manifest or index"
+    )]
     UnsupportedMediaType(String),
     #[error("unsupported schemaVersion {0}; only version 2 manifests are supported")]
     UnsupportedSchema(i64),
-    #[error("the document is neither an image manifest nor an index (no \"config\" or \"manifests\")")]
+    #[error(
+        "the document is neither an image manifest nor an index (no \"config\" or \"manifests\")"
+    )]
     UnknownShape,
     #[error("the image config is not valid JSON: {0}")]
     Config(String),
@@ -59,22 +63,35 @@ impl Descriptor {
     /// buildx attestation manifests: marked by annotation, or by the
     /// `unknown/unknown` platform older tools used without one.
     pub fn is_attestation(&self) -> bool {
-        let annotated = self.annotations.get(REFERENCE_TYPE_ANNOTATION).map(String::as_str)
+        let annotated = self
+            .annotations
+            .get(REFERENCE_TYPE_ANNOTATION)
+            .map(String::as_str)
             == Some(ATTESTATION_MANIFEST);
-        let unknown = self.platform.as_ref().is_some_and(|p| p.os == "unknown" && p.architecture == "unknown");
+        let unknown = self
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown");
         annotated || unknown
     }
 
     pub fn platform(&self) -> Option<Platform> {
-        self.platform.as_ref().map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
+        self.platform
+            .as_ref()
+            .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
     }
 }
 
 /// A parsed manifest of one of the four supported types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
-    Index { manifests: Vec<Descriptor> },
-    Image { config: Descriptor, layers: Vec<Descriptor> },
+    Index {
+        manifests: Vec<Descriptor>,
+    },
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -105,7 +122,10 @@ fn raw(bytes: &[u8]) -> Result<Raw, ManifestError> {
 pub fn detect_media_type(bytes: &[u8]) -> Result<String, ManifestError> {
     let raw = raw(bytes)?;
     match raw.media_type.filter(|m| !m.is_empty()) {
-        Some(declared) if [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&declared.as_str()) => {
+        Some(declared)
+            if [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST]
+                .contains(&declared.as_str()) =>
+        {
             Ok(declared)
         }
         Some(other) => Err(ManifestError::UnsupportedMediaType(other)),
@@ -125,7 +145,10 @@ pub fn parse(bytes: &[u8], media_type: &str) -> Result<Manifest, ManifestError> 
         }
         OCI_MANIFEST | DOCKER_MANIFEST => {
             let config = raw.config.ok_or(ManifestError::UnknownShape)?;
-            Ok(Manifest::Image { config, layers: raw.layers })
+            Ok(Manifest::Image {
+                config,
+                layers: raw.layers,
+            })
         }
         other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
     }

@@ -23,21 +23,40 @@ fn buildx_index() -> String {
 
 #[test]
 fn detects_declared_and_implied_media_types() {
-    assert_eq!(detect_media_type(docker_manifest().as_bytes()).unwrap(), DOCKER_MANIFEST);
-    assert_eq!(detect_media_type(buildx_index().as_bytes()).unwrap(), OCI_INDEX);
-    let bare_index = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
+    assert_eq!(
+        detect_media_type(docker_manifest().as_bytes()).unwrap(),
+        DOCKER_MANIFEST
+    );
+    assert_eq!(
+        detect_media_type(buildx_index().as_bytes()).unwrap(),
+        OCI_INDEX
+    );
+    let bare_index = r#"{"schemaVersion":2,"manifests":[]}"#;
     assert_eq!(detect_media_type(bare_index.as_bytes()).unwrap(), OCI_INDEX);
-    let bare_manifest = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{D1}"}},"layers":[]}}"#);
-    assert_eq!(detect_media_type(bare_manifest.as_bytes()).unwrap(), OCI_MANIFEST);
+    let bare_manifest =
+        format!(r#"{{"schemaVersion":2,"config":{{"digest":"{D1}"}},"layers":[]}}"#);
+    assert_eq!(
+        detect_media_type(bare_manifest.as_bytes()).unwrap(),
+        OCI_MANIFEST
+    );
 }
 
 #[test]
 fn rejects_what_it_cannot_read() {
     let cases = [
         ("{", "not valid JSON"),
-        (r#"{"schemaVersion":1,"name":"x"}"#, "unsupported schemaVersion 1"),
-        (r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json"}"#, "unsupported manifest media type"),
-        (r#"{"schemaVersion":2}"#, "neither an image manifest nor an index"),
+        (
+            r#"{"schemaVersion":1,"name":"x"}"#,
+            "unsupported schemaVersion 1",
+        ),
+        (
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json"}"#,
+            "unsupported manifest media type",
+        ),
+        (
+            r#"{"schemaVersion":2}"#,
+            "neither an image manifest nor an index",
+        ),
     ];
     for (input, want) in cases {
         let err = detect_media_type(input.as_bytes()).unwrap_err().to_string();
@@ -48,12 +67,16 @@ fn rejects_what_it_cannot_read() {
 #[test]
 fn parses_images_and_indexes() {
     let image = parse(docker_manifest().as_bytes(), DOCKER_MANIFEST).unwrap();
-    let Manifest::Image { config, layers } = image else { panic!("not an image") };
+    let Manifest::Image { config, layers } = image else {
+        panic!("not an image")
+    };
     assert_eq!(config.digest, D1);
     assert_eq!(layers.len(), 1);
 
     let index = parse(buildx_index().as_bytes(), OCI_INDEX).unwrap();
-    let Manifest::Index { manifests } = index else { panic!("not an index") };
+    let Manifest::Index { manifests } = index else {
+        panic!("not an index")
+    };
     assert_eq!(manifests.len(), 2);
     assert!(!manifests[0].is_attestation());
     assert_eq!(manifests[0].platform().unwrap().to_string(), "linux/arm64");
@@ -66,10 +89,14 @@ fn recognises_attestations_by_annotation_or_unknown_platform() {
         r#"{{"digest":"{D1}","annotations":{{"vnd.docker.reference.type":"attestation-manifest"}},"platform":{{"os":"linux","architecture":"amd64"}}}}"#
     ))
     .unwrap();
-    let by_platform: Descriptor =
-        serde_json::from_str(&format!(r#"{{"digest":"{D1}","platform":{{"os":"unknown","architecture":"unknown"}}}}"#)).unwrap();
-    let plain: Descriptor =
-        serde_json::from_str(&format!(r#"{{"digest":"{D1}","platform":{{"os":"linux","architecture":"amd64"}}}}"#)).unwrap();
+    let by_platform: Descriptor = serde_json::from_str(&format!(
+        r#"{{"digest":"{D1}","platform":{{"os":"unknown","architecture":"unknown"}}}}"#
+    ))
+    .unwrap();
+    let plain: Descriptor = serde_json::from_str(&format!(
+        r#"{{"digest":"{D1}","platform":{{"os":"linux","architecture":"amd64"}}}}"#
+    ))
+    .unwrap();
     assert!(by_annotation.is_attestation());
     assert!(by_platform.is_attestation());
     assert!(!plain.is_attestation());
@@ -77,7 +104,9 @@ fn recognises_attestations_by_annotation_or_unknown_platform() {
 
 #[test]
 fn reads_config_platforms() {
-    let config = ImageConfig::parse(br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#).unwrap();
+    let config =
+        ImageConfig::parse(br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#)
+            .unwrap();
     assert_eq!(config.platform().to_string(), "linux/arm/v7");
     assert!(ImageConfig::parse(b"not json").is_err());
 }

@@ -6,15 +6,30 @@ use std::fmt;
 
 /// Operating systems Go knows (GOOS); images use the same names.
 pub const KNOWN_OS: &[&str] = &[
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "dragonfly", "illumos",
-    "solaris", "aix", "android", "ios", "plan9", "js", "wasip1", "zos", "hurd",
+    "linux",
+    "windows",
+    "darwin",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "dragonfly",
+    "illumos",
+    "solaris",
+    "aix",
+    "android",
+    "ios",
+    "plan9",
+    "js",
+    "wasip1",
+    "zos",
+    "hurd",
 ];
 
 /// Architectures Go knows (GOARCH), most common first because the error
 /// message lists them in this order.
 pub const KNOWN_ARCH: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64",
-    "mipsle", "mips", "ppc64", "loong64", "wasm", "ppc", "riscv", "sparc64",
+    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "mips64", "mipsle",
+    "mips", "ppc64", "loong64", "wasm", "ppc", "riscv", "sparc64",
 ];
 
 /// Why a platform string was rejected.
@@ -55,18 +70,30 @@ impl Platform {
         let (os, arch, variant) = match parts.as_slice() {
             [os, arch] => (*os, *arch, None),
             [os, arch, variant] => (*os, *arch, Some(*variant)),
-            _ => return Err(PlatformError::Shape { input: input.into() }),
+            _ => {
+                return Err(PlatformError::Shape {
+                    input: input.into(),
+                })
+            }
         };
         if os.is_empty() || arch.is_empty() || variant.is_some_and(str::is_empty) {
-            return Err(PlatformError::Shape { input: input.into() });
+            return Err(PlatformError::Shape {
+                input: input.into(),
+            });
         }
         let os = normalize_os(os);
         if !KNOWN_OS.contains(&os) {
-            return Err(PlatformError::UnknownOs { input: input.into(), os: os.into() });
+            return Err(PlatformError::UnknownOs {
+                input: input.into(),
+                os: os.into(),
+            });
         }
         let (arch, alias_variant) = normalize_arch(arch);
         if !KNOWN_ARCH.contains(&arch) {
-            return Err(PlatformError::UnknownArch { input: input.into(), arch: arch.into() });
+            return Err(PlatformError::UnknownArch {
+                input: input.into(),
+                arch: arch.into(),
+            });
         }
         Ok(Platform::new(os, arch, variant.or(alias_variant)))
     }
@@ -88,7 +115,11 @@ impl Platform {
             ("amd64", Some("v1")) => None,
             (_, v) => v.map(str::to_string),
         };
-        Platform { os: os.to_string(), architecture: arch.to_string(), variant }
+        Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant,
+        }
     }
 
     /// True if both name the same platform after normalisation.
@@ -159,14 +190,26 @@ mod tests {
     fn rejects_typos_listing_the_known_values() {
         let err = Platform::parse("linux/amd46").unwrap_err().to_string();
         assert!(
-            err.starts_with("unknown architecture \"amd46\"; expected one of amd64, arm64, arm, 386"),
+            err.starts_with(
+                "unknown architecture \"amd46\"; expected one of amd64, arm64, arm, 386"
+            ),
             "{err}"
         );
         let err = Platform::parse("lnux/amd64").unwrap_err().to_string();
         assert!(err.contains("unknown operating system \"lnux\""), "{err}");
         assert!(err.contains("linux, windows, darwin"), "{err}");
-        for bad in ["linux", "linux/", "linux/arm/v7/x", "", "/amd64", "linux/arm/"] {
-            assert!(matches!(Platform::parse(bad), Err(PlatformError::Shape { .. })), "{bad}");
+        for bad in [
+            "linux",
+            "linux/",
+            "linux/arm/v7/x",
+            "",
+            "/amd64",
+            "linux/arm/",
+        ] {
+            assert!(
+                matches!(Platform::parse(bad), Err(PlatformError::Shape { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -177,7 +220,10 @@ mod tests {
             (Platform::new("linux", "arm", None), "linux/arm/v7"),
             (Platform::new("linux", "arm", Some("6")), "linux/arm/v6"),
             (Platform::new("linux", "amd64", Some("v1")), "linux/amd64"),
-            (Platform::new("linux", "amd64", Some("v3")), "linux/amd64/v3"),
+            (
+                Platform::new("linux", "amd64", Some("v3")),
+                "linux/amd64/v3",
+            ),
             (Platform::new("linux", "x86_64", None), "linux/amd64"),
             (Platform::new("unknown", "unknown", None), "unknown/unknown"),
         ];

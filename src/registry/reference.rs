@@ -43,7 +43,11 @@ pub enum ReferenceError {
     #[error("invalid registry host {host:?} in {input:?}; expected host[:port], e.g. \"ghcr.io\" or \"127.0.0.1:5000\"")]
     InvalidHost { input: String, host: String },
     #[error("invalid repository name {repository:?} in {input:?}: {reason}; expected lowercase path components like \"library/nginx\" (letters, digits and single . _ __ or - separators)")]
-    InvalidRepository { input: String, repository: String, reason: String },
+    InvalidRepository {
+        input: String,
+        repository: String,
+        reason: String,
+    },
     #[error("invalid tag {tag:?} in {input:?}; a tag is 1 to 128 characters of letters, digits, _ . and -, not starting with . or -")]
     InvalidTag { input: String, tag: String },
     #[error("invalid digest {digest:?} in {input:?}; expected algorithm:hex, e.g. \"sha256:\" followed by 64 lowercase hex digits")]
@@ -83,7 +87,10 @@ impl Reference {
         let (name, tag) = split_tag(name_and_tag);
         if let Some(tag) = tag {
             if !TAG.is_match(tag) {
-                return Err(ReferenceError::InvalidTag { input: input.into(), tag: tag.into() });
+                return Err(ReferenceError::InvalidTag {
+                    input: input.into(),
+                    tag: tag.into(),
+                });
             }
         }
         let (registry, repository) = split_name(input, name)?;
@@ -92,7 +99,12 @@ impl Reference {
             (None, None) => Some("latest".to_string()),
             (None, Some(_)) => None,
         };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// A reference to another manifest in the same repository, by digest.
@@ -147,7 +159,9 @@ pub fn parse_repository(input: &str) -> Result<(String, String), ReferenceError>
         return Err(ReferenceError::Empty);
     }
     if trimmed.contains('@') || split_tag(trimmed).1.is_some() {
-        return Err(ReferenceError::UnexpectedTagOrDigest { input: input.into() });
+        return Err(ReferenceError::UnexpectedTagOrDigest {
+            input: input.into(),
+        });
     }
     split_name(input, trimmed)
 }
@@ -193,7 +207,10 @@ fn split_name(input: &str, name: &str) -> Result<(String, String), ReferenceErro
                 || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             if !HOST.is_match(first) {
-                return Err(ReferenceError::InvalidHost { input: input.into(), host: first.into() });
+                return Err(ReferenceError::InvalidHost {
+                    input: input.into(),
+                    host: first.into(),
+                });
             }
             (canonical_registry(first), rest.to_string())
         }
@@ -216,7 +233,11 @@ fn canonical_registry(host: &str) -> String {
     }
 }
 
-fn validate_repository(input: &str, registry: &str, repository: &str) -> Result<(), ReferenceError> {
+fn validate_repository(
+    input: &str,
+    registry: &str,
+    repository: &str,
+) -> Result<(), ReferenceError> {
     let fail = |reason: &str| ReferenceError::InvalidRepository {
         input: input.into(),
         repository: repository.into(),
@@ -236,14 +257,19 @@ fn validate_repository(input: &str, registry: &str, repository: &str) -> Result<
             return Err(fail("it has an empty path component"));
         }
         if !COMPONENT.is_match(component) {
-            return Err(fail(&format!("path component {component:?} is not allowed")));
+            return Err(fail(&format!(
+                "path component {component:?} is not allowed"
+            )));
         }
     }
     Ok(())
 }
 
 fn validate_digest(input: &str, digest: &str) -> Result<(), ReferenceError> {
-    let fail = || ReferenceError::InvalidDigest { input: input.into(), digest: digest.into() };
+    let fail = || ReferenceError::InvalidDigest {
+        input: input.into(),
+        digest: digest.into(),
+    };
     if !DIGEST.is_match(digest) {
         return Err(fail());
     }

@@ -42,7 +42,10 @@ pub enum Entry {
     /// An image whose config and index entry both say this platform.
     Image(&'static str),
     /// An image whose index entry claims `claimed` but whose config says `actual`.
-    Lying { claimed: &'static str, actual: &'static str },
+    Lying {
+        claimed: &'static str,
+        actual: &'static str,
+    },
     /// A buildx attestation manifest for the preceding image.
     Attestation,
 }
@@ -92,11 +95,17 @@ impl TestRegistry {
             dir.path().join("data").display()
         );
         if let Some((user, password)) = &credentials {
-            let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap();
             assert!(out.status.success(), "htpasswd failed");
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, &out.stdout).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: stevedore-test\n    path: {}\n", path.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: stevedore-test\n    path: {}\n",
+                path.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -108,7 +117,13 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let registry = TestRegistry { child, _dir: dir, host, credentials, http: reqwest::Client::new() };
+        let registry = TestRegistry {
+            child,
+            _dir: dir,
+            host,
+            credentials,
+            http: reqwest::Client::new(),
+        };
         registry.wait_ready().await;
         registry
     }
@@ -121,7 +136,11 @@ impl TestRegistry {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("docker-registry did not start on {}: {}", self.host, self.log());
+        panic!(
+            "docker-registry did not start on {}: {}",
+            self.host,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -154,37 +173,85 @@ impl TestRegistry {
     /// Monolithic upload: POST for a session, then PUT with the digest.
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
-        let started = self.authed(self.http.post(self.url(&format!("/v2/{repo}/blobs/uploads/")))).send().await.unwrap();
-        assert_eq!(started.status(), 202, "start upload: {}", started.text().await.unwrap_or_default());
+        let started = self
+            .authed(
+                self.http
+                    .post(self.url(&format!("/v2/{repo}/blobs/uploads/"))),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            started.status(),
+            202,
+            "start upload: {}",
+            started.text().await.unwrap_or_default()
+        );
         let location = started.headers()["location"].to_str().unwrap().to_string();
-        let location = if location.starts_with("http") { location } else { self.url(&location) };
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            self.url(&location)
+        };
         let separator = if location.contains('?') { '&' } else { '?' };
         let put = self
-            .authed(self.http.put(format!("{location}{separator}digest={digest}")))
+            .authed(
+                self.http
+                    .put(format!("{location}{separator}digest={digest}")),
+            )
             .header("content-type", "application/octet-stream")
             .body(bytes.to_vec())
             .send()
             .await
             .unwrap();
-        assert_eq!(put.status(), 201, "finish upload: {}", put.text().await.unwrap_or_default());
+        assert_eq!(
+            put.status(),
+            201,
+            "finish upload: {}",
+            put.text().await.unwrap_or_default()
+        );
         digest
     }
 
-    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &Value) -> Pushed {
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &Value,
+    ) -> Pushed {
         let bytes = serde_json::to_vec(body).unwrap();
         let response = self
-            .authed(self.http.put(self.url(&format!("/v2/{repo}/manifests/{reference}"))))
+            .authed(
+                self.http
+                    .put(self.url(&format!("/v2/{repo}/manifests/{reference}"))),
+            )
             .header("content-type", media_type)
             .body(bytes.clone())
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 201, "push manifest: {}", response.text().await.unwrap_or_default());
-        Pushed { digest: sha256(&bytes), size: bytes.len(), media_type: media_type.into() }
+        assert_eq!(
+            response.status(),
+            201,
+            "push manifest: {}",
+            response.text().await.unwrap_or_default()
+        );
+        Pushed {
+            digest: sha256(&bytes),
+            size: bytes.len(),
+            media_type: media_type.into(),
+        }
     }
 
     /// Pushes a one-layer image whose config says `platform` (`os/arch[/variant]`).
-    pub async fn push_image(&self, repo: &str, tag: Option<&str>, flavor: Flavor, platform: &str) -> Pushed {
+    pub async fn push_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        flavor: Flavor,
+        platform: &str,
+    ) -> Pushed {
         let parts: Vec<&str> = platform.split('/').collect();
         let mut config = json!({
             "architecture": parts[1], "os": parts[0],
@@ -197,14 +264,31 @@ impl TestRegistry {
             Flavor::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER),
             Flavor::Oci => (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
         };
-        self.push_with_config(repo, tag, manifest_type, config_type, layer_type, &config, platform.as_bytes()).await
+        self.push_with_config(
+            repo,
+            tag,
+            manifest_type,
+            config_type,
+            layer_type,
+            &config,
+            platform.as_bytes(),
+        )
+        .await
     }
 
     /// Pushes an attestation manifest like buildx's (in-toto layer, unknown platform config).
     pub async fn push_attestation(&self, repo: &str, subject: &str) -> Pushed {
         let config = json!({ "architecture": "unknown", "os": "unknown", "config": {}, "rootfs": { "type": "layers", "diff_ids": [] } });
-        self.push_with_config(repo, None, OCI_MANIFEST, OCI_CONFIG, "application/vnd.in-toto+json", &config, subject.as_bytes())
-            .await
+        self.push_with_config(
+            repo,
+            None,
+            OCI_MANIFEST,
+            OCI_CONFIG,
+            "application/vnd.in-toto+json",
+            &config,
+            subject.as_bytes(),
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -232,17 +316,27 @@ impl TestRegistry {
             Some(tag) => tag.to_string(),
             None => sha256(&serde_json::to_vec(&manifest).unwrap()),
         };
-        self.push_manifest(repo, &reference, manifest_type, &manifest).await
+        self.push_manifest(repo, &reference, manifest_type, &manifest)
+            .await
     }
 
     /// Pushes the entries' manifests, then an index (OCI) or manifest list
     /// (Docker) referencing them under `tag`. Returns the index and the entries.
-    pub async fn push_index(&self, repo: &str, tag: &str, flavor: Flavor, entries: &[Entry]) -> (Pushed, Vec<Pushed>) {
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        flavor: Flavor,
+        entries: &[Entry],
+    ) -> (Pushed, Vec<Pushed>) {
         let mut descriptors = Vec::new();
         let mut pushed = Vec::new();
         for entry in entries {
             let (child, descriptor) = match entry {
-                Entry::Image(platform) | Entry::Lying { claimed: platform, .. } => {
+                Entry::Image(platform)
+                | Entry::Lying {
+                    claimed: platform, ..
+                } => {
                     let actual = match entry {
                         Entry::Lying { actual, .. } => actual,
                         _ => platform,
@@ -252,13 +346,20 @@ impl TestRegistry {
                     (child, descriptor)
                 }
                 Entry::Attestation => {
-                    let subject = pushed.last().map(|p: &Pushed| p.digest.clone()).unwrap_or_default();
+                    let subject = pushed
+                        .last()
+                        .map(|p: &Pushed| p.digest.clone())
+                        .unwrap_or_default();
                     let child = self.push_attestation(repo, &subject).await;
                     let annotations = json!({
                         "vnd.docker.reference.digest": subject,
                         "vnd.docker.reference.type": "attestation-manifest",
                     });
-                    let descriptor = descriptor(&child, json!({ "architecture": "unknown", "os": "unknown" }), Some(annotations));
+                    let descriptor = descriptor(
+                        &child,
+                        json!({ "architecture": "unknown", "os": "unknown" }),
+                        Some(annotations),
+                    );
                     (child, descriptor)
                 }
             };
@@ -269,8 +370,12 @@ impl TestRegistry {
             Flavor::Docker => DOCKER_LIST,
             Flavor::Oci => OCI_INDEX,
         };
-        let index = json!({ "schemaVersion": 2, "mediaType": index_type, "manifests": descriptors });
-        (self.push_manifest(repo, tag, index_type, &index).await, pushed)
+        let index =
+            json!({ "schemaVersion": 2, "mediaType": index_type, "manifests": descriptors });
+        (
+            self.push_manifest(repo, tag, index_type, &index).await,
+            pushed,
+        )
     }
 }
 

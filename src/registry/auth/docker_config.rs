@@ -52,8 +52,14 @@ impl std::fmt::Debug for AuthEntry {
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("identitytoken", &self.identitytoken.as_ref().map(|_| "<redacted>"))
-            .field("registrytoken", &self.registrytoken.as_ref().map(|_| "<redacted>"))
+            .field(
+                "identitytoken",
+                &self.identitytoken.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "registrytoken",
+                &self.registrytoken.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -75,15 +81,22 @@ pub struct DockerConfig {
 
 impl DockerConfig {
     pub fn load(path: &Path) -> Result<DockerConfig, AuthError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| AuthError::DockerConfigRead { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::DockerConfigRead {
+            path: path.into(),
+            source,
+        })?;
         DockerConfig::from_json(path, &text)
     }
 
     pub fn from_json(path: &Path, text: &str) -> Result<DockerConfig, AuthError> {
-        let raw = serde_json::from_str(text)
-            .map_err(|source| AuthError::DockerConfigParse { path: path.into(), source })?;
-        Ok(DockerConfig { path: path.into(), raw })
+        let raw = serde_json::from_str(text).map_err(|source| AuthError::DockerConfigParse {
+            path: path.into(),
+            source,
+        })?;
+        Ok(DockerConfig {
+            path: path.into(),
+            raw,
+        })
     }
 
     /// Credentials for `host`: its credHelper, then an `auths` entry holding
@@ -93,11 +106,19 @@ impl DockerConfig {
         host: &str,
     ) -> Result<Option<(Credential, CredentialSource)>, AuthError> {
         let wanted = normalize_address(host);
-        let helper = self.raw.cred_helpers.iter().find(|(k, _)| normalize_address(k) == wanted);
+        let helper = self
+            .raw
+            .cred_helpers
+            .iter()
+            .find(|(k, _)| normalize_address(k) == wanted);
         if let Some((_, helper)) = helper {
             return run_helper(helper, &wanted).await;
         }
-        let entry = self.raw.auths.iter().find(|(k, _)| normalize_address(k) == wanted);
+        let entry = self
+            .raw
+            .auths
+            .iter()
+            .find(|(k, _)| normalize_address(k) == wanted);
         if let Some((_, entry)) = entry {
             if let Some(credential) = self.entry_credential(&wanted, entry)? {
                 return Ok(Some((credential, CredentialSource::DockerConfig)));
@@ -109,33 +130,47 @@ impl DockerConfig {
         }
     }
 
-    fn entry_credential(&self, host: &str, entry: &AuthEntry) -> Result<Option<Credential>, AuthError> {
+    fn entry_credential(
+        &self,
+        host: &str,
+        entry: &AuthEntry,
+    ) -> Result<Option<Credential>, AuthError> {
         let invalid = |detail: &str| AuthError::DockerConfigEntry {
             path: self.path.clone(),
             host: host.into(),
             detail: detail.into(),
         };
         if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
-            return Ok(Some(Credential::IdentityToken { token: token.into() }));
+            return Ok(Some(Credential::IdentityToken {
+                token: token.into(),
+            }));
         }
         if let Some(token) = entry.registrytoken.as_deref().filter(|t| !t.is_empty()) {
-            return Ok(Some(Credential::Bearer { token: token.into() }));
+            return Ok(Some(Credential::Bearer {
+                token: token.into(),
+            }));
         }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
                 .map_err(|_| invalid("\"auth\" is not base64"))?;
-            let decoded = String::from_utf8(decoded).map_err(|_| invalid("\"auth\" is not UTF-8"))?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| invalid("\"auth\" is not UTF-8"))?;
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| invalid("\"auth\" does not decode to username:password"))?;
-            return Ok(Some(Credential::Basic { username: username.into(), password: password.into() }));
+            return Ok(Some(Credential::Basic {
+                username: username.into(),
+                password: password.into(),
+            }));
         }
         match (&entry.username, &entry.password) {
-            (Some(username), Some(password)) if !username.is_empty() => Ok(Some(Credential::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            })),
+            (Some(username), Some(password)) if !username.is_empty() => {
+                Ok(Some(Credential::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                }))
+            }
             _ => Ok(None),
         }
     }
@@ -152,7 +187,11 @@ async fn run_helper(
         host: host.into(),
         detail,
     };
-    let server_url = if host == DOCKER_HUB { DOCKER_HUB_SERVER_URL } else { host };
+    let server_url = if host == DOCKER_HUB {
+        DOCKER_HUB_SERVER_URL
+    } else {
+        host
+    };
     let program = format!("docker-credential-{helper}");
     let mut child = tokio::process::Command::new(&program)
         .arg("get")
@@ -161,7 +200,11 @@ async fn run_helper(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| fail(format!("cannot run {program}: {e}; install it or remove it from the docker config")))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot run {program}: {e}; install it or remove it from the docker config"
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper may exit without reading stdin (broken pipe); its exit
         // status and output below say what went wrong better than EPIPE.
@@ -169,7 +212,12 @@ async fn run_helper(
     }
     let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| fail(format!("{program} did not answer within {}s", HELPER_TIMEOUT.as_secs())))?
+        .map_err(|_| {
+            fail(format!(
+                "{program} did not answer within {}s",
+                HELPER_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| fail(format!("{program} failed: {e}")))?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stdout).trim().to_string();
@@ -179,18 +227,29 @@ async fn run_helper(
             return Ok(None);
         }
         let detail = if message.is_empty() { stderr } else { message };
-        return Err(fail(format!("{program} exited with {}: {detail}", output.status)));
+        return Err(fail(format!(
+            "{program} exited with {}: {detail}",
+            output.status
+        )));
     }
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
-        .map_err(|e| fail(format!("{program} printed something that is not credentials JSON: {e}")))?;
+    let answer: HelperAnswer = serde_json::from_slice(&output.stdout).map_err(|e| {
+        fail(format!(
+            "{program} printed something that is not credentials JSON: {e}"
+        ))
+    })?;
     let source = CredentialSource::CredentialHelper(helper.into());
     if answer.secret.is_empty() {
         return Ok(None);
     }
     let credential = if answer.username == IDENTITY_TOKEN_USERNAME {
-        Credential::IdentityToken { token: answer.secret }
+        Credential::IdentityToken {
+            token: answer.secret,
+        }
     } else {
-        Credential::Basic { username: answer.username, password: answer.secret }
+        Credential::Basic {
+            username: answer.username,
+            password: answer.secret,
+        }
     };
     Ok(Some((credential, source)))
 }

@@ -5,7 +5,10 @@ fn config(json: &str) -> DockerConfig {
 }
 
 fn basic(u: &str, p: &str) -> Credential {
-    Credential::Basic { username: u.into(), password: p.into() }
+    Credential::Basic {
+        username: u.into(),
+        password: p.into(),
+    }
 }
 
 #[tokio::test]
@@ -27,9 +30,20 @@ async fn reads_auths_entries_in_both_shapes() {
     assert_eq!(got("127.0.0.1:5000").await, Some(basic("u", "p")));
     assert_eq!(got("ghcr.io").await, Some(basic("gu", "gp")));
     // Passwords may contain colons; only the first one separates.
-    assert_eq!(got("docker.io").await, Some(basic("hub", "secret:with:colons")));
-    assert_eq!(got("registry-1.docker.io").await, Some(basic("hub", "secret:with:colons")));
-    assert_eq!(got("acr.example").await, Some(Credential::IdentityToken { token: "refresh".into() }));
+    assert_eq!(
+        got("docker.io").await,
+        Some(basic("hub", "secret:with:colons"))
+    );
+    assert_eq!(
+        got("registry-1.docker.io").await,
+        Some(basic("hub", "secret:with:colons"))
+    );
+    assert_eq!(
+        got("acr.example").await,
+        Some(Credential::IdentityToken {
+            token: "refresh".into()
+        })
+    );
     assert_eq!(got("empty.example").await, None);
     assert_eq!(got("other.example").await, None);
 }
@@ -38,12 +52,17 @@ async fn reads_auths_entries_in_both_shapes() {
 async fn rejects_a_malformed_auth_field_naming_the_file() {
     let c = config(r#"{"auths": {"r.io": {"auth": "!!!"}}}"#);
     let err = c.credential_for("r.io").await.unwrap_err().to_string();
-    assert!(err.contains("/test/config.json") && err.contains("not base64"), "{err}");
+    assert!(
+        err.contains("/test/config.json") && err.contains("not base64"),
+        "{err}"
+    );
 }
 
 #[test]
 fn rejects_invalid_json() {
-    let err = DockerConfig::from_json(Path::new("/x.json"), "{").unwrap_err().to_string();
+    let err = DockerConfig::from_json(Path::new("/x.json"), "{")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/x.json is not valid JSON"), "{err}");
 }
 
@@ -78,9 +97,17 @@ async fn asks_cred_helpers_and_the_default_store() {
     );
     let (cred, source) = c.credential_for("helped.example").await.unwrap().unwrap();
     assert_eq!(cred, basic("user-helped.example", "s"));
-    assert_eq!(source, CredentialSource::CredentialHelper("stevedoretest".into()));
+    assert_eq!(
+        source,
+        CredentialSource::CredentialHelper("stevedoretest".into())
+    );
     let (cred, _) = c.credential_for("token.example").await.unwrap().unwrap();
-    assert_eq!(cred, Credential::IdentityToken { token: "idt".into() });
+    assert_eq!(
+        cred,
+        Credential::IdentityToken {
+            token: "idt".into()
+        }
+    );
     assert!(c.credential_for("nothere.example").await.unwrap().is_none());
     // auths with real credentials beat the default store.
     let (cred, _) = c.credential_for("file.example").await.unwrap().unwrap();
@@ -88,13 +115,23 @@ async fn asks_cred_helpers_and_the_default_store() {
     // Docker Hub is asked for under its historical URL.
     let (cred, _) = c.credential_for("docker.io").await.unwrap().unwrap();
     assert_eq!(cred, basic("user-https://index.docker.io/v1/", "s"));
-    let err = c.credential_for("broken.example").await.unwrap_err().to_string();
-    assert!(err.contains("docker-credential-stevedorebroken") && err.contains("boom"), "{err}");
+    let err = c
+        .credential_for("broken.example")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("docker-credential-stevedorebroken") && err.contains("boom"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_helper_says_how_to_fix_it() {
     let c = config(r#"{"credsStore": "stevedore-does-not-exist"}"#);
     let err = c.credential_for("r.io").await.unwrap_err().to_string();
-    assert!(err.contains("cannot run docker-credential-stevedore-does-not-exist"), "{err}");
+    assert!(
+        err.contains("cannot run docker-credential-stevedore-does-not-exist"),
+        "{err}"
+    );
 }

@@ -21,8 +21,10 @@ const ASSUMED_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 // A literal pattern covered by the unit tests below.
 static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[0-9]{12}\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::[0-9]+)?$")
-        .unwrap_or_else(|_| unreachable!())
+    Regex::new(
+        r"^[0-9]{12}\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::[0-9]+)?$",
+    )
+    .unwrap_or_else(|_| unreachable!())
 });
 
 /// True for `<account>.dkr.ecr.<region>.amazonaws.com` (and `.com.cn`).
@@ -33,7 +35,10 @@ pub fn is_ecr_host(host: &str) -> bool {
 /// The region named in an ECR host.
 fn ecr_region(host: &str) -> Option<String> {
     let host = host.to_ascii_lowercase();
-    ECR_HOST.captures(&host).and_then(|c| c.get(1)).map(|m| m.as_str().to_string())
+    ECR_HOST
+        .captures(&host)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
 }
 
 /// ECR tokens by host, shared by all requests of one registry client.
@@ -67,7 +72,10 @@ impl EcrTokenCache {
 }
 
 async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime), AuthError> {
-    let fail = |detail: String| AuthError::Ecr { host: host.into(), detail };
+    let fail = |detail: String| AuthError::Ecr {
+        host: host.into(),
+        detail,
+    };
     let mut settings = aws.clone();
     // A token is only valid in the region of the registry it is for.
     if let Some(region) = ecr_region(host) {
@@ -75,7 +83,10 @@ async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime)
     }
     let client = crate::aws::ecr_client(&settings).await;
     let output = client.get_authorization_token().send().await.map_err(|e| {
-        fail(format!("{}; check the AWS credentials and the ecr:GetAuthorizationToken permission", aws_sdk_ecr::error::DisplayErrorContext(&e)))
+        fail(format!(
+            "{}; check the AWS credentials and the ecr:GetAuthorizationToken permission",
+            aws_sdk_ecr::error::DisplayErrorContext(&e)
+        ))
     })?;
     let data = output
         .authorization_data()
@@ -84,7 +95,8 @@ async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime)
     let token = data
         .authorization_token()
         .ok_or_else(|| fail("ECR returned no authorization token".into()))?;
-    let credential = decode_token(token).ok_or_else(|| fail("ECR returned a token that is not base64 user:password".into()))?;
+    let credential = decode_token(token)
+        .ok_or_else(|| fail("ECR returned a token that is not base64 user:password".into()))?;
     let expires_at = data
         .expires_at()
         .and_then(|t| SystemTime::try_from(*t).ok())
@@ -93,10 +105,15 @@ async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime)
 }
 
 fn decode_token(token: &str) -> Option<Credential> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (username, password) = text.split_once(':')?;
-    Some(Credential::Basic { username: username.into(), password: password.into() })
+    Some(Credential::Basic {
+        username: username.into(),
+        password: password.into(),
+    })
 }
 
 #[cfg(test)]
@@ -106,10 +123,22 @@ mod tests {
     #[test]
     fn recognises_ecr_hosts_and_their_region() {
         let cases = [
-            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", Some("us-east-1")),
-            ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Some("cn-north-1")),
-            ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", Some("us-gov-west-1")),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", Some("eu-west-1")),
+            (
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                Some("us-east-1"),
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                Some("cn-north-1"),
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+                Some("us-gov-west-1"),
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443",
+                Some("eu-west-1"),
+            ),
             ("public.ecr.aws", None),
             ("12345.dkr.ecr.us-east-1.amazonaws.com", None),
             ("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.io", None),
@@ -124,7 +153,10 @@ mod tests {
         // base64("AWS:pass:word")
         assert_eq!(
             decode_token("QVdTOnBhc3M6d29yZA=="),
-            Some(Credential::Basic { username: "AWS".into(), password: "pass:word".into() })
+            Some(Credential::Basic {
+                username: "AWS".into(),
+                password: "pass:word".into()
+            })
         );
         assert_eq!(decode_token("not base64!"), None);
     }
@@ -132,11 +164,21 @@ mod tests {
     #[tokio::test]
     async fn cached_tokens_are_reused_until_the_margin() {
         let cache = EcrTokenCache::default();
-        let cred = Credential::Basic { username: "AWS".into(), password: "p".into() };
+        let cred = Credential::Basic {
+            username: "AWS".into(),
+            password: "p".into(),
+        };
         let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
         let later = SystemTime::now() + Duration::from_secs(3600);
-        cache.tokens.lock().await.insert(host.into(), (cred.clone(), later));
+        cache
+            .tokens
+            .lock()
+            .await
+            .insert(host.into(), (cred.clone(), later));
         // No AWS call happens: the cached token is still fresh.
-        assert_eq!(cache.get(host, &AwsSettings::default()).await.unwrap(), cred);
+        assert_eq!(
+            cache.get(host, &AwsSettings::default()).await.unwrap(),
+            cred
+        );
     }
 }

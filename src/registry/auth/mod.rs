@@ -44,12 +44,19 @@ impl fmt::Debug for RegistryAuth {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A registry token sent as `Authorization: Bearer` as is.
-    Bearer { token: String },
+    Bearer {
+        token: String,
+    },
     /// An OAuth2 refresh token (Docker's `identitytoken`, or a credential
     /// helper answering with username `<token>`).
-    IdentityToken { token: String },
+    IdentityToken {
+        token: String,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -88,13 +95,27 @@ pub struct Transport {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("cannot read docker config file {path}: {source}")]
-    DockerConfigRead { path: PathBuf, source: std::io::Error },
+    DockerConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("docker config file {path} is not valid JSON: {source}")]
-    DockerConfigParse { path: PathBuf, source: serde_json::Error },
+    DockerConfigParse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("docker config file {path}: the auths entry for {host} is invalid: {detail}")]
-    DockerConfigEntry { path: PathBuf, host: String, detail: String },
+    DockerConfigEntry {
+        path: PathBuf,
+        host: String,
+        detail: String,
+    },
     #[error("credential helper docker-credential-{helper} failed for {host}: {detail}")]
-    CredentialHelper { helper: String, host: String, detail: String },
+    CredentialHelper {
+        helper: String,
+        host: String,
+        detail: String,
+    },
     #[error("cannot get an ECR authorization token for {host}: {detail}")]
     Ecr { host: String, detail: String },
 }
@@ -122,10 +143,14 @@ impl AuthSettings {
         cache: &EcrTokenCache,
     ) -> Result<(Credential, CredentialSource), AuthError> {
         let entry = self.entry_for(host);
-        if let Some(entry) = entry {
+        // An entry saying `ecr = true` asks for ECR even if it also names a user.
+        if let Some(entry) = entry.filter(|e| !e.ecr) {
             if let Some(username) = &entry.username {
                 let password = entry.password.clone().unwrap_or_default();
-                let credential = Credential::Basic { username: username.clone(), password };
+                let credential = Credential::Basic {
+                    username: username.clone(),
+                    password,
+                };
                 return Ok((credential, CredentialSource::RegistryAuth));
             }
         }
@@ -151,12 +176,17 @@ impl AuthSettings {
     /// Plain HTTP only for loopback hosts or entries marked `insecure`.
     pub fn transport_for(&self, host: &str) -> Transport {
         let insecure = self.entry_for(host).is_some_and(|e| e.insecure);
-        Transport { plain_http: insecure || is_loopback_host(host), accept_invalid_certs: insecure }
+        Transport {
+            plain_http: insecure || is_loopback_host(host),
+            accept_invalid_certs: insecure,
+        }
     }
 
     fn entry_for(&self, host: &str) -> Option<&RegistryAuth> {
         let wanted = normalize_address(host);
-        self.entries.iter().find(|e| normalize_address(&e.address) == wanted)
+        self.entries
+            .iter()
+            .find(|e| normalize_address(&e.address) == wanted)
     }
 }
 
@@ -212,9 +242,16 @@ mod tests {
             password: Some("hunter2".into()),
             ..Default::default()
         };
-        let basic = Credential::Basic { username: "u".into(), password: "hunter2".into() };
-        let bearer = Credential::Bearer { token: "hunter2".into() };
-        let identity = Credential::IdentityToken { token: "hunter2".into() };
+        let basic = Credential::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        let bearer = Credential::Bearer {
+            token: "hunter2".into(),
+        };
+        let identity = Credential::IdentityToken {
+            token: "hunter2".into(),
+        };
         for shown in [
             format!("{entry:?}"),
             format!("{basic:?}"),
@@ -248,7 +285,13 @@ mod tests {
             ..Default::default()
         }]);
         let got = s.resolve("reg.example:5000").await.unwrap();
-        assert_eq!(got, Credential::Basic { username: "u".into(), password: "p".into() });
+        assert_eq!(
+            got,
+            Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
     }
 
     #[test]
@@ -258,7 +301,10 @@ mod tests {
             insecure: true,
             ..Default::default()
         }]);
-        let secure = Transport { plain_http: false, accept_invalid_certs: false };
+        let secure = Transport {
+            plain_http: false,
+            accept_invalid_certs: false,
+        };
         assert_eq!(s.transport_for("ghcr.io"), secure);
         assert!(s.transport_for("127.0.0.1:5000").plain_http);
         assert!(s.transport_for("localhost:5000").plain_http);

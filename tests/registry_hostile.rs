@@ -1,0 +1,190 @@
+//! A fake registry that lies about digests or fails, proving the client
+//! rejects content it did not verify and classifies server failures.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sha2::Digest as _;
+use stevedore::registry::{
+    inspect, AuthSettings, InspectError, Reference, RegistryClient, RegistryError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// One canned answer: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn ok(content_type: &str, body: Vec<u8>) -> Answer {
+    Answer {
+        status: 200,
+        headers: vec![("Content-Type".into(), content_type.into())],
+        body,
+    }
+}
+
+type Routes = Arc<dyn Fn(&str) -> Answer + Send + Sync>;
+
+/// Serves `routes` (request path → answer) on a loopback port, one request
+/// per connection. Returns the host:port.
+async fn serve(routes: Routes) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let answer = if path == "/v2/" {
+                    ok("application/json", b"{}".to_vec())
+                } else {
+                    routes(&path)
+                };
+                let mut out = format!(
+                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    answer.status,
+                    answer.body.len()
+                );
+                for (name, value) in &answer.headers {
+                    out.push_str(&format!("{name}: {value}\r\n"));
+                }
+                out.push_str("\r\n");
+                let _ = socket.write_all(out.as_bytes()).await;
+                let _ = socket.write_all(&answer.body).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    host
+}
+
+/// A manifest whose config digest names `config_claimed`.
+fn manifest_with_config(config_claimed: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_claimed, "size": 40 },
+        "layers": [],
+    }))
+    .unwrap()
+}
+
+fn client() -> RegistryClient {
+    RegistryClient::new(AuthSettings::default())
+}
+
+#[tokio::test]
+async fn manifest_not_matching_the_requested_digest_is_rejected() {
+    let served = manifest_with_config(&sha256(b"config"));
+    let body = served.clone();
+    let host = serve(Arc::new(move |_: &str| ok(OCI_MANIFEST, body.clone()))).await;
+    let asked = sha256(b"something else entirely");
+    let image = Reference::parse(&format!("{host}/web@{asked}")).unwrap();
+    let err = client().get_manifest(&image).await.unwrap_err();
+    match err {
+        RegistryError::DigestMismatch { expected, actual } => {
+            assert_eq!(expected, asked);
+            assert_eq!(actual, sha256(&served));
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tag_with_a_lying_digest_header_is_rejected() {
+    let body = manifest_with_config(&sha256(b"config"));
+    let lie = sha256(b"not the manifest");
+    let host = serve(Arc::new(move |_: &str| {
+        let mut answer = ok(OCI_MANIFEST, body.clone());
+        answer
+            .headers
+            .push(("Docker-Content-Digest".into(), lie.clone()));
+        answer
+    }))
+    .await;
+    let image = Reference::parse(&format!("{host}/web:v1")).unwrap();
+    let err = client().get_manifest(&image).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn config_blob_with_other_bytes_is_rejected() {
+    let real_config = br#"{"os":"linux","architecture":"amd64"}"#.to_vec();
+    let manifest = manifest_with_config(&sha256(&real_config));
+    let host = serve(Arc::new(move |path: &str| {
+        if path.contains("/manifests/") {
+            ok(OCI_MANIFEST, manifest.clone())
+        } else {
+            // Same length, different platform: the blob lies about its content.
+            ok(
+                "application/octet-stream",
+                br#"{"os":"linux","architecture":"arm64"}"#.to_vec(),
+            )
+        }
+    }))
+    .await;
+    let image = Reference::parse(&format!("{host}/web:v1")).unwrap();
+    let err = inspect(&client(), &image, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InspectError::Registry(RegistryError::DigestMismatch { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_say_the_status() {
+    let host = serve(Arc::new(|_: &str| Answer {
+        status: 503,
+        headers: vec![],
+        body: b"upstream overloaded".to_vec(),
+    }))
+    .await;
+    let image = Reference::parse(&format!("{host}/web:v1")).unwrap();
+    let err = client().get_manifest(&image).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Server { status: 503, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(
+        err.to_string().contains("HTTP 503: upstream overloaded"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn non_json_manifests_are_invalid() {
+    let host = serve(Arc::new(|_: &str| {
+        ok(OCI_MANIFEST, b"<html>login</html>".to_vec())
+    }))
+    .await;
+    let image = Reference::parse(&format!("{host}/web:v1")).unwrap();
+    let err = client().get_manifest(&image).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::InvalidManifest { .. }),
+        "{err:?}"
+    );
+}
