@@ -1,0 +1,146 @@
+//! A throwaway OCI registry: Debian's `docker-registry` (CNCF distribution 2.8) on a free
+//! loopback port, storing into a temp dir, optionally behind htpasswd basic auth.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::tools;
+
+/// Username and password of a registry started with auth.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// A running registry, killed when dropped.
+pub struct Registry {
+    /// `127.0.0.1:PORT`, the host part of image references.
+    pub address: String,
+    pub credentials: Option<Credentials>,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// An open registry: anyone may push and pull.
+    pub fn start() -> Registry {
+        Registry::launch(None)
+    }
+
+    /// A registry that answers 401 unless given these basic-auth credentials.
+    pub fn with_auth(username: &str, password: &str) -> Registry {
+        Registry::launch(Some(Credentials {
+            username: username.to_string(),
+            password: password.to_string(),
+        }))
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The registry's own log, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    fn launch(credentials: Option<Credentials>) -> Registry {
+        let binary = tools::system("docker-registry");
+        let dir = tempfile::Builder::new()
+            .prefix("stevedore-registry")
+            .tempdir()
+            .unwrap();
+        let address = format!("127.0.0.1:{}", crate::free_port());
+        let auth = credentials
+            .as_ref()
+            .map(|c| write_htpasswd(&dir, c))
+            .unwrap_or_default();
+        let config = dir.path().join("config.yml");
+        fs::write(&config, config_yml(&dir, &address, &auth)).unwrap();
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            address,
+            credentials,
+            child,
+            dir,
+        };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let v2 = format!("{}/v2/", self.url());
+        while Instant::now() < deadline {
+            // 200 when open, 401 with auth: either way it is serving.
+            if let Ok(resp) = client.get(&v2).send() {
+                if matches!(resp.status().as_u16(), 200 | 401) {
+                    return;
+                }
+            }
+            sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not answer {v2} within 20s; its log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `auth:` section, pointing at an htpasswd file made by `htpasswd -Bbn` (distribution
+/// accepts bcrypt entries only).
+fn write_htpasswd(dir: &TempDir, c: &Credentials) -> String {
+    let out = Command::new(tools::system("htpasswd"))
+        .args(["-Bbn", &c.username, &c.password])
+        .output()
+        .expect("running htpasswd");
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().join("htpasswd");
+    fs::write(&path, out.stdout).unwrap();
+    format!(
+        "auth:\n  htpasswd:\n    realm: stevedore-test\n    path: {}\n",
+        path.display()
+    )
+}
+
+fn config_yml(dir: &TempDir, address: &str, auth: &str) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+         http:\n  addr: {address}\n  secret: stevedore-acceptance\n\
+         {auth}",
+        root = dir.path().join("data").display(),
+    )
+}
