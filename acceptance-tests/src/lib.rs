@@ -4,12 +4,14 @@
 //! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
 //! [`layer`] and [`push`]), [`workdir`] drives the terraform CLI in a temp dir, with the
 //! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
-//! chosen by [`Mode`].
+//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
 
 pub mod cliconfig;
+pub mod diagnostics;
+pub mod hcl;
 pub mod image;
 pub mod layer;
 pub mod mode;

@@ -20,7 +20,8 @@ pub enum Mode {
 /// ```
 #[macro_export]
 macro_rules! acc_test {
-    ($name:ident, |$mode:ident| $body:block) => {
+    ($(#[$meta:meta])* $name:ident, |$mode:ident| $body:block) => {
+        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
