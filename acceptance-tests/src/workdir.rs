@@ -58,8 +58,10 @@ impl Workdir {
             .unwrap();
         let path = root.path().join("work");
         fs::create_dir(&path).unwrap();
-        // The mirror is written in reattach mode too: init then never has a reason to look
-        // elsewhere, whatever it does with unmanaged providers.
+        // NOTE: Terraform 1.0.3 `init` skips reattached (unmanaged) providers entirely: with
+        // TF_REATTACH_PROVIDERS set it succeeds with only `direct {}` and no network, and writes
+        // no lock entry. The mirror is still written in that mode: harmless, and it keeps the
+        // CLI config identical in both modes.
         let cli_config = cliconfig::write(root.path(), &binary);
 
         let mut envs: Vec<(String, String)> = [
