@@ -35,22 +35,32 @@ impl Attached {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || forward_reattach_line(stdout, tx));
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(reattach) => Attached {
-                reattach,
-                log,
-                child,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!(
-                    "{} --debug printed no TF_REATTACH_PROVIDERS line within 20s; stderr:\n{stderr}",
-                    binary.display()
-                );
+        let problem = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(reattach)) => {
+                return Attached {
+                    reattach,
+                    log,
+                    child,
+                }
             }
-        }
+            Ok(Err(line)) => format!("printed an unusable reattach line: {line}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => "printed no reattach line within 20s".into(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                "closed stdout without a reattach line".into()
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!(
+            "{} --debug {problem}\nits stderr:\n{stderr}",
+            binary.display()
+        );
+    }
+
+    /// The provider's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the provider wrote to stderr so far.
@@ -66,15 +76,16 @@ impl Drop for Attached {
     }
 }
 
-/// Sends the first reattach value found, then keeps draining stdout so the provider never
-/// blocks on a full pipe.
-fn forward_reattach_line(stdout: impl Read, tx: mpsc::Sender<String>) {
+/// Sends the first reattach value found (or the line that mentions one but cannot be used),
+/// then keeps draining stdout so the provider never blocks on a full pipe.
+fn forward_reattach_line(stdout: impl Read, tx: mpsc::Sender<Result<String, String>>) {
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(json) = parse_reattach_line(&line) {
-            let _ = tx.send(json);
-            break;
+        if !line.contains("TF_REATTACH_PROVIDERS") {
+            continue;
         }
+        let _ = tx.send(parse_reattach_line(&line).ok_or(line));
+        break;
     }
     for _ in lines {}
 }
@@ -98,6 +109,32 @@ mod tests {
         let line = r#"	TF_REATTACH_PROVIDERS='{"registry.terraform.io/stevedore/stevedore":{"Protocol":"grpc","ProtocolVersion":6,"Pid":42,"Test":true,"Addr":{"Network":"unix","String":"/tmp/p"}}}'"#;
         let json = parse_reattach_line(line).expect("found");
         assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+    }
+
+    /// A shell script standing in for the provider: prints the line, then waits to be killed.
+    #[test]
+    fn starts_parses_and_kills_a_debug_provider() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-provider");
+        let json = r#"{"registry.terraform.io/stevedore/stevedore":{"Protocol":"grpc","ProtocolVersion":6,"Pid":1,"Test":true,"Addr":{"Network":"unix","String":"/tmp/p"}}}"#;
+        let script = format!(
+            "#!/bin/sh\n[ \"$1\" = --debug ] || exit 3\necho \"level $TF_LOG\" >&2\n\
+             echo 'Provider started.'\ncat <<'EOT'\n\tTF_REATTACH_PROVIDERS='{json}'\nEOT\n\
+             exec sleep 60\n"
+        );
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let envs = [("TF_LOG".to_string(), "trace".to_string())];
+        let attached = Attached::start(&fake, dir.path(), &envs);
+        assert_eq!(attached.reattach, json);
+        let pid = attached.pid();
+        drop(attached);
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        assert!(!alive, "the provider outlived its Attached");
+        let log = std::fs::read_to_string(dir.path().join("provider.log")).unwrap();
+        assert_eq!(log.trim(), "level trace");
     }
 
     #[test]

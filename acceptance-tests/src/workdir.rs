@@ -1,6 +1,7 @@
 //! One Terraform working directory per test: `main.tf` from a string, a private CLI config,
 //! the provider installed or attached per [`Mode`], and one method per CLI command.
 
+use std::cell::Cell;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +37,8 @@ pub struct Workdir {
     pub path: PathBuf,
     terraform: PathBuf,
     envs: Vec<(String, String)>,
+    /// Numbers each command's output files.
+    commands: Cell<usize>,
     // Dropped before `root` so the provider is gone before its directory is.
     attached: Option<Attached>,
     root: TempDir,
@@ -89,6 +92,7 @@ impl Workdir {
             path,
             terraform,
             envs,
+            commands: Cell::new(0),
             attached,
             root,
         };
@@ -181,13 +185,10 @@ impl Workdir {
     /// Runs `terraform <args> -no-color` here; panics if it times out or any output, the
     /// provider's own log included, shows a crash.
     pub fn run(&self, args: &[&str]) -> Run {
-        let n = fs::read_dir(self.root.path())
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let (out_path, err_path) = (
-            self.root.path().join(format!("out{n}")),
-            self.root.path().join(format!("err{n}")),
-        );
+        let n = self.commands.get();
+        self.commands.set(n + 1);
+        let out_path = self.root.path().join(format!("cmd{n}.stdout"));
+        let err_path = self.root.path().join(format!("cmd{n}.stderr"));
         let mut cmd = Command::new(&self.terraform);
         cmd.args(args)
             .arg("-no-color")
