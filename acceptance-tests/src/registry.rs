@@ -56,6 +56,20 @@ impl Registry {
     }
 
     fn launch(credentials: Option<Credentials>) -> Registry {
+        // NOTE: free_port() can race with another test's registry; ours then exits on bind.
+        // Each attempt gets a fresh port, and readiness checks our own marker header.
+        for _ in 0..3 {
+            if let Some(registry) = Registry::try_launch(credentials.clone()) {
+                return registry;
+            }
+        }
+        panic!(
+            "docker-registry failed to start three times; {}",
+            tools::SETUP_HINT
+        );
+    }
+
+    fn try_launch(credentials: Option<Credentials>) -> Option<Registry> {
         let binary = tools::system("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("stevedore-registry")
@@ -66,8 +80,9 @@ impl Registry {
             .as_ref()
             .map(|c| write_htpasswd(&dir, c))
             .unwrap_or_default();
+        let marker = dir.path().display().to_string();
         let config = dir.path().join("config.yml");
-        fs::write(&config, config_yml(&dir, &address, &auth)).unwrap();
+        fs::write(&config, config_yml(&dir, &address, &marker, &auth)).unwrap();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(binary)
             .arg("serve")
@@ -77,25 +92,34 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry");
-        let registry = Registry {
+        let mut registry = Registry {
             address,
             credentials,
             child,
             dir,
         };
-        registry.wait_ready();
-        registry
+        registry.wait_ready(&marker).then_some(registry)
     }
 
-    fn wait_ready(&self) {
+    /// True once `/v2/` answers with our marker header; false if the process exited (its
+    /// port was taken). Panics after 20s.
+    fn wait_ready(&mut self, marker: &str) -> bool {
         let client = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         let v2 = format!("{}/v2/", self.url());
         while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                eprintln!("docker-registry exited at start; its log:\n{}", self.log());
+                return false;
+            }
             // 200 when open, 401 with auth: either way it is serving.
             if let Ok(resp) = client.get(&v2).send() {
-                if matches!(resp.status().as_u16(), 200 | 401) {
-                    return;
+                let ours = resp
+                    .headers()
+                    .get(MARKER_HEADER)
+                    .is_some_and(|v| v == marker);
+                if ours && matches!(resp.status().as_u16(), 200 | 401) {
+                    return true;
                 }
             }
             sleep(Duration::from_millis(50));
@@ -134,13 +158,28 @@ fn write_htpasswd(dir: &TempDir, c: &Credentials) -> String {
     )
 }
 
-fn config_yml(dir: &TempDir, address: &str, auth: &str) -> String {
+/// A header each registry adds to its responses, valued with its own temp dir, so readiness
+/// checks never mistake another test's registry for ours.
+const MARKER_HEADER: &str = "x-stevedore-test-registry";
+
+fn config_yml(dir: &TempDir, address: &str, marker: &str, auth: &str) -> String {
     format!(
-        "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
-         http:\n  addr: {address}\n  secret: stevedore-acceptance\n\
-         {auth}",
+        r#"version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: {address}
+  secret: stevedore-acceptance
+  headers:
+    {MARKER_HEADER}: ["{marker}"]
+{auth}"#,
         root = dir.path().join("data").display(),
     )
 }
