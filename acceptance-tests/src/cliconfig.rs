@@ -17,10 +17,15 @@ pub fn write(root: &Path, binary: &Path) -> PathBuf {
         .join(PROVIDER_VERSION)
         .join(format!("{}_{}", std::env::consts::OS, go_arch()));
     fs::create_dir_all(&package).unwrap();
-    // NOTE: a copy, not a symlink: a rebuild during the run must not change the bytes the
-    // lock file hashed at init.
+    // NOTE: a hard link (or a copy across filesystems), never a symlink: cargo replaces the
+    // binary by unlinking it on rebuild, so a link keeps the bytes the lock file hashed at
+    // init, and a debug build is a few hundred MB, too big to copy for every test.
     let exe = package.join(format!("terraform-provider-stevedore_v{PROVIDER_VERSION}"));
-    fs::copy(binary, &exe).unwrap_or_else(|e| panic!("copying {}: {e}", binary.display()));
+    // std's hard_link does not follow a symlink, and a link to a link would track it.
+    let binary = &fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
+    if fs::hard_link(binary, &exe).is_err() {
+        fs::copy(binary, &exe).unwrap_or_else(|e| panic!("copying {}: {e}", binary.display()));
+    }
 
     let config = root.join("cli.tfrc");
     fs::write(&config, cli_config(&mirror)).unwrap();
