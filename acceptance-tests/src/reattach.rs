@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::cliconfig::PROVIDER_SOURCE;
 
+const REATTACH_PREFIX: &str = "TF_REATTACH_PROVIDERS='";
+
 /// A provider process in debug mode, killed when dropped.
 pub struct Attached {
     /// The JSON to pass as `TF_REATTACH_PROVIDERS`.
@@ -81,7 +83,8 @@ impl Drop for Attached {
 fn forward_reattach_line(stdout: impl Read, tx: mpsc::Sender<Result<String, String>>) {
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref().map_while(Result::ok) {
-        if !line.contains("TF_REATTACH_PROVIDERS") {
+        // The line before it names the variable too, without a value.
+        if !line.contains(REATTACH_PREFIX) {
             continue;
         }
         let _ = tx.send(parse_reattach_line(&line).ok_or(line));
@@ -92,7 +95,7 @@ fn forward_reattach_line(stdout: impl Read, tx: mpsc::Sender<Result<String, Stri
 
 /// The JSON inside `TF_REATTACH_PROVIDERS='…'`, checked to name our provider.
 pub fn parse_reattach_line(line: &str) -> Option<String> {
-    let start = line.find("TF_REATTACH_PROVIDERS='")? + "TF_REATTACH_PROVIDERS='".len();
+    let start = line.find(REATTACH_PREFIX)? + REATTACH_PREFIX.len();
     let rest = &line[start..];
     let json = &rest[..rest.find('\'')?];
     let value: serde_json::Value = serde_json::from_str(json).ok()?;
@@ -120,7 +123,7 @@ mod tests {
         let json = r#"{"registry.terraform.io/stevedore/stevedore":{"Protocol":"grpc","ProtocolVersion":6,"Pid":1,"Test":true,"Addr":{"Network":"unix","String":"/tmp/p"}}}"#;
         let script = format!(
             "#!/bin/sh\n[ \"$1\" = --debug ] || exit 3\necho \"level $TF_LOG\" >&2\n\
-             echo 'Provider started.'\ncat <<'EOT'\n\tTF_REATTACH_PROVIDERS='{json}'\nEOT\n\
+             echo 'Provider started. Set TF_REATTACH_PROVIDERS as follows:'\ncat <<'EOT'\n\tTF_REATTACH_PROVIDERS='{json}'\nEOT\n\
              exec sleep 60\n"
         );
         std::fs::write(&fake, script).unwrap();
