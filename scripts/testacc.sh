@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# What `make testacc` runs: install the tools, build the provider binary the tests drive, then
-# run every acceptance test (the #[ignore]d ones included). Extra arguments go to the test
-# binaries, e.g. `scripts/testacc.sh image_manifest::docker` to run a few.
+# What `make testacc` (and CI) runs: install the tools, build the provider binary the
+# acceptance tests drive, then every test of the workspace, the #[ignore]d ones that need
+# terraform, docker-registry, the Docker daemon and moto included. Extra arguments go to
+# the test binaries, e.g. `scripts/testacc.sh image_manifest` to run a few.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/testenv.sh
 cargo build --bin terraform-provider-stevedore
-cargo test -p acceptance-tests -- --include-ignored "$@"
+# One test binary at a time keeps the 2-core machines responsive; tests inside a
+# binary still run in parallel.
+cargo test --workspace --no-fail-fast -- --include-ignored "$@"
