@@ -1,1 +1,42 @@
+//! Acceptance-test harness for terraform-provider-stevedore.
+//!
+//! Each module has one job: [`tools`] finds terraform and the provider binary, [`registry`]
+//! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
+//! [`layer`] and [`push`]), [`workdir`] drives the terraform CLI in a temp dir, with the
+//! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
+//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors.
+//!
+//! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
+//! installed; `make testacc` runs them with `--include-ignored`.
 
+pub mod cliconfig;
+pub mod diagnostics;
+pub mod hcl;
+pub mod image;
+pub mod layer;
+pub mod mode;
+pub mod push;
+pub mod reattach;
+pub mod registry;
+pub mod run;
+pub mod tools;
+pub mod workdir;
+
+pub use image::{Format, Platform, Pushed, Pusher};
+pub use mode::Mode;
+pub use registry::Registry;
+pub use run::Run;
+pub use workdir::Workdir;
+
+use sha2::{Digest, Sha256};
+
+/// `sha256:<hex>` of `bytes`, as registries name blobs and manifests.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A loopback port nobody listens on right now (the OS picks it; tiny race accepted).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}

