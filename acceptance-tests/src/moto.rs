@@ -54,7 +54,12 @@ pub struct Service {
 impl Moto {
     pub fn start() -> Moto {
         let binary = tools::tools_dir().join("venv/bin/moto_server");
-        assert!(binary.is_file(), "moto_server not found at {}; {}", binary.display(), tools::SETUP_HINT);
+        assert!(
+            binary.is_file(),
+            "moto_server not found at {}; {}",
+            binary.display(),
+            tools::SETUP_HINT
+        );
         let port = free_port();
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -70,7 +75,10 @@ impl Moto {
         };
         let began = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(began.elapsed() < Duration::from_secs(30), "moto_server did not listen on {port}");
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen on {port}"
+            );
             sleep(Duration::from_millis(100));
         }
         moto
@@ -98,12 +106,20 @@ impl Moto {
         let status = answer.status();
         let text = answer.text().unwrap_or_default();
         assert!(status.is_success(), "ECS {op} answered {status}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("ECS {op} answered non-JSON ({e}): {text}"))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ECS {op} answered non-JSON ({e}): {text}"))
     }
 
     /// A cluster with a Fargate service running `image` on `cpu_architecture`
     /// (`X86_64` or `ARM64`) with `desired_count` tasks.
-    pub fn fargate_service(&self, cluster: &str, service: &str, image: &str, cpu_architecture: &str, desired_count: u32) -> Service {
+    pub fn fargate_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        image: &str,
+        cpu_architecture: &str,
+        desired_count: u32,
+    ) -> Service {
         self.call("CreateCluster", json!({ "clusterName": cluster }));
         let td = self.call(
             "RegisterTaskDefinition",
@@ -117,7 +133,10 @@ impl Moto {
                 "containerDefinitions": [{ "name": "app", "image": image, "essential": true }],
             }),
         );
-        let task_definition_arn = td["taskDefinition"]["taskDefinitionArn"].as_str().expect("taskDefinitionArn").to_string();
+        let task_definition_arn = td["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .expect("taskDefinitionArn")
+            .to_string();
         self.call(
             "CreateService",
             json!({
@@ -128,12 +147,19 @@ impl Moto {
                 "launchType": "FARGATE",
             }),
         );
-        Service { cluster: cluster.into(), service: service.into(), task_definition_arn }
+        Service {
+            cluster: cluster.into(),
+            service: service.into(),
+            task_definition_arn,
+        }
     }
 
     /// The service as DescribeServices returns it (`Null` when missing).
     pub fn describe(&self, s: &Service) -> Value {
-        let out = self.call("DescribeServices", json!({ "cluster": s.cluster, "services": [s.service] }));
+        let out = self.call(
+            "DescribeServices",
+            json!({ "cluster": s.cluster, "services": [s.service] }),
+        );
         out["services"].get(0).cloned().unwrap_or(Value::Null)
     }
 
@@ -150,6 +176,9 @@ impl Moto {
     }
 
     pub fn delete_service(&self, s: &Service) {
-        self.call("DeleteService", json!({ "cluster": s.cluster, "service": s.service, "force": true }));
+        self.call(
+            "DeleteService",
+            json!({ "cluster": s.cluster, "service": s.service, "force": true }),
+        );
     }
 }

@@ -12,7 +12,9 @@ mod verify;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, EcsError};
-use crate::resource::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
+use crate::resource::{
+    ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
+};
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::value::{AttrPath, Type, Value};
 use async_trait::async_trait;
@@ -34,8 +36,16 @@ impl Resource for EcsRedeploy {
     fn schema(&self) -> Schema {
         let s = Type::String;
         let timeouts = Block::new("How long to wait for the rollout.")
-            .attr(Attribute::optional("create", s.clone(), "Duration such as `15m` (default `15m`)."))
-            .attr(Attribute::optional("update", s.clone(), "Duration such as `15m` (default `15m`)."));
+            .attr(Attribute::optional(
+                "create",
+                s.clone(),
+                "Duration such as `15m` (default `15m`).",
+            ))
+            .attr(Attribute::optional(
+                "update",
+                s.clone(),
+                "Duration such as `15m` (default `15m`).",
+            ));
         Schema::new("Forces a new deployment of an ECS service when `digest` or `triggers` change, waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.")
             .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
             .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
@@ -55,8 +65,16 @@ impl Resource for EcsRedeploy {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
         for name in ["cluster", "service"] {
-            if config.get(name).as_str().is_some_and(|v| v.trim().is_empty()) {
-                d.push(Diagnostic::attr_error(name, "Empty Value", format!("`{name}` must name an ECS {name} (name or ARN).")));
+            if config
+                .get(name)
+                .as_str()
+                .is_some_and(|v| v.trim().is_empty())
+            {
+                d.push(Diagnostic::attr_error(
+                    name,
+                    "Empty Value",
+                    format!("`{name}` must name an ECS {name} (name or ARN)."),
+                ));
             }
         }
         for op in ["create", "update"] {
@@ -73,18 +91,36 @@ impl Resource for EcsRedeploy {
     async fn plan(&self, _ctx: &Ctx, req: PlanRequest) -> PlanResponse {
         let failed = plan::has_failed_marker(&req.prior_private);
         let planned = plan::planned(&req.prior, &req.proposed, &req.config, failed);
-        PlanResponse { planned, planned_private: req.prior_private, diags: self.validate(&req.config), ..Default::default() }
+        PlanResponse {
+            planned,
+            planned_private: req.prior_private,
+            diags: self.validate(&req.config),
+            ..Default::default()
+        }
     }
 
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
         // Planned known deployment outputs mean the plan started no deployment
         // (only wait/verify/timeouts changed): the planned state is the new state.
         if !req.planned.get("deployment_id").is_unknown() {
-            return ApplyResponse { new_state: req.planned, private: req.planned_private, diags: Diagnostics::new() };
+            return ApplyResponse {
+                new_state: req.planned,
+                private: req.planned_private,
+                diags: Diagnostics::new(),
+            };
         }
-        let keep = |diags: Diagnostics| ApplyResponse { new_state: req.prior.clone(), private: req.planned_private.clone(), diags };
+        let keep = |diags: Diagnostics| ApplyResponse {
+            new_state: req.prior.clone(),
+            private: req.planned_private.clone(),
+            diags,
+        };
         let Some((cluster, service)) = names(&req.planned) else {
-            return keep(Diagnostic::internal("apply got a plan whose cluster or service is not a known string").into());
+            return keep(
+                Diagnostic::internal(
+                    "apply got a plan whose cluster or service is not a known string",
+                )
+                .into(),
+            );
         };
         let provider = match ctx.provider() {
             Ok(p) => p,
@@ -92,17 +128,49 @@ impl Resource for EcsRedeploy {
         };
         let client = crate::aws::ecs_client(&provider.config.aws).await;
 
-        if req.planned.get("verify_images").as_bool().unwrap_or(plan::DEFAULT_VERIFY) {
-            let blame = verify::Blame { digest_set: !req.config.get("digest").is_null() };
-            if let Err(d) = verify::verify_images(&client, &provider.registry, cluster, service, &ctx.cancel, blame).await {
+        if req
+            .planned
+            .get("verify_images")
+            .as_bool()
+            .unwrap_or(plan::DEFAULT_VERIFY)
+        {
+            let blame = verify::Blame {
+                digest_set: !req.config.get("digest").is_null(),
+            };
+            if let Err(d) = verify::verify_images(
+                &client,
+                &provider.registry,
+                cluster,
+                service,
+                &ctx.cancel,
+                blame,
+            )
+            .await
+            {
                 return keep(d);
             }
         }
-        let wait = match req.planned.get("wait_for_steady_state").as_bool().unwrap_or(plan::DEFAULT_WAIT) {
-            true => Some(timeout(&req.planned, if req.prior.is_null() { "create" } else { "update" })),
+        let wait = match req
+            .planned
+            .get("wait_for_steady_state")
+            .as_bool()
+            .unwrap_or(plan::DEFAULT_WAIT)
+        {
+            true => Some(timeout(
+                &req.planned,
+                if req.prior.is_null() {
+                    "create"
+                } else {
+                    "update"
+                },
+            )),
             false => None,
         };
-        let target = deploy::Target { cluster, service, wait };
+        let target = deploy::Target {
+            cluster,
+            service,
+            wait,
+        };
         let recorded = match deploy::deploy(&client, &target, &ctx.cancel).await {
             Ok(r) => r,
             Err(d) => return keep(d.into()),
@@ -112,13 +180,25 @@ impl Resource for EcsRedeploy {
             new_state.set(name, value.clone());
         }
         let private = deploy::private_for(&recorded);
-        ApplyResponse { new_state, private, diags: recorded.error.into_iter().collect::<Vec<_>>().into() }
+        ApplyResponse {
+            new_state,
+            private,
+            diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
+        }
     }
 
     async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
-        let keep = |state: Value, private: Vec<u8>, d: Diagnostic| ReadResponse { new_state: state, private, diags: d.into() };
+        let keep = |state: Value, private: Vec<u8>, d: Diagnostic| ReadResponse {
+            new_state: state,
+            private,
+            diags: d.into(),
+        };
         let Some((cluster, service)) = names(&state) else {
-            return ReadResponse { new_state: state, private, diags: Diagnostics::new() };
+            return ReadResponse {
+                new_state: state,
+                private,
+                diags: Diagnostics::new(),
+            };
         };
         let provider = match ctx.provider() {
             Ok(p) => p,
@@ -130,14 +210,26 @@ impl Resource for EcsRedeploy {
             _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("ECS Service Not Refreshed", "The refresh was interrupted; the state is kept as it was.")),
         };
         match described {
-            Ok(_) => ReadResponse { new_state: state, private, diags: Diagnostics::new() },
+            Ok(_) => ReadResponse {
+                new_state: state,
+                private,
+                diags: Diagnostics::new(),
+            },
             Err(e) if e.is_not_found() => {
                 tracing::info!(cluster, service, error = %e, "ECS service is gone; removing it from state");
-                ReadResponse { new_state: Value::Null, private: Vec::new(), diags: Diagnostics::new() }
+                ReadResponse {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diags: Diagnostics::new(),
+                }
             }
             Err(e) => {
                 let detail = format!("Could not check that ECS service {service:?} in cluster {cluster:?} still exists: {e}.\n\nThe state is kept as it was; the next refresh tries again.");
-                keep(state, private, Diagnostic::warning("ECS Service Not Refreshed", detail))
+                keep(
+                    state,
+                    private,
+                    Diagnostic::warning("ECS Service Not Refreshed", detail),
+                )
             }
         }
     }
@@ -156,7 +248,9 @@ impl Resource for EcsRedeploy {
         })?;
         let provider = ctx.provider()?;
         let client = crate::aws::ecs_client(&provider.config.aws).await;
-        let info = ecs::describe(&client, cluster, service).await.map_err(|e| ecs_diagnostic("ECS Service Not Imported", cluster, service, e))?;
+        let info = ecs::describe(&client, cluster, service)
+            .await
+            .map_err(|e| ecs_diagnostic("ECS Service Not Imported", cluster, service, e))?;
         Ok(Value::object([
             ("cluster", Value::string(cluster)),
             ("service", Value::string(service)),
@@ -167,9 +261,18 @@ impl Resource for EcsRedeploy {
             ("timeouts", Value::Null),
             ("id", Value::string(format!("{cluster}/{service}"))),
             // The service's PRIMARY deployment stands in for "the one this resource started".
-            ("deployment_id", Value::opt_string(info.primary_deployment_id)),
-            ("rollout_state", Value::opt_string(info.primary_rollout_state)),
-            ("task_definition_arn", Value::opt_string(info.task_definition_arn)),
+            (
+                "deployment_id",
+                Value::opt_string(info.primary_deployment_id),
+            ),
+            (
+                "rollout_state",
+                Value::opt_string(info.primary_rollout_state),
+            ),
+            (
+                "task_definition_arn",
+                Value::opt_string(info.task_definition_arn),
+            ),
             ("running_count", Value::int(info.running_count.into())),
             ("running_image_digests", Value::Null),
         ]))
@@ -219,7 +322,10 @@ mod tests {
     fn import_ids_split_at_the_last_slash() {
         let cases = [
             ("prod/web", Some(("prod", "web"))),
-            ("arn:aws:ecs:us-east-1:123456789012:cluster/prod/web", Some(("arn:aws:ecs:us-east-1:123456789012:cluster/prod", "web"))),
+            (
+                "arn:aws:ecs:us-east-1:123456789012:cluster/prod/web",
+                Some(("arn:aws:ecs:us-east-1:123456789012:cluster/prod", "web")),
+            ),
             ("web", None),
             ("prod/", None),
             ("/web", None),
@@ -230,21 +336,40 @@ mod tests {
     }
 
     fn config(timeouts: Value) -> Value {
-        Value::object([("cluster", Value::string("prod")), ("service", Value::string("web")), ("timeouts", timeouts)])
+        Value::object([
+            ("cluster", Value::string("prod")),
+            ("service", Value::string("web")),
+            ("timeouts", timeouts),
+        ])
     }
 
     #[test]
     fn malformed_timeouts_are_blamed_on_their_attribute() {
-        let d = EcsRedeploy.validate(&config(Value::object([("create", Value::string("15x")), ("update", Value::string("1h30m"))])));
+        let d = EcsRedeploy.validate(&config(Value::object([
+            ("create", Value::string("15x")),
+            ("update", Value::string("1h30m")),
+        ])));
         assert_eq!(d.0.len(), 1, "{d:?}");
-        assert_eq!(d.0[0].attribute, Some(AttrPath::attr("timeouts").then_attr("create")));
-        assert!(d.0[0].detail.contains("unknown unit \"x\""), "{}", d.0[0].detail);
+        assert_eq!(
+            d.0[0].attribute,
+            Some(AttrPath::attr("timeouts").then_attr("create"))
+        );
+        assert!(
+            d.0[0].detail.contains("unknown unit \"x\""),
+            "{}",
+            d.0[0].detail
+        );
     }
 
     #[test]
     fn unknown_and_absent_values_pass_validation() {
         assert!(EcsRedeploy.validate(&config(Value::Null)).is_empty());
-        assert!(EcsRedeploy.validate(&config(Value::object([("create", Value::Unknown), ("update", Value::Null)]))).is_empty());
+        assert!(EcsRedeploy
+            .validate(&config(Value::object([
+                ("create", Value::Unknown),
+                ("update", Value::Null)
+            ])))
+            .is_empty());
         let mut c = config(Value::Null);
         c.set("service", Value::Unknown);
         assert!(EcsRedeploy.validate(&c).is_empty());
@@ -261,7 +386,10 @@ mod tests {
 
     #[test]
     fn timeouts_default_to_fifteen_minutes() {
-        let planned = config(Value::object([("create", Value::string("90s")), ("update", Value::Null)]));
+        let planned = config(Value::object([
+            ("create", Value::string("90s")),
+            ("update", Value::Null),
+        ]));
         assert_eq!(timeout(&planned, "create"), Duration::from_secs(90));
         assert_eq!(timeout(&planned, "update"), DEFAULT_TIMEOUT);
         assert_eq!(timeout(&config(Value::Null), "create"), DEFAULT_TIMEOUT);

@@ -26,7 +26,11 @@ pub struct Recorded {
 /// Forces a new deployment and, when waiting, follows it. `Err` means nothing
 /// was started (the state stays as it was); a started deployment always comes
 /// back as `Ok`, with the failure, if any, in `Recorded::error`.
-pub async fn deploy(client: &aws_sdk_ecs::Client, t: &Target<'_>, cancel: &CancellationToken) -> Result<Recorded, Diagnostic> {
+pub async fn deploy(
+    client: &aws_sdk_ecs::Client,
+    t: &Target<'_>,
+    cancel: &CancellationToken,
+) -> Result<Recorded, Diagnostic> {
     let started = tokio::select! {
         r = ecs::force_new_deployment(client, t.cluster, t.service) => r.map_err(|e| ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e))?,
         _ = cancel.cancelled() => return Err(Diagnostic::error("ECS Deployment Cancelled", "Interrupted before ECS answered UpdateService; look at the service's deployments to see whether one started.")),
@@ -34,9 +38,22 @@ pub async fn deploy(client: &aws_sdk_ecs::Client, t: &Target<'_>, cancel: &Cance
     let Some(timeout) = t.wait else {
         return Ok(not_waited(client, t, started).await);
     };
-    let followed = ecs::wait_for_deployment(client, t.cluster, t.service, &started.deployment_id, timeout, cancel.clone(), PollPolicy::default()).await;
+    let followed = ecs::wait_for_deployment(
+        client,
+        t.cluster,
+        t.service,
+        &started.deployment_id,
+        timeout,
+        cancel.clone(),
+        PollPolicy::default(),
+    )
+    .await;
     Ok(match followed {
-        Ok(outcome) => Recorded { deployment_id: outcome.deployment_id.clone(), outputs: completed(outcome), error: None },
+        Ok(outcome) => Recorded {
+            deployment_id: outcome.deployment_id.clone(),
+            outputs: completed(outcome),
+            error: None,
+        },
         Err(e) => failed(t, started, e),
     })
 }
@@ -45,20 +62,38 @@ fn completed(o: DeploymentOutcome) -> Vec<(&'static str, Value)> {
     vec![
         ("deployment_id", Value::string(o.deployment_id)),
         // Services without rollout states (older ECS) report none; COMPLETED is what the wait proved.
-        ("rollout_state", Value::string(o.rollout_state.unwrap_or_else(|| "COMPLETED".into()))),
-        ("task_definition_arn", Value::opt_string(o.task_definition_arn)),
+        (
+            "rollout_state",
+            Value::string(o.rollout_state.unwrap_or_else(|| "COMPLETED".into())),
+        ),
+        (
+            "task_definition_arn",
+            Value::opt_string(o.task_definition_arn),
+        ),
         ("running_count", Value::int(o.running_count.into())),
-        ("running_image_digests", Value::string_list(o.running_image_digests)),
+        (
+            "running_image_digests",
+            Value::string_list(o.running_image_digests),
+        ),
     ]
 }
 
 /// Without waiting: what DescribeServices says right after UpdateService.
 /// Running image digests are not looked at (the new tasks have not started).
-async fn not_waited(client: &aws_sdk_ecs::Client, t: &Target<'_>, started: StartedDeployment) -> Recorded {
+async fn not_waited(
+    client: &aws_sdk_ecs::Client,
+    t: &Target<'_>,
+    started: StartedDeployment,
+) -> Recorded {
     let described = ecs::describe(client, t.cluster, t.service).await;
     let (rollout_state, running_count) = match &described {
-        Ok(info) if info.primary_deployment_id.as_deref() == Some(started.deployment_id.as_str()) => {
-            (Value::opt_string(info.primary_rollout_state.clone()), Value::int(info.running_count.into()))
+        Ok(info)
+            if info.primary_deployment_id.as_deref() == Some(started.deployment_id.as_str()) =>
+        {
+            (
+                Value::opt_string(info.primary_rollout_state.clone()),
+                Value::int(info.running_count.into()),
+            )
         }
         Ok(info) => (Value::Null, Value::int(info.running_count.into())),
         Err(e) => {
@@ -71,7 +106,10 @@ async fn not_waited(client: &aws_sdk_ecs::Client, t: &Target<'_>, started: Start
         outputs: vec![
             ("deployment_id", Value::string(started.deployment_id)),
             ("rollout_state", rollout_state),
-            ("task_definition_arn", Value::opt_string(started.task_definition_arn)),
+            (
+                "task_definition_arn",
+                Value::opt_string(started.task_definition_arn),
+            ),
             ("running_count", running_count),
             ("running_image_digests", Value::Null),
         ],
@@ -103,7 +141,10 @@ fn failed(t: &Target<'_>, started: StartedDeployment, e: EcsError) -> Recorded {
         outputs: vec![
             ("deployment_id", Value::string(started.deployment_id)),
             ("rollout_state", Value::string(rollout_state)),
-            ("task_definition_arn", Value::opt_string(started.task_definition_arn)),
+            (
+                "task_definition_arn",
+                Value::opt_string(started.task_definition_arn),
+            ),
             ("running_count", Value::Null),
             ("running_image_digests", Value::Null),
         ],

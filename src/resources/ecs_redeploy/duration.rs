@@ -7,7 +7,9 @@ use std::time::Duration;
 /// (a timeout cannot be negative). `"0"` alone is allowed, as in Go.
 pub fn parse(input: &str) -> Result<Duration, String> {
     let s = input.trim();
-    let bad = |why: &str| format!("invalid duration {input:?}: {why}; use a number and a unit, such as \"15m\", \"1h30m\" or \"90s\"");
+    let bad = |why: &str| {
+        format!("invalid duration {input:?}: {why}; use a number and a unit, such as \"15m\", \"1h30m\" or \"90s\"")
+    };
     if s.is_empty() {
         return Err(bad("it is empty"));
     }
@@ -21,14 +23,18 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let mut rest = s;
     let mut total = 0f64;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let number = &rest[..number_len];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return Err(bad("expected a number"));
         }
         let value: f64 = number.parse().map_err(|_| bad("expected a number"))?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let seconds = match unit {
             "ns" => 1e-9,
@@ -38,7 +44,11 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err(bad(&format!("missing unit after {number}"))),
-            other => return Err(bad(&format!("unknown unit {other:?} (use h, m, s, ms, us or ns)"))),
+            other => {
+                return Err(bad(&format!(
+                    "unknown unit {other:?} (use h, m, s, ms, us or ns)"
+                )))
+            }
         };
         total += value * seconds;
         rest = &rest[unit_len..];
@@ -86,7 +96,10 @@ mod tests {
         for (input, why) in cases {
             let err = parse(input).expect_err(input);
             assert!(err.contains(why), "{input}: {err}");
-            assert!(err.contains("\"15m\""), "{input}: the fix hint is missing: {err}");
+            assert!(
+                err.contains("\"15m\""),
+                "{input}: the fix hint is missing: {err}"
+            );
         }
     }
 }

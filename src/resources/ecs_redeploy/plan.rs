@@ -11,8 +11,13 @@ use crate::value::Value;
 pub const DEPLOY_INPUTS: [&str; 4] = ["cluster", "service", "digest", "triggers"];
 
 /// What a deployment produces; unknown in a plan that starts one.
-pub const DEPLOYMENT_OUTPUTS: [&str; 5] =
-    ["deployment_id", "rollout_state", "task_definition_arn", "running_count", "running_image_digests"];
+pub const DEPLOYMENT_OUTPUTS: [&str; 5] = [
+    "deployment_id",
+    "rollout_state",
+    "task_definition_arn",
+    "running_count",
+    "running_image_digests",
+];
 
 pub const DEFAULT_WAIT: bool = true;
 pub const DEFAULT_VERIFY: bool = true;
@@ -41,7 +46,10 @@ pub fn id(cluster: &Value, service: &Value) -> Value {
 /// deployment outputs unknown when a deployment is due, else kept from prior.
 pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bool) -> Value {
     let mut planned = proposed.clone();
-    for (name, default) in [("wait_for_steady_state", DEFAULT_WAIT), ("verify_images", DEFAULT_VERIFY)] {
+    for (name, default) in [
+        ("wait_for_steady_state", DEFAULT_WAIT),
+        ("verify_images", DEFAULT_VERIFY),
+    ] {
         if config.get(name).is_null() {
             planned.set(name, Value::Bool(default));
         }
@@ -51,7 +59,11 @@ pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bo
     for name in DEPLOYMENT_OUTPUTS {
         // NOTE: on update ProposedNew already carries the prior computed values;
         // copying them again keeps "no deployment" plans exactly equal to prior.
-        let value = if deploy { Value::Unknown } else { prior.get(name).clone() };
+        let value = if deploy {
+            Value::Unknown
+        } else {
+            prior.get(name).clone()
+        };
         planned.set(name, value);
     }
     planned
@@ -62,7 +74,9 @@ pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bo
 /// apply must try again rather than report "no changes" over a broken rollout.
 /// (A failed create needs no marker: Terraform taints it and plans a replacement.)
 pub fn failed_marker(deployment_id: &str) -> Vec<u8> {
-    serde_json::json!({ "failed_deployment": deployment_id }).to_string().into_bytes()
+    serde_json::json!({ "failed_deployment": deployment_id })
+        .to_string()
+        .into_bytes()
 }
 
 /// Whether `private` holds [`failed_marker`]. Anything else (empty, older
@@ -97,7 +111,11 @@ mod tests {
 
     fn config_of(v: &Value) -> Value {
         let mut c = v.clone();
-        for name in DEPLOYMENT_OUTPUTS.iter().chain(&["id", "wait_for_steady_state", "verify_images"]) {
+        for name in
+            DEPLOYMENT_OUTPUTS
+                .iter()
+                .chain(&["id", "wait_for_steady_state", "verify_images"])
+        {
             c.set(name, Value::Null);
         }
         c
@@ -115,22 +133,92 @@ mod tests {
         let cases: Vec<(&str, Value, bool, bool)> = vec![
             ("create", Value::Null, false, true),
             ("nothing changed", prior.clone(), false, false),
-            ("digest changed", with(prior.clone(), "digest", Value::string("sha256:bb")), false, true),
-            ("digest unknown", with(prior.clone(), "digest", Value::Unknown), false, true),
-            ("digest removed", with(prior.clone(), "digest", Value::Null), false, true),
-            ("triggers added", with(prior.clone(), "triggers", triggers.clone()), false, true),
-            ("trigger value unknown", with(prior.clone(), "triggers", Value::Map([("release".to_string(), Value::Unknown)].into())), false, true),
-            ("cluster changed", with(prior.clone(), "cluster", Value::string("staging")), false, true),
-            ("service changed", with(prior.clone(), "service", Value::string("api")), false, true),
-            ("only wait changed", with(prior.clone(), "wait_for_steady_state", Value::Bool(false)), false, false),
-            ("only verify changed", with(prior.clone(), "verify_images", Value::Bool(false)), false, false),
-            ("only timeouts changed", with(prior.clone(), "timeouts", Value::object([("create", Value::string("1h")), ("update", Value::Null)])), false, false),
+            (
+                "digest changed",
+                with(prior.clone(), "digest", Value::string("sha256:bb")),
+                false,
+                true,
+            ),
+            (
+                "digest unknown",
+                with(prior.clone(), "digest", Value::Unknown),
+                false,
+                true,
+            ),
+            (
+                "digest removed",
+                with(prior.clone(), "digest", Value::Null),
+                false,
+                true,
+            ),
+            (
+                "triggers added",
+                with(prior.clone(), "triggers", triggers.clone()),
+                false,
+                true,
+            ),
+            (
+                "trigger value unknown",
+                with(
+                    prior.clone(),
+                    "triggers",
+                    Value::Map([("release".to_string(), Value::Unknown)].into()),
+                ),
+                false,
+                true,
+            ),
+            (
+                "cluster changed",
+                with(prior.clone(), "cluster", Value::string("staging")),
+                false,
+                true,
+            ),
+            (
+                "service changed",
+                with(prior.clone(), "service", Value::string("api")),
+                false,
+                true,
+            ),
+            (
+                "only wait changed",
+                with(prior.clone(), "wait_for_steady_state", Value::Bool(false)),
+                false,
+                false,
+            ),
+            (
+                "only verify changed",
+                with(prior.clone(), "verify_images", Value::Bool(false)),
+                false,
+                false,
+            ),
+            (
+                "only timeouts changed",
+                with(
+                    prior.clone(),
+                    "timeouts",
+                    Value::object([("create", Value::string("1h")), ("update", Value::Null)]),
+                ),
+                false,
+                false,
+            ),
             ("prior rollout failed", prior.clone(), true, true),
         ];
         for (name, proposed, failed, want) in cases {
-            let prior_for_case = if name == "create" { Value::Null } else { prior.clone() };
-            let proposed = if name == "create" { config_of(&prior) } else { proposed };
-            assert_eq!(needs_deployment(&prior_for_case, &proposed, failed), want, "{name}");
+            let prior_for_case = if name == "create" {
+                Value::Null
+            } else {
+                prior.clone()
+            };
+            let proposed = if name == "create" {
+                config_of(&prior)
+            } else {
+                proposed
+            };
+            assert_eq!(
+                needs_deployment(&prior_for_case, &proposed, failed),
+                want,
+                "{name}"
+            );
         }
     }
 
@@ -150,7 +238,10 @@ mod tests {
     #[test]
     fn create_with_unknown_service_plans_unknown_id() {
         let config = with(config_of(&state("sha256:aa")), "service", Value::Unknown);
-        assert_eq!(planned(&Value::Null, &config, &config, false).get("id"), &Value::Unknown);
+        assert_eq!(
+            planned(&Value::Null, &config, &config, false).get("id"),
+            &Value::Unknown
+        );
     }
 
     #[test]
@@ -164,10 +255,18 @@ mod tests {
     fn explicit_settings_win_over_defaults() {
         let prior = state("sha256:aa");
         let proposed = with(prior.clone(), "wait_for_steady_state", Value::Bool(false));
-        let config = with(config_of(&prior), "wait_for_steady_state", Value::Bool(false));
+        let config = with(
+            config_of(&prior),
+            "wait_for_steady_state",
+            Value::Bool(false),
+        );
         let planned = planned(&prior, &proposed, &config, false);
         assert_eq!(planned.get("wait_for_steady_state"), &Value::Bool(false));
-        assert_eq!(planned.get("deployment_id"), &Value::string("ecs-svc/1"), "no new deployment");
+        assert_eq!(
+            planned.get("deployment_id"),
+            &Value::string("ecs-svc/1"),
+            "no new deployment"
+        );
     }
 
     #[test]
@@ -193,8 +292,17 @@ mod tests {
     #[test]
     fn failed_marker_round_trips_and_nothing_else_counts() {
         assert!(has_failed_marker(&failed_marker("ecs-svc/9")));
-        for other in [&b""[..], b"{}", b"not json", b"{\"failed_deployment\":null}"] {
-            assert!(!has_failed_marker(other), "{:?}", String::from_utf8_lossy(other));
+        for other in [
+            &b""[..],
+            b"{}",
+            b"not json",
+            b"{\"failed_deployment\":null}",
+        ] {
+            assert!(
+                !has_failed_marker(other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 }

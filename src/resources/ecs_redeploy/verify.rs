@@ -9,7 +9,8 @@ use crate::registry::{self, InspectError, Platform, Reference, RegistryClient};
 use crate::value::AttrPath;
 use tokio_util::sync::CancellationToken;
 
-const SKIP_HINT: &str = "Nothing was deployed. Fix the image or the task definition's runtimePlatform, or set \
+const SKIP_HINT: &str =
+    "Nothing was deployed. Fix the image or the task definition's runtimePlatform, or set \
                          verify_images = false to deploy without this check.";
 
 /// Where a verification failure points: `digest` when the config sets it (the
@@ -64,7 +65,10 @@ pub async fn verify_images(
         let reference = match Reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
-                diags.push(blame.error("Invalid Image In Task Definition", format!("{context} uses {image:?}: {e}.\n\n{SKIP_HINT}")));
+                diags.push(blame.error(
+                    "Invalid Image In Task Definition",
+                    format!("{context} uses {image:?}: {e}.\n\n{SKIP_HINT}"),
+                ));
                 continue;
             }
         };
@@ -87,7 +91,9 @@ pub async fn verify_images(
 fn inspect_error(blame: Blame, context: &str, image: &str, e: InspectError) -> Diagnostic {
     use crate::registry::RegistryError as R;
     let summary = match &e {
-        InspectError::PlatformMissing { .. } | InspectError::ConfigMismatch { .. } => "Image Does Not Match Task Platform",
+        InspectError::PlatformMissing { .. } | InspectError::ConfigMismatch { .. } => {
+            "Image Does Not Match Task Platform"
+        }
         InspectError::Registry(R::NotFound { .. }) => "Task Definition Image Not Found",
         InspectError::Registry(_) => "Task Definition Image Not Readable",
         InspectError::InvalidManifest { .. } => "Invalid Image In Registry",
@@ -100,5 +106,8 @@ fn inspect_error(blame: Blame, context: &str, image: &str, e: InspectError) -> D
         }
         _ => "",
     };
-    blame.error(summary, format!("{context} uses {image}: {e}.{why}\n\n{SKIP_HINT}"))
+    blame.error(
+        summary,
+        format!("{context} uses {image}: {e}.{why}\n\n{SKIP_HINT}"),
+    )
 }
