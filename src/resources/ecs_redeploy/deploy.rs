@@ -159,3 +159,105 @@ pub fn private_for(r: &Recorded) -> Vec<u8> {
         None => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::FailureKind;
+
+    fn target() -> Target<'static> {
+        Target {
+            cluster: "prod",
+            service: "web",
+            wait: Some(Duration::from_secs(60)),
+        }
+    }
+
+    fn started() -> StartedDeployment {
+        StartedDeployment {
+            deployment_id: "ecs-svc/7".into(),
+            task_definition_arn: Some("arn:td/web:4".into()),
+            created_at: None,
+        }
+    }
+
+    fn output<'a>(r: &'a Recorded, name: &str) -> &'a Value {
+        &r.outputs.iter().find(|(n, _)| *n == name).expect(name).1
+    }
+
+    #[test]
+    fn failures_record_the_started_deployment_and_its_state() {
+        let cases = [
+            (
+                EcsError::DeploymentFailed {
+                    deployment_id: "ecs-svc/7".into(),
+                    kind: FailureKind::RolledBack,
+                    reason: "circuit breaker".into(),
+                    stopped_tasks: vec![],
+                    events: vec!["service web rolled back".into()],
+                    hint: None,
+                },
+                "FAILED",
+                "ECS Deployment Failed",
+            ),
+            (
+                EcsError::Timeout {
+                    deployment_id: "ecs-svc/7".into(),
+                    waited: Duration::from_secs(2),
+                    last_state: "1 of 2 running".into(),
+                },
+                "IN_PROGRESS",
+                "ECS Deployment Timed Out",
+            ),
+            (
+                EcsError::Cancelled {
+                    deployment_id: "ecs-svc/7".into(),
+                },
+                "IN_PROGRESS",
+                "ECS Deployment Wait Cancelled",
+            ),
+        ];
+        for (err, state, summary) in cases {
+            let explanation = err.to_string();
+            let r = failed(&target(), started(), err);
+            assert_eq!(output(&r, "deployment_id"), &Value::string("ecs-svc/7"));
+            assert_eq!(
+                output(&r, "rollout_state"),
+                &Value::string(state),
+                "{summary}"
+            );
+            assert_eq!(
+                output(&r, "task_definition_arn"),
+                &Value::string("arn:td/web:4")
+            );
+            assert_eq!(output(&r, "running_count"), &Value::Null);
+            let diag = r.error.as_ref().expect("a failure is an error");
+            assert_eq!(diag.summary, summary);
+            assert!(diag.detail.starts_with(&explanation), "{}", diag.detail);
+            assert!(plan::has_failed_marker(&private_for(&r)), "{summary}");
+        }
+    }
+
+    #[test]
+    fn completed_rollouts_record_every_output_and_no_marker() {
+        let outcome = DeploymentOutcome {
+            deployment_id: "ecs-svc/7".into(),
+            rollout_state: None,
+            task_definition_arn: Some("arn:td/web:4".into()),
+            running_count: 2,
+            running_image_digests: vec!["sha256:aa".into()],
+        };
+        let r = Recorded {
+            deployment_id: "ecs-svc/7".into(),
+            outputs: completed(outcome),
+            error: None,
+        };
+        assert_eq!(output(&r, "rollout_state"), &Value::string("COMPLETED"));
+        assert_eq!(output(&r, "running_count"), &Value::int(2));
+        assert_eq!(
+            output(&r, "running_image_digests"),
+            &Value::string_list(["sha256:aa"])
+        );
+        assert!(private_for(&r).is_empty());
+    }
+}
