@@ -14,6 +14,18 @@ TERRAFORM_VERSION="1.0.3"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 
+# Output is captured before matching: with pipefail, `cmd | grep -q` fails whenever grep
+# quits early and cmd dies of SIGPIPE.
+has_terraform() {
+  local version
+  version=$(CHECKPOINT_DISABLE=1 "$VENV/bin/terraform" version 2>/dev/null) || return 1
+  [[ $version == *"Terraform v$TERRAFORM_VERSION"* ]]
+}
+
+deb_installed() {
+  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -21,7 +33,7 @@ as_root() {
 install_debs() {
   local missing=() pkg
   for pkg in docker-registry apache2-utils skopeo python3-venv; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    deb_installed "$pkg" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
@@ -35,7 +47,7 @@ install_debs() {
 
 install_venv() {
   [ -x "$VENV/bin/python" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
-  if ! "$VENV/bin/terraform" version 2>/dev/null | grep -q "Terraform v$TERRAFORM_VERSION"; then
+  if ! has_terraform; then
     log "installing $TERRAFORM_WRAPPER"
     "$VENV/bin/pip" install -q "$TERRAFORM_WRAPPER"
   fi
@@ -51,8 +63,7 @@ check() {
               "$VENV/bin/terraform" "$VENV/bin/moto_server"; do
     [ -x "$tool" ] || { log "missing after install: $tool"; exit 1; }
   done
-  "$VENV/bin/terraform" version | head -n 1 | grep -q "Terraform v$TERRAFORM_VERSION" \
-    || { log "$VENV/bin/terraform is not Terraform $TERRAFORM_VERSION"; exit 1; }
+  has_terraform || { log "$VENV/bin/terraform is not Terraform $TERRAFORM_VERSION"; exit 1; }
   log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo"
 }
 

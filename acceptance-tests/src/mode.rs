@@ -13,7 +13,7 @@ pub enum Mode {
 /// Defines `mod $name { fn installed(); fn reattach(); }`, both ignored by plain
 /// `cargo test`, each calling `$body` with its [`Mode`].
 ///
-/// ```ignore
+/// ```text
 /// acc_test!(reads_a_tag, |mode| {
 ///     let tf = Workdir::new(mode, "...");
 /// });
