@@ -15,6 +15,7 @@ pub mod hcl;
 pub mod image;
 pub mod layer;
 pub mod mode;
+pub mod moto;
 pub mod push;
 pub mod reattach;
 pub mod registry;

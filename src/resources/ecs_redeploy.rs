@@ -1,20 +1,31 @@
 //! Resource `stevedore_ecs_redeploy`: force a new ECS deployment when the
 //! digest (or a trigger) changes and wait until the new tasks run.
+//!
+//! The state records the deployment this resource started, not the service's
+//! current one: refresh only checks the service still exists, so someone
+//! else's deployment is not drift (it would otherwise show on every plan).
 
-use super::common;
-use crate::diag::Diagnostics;
-use crate::resource::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
+mod deploy;
+mod duration;
+mod plan;
+mod verify;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ecs::{self, EcsError};
+use crate::resource::{
+    ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
+};
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
-use crate::value::{Type, Value};
+use crate::value::{AttrPath, Type, Value};
 use async_trait::async_trait;
+use std::time::Duration;
 
 pub struct EcsRedeploy;
 
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
 
-fn defaults() -> Vec<(&'static str, Value)> {
-    vec![("wait_for_steady_state", Value::Bool(true)), ("verify_images", Value::Bool(true))]
-}
+/// How long to wait for a rollout when `timeouts` does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 #[async_trait]
 impl Resource for EcsRedeploy {
@@ -25,8 +36,16 @@ impl Resource for EcsRedeploy {
     fn schema(&self) -> Schema {
         let s = Type::String;
         let timeouts = Block::new("How long to wait for the rollout.")
-            .attr(Attribute::optional("create", s.clone(), "Duration such as `15m` (default `15m`)."))
-            .attr(Attribute::optional("update", s.clone(), "Duration such as `15m` (default `15m`)."));
+            .attr(Attribute::optional(
+                "create",
+                s.clone(),
+                "Duration such as `15m` (default `15m`).",
+            ))
+            .attr(Attribute::optional(
+                "update",
+                s.clone(),
+                "Duration such as `15m` (default `15m`).",
+            ));
         Schema::new("Forces a new deployment of an ECS service when `digest` or `triggers` change, waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.")
             .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
             .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
@@ -43,23 +62,336 @@ impl Resource for EcsRedeploy {
             .block(NestedBlock::new("timeouts", Nesting::Single, timeouts).max(1))
     }
 
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        for name in ["cluster", "service"] {
+            if config
+                .get(name)
+                .as_str()
+                .is_some_and(|v| v.trim().is_empty())
+            {
+                d.push(Diagnostic::attr_error(
+                    name,
+                    "Empty Value",
+                    format!("`{name}` must name an ECS {name} (name or ARN)."),
+                ));
+            }
+        }
+        for op in ["create", "update"] {
+            let path = AttrPath::attr("timeouts").then_attr(op);
+            if let Some(text) = config.at(&path).as_str() {
+                if let Err(e) = duration::parse(text) {
+                    d.push(Diagnostic::error("Invalid Timeout", e).at(path));
+                }
+            }
+        }
+        d
+    }
+
     async fn plan(&self, _ctx: &Ctx, req: PlanRequest) -> PlanResponse {
-        let mut planned = req.proposed.clone();
-        common::apply_defaults(&mut planned, &req.config, &defaults());
-        common::unknown_computed(&self.schema(), &mut planned);
-        PlanResponse { planned, planned_private: req.prior_private, ..Default::default() }
+        let failed = plan::has_failed_marker(&req.prior_private);
+        let planned = plan::planned(&req.prior, &req.proposed, &req.config, failed);
+        PlanResponse {
+            planned,
+            planned_private: req.prior_private,
+            diags: self.validate(&req.config),
+            ..Default::default()
+        }
     }
 
-    async fn apply(&self, _ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
-        ApplyResponse { new_state: req.prior, private: vec![], diags: common::not_available_yet(TYPE_NAME, "ECS redeploy lands with its own issue").into() }
+    async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
+        // Planned known deployment outputs mean the plan started no deployment
+        // (only wait/verify/timeouts changed): the planned state is the new state.
+        if !req.planned.get("deployment_id").is_unknown() {
+            return ApplyResponse {
+                new_state: req.planned,
+                private: req.planned_private,
+                diags: Diagnostics::new(),
+            };
+        }
+        let keep = |diags: Diagnostics| ApplyResponse {
+            new_state: req.prior.clone(),
+            private: req.planned_private.clone(),
+            diags,
+        };
+        let Some((cluster, service)) = names(&req.planned) else {
+            return keep(
+                Diagnostic::internal(
+                    "apply got a plan whose cluster or service is not a known string",
+                )
+                .into(),
+            );
+        };
+        let provider = match ctx.provider() {
+            Ok(p) => p,
+            Err(d) => return keep(d.into()),
+        };
+        let client = crate::aws::ecs_client(&provider.config.aws).await;
+
+        if req
+            .planned
+            .get("verify_images")
+            .as_bool()
+            .unwrap_or(plan::DEFAULT_VERIFY)
+        {
+            let blame = verify::Blame {
+                digest_set: !req.config.get("digest").is_null(),
+            };
+            if let Err(d) = verify::verify_images(
+                &client,
+                &provider.registry,
+                cluster,
+                service,
+                &ctx.cancel,
+                blame,
+            )
+            .await
+            {
+                return keep(d);
+            }
+        }
+        let wait = match req
+            .planned
+            .get("wait_for_steady_state")
+            .as_bool()
+            .unwrap_or(plan::DEFAULT_WAIT)
+        {
+            true => Some(timeout(
+                &req.planned,
+                if req.prior.is_null() {
+                    "create"
+                } else {
+                    "update"
+                },
+            )),
+            false => None,
+        };
+        let target = deploy::Target {
+            cluster,
+            service,
+            wait,
+        };
+        let recorded = match deploy::deploy(&client, &target, &ctx.cancel).await {
+            Ok(r) => r,
+            Err(d) => return keep(d.into()),
+        };
+        let mut new_state = req.planned.clone();
+        for (name, value) in &recorded.outputs {
+            new_state.set(name, value.clone());
+        }
+        let private = deploy::private_for(&recorded);
+        ApplyResponse {
+            new_state,
+            private,
+            diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
+        }
     }
 
-    async fn read(&self, _ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
-        ReadResponse { new_state: state, private, diags: Diagnostics::new() }
+    async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
+        let keep = |state: Value, private: Vec<u8>, d: Diagnostic| ReadResponse {
+            new_state: state,
+            private,
+            diags: d.into(),
+        };
+        let Some((cluster, service)) = names(&state) else {
+            return ReadResponse {
+                new_state: state,
+                private,
+                diags: Diagnostics::new(),
+            };
+        };
+        let provider = match ctx.provider() {
+            Ok(p) => p,
+            Err(d) => return keep(state, private, d),
+        };
+        let client = crate::aws::ecs_client(&provider.config.aws).await;
+        let described = tokio::select! {
+            r = ecs::describe(&client, cluster, service) => r,
+            _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("ECS Service Not Refreshed", "The refresh was interrupted; the state is kept as it was.")),
+        };
+        match described {
+            Ok(_) => ReadResponse {
+                new_state: state,
+                private,
+                diags: Diagnostics::new(),
+            },
+            Err(e) if e.is_not_found() => {
+                tracing::info!(cluster, service, error = %e, "ECS service is gone; removing it from state");
+                ReadResponse {
+                    new_state: Value::Null,
+                    private: Vec::new(),
+                    diags: Diagnostics::new(),
+                }
+            }
+            Err(e) => {
+                let detail = format!("Could not check that ECS service {service:?} in cluster {cluster:?} still exists: {e}.\n\nThe state is kept as it was; the next refresh tries again.");
+                keep(
+                    state,
+                    private,
+                    Diagnostic::warning("ECS Service Not Refreshed", detail),
+                )
+            }
+        }
     }
 
     async fn delete(&self, _ctx: &Ctx, _prior: Value) -> Diagnostics {
         // NO-OP: the service is left running; removal from state is all delete means.
         Diagnostics::new()
+    }
+
+    async fn import(&self, ctx: &Ctx, id: &str) -> Result<Value, Diagnostics> {
+        let (cluster, service) = split_import_id(id).ok_or_else(|| {
+            Diagnostic::error(
+                "Invalid Import Id",
+                format!("{id:?} is not CLUSTER/SERVICE. Use the cluster name or ARN, a slash, and the service name, e.g. `terraform import {TYPE_NAME}.web prod/web`."),
+            )
+        })?;
+        let provider = ctx.provider()?;
+        let client = crate::aws::ecs_client(&provider.config.aws).await;
+        let info = ecs::describe(&client, cluster, service)
+            .await
+            .map_err(|e| ecs_diagnostic("ECS Service Not Imported", cluster, service, e))?;
+        Ok(Value::object([
+            ("cluster", Value::string(cluster)),
+            ("service", Value::string(service)),
+            ("digest", Value::Null),
+            ("triggers", Value::Null),
+            ("wait_for_steady_state", Value::Bool(plan::DEFAULT_WAIT)),
+            ("verify_images", Value::Bool(plan::DEFAULT_VERIFY)),
+            ("timeouts", Value::Null),
+            ("id", Value::string(format!("{cluster}/{service}"))),
+            // The service's PRIMARY deployment stands in for "the one this resource started".
+            (
+                "deployment_id",
+                Value::opt_string(info.primary_deployment_id),
+            ),
+            (
+                "rollout_state",
+                Value::opt_string(info.primary_rollout_state),
+            ),
+            (
+                "task_definition_arn",
+                Value::opt_string(info.task_definition_arn),
+            ),
+            ("running_count", Value::int(info.running_count.into())),
+            ("running_image_digests", Value::Null),
+        ]))
+    }
+}
+
+/// `cluster` and `service` of a state or plan, when both are known strings.
+fn names(v: &Value) -> Option<(&str, &str)> {
+    Some((v.get("cluster").as_str()?, v.get("service").as_str()?))
+}
+
+/// `CLUSTER/SERVICE`, split at the last `/`: cluster ARNs
+/// (`arn:aws:ecs:us-east-1:123456789012:cluster/prod`) contain slashes, service names cannot.
+fn split_import_id(id: &str) -> Option<(&str, &str)> {
+    let (cluster, service) = id.trim().rsplit_once('/')?;
+    (!cluster.is_empty() && !service.is_empty()).then_some((cluster, service))
+}
+
+/// The wait for `op` (`create` or `update`) from the `timeouts` block.
+/// Validation already rejected malformed values; they fall back to the default.
+fn timeout(planned: &Value, op: &str) -> Duration {
+    planned
+        .at(&AttrPath::attr("timeouts").then_attr(op))
+        .as_str()
+        .and_then(|t| duration::parse(t).ok())
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// An ECS failure as a diagnostic: the full explanation ECS errors carry,
+/// plus what to do about the common cases.
+fn ecs_diagnostic(summary: &str, cluster: &str, service: &str, e: EcsError) -> Diagnostic {
+    let hint = match &e {
+        EcsError::ServiceNotFound { .. } | EcsError::ClusterNotFound { .. } => {
+            format!("\n\nCheck `cluster` ({cluster:?}) and `service` ({service:?}) and the AWS region/account the provider uses.")
+        }
+        EcsError::Throttled { .. } => "\n\nTry again in a few minutes.".to_string(),
+        _ => String::new(),
+    };
+    Diagnostic::error(summary, format!("{e}{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_ids_split_at_the_last_slash() {
+        let cases = [
+            ("prod/web", Some(("prod", "web"))),
+            (
+                "arn:aws:ecs:us-east-1:123456789012:cluster/prod/web",
+                Some(("arn:aws:ecs:us-east-1:123456789012:cluster/prod", "web")),
+            ),
+            ("web", None),
+            ("prod/", None),
+            ("/web", None),
+        ];
+        for (id, want) in cases {
+            assert_eq!(split_import_id(id), want, "{id}");
+        }
+    }
+
+    fn config(timeouts: Value) -> Value {
+        Value::object([
+            ("cluster", Value::string("prod")),
+            ("service", Value::string("web")),
+            ("timeouts", timeouts),
+        ])
+    }
+
+    #[test]
+    fn malformed_timeouts_are_blamed_on_their_attribute() {
+        let d = EcsRedeploy.validate(&config(Value::object([
+            ("create", Value::string("15x")),
+            ("update", Value::string("1h30m")),
+        ])));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(
+            d.0[0].attribute,
+            Some(AttrPath::attr("timeouts").then_attr("create"))
+        );
+        assert!(
+            d.0[0].detail.contains("unknown unit \"x\""),
+            "{}",
+            d.0[0].detail
+        );
+    }
+
+    #[test]
+    fn unknown_and_absent_values_pass_validation() {
+        assert!(EcsRedeploy.validate(&config(Value::Null)).is_empty());
+        assert!(EcsRedeploy
+            .validate(&config(Value::object([
+                ("create", Value::Unknown),
+                ("update", Value::Null)
+            ])))
+            .is_empty());
+        let mut c = config(Value::Null);
+        c.set("service", Value::Unknown);
+        assert!(EcsRedeploy.validate(&c).is_empty());
+    }
+
+    #[test]
+    fn empty_cluster_or_service_is_refused() {
+        let mut c = config(Value::Null);
+        c.set("cluster", Value::string(" "));
+        let d = EcsRedeploy.validate(&c);
+        assert_eq!(d.0.len(), 1);
+        assert_eq!(d.0[0].attribute, Some(AttrPath::attr("cluster")));
+    }
+
+    #[test]
+    fn timeouts_default_to_fifteen_minutes() {
+        let planned = config(Value::object([
+            ("create", Value::string("90s")),
+            ("update", Value::Null),
+        ]));
+        assert_eq!(timeout(&planned, "create"), Duration::from_secs(90));
+        assert_eq!(timeout(&planned, "update"), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(&config(Value::Null), "create"), DEFAULT_TIMEOUT);
     }
 }

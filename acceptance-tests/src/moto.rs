@@ -1,0 +1,184 @@
+//! A throwaway moto_server for ECS, and just enough of the ECS JSON API to set up a cluster
+//! with a Fargate service and watch its deployments. Plain HTTP with a fixed fake SigV4
+//! header: moto routes by the credential scope (`.../ecs/aws4_request`) and checks no
+//! signature, so no AWS SDK is needed here.
+//!
+//! NOTE: moto only models deployments: `MOTO_ECS_SERVICE_RUNNING=1` (an integer; "True"
+//! silently means 0) makes services report one running task, so a service with
+//! desiredCount 1 rolls out COMPLETED at once, and one with desiredCount 2 stays IN_PROGRESS
+//! forever (how the tests get a rollout that times out).
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{free_port, tools};
+
+const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/ecs/aws4_request, \
+                         SignedHeaders=host;x-amz-date, Signature=00";
+
+/// Environment the provider needs to reach moto: fake credentials, no instance metadata.
+pub const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+/// A running moto_server, killed when dropped.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+    http: reqwest::blocking::Client,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cluster's service and the task definition it runs.
+pub struct Service {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition_arn: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let binary = tools::tools_dir().join("venv/bin/moto_server");
+        assert!(
+            binary.is_file(),
+            "moto_server not found at {}; {}",
+            binary.display(),
+            tools::SETUP_HINT
+        );
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ECS_SERVICE_RUNNING", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let moto = Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            http: reqwest::blocking::Client::new(),
+        };
+        let began = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen on {port}"
+            );
+            sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// `provider "stevedore" { aws { ... } }` pointing ECS at this moto.
+    pub fn provider_block(&self) -> String {
+        format!(
+            "provider \"stevedore\" {{\n  aws {{\n    region = \"us-east-1\"\n    endpoints {{\n      ecs = \"{}\"\n    }}\n  }}\n}}\n",
+            self.url
+        )
+    }
+
+    /// Calls ECS operation `op`; panics on an error answer.
+    pub fn call(&self, op: &str, body: Value) -> Value {
+        let answer = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header("X-Amz-Target", format!("{TARGET_PREFIX}.{op}"))
+            .header("Authorization", FAKE_AUTH)
+            .body(body.to_string())
+            .send()
+            .unwrap_or_else(|e| panic!("ECS {op}: {e}"));
+        let status = answer.status();
+        let text = answer.text().unwrap_or_default();
+        assert!(status.is_success(), "ECS {op} answered {status}: {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ECS {op} answered non-JSON ({e}): {text}"))
+    }
+
+    /// A cluster with a Fargate service running `image` on `cpu_architecture`
+    /// (`X86_64` or `ARM64`) with `desired_count` tasks.
+    pub fn fargate_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        image: &str,
+        cpu_architecture: &str,
+        desired_count: u32,
+    ) -> Service {
+        self.call("CreateCluster", json!({ "clusterName": cluster }));
+        let td = self.call(
+            "RegisterTaskDefinition",
+            json!({
+                "family": service,
+                "requiresCompatibilities": ["FARGATE"],
+                "networkMode": "awsvpc",
+                "cpu": "256",
+                "memory": "512",
+                "runtimePlatform": { "operatingSystemFamily": "LINUX", "cpuArchitecture": cpu_architecture },
+                "containerDefinitions": [{ "name": "app", "image": image, "essential": true }],
+            }),
+        );
+        let task_definition_arn = td["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .expect("taskDefinitionArn")
+            .to_string();
+        self.call(
+            "CreateService",
+            json!({
+                "cluster": cluster,
+                "serviceName": service,
+                "taskDefinition": task_definition_arn,
+                "desiredCount": desired_count,
+                "launchType": "FARGATE",
+            }),
+        );
+        Service {
+            cluster: cluster.into(),
+            service: service.into(),
+            task_definition_arn,
+        }
+    }
+
+    /// The service as DescribeServices returns it (`Null` when missing).
+    pub fn describe(&self, s: &Service) -> Value {
+        let out = self.call(
+            "DescribeServices",
+            json!({ "cluster": s.cluster, "services": [s.service] }),
+        );
+        out["services"].get(0).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Id of the service's PRIMARY deployment.
+    pub fn primary_deployment_id(&self, s: &Service) -> String {
+        let svc = self.describe(s);
+        let deployments = svc["deployments"].as_array().cloned().unwrap_or_default();
+        deployments
+            .iter()
+            .find(|d| d["status"] == "PRIMARY")
+            .and_then(|d| d["id"].as_str())
+            .unwrap_or_else(|| panic!("no PRIMARY deployment in {svc:#}"))
+            .to_string()
+    }
+
+    pub fn delete_service(&self, s: &Service) {
+        self.call(
+            "DeleteService",
+            json!({ "cluster": s.cluster, "service": s.service, "force": true }),
+        );
+    }
+}

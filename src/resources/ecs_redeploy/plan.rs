@@ -1,0 +1,308 @@
+//! Pure plan decisions: when a new deployment is due, what the plan says about
+//! every attribute, and the private-state marker a failed rollout leaves.
+//!
+//! Terraform 1.0.3 checks the plan against prior and config (PROTOCOL-NOTES
+//! §3.6): computed values we cannot know before apply are planned unknown, and
+//! an update that starts no deployment plans the prior values exactly.
+
+use crate::value::Value;
+
+/// The attributes whose change forces a new deployment.
+pub const DEPLOY_INPUTS: [&str; 4] = ["cluster", "service", "digest", "triggers"];
+
+/// What a deployment produces; unknown in a plan that starts one.
+pub const DEPLOYMENT_OUTPUTS: [&str; 5] = [
+    "deployment_id",
+    "rollout_state",
+    "task_definition_arn",
+    "running_count",
+    "running_image_digests",
+];
+
+pub const DEFAULT_WAIT: bool = true;
+pub const DEFAULT_VERIFY: bool = true;
+
+/// Whether applying `proposed` over `prior` must force a new deployment.
+/// A value still unknown counts as changed: it will be known, and likely new, at apply.
+pub fn needs_deployment(prior: &Value, proposed: &Value, prior_failed: bool) -> bool {
+    if prior.is_null() || prior_failed {
+        return true;
+    }
+    DEPLOY_INPUTS.iter().any(|name| {
+        let new = proposed.get(name);
+        !new.is_wholly_known() || new != prior.get(name)
+    })
+}
+
+/// `cluster/service`, or unknown while either is.
+pub fn id(cluster: &Value, service: &Value) -> Value {
+    match (cluster.as_str(), service.as_str()) {
+        (Some(c), Some(s)) => Value::string(format!("{c}/{s}")),
+        _ => Value::Unknown,
+    }
+}
+
+/// The planned state: `proposed` with defaults filled in, `id` set, and the
+/// deployment outputs unknown when a deployment is due, else kept from prior.
+pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bool) -> Value {
+    let mut planned = proposed.clone();
+    for (name, default) in [
+        ("wait_for_steady_state", DEFAULT_WAIT),
+        ("verify_images", DEFAULT_VERIFY),
+    ] {
+        if config.get(name).is_null() {
+            planned.set(name, Value::Bool(default));
+        }
+    }
+    planned.set("id", id(proposed.get("cluster"), proposed.get("service")));
+    let deploy = needs_deployment(prior, proposed, prior_failed);
+    for name in DEPLOYMENT_OUTPUTS {
+        // NOTE: on update ProposedNew already carries the prior computed values;
+        // copying them again keeps "no deployment" plans exactly equal to prior.
+        let value = if deploy {
+            Value::Unknown
+        } else {
+            prior.get(name).clone()
+        };
+        planned.set(name, value);
+    }
+    planned
+}
+
+/// Private state after an apply whose deployment did not end well. While it is
+/// there, every plan starts a new deployment: the update failed, so re-running
+/// apply must try again rather than report "no changes" over a broken rollout.
+/// (A failed create needs no marker: Terraform taints it and plans a replacement.)
+pub fn failed_marker(deployment_id: &str) -> Vec<u8> {
+    serde_json::json!({ "failed_deployment": deployment_id })
+        .to_string()
+        .into_bytes()
+}
+
+/// Whether `private` holds [`failed_marker`]. Anything else (empty, older
+/// formats) means the recorded deployment succeeded or was imported.
+pub fn has_failed_marker(private: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(private)
+        .ok()
+        .is_some_and(|v| v.get("failed_deployment").is_some_and(|id| id.is_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(digest: &str) -> Value {
+        Value::object([
+            ("cluster", Value::string("prod")),
+            ("service", Value::string("web")),
+            ("digest", Value::string(digest)),
+            ("triggers", Value::Null),
+            ("wait_for_steady_state", Value::Bool(true)),
+            ("verify_images", Value::Bool(true)),
+            ("timeouts", Value::Null),
+            ("id", Value::string("prod/web")),
+            ("deployment_id", Value::string("ecs-svc/1")),
+            ("rollout_state", Value::string("COMPLETED")),
+            ("task_definition_arn", Value::string("arn:td/web:3")),
+            ("running_count", Value::int(2)),
+            ("running_image_digests", Value::string_list(["sha256:aa"])),
+        ])
+    }
+
+    fn config_of(v: &Value) -> Value {
+        let mut c = v.clone();
+        for name in
+            DEPLOYMENT_OUTPUTS
+                .iter()
+                .chain(&["id", "wait_for_steady_state", "verify_images"])
+        {
+            c.set(name, Value::Null);
+        }
+        c
+    }
+
+    fn with(mut v: Value, name: &str, value: Value) -> Value {
+        v.set(name, value);
+        v
+    }
+
+    #[test]
+    fn deployment_is_due_exactly_when_an_input_changes() {
+        let prior = state("sha256:aa");
+        let triggers = Value::string_map([("release", "7")]);
+        let cases: Vec<(&str, Value, bool, bool)> = vec![
+            ("create", Value::Null, false, true),
+            ("nothing changed", prior.clone(), false, false),
+            (
+                "digest changed",
+                with(prior.clone(), "digest", Value::string("sha256:bb")),
+                false,
+                true,
+            ),
+            (
+                "digest unknown",
+                with(prior.clone(), "digest", Value::Unknown),
+                false,
+                true,
+            ),
+            (
+                "digest removed",
+                with(prior.clone(), "digest", Value::Null),
+                false,
+                true,
+            ),
+            (
+                "triggers added",
+                with(prior.clone(), "triggers", triggers.clone()),
+                false,
+                true,
+            ),
+            (
+                "trigger value unknown",
+                with(
+                    prior.clone(),
+                    "triggers",
+                    Value::Map([("release".to_string(), Value::Unknown)].into()),
+                ),
+                false,
+                true,
+            ),
+            (
+                "cluster changed",
+                with(prior.clone(), "cluster", Value::string("staging")),
+                false,
+                true,
+            ),
+            (
+                "service changed",
+                with(prior.clone(), "service", Value::string("api")),
+                false,
+                true,
+            ),
+            (
+                "only wait changed",
+                with(prior.clone(), "wait_for_steady_state", Value::Bool(false)),
+                false,
+                false,
+            ),
+            (
+                "only verify changed",
+                with(prior.clone(), "verify_images", Value::Bool(false)),
+                false,
+                false,
+            ),
+            (
+                "only timeouts changed",
+                with(
+                    prior.clone(),
+                    "timeouts",
+                    Value::object([("create", Value::string("1h")), ("update", Value::Null)]),
+                ),
+                false,
+                false,
+            ),
+            ("prior rollout failed", prior.clone(), true, true),
+        ];
+        for (name, proposed, failed, want) in cases {
+            let prior_for_case = if name == "create" {
+                Value::Null
+            } else {
+                prior.clone()
+            };
+            let proposed = if name == "create" {
+                config_of(&prior)
+            } else {
+                proposed
+            };
+            assert_eq!(
+                needs_deployment(&prior_for_case, &proposed, failed),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn create_plans_deployment_outputs_unknown_and_id_known() {
+        let config = config_of(&state("sha256:aa"));
+        let planned = planned(&Value::Null, &config, &config, false);
+        for name in DEPLOYMENT_OUTPUTS {
+            assert_eq!(planned.get(name), &Value::Unknown, "{name}");
+        }
+        assert_eq!(planned.get("id"), &Value::string("prod/web"));
+        assert_eq!(planned.get("wait_for_steady_state"), &Value::Bool(true));
+        assert_eq!(planned.get("verify_images"), &Value::Bool(true));
+        assert_eq!(planned.get("digest"), &Value::string("sha256:aa"));
+    }
+
+    #[test]
+    fn create_with_unknown_service_plans_unknown_id() {
+        let config = with(config_of(&state("sha256:aa")), "service", Value::Unknown);
+        assert_eq!(
+            planned(&Value::Null, &config, &config, false).get("id"),
+            &Value::Unknown
+        );
+    }
+
+    #[test]
+    fn unchanged_inputs_plan_the_prior_state_exactly() {
+        let prior = state("sha256:aa");
+        // ProposedNew: config values, prior values for computed attributes.
+        assert_eq!(planned(&prior, &prior, &config_of(&prior), false), prior);
+    }
+
+    #[test]
+    fn explicit_settings_win_over_defaults() {
+        let prior = state("sha256:aa");
+        let proposed = with(prior.clone(), "wait_for_steady_state", Value::Bool(false));
+        let config = with(
+            config_of(&prior),
+            "wait_for_steady_state",
+            Value::Bool(false),
+        );
+        let planned = planned(&prior, &proposed, &config, false);
+        assert_eq!(planned.get("wait_for_steady_state"), &Value::Bool(false));
+        assert_eq!(
+            planned.get("deployment_id"),
+            &Value::string("ecs-svc/1"),
+            "no new deployment"
+        );
+    }
+
+    #[test]
+    fn changed_digest_plans_a_new_deployment() {
+        let prior = state("sha256:aa");
+        let proposed = with(prior.clone(), "digest", Value::string("sha256:bb"));
+        let planned = planned(&prior, &proposed, &config_of(&proposed), false);
+        for name in DEPLOYMENT_OUTPUTS {
+            assert_eq!(planned.get(name), &Value::Unknown, "{name}");
+        }
+        assert_eq!(planned.get("id"), &Value::string("prod/web"));
+    }
+
+    #[test]
+    fn moved_service_plans_the_new_id() {
+        let prior = state("sha256:aa");
+        let proposed = with(prior.clone(), "cluster", Value::string("staging"));
+        let planned = planned(&prior, &proposed, &config_of(&proposed), false);
+        assert_eq!(planned.get("id"), &Value::string("staging/web"));
+        assert_eq!(planned.get("deployment_id"), &Value::Unknown);
+    }
+
+    #[test]
+    fn failed_marker_round_trips_and_nothing_else_counts() {
+        assert!(has_failed_marker(&failed_marker("ecs-svc/9")));
+        for other in [
+            &b""[..],
+            b"{}",
+            b"not json",
+            b"{\"failed_deployment\":null}",
+        ] {
+            assert!(
+                !has_failed_marker(other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+}
