@@ -69,6 +69,8 @@ pub(super) struct PushAuth {
     pub(super) base: Url,
     header: Option<HeaderValue>,
     pub(super) registry: String,
+    /// Which credentials were sent, without secrets, for 401 messages.
+    note: String,
 }
 
 impl PushAuth {
@@ -113,7 +115,13 @@ impl PushAuth {
         // Error bodies are small JSON envelopes or HTML pages; a broken
         // body is reported as empty rather than masking the status.
         let body = response.text().await.unwrap_or_default();
-        from_status(status, &body, &self.registry, shown)
+        match from_status(status, &body, &self.registry, shown) {
+            RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
+                registry,
+                detail: format!("{detail} ({})", self.note),
+            },
+            other => other,
+        }
     }
 }
 
@@ -401,6 +409,7 @@ impl<'a> Pusher<'a> {
             base,
             header,
             registry: repo.registry.clone(),
+            note: session.note,
         })
     }
 
