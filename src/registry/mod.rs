@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod platform;
 pub mod push;
+mod push_session;
 pub mod reference;
 mod upload;
 pub mod verify;
