@@ -249,6 +249,40 @@ mod tests {
     }
 
     #[test]
+    fn classifies_answers_to_our_own_requests() {
+        let unknown = r#"{"errors":[{"code":"UNKNOWN","message":"disk full"}]}"#;
+        assert!(from_status(500, unknown, "r", "x").is_transient());
+        assert!(from_status(429, "", "r", "x").is_transient());
+        let denied = from_status(
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            "r",
+            "x",
+        );
+        assert!(
+            matches!(denied, RegistryError::Unauthorized { .. }),
+            "{denied:?}"
+        );
+        assert!(matches!(
+            from_status(403, "", "r", "x"),
+            RegistryError::Unauthorized { .. }
+        ));
+        let invalid = from_status(
+            400,
+            r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#,
+            "r",
+            "x",
+        );
+        assert!(!invalid.is_transient());
+        assert!(invalid.to_string().contains("did not match"), "{invalid}");
+        let retried = RegistryError::Retried {
+            attempts: 3,
+            source: Box::new(from_status(502, "", "r", "x")),
+        };
+        assert!(retried.is_transient());
+    }
+
+    #[test]
     fn truncates_long_bodies_on_char_boundaries() {
         let long = "é".repeat(400);
         assert!(truncate(&long).chars().count() <= 151);
