@@ -33,8 +33,8 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 /// Config blobs are small JSON documents; anything bigger is not one.
 pub const MAX_CONFIG_BLOB: u64 = 16 * 1024 * 1024;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A manifest exactly as the registry served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,10 @@ impl RegistryClient {
     /// The oci-client for the reference's host, rebuilt when the credential
     /// changes (oci-client keeps the first credential it sees per registry,
     /// and ECR tokens expire).
-    async fn session_for(&self, reference: &Reference) -> Result<Session, RegistryError> {
+    pub(super) async fn session_for(
+        &self,
+        reference: &Reference,
+    ) -> Result<Session, RegistryError> {
         let host = reference.api_host().to_string();
         // Credentials other than ECR tokens do not change during a run;
         // reuse them rather than rereading the docker config or rerunning a
@@ -225,6 +228,13 @@ impl RegistryClient {
         Ok(Session { client, auth, note })
     }
 
+    /// Drops the cached client and credential for `host`, so the next
+    /// request resolves credentials again (the push path does this once
+    /// after a 401: an ECR token can lapse during a long upload).
+    pub(super) async fn forget_host(&self, host: &str) {
+        self.hosts.lock().await.remove(host);
+    }
+
     fn client_config(&self, host: &str) -> ClientConfig {
         let transport = self.auth.transport_for(host);
         ClientConfig {
@@ -242,15 +252,15 @@ impl RegistryClient {
 }
 
 /// What one request goes out with.
-struct Session {
-    client: oci_client::Client,
-    auth: OciAuth,
+pub(super) struct Session {
+    pub(super) client: oci_client::Client,
+    pub(super) auth: OciAuth,
     /// Which credentials were used, without secrets, for 401 messages.
-    note: String,
+    pub(super) note: String,
 }
 
 impl Session {
-    fn classify(
+    pub(super) fn classify(
         &self,
         err: oci_client::errors::OciDistributionError,
         registry: &str,
@@ -319,7 +329,7 @@ fn oci_auth(credential: &Credential) -> OciAuth {
     }
 }
 
-fn oci_reference(reference: &Reference) -> oci_client::Reference {
+pub(super) fn oci_reference(reference: &Reference) -> oci_client::Reference {
     let host = reference.api_host().to_string();
     let repository = reference.repository.clone();
     match (&reference.digest, &reference.tag) {

@@ -30,6 +30,15 @@ pub enum RegistryError {
     TooLarge { digest: String, limit: u64 },
     #[error("cannot get credentials for {registry}: {source}")]
     Auth { registry: String, source: AuthError },
+    #[error("cannot read {path}: {detail}")]
+    LocalFile { path: String, detail: String },
+    #[error("{source} (gave up after {attempts} attempts)")]
+    Retried {
+        attempts: u32,
+        source: Box<RegistryError>,
+    },
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl RegistryError {
@@ -43,6 +52,7 @@ impl RegistryError {
         match self {
             RegistryError::Unreachable { .. } => true,
             RegistryError::Server { status, .. } => *status >= 500 || *status == 429,
+            RegistryError::Retried { source, .. } => source.is_transient(),
             _ => false,
         }
     }
@@ -138,6 +148,47 @@ impl RegistryError {
     }
 }
 
+/// Classifies an HTTP answer we requested ourselves (the push path talks to
+/// the registry with reqwest directly). Status decides retryability first:
+/// distribution answers some 5xx with an error envelope, and those must stay
+/// transient rather than become "rejected".
+pub(crate) fn from_status(
+    status: u16,
+    body: &str,
+    registry: &str,
+    reference: &str,
+) -> RegistryError {
+    if status >= 500 || status == 429 {
+        return RegistryError::Server {
+            registry: registry.into(),
+            status,
+            detail: truncate(body.trim()),
+        };
+    }
+    let err = match serde_json::from_str::<oci_client::errors::OciEnvelope>(body) {
+        Ok(envelope) if !envelope.errors.is_empty() => OciDistributionError::RegistryError {
+            envelope,
+            url: String::new(),
+        },
+        _ => OciDistributionError::ServerError {
+            code: status,
+            url: String::new(),
+            message: if body.trim().is_empty() {
+                format!("HTTP {status}")
+            } else {
+                body.to_string()
+            },
+        },
+    };
+    match RegistryError::from_oci(err, registry, reference) {
+        // An envelope with an unfamiliar code on a 401/403 is still a credentials problem.
+        RegistryError::Rejected { registry, detail } if status == 401 || status == 403 => {
+            RegistryError::Unauthorized { registry, detail }
+        }
+        other => other,
+    }
+}
+
 /// The error and its causes on one line: reqwest's own message only says
 /// "error sending request"; the cause says "connection refused".
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
@@ -195,6 +246,40 @@ mod tests {
         let server = RegistryError::from_oci(server, "r", "x");
         assert!(server.is_transient() && !server.is_not_found());
         assert_eq!(server.to_string(), "registry r answered HTTP 503: busy");
+    }
+
+    #[test]
+    fn classifies_answers_to_our_own_requests() {
+        let unknown = r#"{"errors":[{"code":"UNKNOWN","message":"disk full"}]}"#;
+        assert!(from_status(500, unknown, "r", "x").is_transient());
+        assert!(from_status(429, "", "r", "x").is_transient());
+        let denied = from_status(
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            "r",
+            "x",
+        );
+        assert!(
+            matches!(denied, RegistryError::Unauthorized { .. }),
+            "{denied:?}"
+        );
+        assert!(matches!(
+            from_status(403, "", "r", "x"),
+            RegistryError::Unauthorized { .. }
+        ));
+        let invalid = from_status(
+            400,
+            r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#,
+            "r",
+            "x",
+        );
+        assert!(!invalid.is_transient());
+        assert!(invalid.to_string().contains("did not match"), "{invalid}");
+        let retried = RegistryError::Retried {
+            attempts: 3,
+            source: Box::new(from_status(502, "", "r", "x")),
+        };
+        assert!(retried.is_transient());
     }
 
     #[test]

@@ -1,19 +1,27 @@
 //! Everything about registries, knowing nothing of Terraform: reference and
 //! platform parsing, credential resolution, the distribution-API client and
-//! image inspection. Callers get typed values and this module's own errors;
+//! image inspection, and pushing images and proving what the registry then
+//! serves. Callers get typed values and this module's own errors;
 //! `resources/*` turns them into diagnostics.
 
+pub mod assemble;
 pub mod auth;
 pub mod client;
 pub mod error;
 pub mod inspect;
 pub mod manifest;
 pub mod platform;
+pub mod push;
+mod push_session;
 pub mod reference;
+mod upload;
+pub mod verify;
 
 pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};
 pub use client::{FetchedManifest, RegistryClient, MANIFEST_MEDIA_TYPES};
 pub use error::RegistryError;
 pub use inspect::{inspect, InspectError, Inspection};
 pub use platform::{Platform, PlatformError};
+pub use push::{BlobPush, Pusher, RetryPolicy};
 pub use reference::{is_loopback_host, parse_repository, Reference, ReferenceError};
+pub use verify::{verify_pushed, Expected, ExpectedManifest, VerifyError};

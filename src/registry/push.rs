@@ -1,0 +1,389 @@
+//! Writing to a registry: blob existence checks, cross-repository mounts,
+//! blob uploads and manifest pushes, with push-scoped credentials, retries
+//! for transient failures and cancellation.
+//!
+//! Why not oci-client's push calls: its `push_blob` takes the whole blob as
+//! `Bytes` (a 2 GiB layer would need 2 GiB of memory), `push_blob_stream`
+//! only streams through fixed-size chunked PATCHes configured client-wide,
+//! `mount_blob` loses the upload `Location` when a registry answers 202 (so
+//! the session cannot be cancelled), and `push_manifest_raw` hides the
+//! `Docker-Content-Digest` the registry reports. So oci-client does only what
+//! it is good at here, the token challenge (`auth` with
+//! `RegistryOperation::Push`, i.e. scope `repository:<name>:pull,push`), and
+//! the requests themselves go out with reqwest carrying that token.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth as OciAuth;
+use oci_client::RegistryOperation;
+use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{oci_reference, sha256_digest, RegistryClient, CONNECT_TIMEOUT, READ_TIMEOUT};
+use super::error::{error_chain, RegistryError};
+pub(super) use super::push_session::PushAuth;
+use super::reference::Reference;
+
+/// How often and how patiently transient failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included.
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Pushes through one [`RegistryClient`], aborting when `cancel` fires.
+pub struct Pusher<'a> {
+    pub(super) client: &'a RegistryClient,
+    cancel: CancellationToken,
+    retry: RetryPolicy,
+    http: std::sync::Mutex<HashMap<String, reqwest::Client>>,
+}
+
+/// What became of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The repository already had it; nothing was sent.
+    Existed,
+    Uploaded,
+}
+
+impl RegistryClient {
+    /// A pusher using this client's credentials and transports.
+    pub fn pusher(&self, cancel: CancellationToken) -> Pusher<'_> {
+        Pusher {
+            client: self,
+            cancel,
+            retry: RetryPolicy::default(),
+            http: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<'a> Pusher<'a> {
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Pusher<'a> {
+        self.retry = retry;
+        self
+    }
+
+    /// True if `repo` holds blob `digest` (HEAD; 404 means no).
+    pub async fn blob_exists(&self, repo: &Reference, digest: &str) -> Result<bool, RegistryError> {
+        let shown = repo.with_digest(digest).to_string();
+        self.with_retries(repo, |auth| {
+            let shown = shown.clone();
+            async move {
+                let url = auth.url(&format!("/v2/{}/blobs/{digest}", repo.repository))?;
+                let response = auth
+                    .request(Method::HEAD, url)
+                    .send()
+                    .await
+                    .map_err(|e| auth.unreachable(e))?;
+                match response.status().as_u16() {
+                    200 => Ok(true),
+                    404 => Ok(false),
+                    _ => Err(auth.failure(response, &shown).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Asks the registry to link blob `digest` from repository `from_repo`
+    /// (same registry, path without host) into `repo`. True if mounted;
+    /// false if the registry declined (then the blob must be uploaded).
+    // NOTE: a registry that cannot mount (no access to `from_repo`, the blob
+    // is not there, or mounting is off, as on ECR unless its
+    // "blob mounting" setting is enabled) answers 202 and opens an ordinary
+    // upload session instead; we cancel that session so it does not linger.
+    pub async fn mount_blob(
+        &self,
+        repo: &Reference,
+        digest: &str,
+        from_repo: &str,
+    ) -> Result<bool, RegistryError> {
+        let shown = repo.with_digest(digest).to_string();
+        self.with_retries(repo, |auth| {
+            let shown = shown.clone();
+            async move {
+                let mut url = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
+                url.query_pairs_mut()
+                    .append_pair("mount", digest)
+                    .append_pair("from", from_repo);
+                let response = auth
+                    .request(Method::POST, url)
+                    .header(CONTENT_LENGTH, 0)
+                    .send()
+                    .await
+                    .map_err(|e| auth.unreachable(e))?;
+                match response.status().as_u16() {
+                    201 => Ok(true),
+                    202 => {
+                        cancel_upload(&auth, &response).await;
+                        Ok(false)
+                    }
+                    _ => Err(auth.failure(response, &shown).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Pushes `bytes` (a config blob or other small document) unless the
+    /// repository has it already; returns its digest.
+    pub async fn push_blob_bytes(
+        &self,
+        repo: &Reference,
+        bytes: &[u8],
+    ) -> Result<String, RegistryError> {
+        let digest = sha256_digest(bytes);
+        if !self.blob_exists(repo, &digest).await? {
+            let source = super::upload::Source::Bytes(bytes);
+            self.with_retries(repo, |auth| {
+                super::upload::upload(auth, repo, &source, &digest, bytes.len() as u64)
+            })
+            .await?;
+        }
+        Ok(digest)
+    }
+
+    /// Streams the file at `path` to `repo` as blob `digest` of `size`
+    /// bytes, unless the repository has it already. The file is read in
+    /// small pieces as the request goes out, never whole, and reopened on a
+    /// retry. The registry checks the digest when the upload completes.
+    pub async fn push_blob_file(
+        &self,
+        repo: &Reference,
+        path: &std::path::Path,
+        digest: &str,
+        size: u64,
+    ) -> Result<BlobPush, RegistryError> {
+        let on_disk = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| super::upload::local_error(path, &e))?
+            .len();
+        if on_disk != size {
+            return Err(RegistryError::LocalFile {
+                path: path.display().to_string(),
+                detail: format!(
+                    "the file has {on_disk} bytes, but the layer was described with {size}"
+                ),
+            });
+        }
+        if self.blob_exists(repo, digest).await? {
+            return Ok(BlobPush::Existed);
+        }
+        let source = super::upload::Source::File(path);
+        self.with_retries(repo, |auth| {
+            super::upload::upload(auth, repo, &source, digest, size)
+        })
+        .await?;
+        Ok(BlobPush::Uploaded)
+    }
+
+    /// Puts manifest `bytes` of `media_type` under `tag_or_digest`; returns
+    /// the digest, after checking the one the registry reports against ours.
+    pub async fn push_manifest(
+        &self,
+        repo: &Reference,
+        tag_or_digest: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let ours = sha256_digest(bytes);
+        if tag_or_digest.contains(':') && tag_or_digest != ours {
+            return Err(RegistryError::DigestMismatch {
+                expected: tag_or_digest.into(),
+                actual: ours,
+            });
+        }
+        let shown = format!("{}:{tag_or_digest}", repo.repository_reference());
+        let content_type =
+            HeaderValue::from_str(media_type).map_err(|_| RegistryError::InvalidManifest {
+                detail: format!("media type {media_type:?} is not a valid header value"),
+            })?;
+        let reported = self
+            .with_retries(repo, |auth| {
+                let (shown, content_type) = (shown.clone(), content_type.clone());
+                async move {
+                    let path = format!("/v2/{}/manifests/{tag_or_digest}", repo.repository);
+                    let response = auth
+                        .request(Method::PUT, auth.url(&path)?)
+                        .header(CONTENT_TYPE, content_type)
+                        .body(bytes.to_vec())
+                        .send()
+                        .await
+                        .map_err(|e| auth.unreachable(e))?;
+                    if response.status().as_u16() != 201 {
+                        return Err(auth.failure(response, &shown).await);
+                    }
+                    // NOTE: ECR and some others omit `Location` here, which the
+                    // spec requires; we never need it, so it is not looked at.
+                    Ok(response
+                        .headers()
+                        .get("docker-content-digest")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string))
+                }
+            })
+            .await?;
+        // The header is optional; when present it must name our bytes, or
+        // the registry stored something other than what we sent.
+        match reported {
+            Some(reported) if reported != ours => Err(RegistryError::DigestMismatch {
+                expected: ours,
+                actual: reported,
+            }),
+            _ => Ok(ours),
+        }
+    }
+
+    /// Runs `op` with a fresh push authorization until it succeeds, fails
+    /// for good, or runs out of attempts; a first 401 re-resolves the
+    /// credentials (an expired ECR token) without counting as an attempt.
+    async fn with_retries<T, F, Fut>(&self, repo: &Reference, mut op: F) -> Result<T, RegistryError>
+    where
+        F: FnMut(PushAuth) -> Fut,
+        Fut: Future<Output = Result<T, RegistryError>>,
+    {
+        let mut attempt = 0;
+        let mut reauthorized = false;
+        let mut backoff = self.retry.first_backoff;
+        loop {
+            attempt += 1;
+            let once = async { op(self.authorize(repo).await?).await };
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
+                result = once => result,
+            };
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            if matches!(err, RegistryError::Unauthorized { .. }) && !reauthorized {
+                reauthorized = true;
+                attempt -= 1;
+                self.client.forget_host(repo.api_host()).await;
+                continue;
+            }
+            if !err.is_transient() {
+                return Err(err);
+            }
+            if attempt >= self.retry.attempts {
+                return Err(RegistryError::Retried {
+                    attempts: attempt,
+                    source: Box::new(err),
+                });
+            }
+            tracing::warn!(registry = %repo.registry, attempt, error = %err, "retrying registry request");
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.retry.max_backoff);
+        }
+    }
+
+    /// Resolves credentials for `repo`'s host and trades them for a token
+    /// with push scope when the registry uses the bearer-token challenge.
+    async fn authorize(&self, repo: &Reference) -> Result<PushAuth, RegistryError> {
+        let host = repo.api_host().to_string();
+        let session = self.client.session_for(repo).await?;
+        let shown = repo.repository_reference();
+        let token = session
+            .client
+            .auth(&oci_reference(repo), &session.auth, RegistryOperation::Push)
+            .await
+            .map_err(|e| session.classify(e, &repo.registry, &shown))?;
+        let header = match (token, &session.auth) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            // No token service: the registry takes basic auth on every request.
+            (None, OciAuth::Basic(user, password)) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            (None, _) => None,
+        };
+        let header = match header {
+            Some(text) => {
+                let mut value =
+                    HeaderValue::from_str(&text).map_err(|_| RegistryError::Unauthorized {
+                        registry: repo.registry.clone(),
+                        detail: "the credential contains characters not allowed in an HTTP header"
+                            .into(),
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let transport = self.client.auth_settings().transport_for(&host);
+        let scheme = if transport.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        let base =
+            Url::parse(&format!("{scheme}://{host}/")).map_err(|e| RegistryError::Rejected {
+                registry: repo.registry.clone(),
+                detail: format!("cannot form a URL for host {host:?}: {e}"),
+            })?;
+        Ok(PushAuth {
+            http: self.http_for(&host, transport.accept_invalid_certs)?,
+            base,
+            header,
+            registry: repo.registry.clone(),
+            note: session.note,
+        })
+    }
+
+    fn http_for(&self, host: &str, insecure: bool) -> Result<reqwest::Client, RegistryError> {
+        let mut clients = self
+            .http
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(host) {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .tls_danger_accept_invalid_certs(insecure)
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                registry: host.into(),
+                detail: format!("cannot set up an HTTP client: {}", error_chain(&e)),
+            })?;
+        clients.insert(host.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Best effort: deletes the upload session a declined mount opened.
+async fn cancel_upload(auth: &PushAuth, response: &reqwest::Response) {
+    let Some(location) = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    if let Ok(url) = auth.resolve(location) {
+        // A registry that cannot cancel lets the session expire on its own.
+        let _ = auth.request(Method::DELETE, url).send().await;
+    }
+}
