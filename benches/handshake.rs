@@ -16,7 +16,10 @@ fn client_pem() -> String {
 
 fn once(bin: &str, pem: Option<&str>) -> Duration {
     let mut cmd = Command::new(bin);
-    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE).env("PLUGIN_PROTOCOL_VERSIONS", "5,6").stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     match pem {
         Some(p) => cmd.env("PLUGIN_CLIENT_CERT", p),
         None => cmd.env_remove("PLUGIN_CLIENT_CERT"),
@@ -24,7 +27,9 @@ fn once(bin: &str, pem: Option<&str>) -> Duration {
     let t0 = Instant::now();
     let mut child = cmd.spawn().expect("spawn provider");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("handshake");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("handshake");
     let took = t0.elapsed();
     assert!(line.starts_with("1|6|unix|"), "bad handshake {line:?}");
     let _ = child.kill();
@@ -36,14 +41,28 @@ fn report(name: &str, mut v: Vec<Duration>) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
-    println!("{name:<28} n={:<3} median {:>6.2} ms  mean {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms", v.len(), ms(v[v.len() / 2]), mean, ms(v[v.len() * 95 / 100]), ms(v[v.len() - 1]));
+    println!(
+        "{name:<28} n={:<3} median {:>6.2} ms  mean {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms",
+        v.len(),
+        ms(v[v.len() / 2]),
+        mean,
+        ms(v[v.len() * 95 / 100]),
+        ms(v[v.len() - 1])
+    );
 }
 
 fn main() {
-    let bin = std::env::var("STEVEDORE_PROVIDER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_terraform-provider-stevedore").to_string());
+    let bin = std::env::var("STEVEDORE_PROVIDER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_terraform-provider-stevedore").to_string());
     let pem = client_pem();
     let n = 40;
     once(&bin, Some(&pem)); // warm the page cache
-    report("handshake (mTLS)", (0..n).map(|_| once(&bin, Some(&pem))).collect());
-    report("handshake (plaintext)", (0..n).map(|_| once(&bin, None)).collect());
+    report(
+        "handshake (mTLS)",
+        (0..n).map(|_| once(&bin, Some(&pem))).collect(),
+    );
+    report(
+        "handshake (plaintext)",
+        (0..n).map(|_| once(&bin, None)).collect(),
+    );
 }

@@ -11,7 +11,10 @@ use tracing_subscriber::Layer;
 
 /// The level Terraform asked for: TF_LOG_PROVIDER, else TF_LOG; default warn.
 pub fn level_from_env(provider: Option<&str>, global: Option<&str>) -> Level {
-    let v = provider.filter(|s| !s.is_empty()).or(global.filter(|s| !s.is_empty())).unwrap_or("warn");
+    let v = provider
+        .filter(|s| !s.is_empty())
+        .or(global.filter(|s| !s.is_empty()))
+        .unwrap_or("warn");
     match v.to_ascii_lowercase().as_str() {
         "trace" | "json" => Level::TRACE,
         "debug" => Level::DEBUG,
@@ -22,7 +25,10 @@ pub fn level_from_env(provider: Option<&str>, global: Option<&str>) -> Level {
 }
 
 pub fn init() {
-    let level = level_from_env(std::env::var("TF_LOG_PROVIDER").ok().as_deref(), std::env::var("TF_LOG").ok().as_deref());
+    let level = level_from_env(
+        std::env::var("TF_LOG_PROVIDER").ok().as_deref(),
+        std::env::var("TF_LOG").ok().as_deref(),
+    );
     let subscriber = tracing_subscriber::registry().with(HclogLayer { max: level });
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -35,8 +41,13 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
         // NOTE: other crates (hyper, h2, the AWS SDK) log request and response
         // details at debug/trace, an ECR token among them; they get warn at most.
-        let ours = meta.target().starts_with("stevedore") || meta.target().starts_with("terraform_provider_stevedore");
-        let max = if ours { self.max } else { self.max.min(Level::WARN) };
+        let ours = meta.target().starts_with("stevedore")
+            || meta.target().starts_with("terraform_provider_stevedore");
+        let max = if ours {
+            self.max
+        } else {
+            self.max.min(Level::WARN)
+        };
         *meta.level() <= max
     }
 
@@ -49,7 +60,10 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
 
 fn format_line(event: &Event<'_>) -> String {
     let mut fields = serde_json::Map::new();
-    let mut v = JsonVisitor { fields: &mut fields, message: String::new() };
+    let mut v = JsonVisitor {
+        fields: &mut fields,
+        message: String::new(),
+    };
     event.record(&mut v);
     let message = std::mem::take(&mut v.message);
     let level = match *event.metadata().level() {

@@ -16,7 +16,10 @@ fn main() {
     stevedore::logging::init();
     // reqwest, bollard and the TLS server share one process-wide crypto provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("terraform-provider-stevedore: cannot start the async runtime: {e}");

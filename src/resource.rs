@@ -94,7 +94,10 @@ pub trait Resource: Send + Sync {
     async fn import(&self, _ctx: &Ctx, _id: &str) -> Result<Value, Diagnostics> {
         Err(Diagnostic::error(
             "Import Not Supported",
-            format!("{} cannot be imported; declare it and apply instead.", self.type_name()),
+            format!(
+                "{} cannot be imported; declare it and apply instead.",
+                self.type_name()
+            ),
         )
         .into())
     }
@@ -103,7 +106,10 @@ pub trait Resource: Send + Sync {
         crate::value::from_json(raw, &self.schema().ty()).map_err(|e| {
             Diagnostic::error(
                 "State Upgrade Failed",
-                format!("The stored state of {} does not fit its schema: {e}", self.type_name()),
+                format!(
+                    "The stored state of {} does not fit its schema: {e}",
+                    self.type_name()
+                ),
             )
             .into()
         })

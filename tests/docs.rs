@@ -18,8 +18,19 @@ fn docs_are_fresh() {
             stale.push(rel.display().to_string());
         }
     }
-    assert!(stale.is_empty(), "docs/ is stale for {stale:?}: run `make docs` and commit the result");
-    for expected in ["index.md", "data-sources/image_manifest.md", "resources/image_build.md", "resources/ecs_redeploy.md"] {
-        assert!(rendered.keys().any(|k| k == Path::new(expected)), "{expected} not rendered");
+    assert!(
+        stale.is_empty(),
+        "docs/ is stale for {stale:?}: run `make docs` and commit the result"
+    );
+    for expected in [
+        "index.md",
+        "data-sources/image_manifest.md",
+        "resources/image_build.md",
+        "resources/ecs_redeploy.md",
+    ] {
+        assert!(
+            rendered.keys().any(|k| k == Path::new(expected)),
+            "{expected} not rendered"
+        );
     }
 }

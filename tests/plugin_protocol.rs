@@ -53,27 +53,61 @@ fn start(client_pem: Option<&str>, versions: &str) -> Plugin {
     }
     let mut child = cmd.spawn().expect("plugin starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let fields: Vec<&str> = line.trim_end().split('|').collect();
     assert_eq!(fields.len(), 6, "handshake line {line:?}");
     assert_eq!(&fields[..3], &["1", "6", "unix"]);
     assert_eq!(fields[4], "grpc");
-    assert!(!fields[5].contains('='), "certificate must be unpadded base64");
-    let server_cert = base64::engine::general_purpose::STANDARD_NO_PAD.decode(fields[5]).unwrap();
-    Plugin { child, socket: fields[3].to_string(), server_cert }
+    assert!(
+        !fields[5].contains('='),
+        "certificate must be unpadded base64"
+    );
+    let server_cert = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(fields[5])
+        .unwrap();
+    Plugin {
+        child,
+        socket: fields[3].to_string(),
+        server_cert,
+    }
 }
 
 #[derive(Debug)]
 struct Pinned(Vec<u8>, Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(&self, ee: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
-        if ee.as_ref() == self.0.as_slice() { Ok(ServerCertVerified::assertion()) } else { Err(rustls::Error::General("unexpected server certificate".into())) }
+    fn verify_server_cert(
+        &self,
+        ee: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if ee.as_ref() == self.0.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "unexpected server certificate".into(),
+            ))
+        }
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -81,7 +115,10 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-async fn channel(p: &Plugin, identity: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>) -> Result<Channel, tonic::transport::Error> {
+async fn channel(
+    p: &Plugin,
+    identity: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+) -> Result<Channel, tonic::transport::Error> {
     let socket = p.socket.clone();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -120,7 +157,9 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> IoStream fo
 async fn mtls_plugin() -> (Plugin, Channel) {
     let (pem, cert, key) = client_identity();
     let p = start(Some(&pem), "5,6");
-    let ch = channel(&p, Some((cert, key))).await.expect("mTLS connection with a P-521 client certificate");
+    let ch = channel(&p, Some((cert, key)))
+        .await
+        .expect("mTLS connection with a P-521 client certificate");
     (p, ch)
 }
 
@@ -128,13 +167,32 @@ async fn mtls_plugin() -> (Plugin, Channel) {
 async fn metadata_agrees_with_schema_over_mtls() {
     let (_p, ch) = mtls_plugin().await;
     let mut c = pb::provider_client::ProviderClient::new(ch);
-    let schema = c.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(schema.diagnostics.is_empty());
-    assert!(schema.provider.as_ref().and_then(|s| s.block.as_ref()).is_some(), "provider block always set");
+    assert!(
+        schema
+            .provider
+            .as_ref()
+            .and_then(|s| s.block.as_ref())
+            .is_some(),
+        "provider block always set"
+    );
     assert!(schema.server_capabilities.unwrap().plan_destroy);
-    let meta = c.get_metadata(pb::get_metadata::Request {}).await.unwrap().into_inner();
+    let meta = c
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .unwrap()
+        .into_inner();
     let mut res: Vec<_> = meta.resources.iter().map(|r| r.type_name.clone()).collect();
-    let mut ds: Vec<_> = meta.data_sources.iter().map(|r| r.type_name.clone()).collect();
+    let mut ds: Vec<_> = meta
+        .data_sources
+        .iter()
+        .map(|r| r.type_name.clone())
+        .collect();
     res.sort();
     ds.sort();
     let mut want_res: Vec<_> = schema.resource_schemas.keys().cloned().collect();
@@ -151,22 +209,61 @@ async fn metadata_agrees_with_schema_over_mtls() {
 async fn unserved_rpcs_answer_as_the_protocol_prescribes() {
     let (_p, ch) = mtls_plugin().await;
     let mut c = pb::provider_client::ProviderClient::new(ch);
-    let err = c.get_resource_identity_schemas(pb::get_resource_identity_schemas::Request {}).await.unwrap_err();
+    let err = c
+        .get_resource_identity_schemas(pb::get_resource_identity_schemas::Request {})
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
-    let v = c.validate_resource_config(pb::validate_resource_config::Request { type_name: "stevedore_nope".into(), ..Default::default() }).await.unwrap().into_inner();
+    let v = c
+        .validate_resource_config(pb::validate_resource_config::Request {
+            type_name: "stevedore_nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(v.diagnostics.len(), 1);
-    assert_eq!(v.diagnostics[0].severity, pb::diagnostic::Severity::Error as i32);
-    let e = c.open_ephemeral_resource(pb::open_ephemeral_resource::Request { type_name: "x".into(), ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(
+        v.diagnostics[0].severity,
+        pb::diagnostic::Severity::Error as i32
+    );
+    let e = c
+        .open_ephemeral_resource(pb::open_ephemeral_resource::Request {
+            type_name: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(e.diagnostics.len(), 1);
-    let m = c.move_resource_state(pb::move_resource_state::Request::default()).await.unwrap().into_inner();
+    let m = c
+        .move_resource_state(pb::move_resource_state::Request::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(m.diagnostics.len(), 1);
-    let mut list = c.list_resource(pb::list_resource::Request::default()).await.unwrap().into_inner();
+    let mut list = c
+        .list_resource(pb::list_resource::Request::default())
+        .await
+        .unwrap()
+        .into_inner();
     let ev = list.message().await.unwrap().expect("one event");
     assert_eq!(ev.diagnostic.len(), 1);
     assert!(list.message().await.unwrap().is_none());
-    let f = c.call_function(pb::call_function::Request { name: "f".into(), arguments: vec![] }).await.unwrap().into_inner();
+    let f = c
+        .call_function(pb::call_function::Request {
+            name: "f".into(),
+            arguments: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(f.error.is_some());
-    let s = c.stop_provider(pb::stop_provider::Request {}).await.unwrap().into_inner();
+    let s = c
+        .stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(s.error, "");
 }
 
@@ -174,8 +271,17 @@ async fn unserved_rpcs_answer_as_the_protocol_prescribes() {
 async fn health_and_go_plugin_services_are_served() {
     let (_p, ch) = mtls_plugin().await;
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
-    let st = h.check(tonic_health::pb::HealthCheckRequest { service: "plugin".into() }).await.unwrap().into_inner();
-    assert_eq!(st.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let st = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        st.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let mut stdio = pp::grpc_stdio_client::GrpcStdioClient::new(ch.clone());
     let _stream = stdio.stream_stdio(()).await.expect("StreamStdio accepted");
 }
@@ -188,10 +294,15 @@ async fn a_client_without_the_pinned_certificate_is_refused() {
     let attempt = async {
         let ch = channel(&p, Some((other_cert, other_key))).await?;
         let mut c = pb::provider_client::ProviderClient::new(ch);
-        c.get_provider_schema(pb::get_provider_schema::Request {}).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+        c.get_provider_schema(pb::get_provider_schema::Request {})
+            .await
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
         Ok::<_, Box<dyn std::error::Error>>(())
     };
-    assert!(attempt.await.is_err(), "a different client certificate must not be served");
+    assert!(
+        attempt.await.is_err(),
+        "a different client certificate must not be served"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +311,10 @@ async fn shutdown_ends_the_process_promptly_and_sigint_does_not() {
     // Terraform handles Ctrl-C itself; the plugin must survive SIGINT.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGINT) };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(p.child.try_wait().unwrap().is_none(), "SIGINT killed the plugin");
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "SIGINT killed the plugin"
+    );
     let mut ctl = pp::grpc_controller_client::GrpcControllerClient::new(ch);
     ctl.shutdown(pp::Empty {}).await.unwrap();
     let t0 = Instant::now();
@@ -209,7 +323,10 @@ async fn shutdown_ends_the_process_promptly_and_sigint_does_not() {
             assert!(status.success());
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(2), "plugin still running 2s after Shutdown");
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "plugin still running 2s after Shutdown"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -220,12 +337,18 @@ async fn plaintext_without_client_cert_has_empty_sixth_field() {
     assert!(p.server_cert.is_empty());
     let ch = channel(&p, None).await.unwrap();
     let mut c = pb::provider_client::ProviderClient::new(ch);
-    assert!(c.get_provider_schema(pb::get_provider_schema::Request {}).await.is_ok());
+    assert!(c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .is_ok());
 }
 
 #[test]
 fn run_by_hand_it_explains_and_exits_1() {
-    let out = Command::new(BIN).env_remove("TF_PLUGIN_MAGIC_COOKIE").output().unwrap();
+    let out = Command::new(BIN)
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("This binary is a plugin"));
     assert!(out.stdout.is_empty());
@@ -233,7 +356,13 @@ fn run_by_hand_it_explains_and_exits_1() {
 
 #[test]
 fn debug_mode_prints_reattach_providers() {
-    let mut child = Command::new(BIN).arg("--debug").env_remove("TF_PLUGIN_MAGIC_COOKIE").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--debug")
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut rd = BufReader::new(child.stdout.take().unwrap());
     let mut found = None;
     for _ in 0..5 {

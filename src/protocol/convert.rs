@@ -7,7 +7,10 @@ use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::value::{self, AttrPath, Step, Type, Value};
 
 pub fn schema(s: &Schema) -> pb::Schema {
-    pb::Schema { version: s.version, block: Some(block(&s.block)) }
+    pb::Schema {
+        version: s.version,
+        block: Some(block(&s.block)),
+    }
 }
 
 fn block(b: &Block) -> pb::schema::Block {
@@ -95,7 +98,10 @@ pub fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Va
         value::from_msgpack(&dv.msgpack, ty)
     } else if !dv.json.is_empty() {
         serde_json::from_slice::<serde_json::Value>(&dv.json)
-            .map_err(|e| value::DecodeError { path: AttrPath::root(), message: format!("invalid JSON: {e}") })
+            .map_err(|e| value::DecodeError {
+                path: AttrPath::root(),
+                message: format!("invalid JSON: {e}"),
+            })
             .and_then(|j| value::from_json(&j, ty))
     } else {
         return Ok(Value::Null);
@@ -111,6 +117,9 @@ pub fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Va
 
 pub fn encode(v: &Value, ty: &Type, what: &str) -> Result<pb::DynamicValue, Diagnostic> {
     value::to_msgpack(v, ty)
-        .map(|msgpack| pb::DynamicValue { msgpack, json: Vec::new() })
+        .map(|msgpack| pb::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        })
         .map_err(|e| Diagnostic::internal(format!("the {what} does not fit its own schema: {e}")))
 }

@@ -9,7 +9,8 @@ pub const PROTOCOL_VERSION: u32 = 6;
 /// The provider address used for reattach (debug) mode.
 pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/stevedore/stevedore";
 
-pub const NOT_A_COMMAND: &str = "This binary is a plugin. These are not meant to be executed directly.\n\
+pub const NOT_A_COMMAND: &str =
+    "This binary is a plugin. These are not meant to be executed directly.\n\
 Please execute the program that consumes these plugins, which will load any\n\
 plugins automatically. To debug the provider with Terraform, run it with --debug.";
 
@@ -22,9 +23,16 @@ pub fn cookie_ok(value: Option<&str>) -> bool {
 /// go-plugin falls back to its lowest version when nothing matches, which is
 /// 6 here too, so the answer is always 6 and a mismatch is only logged.
 pub fn negotiate(offered: Option<&str>) -> u32 {
-    let offered: Vec<u32> = offered.unwrap_or("").split(',').filter_map(|v| v.trim().parse().ok()).collect();
+    let offered: Vec<u32> = offered
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
     if !offered.is_empty() && !offered.contains(&PROTOCOL_VERSION) {
-        tracing::warn!(?offered, "host does not offer plugin protocol 6; answering 6 anyway");
+        tracing::warn!(
+            ?offered,
+            "host does not offer plugin protocol 6; answering 6 anyway"
+        );
     }
     PROTOCOL_VERSION
 }
@@ -78,7 +86,14 @@ mod tests {
 
     #[test]
     fn negotiation_always_answers_six() {
-        for offered in [Some("5,6"), Some("6,5"), Some("6"), None, Some(""), Some("4,5")] {
+        for offered in [
+            Some("5,6"),
+            Some("6,5"),
+            Some("6"),
+            None,
+            Some(""),
+            Some("4,5"),
+        ] {
             assert_eq!(negotiate(offered), 6, "{offered:?}");
         }
     }

@@ -33,7 +33,10 @@ pub struct Stdio {
 impl pp::grpc_stdio_server::GrpcStdio for Stdio {
     type StreamStdioStream = Stream<pp::StdioData>;
 
-    async fn stream_stdio(&self, _: Request<()>) -> Result<Response<Self::StreamStdioStream>, Status> {
+    async fn stream_stdio(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<Self::StreamStdioStream>, Status> {
         let done = self.shutdown.clone();
         let s = futures::stream::once(async move {
             done.cancelled().await;
@@ -52,15 +55,20 @@ pub struct Broker;
 impl pp::grpc_broker_server::GrpcBroker for Broker {
     type StartStreamStream = Stream<pp::ConnInfo>;
 
-    async fn start_stream(&self, req: Request<Streaming<pp::ConnInfo>>) -> Result<Response<Self::StartStreamStream>, Status> {
+    async fn start_stream(
+        &self,
+        req: Request<Streaming<pp::ConnInfo>>,
+    ) -> Result<Response<Self::StartStreamStream>, Status> {
         let incoming = req.into_inner();
-        let s = incoming
-            .filter_map(|item| async move {
-                if let Ok(info) = item {
-                    tracing::debug!(service_id = info.service_id, "ignoring broker connection info");
-                }
-                None
-            });
+        let s = incoming.filter_map(|item| async move {
+            if let Ok(info) = item {
+                tracing::debug!(
+                    service_id = info.service_id,
+                    "ignoring broker connection info"
+                );
+            }
+            None
+        });
         Ok(Response::new(Box::pin(s)))
     }
 }

@@ -21,31 +21,48 @@ pub struct Options {
 
 pub async fn run(opts: Options) -> Result<(), String> {
     let version = handshake::negotiate(std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok().as_deref());
-    let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").filter(|v| !v.is_empty()).map(Into::into);
-    let dir = handshake::socket_dir(base).map_err(|e| format!("cannot create the plugin socket directory: {e}"))?;
+    let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(Into::into);
+    let dir = handshake::socket_dir(base)
+        .map_err(|e| format!("cannot create the plugin socket directory: {e}"))?;
     let socket = dir.path().join("plugin.sock");
-    let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
 
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT").ok().filter(|c| !c.trim().is_empty());
+    let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
     let tls = match (&client_cert, opts.debug) {
         (Some(pem), false) => Some(tls::setup(pem).map_err(|e| e.to_string())?),
         _ => None,
     };
-    let cert_field = tls.as_ref().map(|t| t.cert_field.clone()).unwrap_or_default();
+    let cert_field = tls
+        .as_ref()
+        .map(|t| t.cert_field.clone())
+        .unwrap_or_default();
 
     let shutdown = CancellationToken::new();
     let incoming = accept_loop(listener, tls.map(|t| t.acceptor), shutdown.clone());
 
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status("plugin", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
     let provider = ProviderServer::new(ProviderService::new(Provider::new()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(provider)
-        .add_service(pp::grpc_controller_server::GrpcControllerServer::new(Controller { shutdown: shutdown.clone() }))
-        .add_service(pp::grpc_stdio_server::GrpcStdioServer::new(Stdio { shutdown: shutdown.clone() }))
+        .add_service(pp::grpc_controller_server::GrpcControllerServer::new(
+            Controller {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(pp::grpc_stdio_server::GrpcStdioServer::new(Stdio {
+            shutdown: shutdown.clone(),
+        }))
         .add_service(pp::grpc_broker_server::GrpcBrokerServer::new(Broker));
 
     announce(opts.debug, version, &socket, &cert_field)?;
@@ -62,7 +79,12 @@ pub async fn run(opts: Options) -> Result<(), String> {
     Ok(())
 }
 
-fn announce(debug: bool, version: u32, socket: &std::path::Path, cert_field: &str) -> Result<(), String> {
+fn announce(
+    debug: bool,
+    version: u32,
+    socket: &std::path::Path,
+    cert_field: &str,
+) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     let text = if debug {
         format!(
@@ -73,12 +95,18 @@ fn announce(debug: bool, version: u32, socket: &std::path::Path, cert_field: &st
         // NOTE: the only stdout line the host reads; nothing else may be printed there.
         format!("{}\n", handshake::line(version, socket, cert_field))
     };
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| format!("cannot write the handshake: {e}"))
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("cannot write the handshake: {e}"))
 }
 
 /// Accepts connections; TLS handshakes run in their own tasks so one slow
 /// client cannot hold up the next.
-fn accept_loop(listener: UnixListener, tls: Option<tokio_rustls::TlsAcceptor>, shutdown: CancellationToken) -> mpsc::Receiver<Result<Conn, std::io::Error>> {
+fn accept_loop(
+    listener: UnixListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<Result<Conn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
@@ -119,7 +147,10 @@ fn accept_loop(listener: UnixListener, tls: Option<tokio_rustls::TlsAcceptor>, s
 fn handle_signals(debug: bool, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             tracing::warn!("cannot install signal handlers");
             return;
         };

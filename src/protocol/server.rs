@@ -25,7 +25,11 @@ pub struct ProviderService {
 
 impl ProviderService {
     pub fn new(provider: Provider) -> Self {
-        ProviderService { provider, data: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
+        ProviderService {
+            provider,
+            data: RwLock::new(None),
+            stop: Mutex::new(CancellationToken::new()),
+        }
     }
 
     fn ctx(&self) -> Ctx {
@@ -35,11 +39,19 @@ impl ProviderService {
     }
 
     fn resource(&self, name: &str) -> Result<Arc<dyn Resource>, Diagnostic> {
-        self.provider.resources.get(name).cloned().ok_or_else(|| unknown_type("resource", name))
+        self.provider
+            .resources
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_type("resource", name))
     }
 
     fn data_source(&self, name: &str) -> Result<Arc<dyn DataSource>, Diagnostic> {
-        self.provider.data_sources.get(name).cloned().ok_or_else(|| unknown_type("data source", name))
+        self.provider
+            .data_sources
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_type("data source", name))
     }
 
     /// Cancels in-flight work (Ctrl-C); later requests get a fresh token.
@@ -60,7 +72,10 @@ fn unknown_type(kind: &str, name: &str) -> Diagnostic {
 
 /// Runs a handler; a panic becomes an error diagnostic instead of killing the
 /// plugin (which Terraform would report as a crash).
-async fn guard<T>(fut: impl std::future::Future<Output = T>, on_panic: impl FnOnce(Diagnostic) -> T) -> T {
+async fn guard<T>(
+    fut: impl std::future::Future<Output = T>,
+    on_panic: impl FnOnce(Diagnostic) -> T,
+) -> T {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(v) => v,
         Err(p) => {
@@ -70,7 +85,9 @@ async fn guard<T>(fut: impl std::future::Future<Output = T>, on_panic: impl FnOn
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             tracing::error!(panic = %msg, "request handler panicked");
-            on_panic(Diagnostic::internal(format!("an operation panicked: {msg}")))
+            on_panic(Diagnostic::internal(format!(
+                "an operation panicked: {msg}"
+            )))
         }
     }
 }
@@ -81,60 +98,120 @@ fn diags(d: impl Into<Diagnostics>) -> Vec<pb::Diagnostic> {
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
-    async fn get_metadata(&self, _: Request<pb::get_metadata::Request>) -> Res<pb::get_metadata::Response> {
+    async fn get_metadata(
+        &self,
+        _: Request<pb::get_metadata::Request>,
+    ) -> Res<pb::get_metadata::Response> {
         use pb::get_metadata as m;
         Ok(Response::new(m::Response {
             server_capabilities: Some(capabilities()),
-            resources: self.provider.resources.keys().map(|k| m::ResourceMetadata { type_name: k.to_string() }).collect(),
-            data_sources: self.provider.data_sources.keys().map(|k| m::DataSourceMetadata { type_name: k.to_string() }).collect(),
+            resources: self
+                .provider
+                .resources
+                .keys()
+                .map(|k| m::ResourceMetadata {
+                    type_name: k.to_string(),
+                })
+                .collect(),
+            data_sources: self
+                .provider
+                .data_sources
+                .keys()
+                .map(|k| m::DataSourceMetadata {
+                    type_name: k.to_string(),
+                })
+                .collect(),
             ..Default::default()
         }))
     }
 
-    async fn get_provider_schema(&self, _: Request<pb::get_provider_schema::Request>) -> Res<pb::get_provider_schema::Response> {
+    async fn get_provider_schema(
+        &self,
+        _: Request<pb::get_provider_schema::Request>,
+    ) -> Res<pb::get_provider_schema::Response> {
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(convert::schema(&config::schema())),
-            resource_schemas: self.provider.resources.iter().map(|(k, r)| (k.to_string(), convert::schema(&r.schema()))).collect(),
-            data_source_schemas: self.provider.data_sources.iter().map(|(k, d)| (k.to_string(), convert::schema(&d.schema()))).collect(),
+            resource_schemas: self
+                .provider
+                .resources
+                .iter()
+                .map(|(k, r)| (k.to_string(), convert::schema(&r.schema())))
+                .collect(),
+            data_source_schemas: self
+                .provider
+                .data_sources
+                .iter()
+                .map(|(k, d)| (k.to_string(), convert::schema(&d.schema())))
+                .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
         }))
     }
 
-    async fn validate_provider_config(&self, req: Request<pb::validate_provider_config::Request>) -> Res<pb::validate_provider_config::Response> {
+    async fn validate_provider_config(
+        &self,
+        req: Request<pb::validate_provider_config::Request>,
+    ) -> Res<pb::validate_provider_config::Response> {
         let req = req.into_inner();
-        let d = match decode(req.config.as_ref(), &config::schema().ty(), "provider configuration") {
+        let d = match decode(
+            req.config.as_ref(),
+            &config::schema().ty(),
+            "provider configuration",
+        ) {
             Ok(cfg) => config::validate(&cfg),
             Err(e) => e.into(),
         };
-        Ok(Response::new(pb::validate_provider_config::Response { diagnostics: diags(d) }))
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics: diags(d),
+        }))
     }
 
-    async fn validate_resource_config(&self, req: Request<pb::validate_resource_config::Request>) -> Res<pb::validate_resource_config::Response> {
+    async fn validate_resource_config(
+        &self,
+        req: Request<pb::validate_resource_config::Request>,
+    ) -> Res<pb::validate_resource_config::Response> {
         let req = req.into_inner();
         let d = match self.resource(&req.type_name) {
-            Ok(r) => match decode(req.config.as_ref(), &r.schema().ty(), "resource configuration") {
+            Ok(r) => match decode(
+                req.config.as_ref(),
+                &r.schema().ty(),
+                "resource configuration",
+            ) {
                 Ok(cfg) => r.validate(&cfg),
                 Err(e) => e.into(),
             },
             Err(e) => e.into(),
         };
-        Ok(Response::new(pb::validate_resource_config::Response { diagnostics: diags(d) }))
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics: diags(d),
+        }))
     }
 
-    async fn validate_data_resource_config(&self, req: Request<pb::validate_data_resource_config::Request>) -> Res<pb::validate_data_resource_config::Response> {
+    async fn validate_data_resource_config(
+        &self,
+        req: Request<pb::validate_data_resource_config::Request>,
+    ) -> Res<pb::validate_data_resource_config::Response> {
         let req = req.into_inner();
         let d = match self.data_source(&req.type_name) {
-            Ok(ds) => match decode(req.config.as_ref(), &ds.schema().ty(), "data source configuration") {
+            Ok(ds) => match decode(
+                req.config.as_ref(),
+                &ds.schema().ty(),
+                "data source configuration",
+            ) {
                 Ok(cfg) => ds.validate(&cfg),
                 Err(e) => e.into(),
             },
             Err(e) => e.into(),
         };
-        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: diags(d) }))
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics: diags(d),
+        }))
     }
 
-    async fn upgrade_resource_state(&self, req: Request<pb::upgrade_resource_state::Request>) -> Res<pb::upgrade_resource_state::Response> {
+    async fn upgrade_resource_state(
+        &self,
+        req: Request<pb::upgrade_resource_state::Request>,
+    ) -> Res<pb::upgrade_resource_state::Response> {
         let req = req.into_inner();
         let out = (|| -> Result<pb::DynamicValue, Diagnostics> {
             let r = self.resource(&req.type_name)?;
@@ -150,8 +227,12 @@ impl pb::provider_server::Provider for ProviderService {
             if raw.json.is_empty() {
                 return Err(Diagnostic::error("Legacy State Not Supported", "This state is in the pre-0.12 flatmap format, which stevedore never wrote; remove the resource from state and import it again.").into());
             }
-            let json: serde_json::Value = serde_json::from_slice(&raw.json)
-                .map_err(|e| Diagnostic::error("Corrupt State", format!("The stored state is not valid JSON: {e}")))?;
+            let json: serde_json::Value = serde_json::from_slice(&raw.json).map_err(|e| {
+                Diagnostic::error(
+                    "Corrupt State",
+                    format!("The stored state is not valid JSON: {e}"),
+                )
+            })?;
             let v = r.upgrade_state(req.version, &json)?;
             Ok(encode(&v, &schema.ty(), "upgraded state")?)
         })();
@@ -159,23 +240,47 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(dv) => (Some(dv), Diagnostics::new()),
             Err(d) => (None, d),
         };
-        Ok(Response::new(pb::upgrade_resource_state::Response { upgraded_state, diagnostics: diags(d) }))
+        Ok(Response::new(pb::upgrade_resource_state::Response {
+            upgraded_state,
+            diagnostics: diags(d),
+        }))
     }
 
-    async fn get_resource_identity_schemas(&self, _: Request<pb::get_resource_identity_schemas::Request>) -> Res<pb::get_resource_identity_schemas::Response> {
+    async fn get_resource_identity_schemas(
+        &self,
+        _: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Res<pb::get_resource_identity_schemas::Response> {
         // Terraform ≥ 1.12 reads Unimplemented as "no identity schemas"; any
         // other answer without schemas would fail schema loading.
-        Err(Status::unimplemented("stevedore resources have no identity schemas"))
+        Err(Status::unimplemented(
+            "stevedore resources have no identity schemas",
+        ))
     }
 
-    async fn upgrade_resource_identity(&self, _: Request<pb::upgrade_resource_identity::Request>) -> Res<pb::upgrade_resource_identity::Response> {
-        Ok(Response::new(pb::upgrade_resource_identity::Response { upgraded_identity: None, diagnostics: diags(un::identity()) }))
+    async fn upgrade_resource_identity(
+        &self,
+        _: Request<pb::upgrade_resource_identity::Request>,
+    ) -> Res<pb::upgrade_resource_identity::Response> {
+        Ok(Response::new(pb::upgrade_resource_identity::Response {
+            upgraded_identity: None,
+            diagnostics: diags(un::identity()),
+        }))
     }
 
-    async fn configure_provider(&self, req: Request<pb::configure_provider::Request>) -> Res<pb::configure_provider::Response> {
+    async fn configure_provider(
+        &self,
+        req: Request<pb::configure_provider::Request>,
+    ) -> Res<pb::configure_provider::Response> {
         let req = req.into_inner();
         tracing::debug!(terraform_version = %req.terraform_version, "configuring provider");
-        let d = match decode(req.config.as_ref(), &config::schema().ty(), "provider configuration").map_err(Diagnostics::from).and_then(|c| config::parse(&c)) {
+        let d = match decode(
+            req.config.as_ref(),
+            &config::schema().ty(),
+            "provider configuration",
+        )
+        .map_err(Diagnostics::from)
+        .and_then(|c| config::parse(&c))
+        {
             Ok(cfg) => {
                 let data = ProviderData::new(cfg);
                 if let Ok(mut slot) = self.data.write() {
@@ -185,31 +290,70 @@ impl pb::provider_server::Provider for ProviderService {
             }
             Err(d) => d,
         };
-        Ok(Response::new(pb::configure_provider::Response { diagnostics: diags(d) }))
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics: diags(d),
+        }))
     }
 
-    async fn read_resource(&self, req: Request<pb::read_resource::Request>) -> Res<pb::read_resource::Response> {
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Res<pb::read_resource::Response> {
         let req = req.into_inner();
         let r = match self.resource(&req.type_name) {
             Ok(r) => r,
-            Err(e) => return Ok(Response::new(pb::read_resource::Response { new_state: req.current_state, diagnostics: diags(e), ..Default::default() })),
+            Err(e) => {
+                return Ok(Response::new(pb::read_resource::Response {
+                    new_state: req.current_state,
+                    diagnostics: diags(e),
+                    ..Default::default()
+                }))
+            }
         };
         let ty = r.schema().ty();
         let state = match decode(req.current_state.as_ref(), &ty, "current state") {
             Ok(s) => s,
-            Err(e) => return Ok(Response::new(pb::read_resource::Response { new_state: req.current_state, diagnostics: diags(e), ..Default::default() })),
+            Err(e) => {
+                return Ok(Response::new(pb::read_resource::Response {
+                    new_state: req.current_state,
+                    diagnostics: diags(e),
+                    ..Default::default()
+                }))
+            }
         };
         let ctx = self.ctx();
         let fallback = state.clone();
-        let out = guard(r.read(&ctx, state, req.private.clone()), |d| crate::resource::ReadResponse { new_state: fallback, private: req.private.clone(), diags: d.into() }).await;
+        let out = guard(r.read(&ctx, state, req.private.clone()), |d| {
+            crate::resource::ReadResponse {
+                new_state: fallback,
+                private: req.private.clone(),
+                diags: d.into(),
+            }
+        })
+        .await;
         let mut d = out.diags;
-        let new_state = encode(&out.new_state, &ty, "refreshed state").map_err(|e| d.push(e)).ok();
-        Ok(Response::new(pb::read_resource::Response { new_state: new_state.or(req.current_state), diagnostics: diags(d), private: out.private, ..Default::default() }))
+        let new_state = encode(&out.new_state, &ty, "refreshed state")
+            .map_err(|e| d.push(e))
+            .ok();
+        Ok(Response::new(pb::read_resource::Response {
+            new_state: new_state.or(req.current_state),
+            diagnostics: diags(d),
+            private: out.private,
+            ..Default::default()
+        }))
     }
 
-    async fn plan_resource_change(&self, req: Request<pb::plan_resource_change::Request>) -> Res<pb::plan_resource_change::Response> {
+    async fn plan_resource_change(
+        &self,
+        req: Request<pb::plan_resource_change::Request>,
+    ) -> Res<pb::plan_resource_change::Response> {
         let req = req.into_inner();
-        let fail = |d: Diagnostics| Ok(Response::new(pb::plan_resource_change::Response { diagnostics: diags(d), ..Default::default() }));
+        let fail = |d: Diagnostics| {
+            Ok(Response::new(pb::plan_resource_change::Response {
+                diagnostics: diags(d),
+                ..Default::default()
+            }))
+        };
         let r = match self.resource(&req.type_name) {
             Ok(r) => r,
             Err(e) => return fail(e.into()),
@@ -229,12 +373,37 @@ impl pb::provider_server::Provider for ProviderService {
         if proposed.is_null() {
             // Destroy plan (plan_destroy capability): nothing to compute.
             let planned_state = encode(&Value::Null, &ty, "planned state").ok();
-            return Ok(Response::new(pb::plan_resource_change::Response { planned_state, planned_private: req.prior_private, ..Default::default() }));
+            return Ok(Response::new(pb::plan_resource_change::Response {
+                planned_state,
+                planned_private: req.prior_private,
+                ..Default::default()
+            }));
         }
         let ctx = self.ctx();
-        let out = guard(r.plan(&ctx, PlanRequest { prior, proposed, config, prior_private: req.prior_private }), |d| crate::resource::PlanResponse { diags: d.into(), ..Default::default() }).await;
+        let out = guard(
+            r.plan(
+                &ctx,
+                PlanRequest {
+                    prior,
+                    proposed,
+                    config,
+                    prior_private: req.prior_private,
+                },
+            ),
+            |d| crate::resource::PlanResponse {
+                diags: d.into(),
+                ..Default::default()
+            },
+        )
+        .await;
         let mut d = out.diags;
-        let planned_state = if d.has_errors() { None } else { encode(&out.planned, &ty, "planned state").map_err(|e| d.push(e)).ok() };
+        let planned_state = if d.has_errors() {
+            None
+        } else {
+            encode(&out.planned, &ty, "planned state")
+                .map_err(|e| d.push(e))
+                .ok()
+        };
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state,
             requires_replace: out.requires_replace.iter().map(convert::path).collect(),
@@ -244,9 +413,18 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
-    async fn apply_resource_change(&self, req: Request<pb::apply_resource_change::Request>) -> Res<pb::apply_resource_change::Response> {
+    async fn apply_resource_change(
+        &self,
+        req: Request<pb::apply_resource_change::Request>,
+    ) -> Res<pb::apply_resource_change::Response> {
         let req = req.into_inner();
-        let fail = |state: Option<pb::DynamicValue>, d: Diagnostics| Ok(Response::new(pb::apply_resource_change::Response { new_state: state, diagnostics: diags(d), ..Default::default() }));
+        let fail = |state: Option<pb::DynamicValue>, d: Diagnostics| {
+            Ok(Response::new(pb::apply_resource_change::Response {
+                new_state: state,
+                diagnostics: diags(d),
+                ..Default::default()
+            }))
+        };
         let r = match self.resource(&req.type_name) {
             Ok(r) => r,
             Err(e) => return fail(req.prior_state, e.into()),
@@ -269,16 +447,46 @@ impl pb::provider_server::Provider for ProviderService {
             // A failed delete keeps the object in state: nothing the user had is lost.
             let state = if d.has_errors() { prior } else { Value::Null };
             let new_state = encode(&state, &ty, "state").ok();
-            return Ok(Response::new(pb::apply_resource_change::Response { new_state, diagnostics: diags(d), ..Default::default() }));
+            return Ok(Response::new(pb::apply_resource_change::Response {
+                new_state,
+                diagnostics: diags(d),
+                ..Default::default()
+            }));
         }
         let fallback = prior.clone();
-        let out = guard(r.apply(&ctx, ApplyRequest { prior, planned, config, planned_private: req.planned_private.clone() }), |d| crate::resource::ApplyResponse { new_state: fallback, private: req.planned_private.clone(), diags: d.into() }).await;
+        let out = guard(
+            r.apply(
+                &ctx,
+                ApplyRequest {
+                    prior,
+                    planned,
+                    config,
+                    planned_private: req.planned_private.clone(),
+                },
+            ),
+            |d| crate::resource::ApplyResponse {
+                new_state: fallback,
+                private: req.planned_private.clone(),
+                diags: d.into(),
+            },
+        )
+        .await;
         let mut d = out.diags;
-        let new_state = encode(&out.new_state, &ty, "new state").map_err(|e| d.push(e)).ok();
-        Ok(Response::new(pb::apply_resource_change::Response { new_state, private: out.private, diagnostics: diags(d), ..Default::default() }))
+        let new_state = encode(&out.new_state, &ty, "new state")
+            .map_err(|e| d.push(e))
+            .ok();
+        Ok(Response::new(pb::apply_resource_change::Response {
+            new_state,
+            private: out.private,
+            diagnostics: diags(d),
+            ..Default::default()
+        }))
     }
 
-    async fn import_resource_state(&self, req: Request<pb::import_resource_state::Request>) -> Res<pb::import_resource_state::Response> {
+    async fn import_resource_state(
+        &self,
+        req: Request<pb::import_resource_state::Request>,
+    ) -> Res<pb::import_resource_state::Response> {
         let req = req.into_inner();
         let out = async {
             let r = self.resource(&req.type_name)?;
@@ -295,14 +503,27 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(i) => (vec![i], Diagnostics::new()),
             Err(d) => (vec![], d),
         };
-        Ok(Response::new(pb::import_resource_state::Response { imported_resources, diagnostics: diags(d), deferred: None }))
+        Ok(Response::new(pb::import_resource_state::Response {
+            imported_resources,
+            diagnostics: diags(d),
+            deferred: None,
+        }))
     }
 
-    async fn move_resource_state(&self, _: Request<pb::move_resource_state::Request>) -> Res<pb::move_resource_state::Response> {
-        Ok(Response::new(pb::move_resource_state::Response { diagnostics: diags(un::move_state()), ..Default::default() }))
+    async fn move_resource_state(
+        &self,
+        _: Request<pb::move_resource_state::Request>,
+    ) -> Res<pb::move_resource_state::Response> {
+        Ok(Response::new(pb::move_resource_state::Response {
+            diagnostics: diags(un::move_state()),
+            ..Default::default()
+        }))
     }
 
-    async fn read_data_source(&self, req: Request<pb::read_data_source::Request>) -> Res<pb::read_data_source::Response> {
+    async fn read_data_source(
+        &self,
+        req: Request<pb::read_data_source::Request>,
+    ) -> Res<pb::read_data_source::Response> {
         let req = req.into_inner();
         let out = async {
             let ds = self.data_source(&req.type_name)?;
@@ -317,98 +538,209 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(s) => (Some(s), Diagnostics::new()),
             Err(d) => (None, d),
         };
-        Ok(Response::new(pb::read_data_source::Response { state, diagnostics: diags(d), deferred: None }))
+        Ok(Response::new(pb::read_data_source::Response {
+            state,
+            diagnostics: diags(d),
+            deferred: None,
+        }))
     }
 
-    async fn generate_resource_config(&self, _: Request<pb::generate_resource_config::Request>) -> Res<pb::generate_resource_config::Response> {
-        Ok(Response::new(pb::generate_resource_config::Response { config: None, diagnostics: diags(un::generate_config()) }))
+    async fn generate_resource_config(
+        &self,
+        _: Request<pb::generate_resource_config::Request>,
+    ) -> Res<pb::generate_resource_config::Response> {
+        Ok(Response::new(pb::generate_resource_config::Response {
+            config: None,
+            diagnostics: diags(un::generate_config()),
+        }))
     }
 
-    async fn validate_ephemeral_resource_config(&self, req: Request<pb::validate_ephemeral_resource_config::Request>) -> Res<pb::validate_ephemeral_resource_config::Response> {
-        Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics: diags(un::ephemeral(&req.into_inner().type_name)) }))
+    async fn validate_ephemeral_resource_config(
+        &self,
+        req: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Res<pb::validate_ephemeral_resource_config::Response> {
+        Ok(Response::new(
+            pb::validate_ephemeral_resource_config::Response {
+                diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
+            },
+        ))
     }
 
-    async fn open_ephemeral_resource(&self, req: Request<pb::open_ephemeral_resource::Request>) -> Res<pb::open_ephemeral_resource::Response> {
-        Ok(Response::new(pb::open_ephemeral_resource::Response { diagnostics: diags(un::ephemeral(&req.into_inner().type_name)), ..Default::default() }))
+    async fn open_ephemeral_resource(
+        &self,
+        req: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Res<pb::open_ephemeral_resource::Response> {
+        Ok(Response::new(pb::open_ephemeral_resource::Response {
+            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
+            ..Default::default()
+        }))
     }
 
-    async fn renew_ephemeral_resource(&self, req: Request<pb::renew_ephemeral_resource::Request>) -> Res<pb::renew_ephemeral_resource::Response> {
-        Ok(Response::new(pb::renew_ephemeral_resource::Response { diagnostics: diags(un::ephemeral(&req.into_inner().type_name)), ..Default::default() }))
+    async fn renew_ephemeral_resource(
+        &self,
+        req: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Res<pb::renew_ephemeral_resource::Response> {
+        Ok(Response::new(pb::renew_ephemeral_resource::Response {
+            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
+            ..Default::default()
+        }))
     }
 
-    async fn close_ephemeral_resource(&self, req: Request<pb::close_ephemeral_resource::Request>) -> Res<pb::close_ephemeral_resource::Response> {
-        Ok(Response::new(pb::close_ephemeral_resource::Response { diagnostics: diags(un::ephemeral(&req.into_inner().type_name)) }))
+    async fn close_ephemeral_resource(
+        &self,
+        req: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Res<pb::close_ephemeral_resource::Response> {
+        Ok(Response::new(pb::close_ephemeral_resource::Response {
+            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
+        }))
     }
 
     type ListResourceStream = un::OneShot<pb::list_resource::Event>;
 
-    async fn list_resource(&self, req: Request<pb::list_resource::Request>) -> Res<Self::ListResourceStream> {
-        let event = pb::list_resource::Event { diagnostic: diags(un::list(&req.into_inner().type_name)), ..Default::default() };
+    async fn list_resource(
+        &self,
+        req: Request<pb::list_resource::Request>,
+    ) -> Res<Self::ListResourceStream> {
+        let event = pb::list_resource::Event {
+            diagnostic: diags(un::list(&req.into_inner().type_name)),
+            ..Default::default()
+        };
         Ok(Response::new(un::one_shot(event)))
     }
 
-    async fn validate_list_resource_config(&self, req: Request<pb::validate_list_resource_config::Request>) -> Res<pb::validate_list_resource_config::Response> {
-        Ok(Response::new(pb::validate_list_resource_config::Response { diagnostics: diags(un::list(&req.into_inner().type_name)) }))
-    }
-
-    async fn get_functions(&self, _: Request<pb::get_functions::Request>) -> Res<pb::get_functions::Response> {
-        Ok(Response::new(pb::get_functions::Response::default()))
-    }
-
-    async fn call_function(&self, req: Request<pb::call_function::Request>) -> Res<pb::call_function::Response> {
-        let name = req.into_inner().name;
-        Ok(Response::new(pb::call_function::Response {
-            result: None,
-            error: Some(pb::FunctionError { text: format!("the stevedore provider defines no function {name:?}"), function_argument: None }),
+    async fn validate_list_resource_config(
+        &self,
+        req: Request<pb::validate_list_resource_config::Request>,
+    ) -> Res<pb::validate_list_resource_config::Response> {
+        Ok(Response::new(pb::validate_list_resource_config::Response {
+            diagnostics: diags(un::list(&req.into_inner().type_name)),
         }))
     }
 
-    async fn validate_state_store_config(&self, _: Request<pb::validate_state_store::Request>) -> Res<pb::validate_state_store::Response> {
-        Ok(Response::new(pb::validate_state_store::Response { diagnostics: diags(un::state_store()) }))
+    async fn get_functions(
+        &self,
+        _: Request<pb::get_functions::Request>,
+    ) -> Res<pb::get_functions::Response> {
+        Ok(Response::new(pb::get_functions::Response::default()))
     }
 
-    async fn configure_state_store(&self, _: Request<pb::configure_state_store::Request>) -> Res<pb::configure_state_store::Response> {
-        Ok(Response::new(pb::configure_state_store::Response { diagnostics: diags(un::state_store()) }))
+    async fn call_function(
+        &self,
+        req: Request<pb::call_function::Request>,
+    ) -> Res<pb::call_function::Response> {
+        let name = req.into_inner().name;
+        Ok(Response::new(pb::call_function::Response {
+            result: None,
+            error: Some(pb::FunctionError {
+                text: format!("the stevedore provider defines no function {name:?}"),
+                function_argument: None,
+            }),
+        }))
+    }
+
+    async fn validate_state_store_config(
+        &self,
+        _: Request<pb::validate_state_store::Request>,
+    ) -> Res<pb::validate_state_store::Response> {
+        Ok(Response::new(pb::validate_state_store::Response {
+            diagnostics: diags(un::state_store()),
+        }))
+    }
+
+    async fn configure_state_store(
+        &self,
+        _: Request<pb::configure_state_store::Request>,
+    ) -> Res<pb::configure_state_store::Response> {
+        Ok(Response::new(pb::configure_state_store::Response {
+            diagnostics: diags(un::state_store()),
+        }))
     }
 
     type ReadStateBytesStream = un::OneShot<pb::read_state_bytes::Response>;
 
-    async fn read_state_bytes(&self, _: Request<pb::read_state_bytes::Request>) -> Res<Self::ReadStateBytesStream> {
-        Ok(Response::new(un::one_shot(pb::read_state_bytes::Response { diagnostics: diags(un::state_store()), ..Default::default() })))
+    async fn read_state_bytes(
+        &self,
+        _: Request<pb::read_state_bytes::Request>,
+    ) -> Res<Self::ReadStateBytesStream> {
+        Ok(Response::new(un::one_shot(
+            pb::read_state_bytes::Response {
+                diagnostics: diags(un::state_store()),
+                ..Default::default()
+            },
+        )))
     }
 
-    async fn write_state_bytes(&self, _: Request<tonic::Streaming<pb::write_state_bytes::RequestChunk>>) -> Res<pb::write_state_bytes::Response> {
-        Ok(Response::new(pb::write_state_bytes::Response { diagnostics: diags(un::state_store()) }))
+    async fn write_state_bytes(
+        &self,
+        _: Request<tonic::Streaming<pb::write_state_bytes::RequestChunk>>,
+    ) -> Res<pb::write_state_bytes::Response> {
+        Ok(Response::new(pb::write_state_bytes::Response {
+            diagnostics: diags(un::state_store()),
+        }))
     }
 
-    async fn get_states(&self, _: Request<pb::get_states::Request>) -> Res<pb::get_states::Response> {
-        Ok(Response::new(pb::get_states::Response { state_id: vec![], diagnostics: diags(un::state_store()) }))
+    async fn get_states(
+        &self,
+        _: Request<pb::get_states::Request>,
+    ) -> Res<pb::get_states::Response> {
+        Ok(Response::new(pb::get_states::Response {
+            state_id: vec![],
+            diagnostics: diags(un::state_store()),
+        }))
     }
 
-    async fn delete_state(&self, _: Request<pb::delete_state::Request>) -> Res<pb::delete_state::Response> {
-        Ok(Response::new(pb::delete_state::Response { diagnostics: diags(un::state_store()) }))
+    async fn delete_state(
+        &self,
+        _: Request<pb::delete_state::Request>,
+    ) -> Res<pb::delete_state::Response> {
+        Ok(Response::new(pb::delete_state::Response {
+            diagnostics: diags(un::state_store()),
+        }))
     }
 
-    async fn plan_action(&self, _: Request<pb::plan_action::Request>) -> Res<pb::plan_action::Response> {
-        Ok(Response::new(pb::plan_action::Response { diagnostics: diags(un::action()), deferred: None }))
+    async fn plan_action(
+        &self,
+        _: Request<pb::plan_action::Request>,
+    ) -> Res<pb::plan_action::Response> {
+        Ok(Response::new(pb::plan_action::Response {
+            diagnostics: diags(un::action()),
+            deferred: None,
+        }))
     }
 
     type InvokeActionStream = un::OneShot<pb::invoke_action::Event>;
 
-    async fn invoke_action(&self, _: Request<pb::invoke_action::Request>) -> Res<Self::InvokeActionStream> {
+    async fn invoke_action(
+        &self,
+        _: Request<pb::invoke_action::Request>,
+    ) -> Res<Self::InvokeActionStream> {
         use pb::invoke_action::event::{Completed, Type};
-        let event = pb::invoke_action::Event { r#type: Some(Type::Completed(Completed { diagnostics: diags(un::action()) })) };
+        let event = pb::invoke_action::Event {
+            r#type: Some(Type::Completed(Completed {
+                diagnostics: diags(un::action()),
+            })),
+        };
         Ok(Response::new(un::one_shot(event)))
     }
 
-    async fn validate_action_config(&self, _: Request<pb::validate_action_config::Request>) -> Res<pb::validate_action_config::Response> {
-        Ok(Response::new(pb::validate_action_config::Response { diagnostics: diags(un::action()) }))
+    async fn validate_action_config(
+        &self,
+        _: Request<pb::validate_action_config::Request>,
+    ) -> Res<pb::validate_action_config::Response> {
+        Ok(Response::new(pb::validate_action_config::Response {
+            diagnostics: diags(un::action()),
+        }))
     }
 
-    async fn stop_provider(&self, _: Request<pb::stop_provider::Request>) -> Res<pb::stop_provider::Response> {
+    async fn stop_provider(
+        &self,
+        _: Request<pb::stop_provider::Request>,
+    ) -> Res<pb::stop_provider::Response> {
         tracing::info!("StopProvider: cancelling in-flight operations");
         self.stop();
-        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 

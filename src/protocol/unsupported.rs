@@ -14,17 +14,29 @@ pub fn one_shot<T: Send + 'static>(item: T) -> OneShot<T> {
 }
 
 fn none(what: &str, detail: &str) -> Diagnostic {
-    Diagnostic::error(format!("{what} Not Supported"), format!("The stevedore provider has no {detail}."))
+    Diagnostic::error(
+        format!("{what} Not Supported"),
+        format!("The stevedore provider has no {detail}."),
+    )
 }
 
 pub fn ephemeral(type_name: &str) -> Diagnostic {
-    none("Ephemeral Resource", &format!("ephemeral resource type {type_name:?}"))
+    none(
+        "Ephemeral Resource",
+        &format!("ephemeral resource type {type_name:?}"),
+    )
 }
 pub fn list(type_name: &str) -> Diagnostic {
-    none("List Resource", &format!("list resource type {type_name:?}"))
+    none(
+        "List Resource",
+        &format!("list resource type {type_name:?}"),
+    )
 }
 pub fn state_store() -> Diagnostic {
-    none("State Store", "state store; configure a Terraform backend instead")
+    none(
+        "State Store",
+        "state store; configure a Terraform backend instead",
+    )
 }
 pub fn action() -> Diagnostic {
     none("Action", "actions")
@@ -33,8 +45,14 @@ pub fn identity() -> Diagnostic {
     none("Resource Identity", "resource identity schemas")
 }
 pub fn move_state() -> Diagnostic {
-    none("Move", "way to move state from another resource type; import the object instead")
+    none(
+        "Move",
+        "way to move state from another resource type; import the object instead",
+    )
 }
 pub fn generate_config() -> Diagnostic {
-    none("Config Generation", "config generation; write the resource block by hand")
+    none(
+        "Config Generation",
+        "config generation; write the resource block by hand",
+    )
 }

@@ -2,8 +2,8 @@
 //! settings, once, so deeper code never re-reads config values.
 
 use crate::aws::AwsSettings;
-use crate::registry::{AuthSettings, RegistryAuth};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::registry::{AuthSettings, RegistryAuth};
 use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::value::{AttrPath, Type, Value};
 use std::path::PathBuf;
@@ -16,12 +16,30 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("insecure", Type::Bool, "Use plain HTTP and skip TLS verification for this registry only. Loopback registries may use plain HTTP without it."))
         .attr(Attribute::optional("ecr", Type::Bool, "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for `*.dkr.ecr.*.amazonaws.com`)."));
     let endpoints = Block::new("Endpoint overrides, for LocalStack or moto.")
-        .attr(Attribute::optional("ecs", Type::String, "ECS endpoint URL."))
-        .attr(Attribute::optional("ecr", Type::String, "ECR endpoint URL."));
-    let aws = Block::new("AWS settings for ECR credentials and ECS. Unset fields follow the AWS SDK's own chain.")
-        .attr(Attribute::optional("region", Type::String, "AWS region; default from `AWS_REGION`, the profile, ..."))
-        .attr(Attribute::optional("profile", Type::String, "Named profile from the shared AWS config files."))
-        .block(NestedBlock::new("endpoints", Nesting::Single, endpoints).max(1));
+        .attr(Attribute::optional(
+            "ecs",
+            Type::String,
+            "ECS endpoint URL.",
+        ))
+        .attr(Attribute::optional(
+            "ecr",
+            Type::String,
+            "ECR endpoint URL.",
+        ));
+    let aws = Block::new(
+        "AWS settings for ECR credentials and ECS. Unset fields follow the AWS SDK's own chain.",
+    )
+    .attr(Attribute::optional(
+        "region",
+        Type::String,
+        "AWS region; default from `AWS_REGION`, the profile, ...",
+    ))
+    .attr(Attribute::optional(
+        "profile",
+        Type::String,
+        "Named profile from the shared AWS config files.",
+    ))
+    .block(NestedBlock::new("endpoints", Nesting::Single, endpoints).max(1));
     Schema::new("The stevedore provider builds container images for the platforms you name, pushes clean manifests, verifies them, and redeploys ECS services.")
         .attr(Attribute::optional("docker_host", Type::String, "Docker daemon address; default `DOCKER_HOST`, then `unix:///var/run/docker.sock`."))
         .attr(Attribute::optional("docker_cert_path", Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention)."))
@@ -40,7 +58,10 @@ pub struct ProviderConfig {
 }
 
 fn opt_str(v: &Value, name: &str) -> Option<String> {
-    v.get(name).as_str().map(str::to_string).filter(|s| !s.is_empty())
+    v.get(name)
+        .as_str()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
 }
 
 /// Expands a leading `~/` the way a shell would, since users copy paths from docs.
@@ -59,7 +80,10 @@ pub fn validate(config: &Value) -> Diagnostics {
             let at = AttrPath::attr("registry_auth").then_index(i);
             if let Some(addr) = b.get("address").as_str() {
                 if let Err(why) = check_address(addr) {
-                    diags.push(Diagnostic::error("Invalid Registry Address", why).at(at.then_attr("address")));
+                    diags.push(
+                        Diagnostic::error("Invalid Registry Address", why)
+                            .at(at.then_attr("address")),
+                    );
                 }
             }
             if b.get("password").as_str().is_some() && b.get("username").is_null() {
@@ -74,7 +98,11 @@ pub fn validate(config: &Value) -> Diagnostics {
         }
     }
     if let Some(h) = config.get("docker_host").as_str() {
-        let ok = ["unix://", "tcp://", "http://", "https://", "npipe://", "ssh://"].iter().any(|p| h.starts_with(p));
+        let ok = [
+            "unix://", "tcp://", "http://", "https://", "npipe://", "ssh://",
+        ]
+        .iter()
+        .any(|p| h.starts_with(p));
         if !ok {
             diags.push(Diagnostic::attr_error(
                 "docker_host",
@@ -87,11 +115,16 @@ pub fn validate(config: &Value) -> Diagnostics {
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
-    let host = addr.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+    let host = addr
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
     let valid = !host.is_empty()
         && !host.contains('/')
         && !host.contains(char::is_whitespace)
-        && host.rsplit_once(':').map_or(true, |(h, p)| !h.is_empty() && (p.parse::<u16>().is_ok() || h.ends_with(']') || host.starts_with('[')));
+        && host.rsplit_once(':').map_or(true, |(h, p)| {
+            !h.is_empty() && (p.parse::<u16>().is_ok() || h.ends_with(']') || host.starts_with('['))
+        });
     if valid {
         Ok(())
     } else {
@@ -161,28 +194,53 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_with_their_path() {
-        for (addr, ok) in [("127.0.0.1:5000", true), ("ghcr.io", true), ("https://ghcr.io/", true), ("ghcr.io/org/x", false), ("host:notaport", false), ("", false)] {
+        for (addr, ok) in [
+            ("127.0.0.1:5000", true),
+            ("ghcr.io", true),
+            ("https://ghcr.io/", true),
+            ("ghcr.io/org/x", false),
+            ("host:notaport", false),
+            ("", false),
+        ] {
             let cfg = Value::object([("registry_auth", Value::List(vec![auth(addr, None, None)]))]);
             let d = validate(&cfg);
             assert_eq!(!d.has_errors(), ok, "{addr}");
             if !ok {
-                assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "registry_auth[0].address");
+                assert_eq!(
+                    d.0[0].attribute.as_ref().unwrap().to_string(),
+                    "registry_auth[0].address"
+                );
             }
         }
     }
 
     #[test]
     fn password_needs_a_username_and_never_shows_in_debug() {
-        let cfg = Value::object([("registry_auth", Value::List(vec![auth("h:1", None, Some("s3cret"))]))]);
-        assert_eq!(validate(&cfg).0[0].attribute.as_ref().unwrap().to_string(), "registry_auth[0].username");
-        let cfg = Value::object([("registry_auth", Value::List(vec![auth("h:1", Some("u"), Some("s3cret"))]))]);
+        let cfg = Value::object([(
+            "registry_auth",
+            Value::List(vec![auth("h:1", None, Some("s3cret"))]),
+        )]);
+        assert_eq!(
+            validate(&cfg).0[0].attribute.as_ref().unwrap().to_string(),
+            "registry_auth[0].username"
+        );
+        let cfg = Value::object([(
+            "registry_auth",
+            Value::List(vec![auth("h:1", Some("u"), Some("s3cret"))]),
+        )]);
         let parsed = parse(&cfg).unwrap();
         assert!(!format!("{parsed:?}").contains("s3cret"));
     }
 
     #[test]
     fn unknown_values_pass_validation() {
-        let cfg = Value::object([("registry_auth", Value::List(vec![Value::object([("address", Value::Unknown), ("password", Value::Unknown)])]))]);
+        let cfg = Value::object([(
+            "registry_auth",
+            Value::List(vec![Value::object([
+                ("address", Value::Unknown),
+                ("password", Value::Unknown),
+            ])]),
+        )]);
         assert!(!validate(&cfg).has_errors());
     }
 }

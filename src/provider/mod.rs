@@ -40,7 +40,10 @@ impl Provider {
         for d in crate::resources::data_sources() {
             data_sources.insert(d.type_name(), d);
         }
-        Provider { resources, data_sources }
+        Provider {
+            resources,
+            data_sources,
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 
 use super::common;
 use crate::diag::Diagnostics;
-use crate::resource::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
+use crate::resource::{
+    ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
+};
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
 use async_trait::async_trait;
@@ -61,15 +63,28 @@ impl Resource for ImageBuild {
         let mut planned = req.proposed.clone();
         common::apply_defaults(&mut planned, &req.config, &defaults());
         common::unknown_computed(&self.schema(), &mut planned);
-        PlanResponse { planned, planned_private: req.prior_private, ..Default::default() }
+        PlanResponse {
+            planned,
+            planned_private: req.prior_private,
+            ..Default::default()
+        }
     }
 
     async fn apply(&self, _ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
-        ApplyResponse { new_state: req.prior, private: vec![], diags: common::not_available_yet(TYPE_NAME, "image build lands with its own issue").into() }
+        ApplyResponse {
+            new_state: req.prior,
+            private: vec![],
+            diags: common::not_available_yet(TYPE_NAME, "image build lands with its own issue")
+                .into(),
+        }
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
-        ReadResponse { new_state: state, private, diags: Diagnostics::new() }
+        ReadResponse {
+            new_state: state,
+            private,
+            diags: Diagnostics::new(),
+        }
     }
 
     async fn delete(&self, _ctx: &Ctx, _prior: Value) -> Diagnostics {

@@ -41,12 +41,20 @@ impl DataSource for ImageManifest {
         let mut d = Diagnostics::new();
         if let Some(image) = config.get("image").as_str() {
             if let Err(e) = Reference::parse(image) {
-                d.push(Diagnostic::attr_error("image", "Invalid Image Reference", format!("{e}")));
+                d.push(Diagnostic::attr_error(
+                    "image",
+                    "Invalid Image Reference",
+                    format!("{e}"),
+                ));
             }
         }
         if let Some(p) = config.get("platform").as_str() {
             if let Err(e) = Platform::parse(p) {
-                d.push(Diagnostic::attr_error("platform", "Invalid Platform", format!("{e}")));
+                d.push(Diagnostic::attr_error(
+                    "platform",
+                    "Invalid Platform",
+                    format!("{e}"),
+                ));
             }
         }
         d
@@ -58,9 +66,13 @@ impl DataSource for ImageManifest {
             return Err(d);
         }
         let image = config.get("image").as_str().unwrap_or_default().to_string();
-        let reference = Reference::parse(&image).map_err(|e| Diagnostic::attr_error("image", "Invalid Image Reference", e.to_string()))?;
+        let reference = Reference::parse(&image).map_err(|e| {
+            Diagnostic::attr_error("image", "Invalid Image Reference", e.to_string())
+        })?;
         let platform = match config.get("platform").as_str() {
-            Some(p) => Some(Platform::parse(p).map_err(|e| Diagnostic::attr_error("platform", "Invalid Platform", e.to_string()))?),
+            Some(p) => Some(Platform::parse(p).map_err(|e| {
+                Diagnostic::attr_error("platform", "Invalid Platform", e.to_string())
+            })?),
             None => None,
         };
         let provider = ctx.provider()?;

@@ -10,7 +10,10 @@ use crate::resource::{DataSource, Resource};
 use std::sync::Arc;
 
 pub fn resources() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(image_build::ImageBuild), Arc::new(ecs_redeploy::EcsRedeploy)]
+    vec![
+        Arc::new(image_build::ImageBuild),
+        Arc::new(ecs_redeploy::EcsRedeploy),
+    ]
 }
 
 pub fn data_sources() -> Vec<Arc<dyn DataSource>> {

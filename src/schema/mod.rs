@@ -48,7 +48,13 @@ pub struct NestedBlock {
 
 impl Schema {
     pub fn new(description: &str) -> Self {
-        Schema { version: 0, block: Block { description: description.to_string(), ..Block::default() } }
+        Schema {
+            version: 0,
+            block: Block {
+                description: description.to_string(),
+                ..Block::default()
+            },
+        }
     }
     pub fn version(mut self, v: i64) -> Self {
         self.version = v;
@@ -72,7 +78,10 @@ impl Schema {
 
 impl Block {
     pub fn new(description: &str) -> Self {
-        Block { description: description.to_string(), ..Block::default() }
+        Block {
+            description: description.to_string(),
+            ..Block::default()
+        }
     }
     pub fn attr(mut self, a: Attribute) -> Self {
         self.attributes.push(a);
@@ -84,8 +93,11 @@ impl Block {
     }
     /// The object type this block implies (configschema's ImpliedType).
     pub fn ty(&self) -> Type {
-        let mut attrs: BTreeMap<String, Type> =
-            self.attributes.iter().map(|a| (a.name.clone(), a.ty.clone())).collect();
+        let mut attrs: BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect();
         for b in &self.blocks {
             let inner = b.block.ty();
             let t = match b.nesting {
@@ -113,17 +125,30 @@ impl Attribute {
         }
     }
     pub fn required(name: &str, ty: Type, description: &str) -> Self {
-        Attribute { required: true, ..Self::new(name, ty, description) }
+        Attribute {
+            required: true,
+            ..Self::new(name, ty, description)
+        }
     }
     pub fn optional(name: &str, ty: Type, description: &str) -> Self {
-        Attribute { optional: true, ..Self::new(name, ty, description) }
+        Attribute {
+            optional: true,
+            ..Self::new(name, ty, description)
+        }
     }
     /// Optional, and filled in by the provider when the user leaves it out.
     pub fn optional_computed(name: &str, ty: Type, description: &str) -> Self {
-        Attribute { optional: true, computed: true, ..Self::new(name, ty, description) }
+        Attribute {
+            optional: true,
+            computed: true,
+            ..Self::new(name, ty, description)
+        }
     }
     pub fn computed(name: &str, ty: Type, description: &str) -> Self {
-        Attribute { computed: true, ..Self::new(name, ty, description) }
+        Attribute {
+            computed: true,
+            ..Self::new(name, ty, description)
+        }
     }
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
@@ -133,7 +158,13 @@ impl Attribute {
 
 impl NestedBlock {
     pub fn new(name: &str, nesting: Nesting, block: Block) -> Self {
-        NestedBlock { name: name.to_string(), nesting, block, min_items: 0, max_items: 0 }
+        NestedBlock {
+            name: name.to_string(),
+            nesting,
+            block,
+            min_items: 0,
+            max_items: 0,
+        }
     }
     pub fn max(mut self, n: i64) -> Self {
         self.max_items = n;
@@ -166,7 +197,11 @@ mod tests {
     fn implied_type_covers_attributes_and_blocks() {
         let s = Schema::new("x")
             .attr(Attribute::required("image", Type::String, "i"))
-            .block(NestedBlock::new("auth", Nesting::List, Block::new("a").attr(Attribute::optional("u", Type::String, "u"))))
+            .block(NestedBlock::new(
+                "auth",
+                Nesting::List,
+                Block::new("a").attr(Attribute::optional("u", Type::String, "u")),
+            ))
             .block(NestedBlock::new("aws", Nesting::Single, Block::new("w")).max(1));
         let want = Type::object([
             ("image", Type::String),

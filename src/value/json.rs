@@ -29,8 +29,12 @@ fn decode(j: &Json, ty: &Type, path: &AttrPath) -> Result<Value, DecodeError> {
             _ => Err(wrong("string")),
         },
         Type::Number => match j {
-            Json::Number(n) => json_number(n).map(Value::Number).ok_or_else(|| wrong("number")),
-            Json::String(s) => Number::parse(s).map(Value::Number).ok_or_else(|| wrong("number")),
+            Json::Number(n) => json_number(n)
+                .map(Value::Number)
+                .ok_or_else(|| wrong("number")),
+            Json::String(s) => Number::parse(s)
+                .map(Value::Number)
+                .ok_or_else(|| wrong("number")),
             _ => Err(wrong("number")),
         },
         Type::Bool => match j {
@@ -40,7 +44,10 @@ fn decode(j: &Json, ty: &Type, path: &AttrPath) -> Result<Value, DecodeError> {
         },
         Type::List(et) | Type::Set(et) => match j {
             Json::Array(a) => Ok(Value::List(
-                a.iter().enumerate().map(|(i, x)| decode(x, et, &path.then_index(i))).collect::<Result<_, _>>()?,
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| decode(x, et, &path.then_index(i)))
+                    .collect::<Result<_, _>>()?,
             )),
             _ => Err(wrong("list")),
         },
@@ -107,13 +114,21 @@ fn encode(v: &Value, ty: &Type, path: &AttrPath) -> Result<Json, DecodeError> {
             } else {
                 // Beyond float64 (or infinite): decimal text, which the decoder accepts.
                 match n.as_f64().and_then(serde_json::Number::from_f64) {
-                    Some(f) if Number::from_f64(f.as_f64().unwrap_or(f64::NAN)).as_ref() == Some(n) => Json::Number(f),
+                    Some(f)
+                        if Number::from_f64(f.as_f64().unwrap_or(f64::NAN)).as_ref() == Some(n) =>
+                    {
+                        Json::Number(f)
+                    }
                     _ => json!(n.as_str()),
                 }
             }
         }
         (Value::List(items), Type::List(et) | Type::Set(et)) => Json::Array(
-            items.iter().enumerate().map(|(i, x)| encode(x, et, &path.then_index(i))).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| encode(x, et, &path.then_index(i)))
+                .collect::<Result<_, _>>()?,
         ),
         (Value::List(items), Type::Tuple(ets)) if items.len() == ets.len() => Json::Array(
             items
@@ -124,16 +139,30 @@ fn encode(v: &Value, ty: &Type, path: &AttrPath) -> Result<Json, DecodeError> {
                 .collect::<Result<_, _>>()?,
         ),
         (Value::Map(m), Type::Map(et)) => Json::Object(
-            m.iter().map(|(k, x)| Ok((k.clone(), encode(x, et, &path.then_key(k))?))).collect::<Result<_, DecodeError>>()?,
+            m.iter()
+                .map(|(k, x)| Ok((k.clone(), encode(x, et, &path.then_key(k))?)))
+                .collect::<Result<_, DecodeError>>()?,
         ),
         (Value::Map(m), Type::Object(attrs)) => Json::Object(
             attrs
                 .iter()
-                .map(|(k, t)| Ok((k.clone(), encode(m.get(k).unwrap_or(&Value::Null), t, &path.then_attr(k))?)))
+                .map(|(k, t)| {
+                    Ok((
+                        k.clone(),
+                        encode(m.get(k).unwrap_or(&Value::Null), t, &path.then_attr(k))?,
+                    ))
+                })
                 .collect::<Result<_, DecodeError>>()?,
         ),
-        (Value::Dynamic(t, inner), Type::Dynamic) => json!({"type": t.to_json(), "value": encode(inner, t, path)?}),
+        (Value::Dynamic(t, inner), Type::Dynamic) => {
+            json!({"type": t.to_json(), "value": encode(inner, t, path)?})
+        }
         (Value::Dynamic(_, inner), _) => encode(inner, ty, path)?,
-        _ => return Err(DecodeError::new(path, format!("value does not fit type {}", ty.to_json()))),
+        _ => {
+            return Err(DecodeError::new(
+                path,
+                format!("value does not fit type {}", ty.to_json()),
+            ))
+        }
     })
 }

@@ -114,7 +114,12 @@ impl Value {
     pub fn string_map<I: IntoIterator<Item = (K, S)>, K: Into<String>, S: Into<String>>(
         items: I,
     ) -> Value {
-        Value::Map(items.into_iter().map(|(k, v)| (k.into(), Value::String(v.into()))).collect())
+        Value::Map(
+            items
+                .into_iter()
+                .map(|(k, v)| (k.into(), Value::String(v.into())))
+                .collect(),
+        )
     }
     pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(items: I) -> Value {
         Value::Map(items.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
@@ -187,9 +192,10 @@ impl Value {
             cur = match (step, cur) {
                 (Step::Attr(n), v) => v.get(n),
                 (Step::Key(k), Value::Map(m)) => m.get(k).unwrap_or(&Value::Null),
-                (Step::Index(i), Value::List(l)) => {
-                    usize::try_from(*i).ok().and_then(|i| l.get(i)).unwrap_or(&Value::Null)
-                }
+                (Step::Index(i), Value::List(l)) => usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| l.get(i))
+                    .unwrap_or(&Value::Null),
                 _ => &Value::Null,
             };
         }
@@ -207,7 +213,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn new(path: &AttrPath, message: impl Into<String>) -> Self {
-        DecodeError { path: path.clone(), message: message.into() }
+        DecodeError {
+            path: path.clone(),
+            message: message.into(),
+        }
     }
 }
 

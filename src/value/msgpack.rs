@@ -17,7 +17,10 @@ pub fn from_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     let mp = rmpv::decode::read_value(&mut rd)
         .map_err(|e| DecodeError::new(&root, format!("invalid msgpack: {e}")))?;
     if !rd.is_empty() {
-        return Err(DecodeError::new(&root, "trailing bytes after msgpack value"));
+        return Err(DecodeError::new(
+            &root,
+            "trailing bytes after msgpack value",
+        ));
     }
     decode(&mp, ty, &root)
 }
@@ -98,8 +101,9 @@ fn decode(mp: &Mp, ty: &Type, path: &AttrPath) -> Result<Value, DecodeError> {
                     Mp::String(s) => s.as_bytes(),
                     _ => return Err(wrong("dynamic [type, value] pair")),
                 };
-                let tj: serde_json::Value = serde_json::from_slice(type_bytes)
-                    .map_err(|e| DecodeError::new(path, format!("dynamic type is not JSON: {e}")))?;
+                let tj: serde_json::Value = serde_json::from_slice(type_bytes).map_err(|e| {
+                    DecodeError::new(path, format!("dynamic type is not JSON: {e}"))
+                })?;
                 let t = Type::from_json(&tj).map_err(|e| DecodeError::new(path, e))?;
                 let inner = decode(&pair[1], &t, path)?;
                 Ok(Value::Dynamic(t, Box::new(inner)))
@@ -132,8 +136,13 @@ fn decode_object(
 
 fn key_str<'a>(k: &'a Mp, path: &AttrPath) -> Result<&'a str, DecodeError> {
     match k {
-        Mp::String(s) => s.as_str().ok_or_else(|| DecodeError::new(path, "map key is not UTF-8")),
-        other => Err(DecodeError::new(path, format!("map key must be a string, got {}", kind(other)))),
+        Mp::String(s) => s
+            .as_str()
+            .ok_or_else(|| DecodeError::new(path, "map key is not UTF-8")),
+        other => Err(DecodeError::new(
+            path,
+            format!("map key must be a string, got {}", kind(other)),
+        )),
     }
 }
 
@@ -167,7 +176,12 @@ fn kind(mp: &Mp) -> &'static str {
 }
 
 fn encode(v: &Value, ty: &Type, path: &AttrPath) -> Result<Mp, DecodeError> {
-    let mismatch = || DecodeError::new(path, format!("value {} does not fit type {}", short(v), ty.to_json()));
+    let mismatch = || {
+        DecodeError::new(
+            path,
+            format!("value {} does not fit type {}", short(v), ty.to_json()),
+        )
+    };
     match (v, ty) {
         // cty writes a plain unknown as fixext1 type 0 with a zero byte: d4 00 00.
         (Value::Unknown, _) => Ok(Mp::Ext(0, vec![0])),
@@ -192,19 +206,30 @@ fn encode(v: &Value, ty: &Type, path: &AttrPath) -> Result<Mp, DecodeError> {
         )),
         (Value::Map(m), Type::Map(et)) => Ok(Mp::Map(
             m.iter()
-                .map(|(k, x)| Ok((Mp::String(k.as_str().into()), encode(x, et, &path.then_key(k))?)))
+                .map(|(k, x)| {
+                    Ok((
+                        Mp::String(k.as_str().into()),
+                        encode(x, et, &path.then_key(k))?,
+                    ))
+                })
                 .collect::<Result<_, DecodeError>>()?,
         )),
         (Value::Map(m), Type::Object(attrs)) => {
             if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(DecodeError::new(path, format!("unsupported attribute {extra:?}")));
+                return Err(DecodeError::new(
+                    path,
+                    format!("unsupported attribute {extra:?}"),
+                ));
             }
             Ok(Mp::Map(
                 attrs
                     .iter()
                     .map(|(k, t)| {
                         let x = m.get(k).unwrap_or(&Value::Null);
-                        Ok((Mp::String(k.as_str().into()), encode(x, t, &path.then_attr(k))?))
+                        Ok((
+                            Mp::String(k.as_str().into()),
+                            encode(x, t, &path.then_attr(k))?,
+                        ))
                     })
                     .collect::<Result<_, DecodeError>>()?,
             ))
@@ -245,4 +270,3 @@ fn short(v: &Value) -> &'static str {
         Value::Dynamic(_, _) => "dynamic",
     }
 }
-

@@ -19,18 +19,34 @@ fn golden_encodings() {
         (Value::int(1), Type::Number, "01"),
         (Value::int(-1), Type::Number, "ff"),
         (Value::int(300), Type::Number, "cd012c"),
-        (Value::Number(Number::parse("1.5").unwrap()), Type::Number, "cb3ff8000000000000"),
+        (
+            Value::Number(Number::parse("1.5").unwrap()),
+            Type::Number,
+            "cb3ff8000000000000",
+        ),
         (Value::Bool(true), Type::Bool, "c3"),
-        (Value::string_list(["a"]), Type::list(Type::String), "91a161"),
+        (
+            Value::string_list(["a"]),
+            Type::list(Type::String),
+            "91a161",
+        ),
         (Value::string_list(["a"]), Type::set(Type::String), "91a161"),
-        (Value::string_map([("k", "v")]), Type::map(Type::String), "81a16ba176"),
+        (
+            Value::string_map([("k", "v")]),
+            Type::map(Type::String),
+            "81a16ba176",
+        ),
         (
             Value::object([("a", Value::string("x")), ("b", Value::Null)]),
             obj_ab(),
             "82a161a178a162c0",
         ),
         // Missing attributes are written as null: cty needs every attribute.
-        (Value::object([("a", Value::string("x"))]), obj_ab(), "82a161a178a162c0"),
+        (
+            Value::object([("a", Value::string("x"))]),
+            obj_ab(),
+            "82a161a178a162c0",
+        ),
         (
             Value::Dynamic(Type::String, Box::new(Value::string("x"))),
             Type::Dynamic,
@@ -73,26 +89,45 @@ fn big_numbers_travel_as_decimal_text() {
 fn any_extension_decodes_as_unknown() {
     // fixext1 type 0 (plain), ext8 type 12 with a refinement map {1: false}, fixext4.
     for h in ["d40000", "c7030c8101c2", "d60500000000"] {
-        assert_eq!(from_msgpack(&hex::decode(h).unwrap(), &Type::String).unwrap(), Value::Unknown, "{h}");
+        assert_eq!(
+            from_msgpack(&hex::decode(h).unwrap(), &Type::String).unwrap(),
+            Value::Unknown,
+            "{h}"
+        );
     }
     let obj = hex::decode("82a161c7030c8101c2a162c0").unwrap();
-    assert_eq!(from_msgpack(&obj, &obj_ab()).unwrap().get("a"), &Value::Unknown);
+    assert_eq!(
+        from_msgpack(&obj, &obj_ab()).unwrap().get("a"),
+        &Value::Unknown
+    );
 }
 
 #[test]
 fn decode_errors_name_the_attribute_path() {
-    let t = Type::object([("tags", Type::list(Type::Number)), ("labels", Type::map(Type::Bool))]);
+    let t = Type::object([
+        ("tags", Type::list(Type::Number)),
+        ("labels", Type::map(Type::Bool)),
+    ]);
     // {"tags": ["x"], "labels": {}}
     let bytes = hex::decode("82a47461677391a178a66c6162656c7380").unwrap();
     let err = from_msgpack(&bytes, &t).unwrap_err();
     assert_eq!(err.path.to_string(), "tags[0]");
-    assert!(err.to_string().starts_with("tags[0]: expected number"), "{err}");
+    assert!(
+        err.to_string().starts_with("tags[0]: expected number"),
+        "{err}"
+    );
     // {"labels": {"team": "x"}}
     let bytes = hex::decode("81a66c6162656c7381a47465616da178").unwrap();
-    assert_eq!(from_msgpack(&bytes, &t).unwrap_err().path.to_string(), "labels[\"team\"]");
+    assert_eq!(
+        from_msgpack(&bytes, &t).unwrap_err().path.to_string(),
+        "labels[\"team\"]"
+    );
     // an attribute the schema does not have
     let bytes = hex::decode("81a178c0").unwrap();
-    assert!(from_msgpack(&bytes, &t).unwrap_err().to_string().contains("unsupported attribute \"x\""));
+    assert!(from_msgpack(&bytes, &t)
+        .unwrap_err()
+        .to_string()
+        .contains("unsupported attribute \"x\""));
 }
 
 #[test]
@@ -115,7 +150,10 @@ fn json_state_fills_missing_attributes_and_drops_removed_ones() {
     assert_eq!(v.get("id"), &Value::string("x"));
     assert_eq!(v.get("count").as_i64(), Some(3));
     assert_eq!(v.get("tags"), &Value::Null);
-    assert_eq!(v.get("d"), &Value::Dynamic(Type::String, Box::new(Value::string("v"))));
+    assert_eq!(
+        v.get("d"),
+        &Value::Dynamic(Type::String, Box::new(Value::string("v")))
+    );
     assert_eq!(to_json(&v, &t).unwrap()["count"], json!(3));
     assert!(to_json(&Value::Unknown, &Type::String).is_err());
 }
@@ -153,15 +191,20 @@ fn arb_value(t: Type) -> BoxedStrategy<Value> {
         ]
         .boxed(),
         Type::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
-        Type::List(et) | Type::Set(et) => {
-            prop::collection::vec(arb_value(*et), 0..4).prop_map(Value::List).boxed()
-        }
+        Type::List(et) | Type::Set(et) => prop::collection::vec(arb_value(*et), 0..4)
+            .prop_map(Value::List)
+            .boxed(),
         Type::Map(et) => prop::collection::btree_map("[a-z]{0,3}", arb_value(*et), 0..4)
             .prop_map(Value::Map)
             .boxed(),
         Type::Object(attrs) => {
-            let parts: Vec<_> = attrs.into_iter().map(|(k, t)| arb_value(t).prop_map(move |v| (k.clone(), v))).collect();
-            parts.prop_map(|kv| Value::Map(kv.into_iter().collect())).boxed()
+            let parts: Vec<_> = attrs
+                .into_iter()
+                .map(|(k, t)| arb_value(t).prop_map(move |v| (k.clone(), v)))
+                .collect();
+            parts
+                .prop_map(|kv| Value::Map(kv.into_iter().collect()))
+                .boxed()
         }
         Type::Tuple(ts) => {
             let parts: Vec<_> = ts.into_iter().map(arb_value).collect();

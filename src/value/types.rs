@@ -43,8 +43,10 @@ impl Type {
             Type::Set(t) => json!(["set", t.to_json()]),
             Type::Map(t) => json!(["map", t.to_json()]),
             Type::Object(attrs) => {
-                let m: serde_json::Map<String, Json> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let m: serde_json::Map<String, Json> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", m])
             }
             Type::Tuple(ts) => json!(["tuple", ts.iter().map(Type::to_json).collect::<Vec<_>>()]),
@@ -73,7 +75,9 @@ impl Type {
                     "set" => Ok(Type::set(Type::from_json(&parts[1])?)),
                     "map" => Ok(Type::map(Type::from_json(&parts[1])?)),
                     "object" => {
-                        let attrs = parts[1].as_object().ok_or("object attributes must be a map")?;
+                        let attrs = parts[1]
+                            .as_object()
+                            .ok_or("object attributes must be a map")?;
                         let mut out = BTreeMap::new();
                         for (k, v) in attrs {
                             out.insert(k.clone(), Type::from_json(v)?);
@@ -82,7 +86,12 @@ impl Type {
                     }
                     "tuple" => {
                         let elems = parts[1].as_array().ok_or("tuple elements must be a list")?;
-                        Ok(Type::Tuple(elems.iter().map(Type::from_json).collect::<Result<_, _>>()?))
+                        Ok(Type::Tuple(
+                            elems
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
+                        ))
                     }
                     other => Err(format!("unknown type kind {other:?}")),
                 }
