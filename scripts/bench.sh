@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, side by side in one run, against a release build.
+#   - provider start-to-handshake time (mTLS and plaintext);
+#   - terraform plan wall time with 1 vs 50 data sources against a local registry;
+#   - build-context hashing MB/s beside sha256sum (when the docker module is present);
+# Results print to stdout; numbers depend on the machine, ratios less so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/testenv.sh
+cargo build --release --bin terraform-provider-stevedore
+target_dir="${CARGO_TARGET_DIR:-target}"
+export STEVEDORE_PROVIDER_BIN="$PWD/$target_dir/release/terraform-provider-stevedore"
+[[ "$target_dir" = /* ]] && export STEVEDORE_PROVIDER_BIN="$target_dir/release/terraform-provider-stevedore"
+echo "== handshake"; cargo bench --bench handshake
+echo "== terraform plan"; cargo bench -p acceptance-tests --bench plan
+for b in context_hash push; do
+  if [ -f "benches/$b.rs" ]; then echo "== $b"; cargo bench --bench "$b"; fi
+done
