@@ -12,6 +12,8 @@ use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use super::platform::Platform;
+
 const TAIL_LINES: usize = 20;
 const CHUNK: usize = 256 * 1024;
 
@@ -95,6 +97,13 @@ pub enum BuildError {
          in the image history"
     )]
     SecretsNeedBuildKit { names: String },
+    #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
+    BadPlatform { platform: String },
+    #[error(
+        "the daemon built {actual} although {expected} was asked, even without its build \
+         cache; check that the Dockerfile's base images exist for {expected}"
+    )]
+    PlatformMismatch { expected: String, actual: String },
     #[error("the build was cancelled")]
     Cancelled,
 }
@@ -123,6 +132,59 @@ pub async fn build(
         let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(BuildError::SecretsNeedBuildKit { names });
     }
+    let wanted: Platform = req
+        .platform
+        .parse()
+        .map_err(|e: super::platform::PlatformParseError| BuildError::BadPlatform {
+            platform: e.0,
+        })?;
+    let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
+    let actual = image_platform(docker, &req.tag).await?;
+    if wanted.accepts(&actual) {
+        return Ok(built);
+    }
+    // GOTCHA: the classic builder's cache key ignores the platform, so a
+    // `FROM scratch` (or any already-present base) build for arm64 happily
+    // reuses the layers of an earlier amd64 build and yields an amd64 image.
+    // Build once more without the cache before calling it a failure.
+    if !req.no_cache {
+        log(&format!(
+            "cached build produced {actual}, not {wanted}; rebuilding without the build cache"
+        ));
+        let built = run_once(docker, &req, true, &cancel, &mut log).await?;
+        let actual = image_platform(docker, &req.tag).await?;
+        if wanted.accepts(&actual) {
+            return Ok(built);
+        }
+        return Err(BuildError::PlatformMismatch {
+            expected: wanted.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Err(BuildError::PlatformMismatch { expected: wanted.to_string(), actual: actual.to_string() })
+}
+
+/// The os/architecture/variant the daemon recorded for `tag`.
+async fn image_platform(docker: &Docker, tag: &str) -> Result<Platform, BuildError> {
+    let inspect = docker
+        .inspect_image(tag)
+        .await
+        .map_err(|source| BuildError::Daemon { action: "inspect the built image", source })?;
+    Ok(Platform {
+        os: inspect.os.unwrap_or_default(),
+        architecture: inspect.architecture.unwrap_or_default(),
+        variant: inspect.variant.filter(|v| !v.is_empty()),
+    })
+}
+
+/// One request to `/build`, its stream drained into `log`.
+async fn run_once(
+    docker: &Docker,
+    req: &BuildRequest,
+    no_cache: bool,
+    cancel: &CancellationToken,
+    log: &mut impl FnMut(&str),
+) -> Result<BuiltImage, BuildError> {
     let body = bollard::body_try_stream(tar_chunks(&req.context_tar_path).await?);
     let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
     let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
@@ -133,7 +195,7 @@ pub async fn build(
         .target(req.target.as_deref().unwrap_or(""))
         .buildargs(&build_args)
         .labels(&labels)
-        .nocache(req.no_cache)
+        .nocache(no_cache)
         .rm(true)
         .forcerm(true)
         .build();
@@ -149,7 +211,7 @@ pub async fn build(
         match item {
             Ok(info) => {
                 if let Some(text) = info.stream.as_deref() {
-                    progress.lines(text, &mut log);
+                    progress.lines(text, log);
                 }
                 if let Some(id) = info.aux {
                     progress.image_id = id.id.or(progress.image_id);
