@@ -28,7 +28,10 @@ fn generate(root: &Path) -> u64 {
     fs::create_dir_all(root.join("assets")).unwrap();
     for i in 0..BIG_FILES {
         fill(&mut big);
-        fs::File::create(root.join(format!("assets/blob{i:03}.bin"))).unwrap().write_all(&big).unwrap();
+        fs::File::create(root.join(format!("assets/blob{i:03}.bin")))
+            .unwrap()
+            .write_all(&big)
+            .unwrap();
         total += big.len() as u64;
     }
     let mut small = vec![0u8; 5 * 1024];
@@ -66,15 +69,19 @@ fn main() {
     let mut digest = String::new();
     for _ in 0..3 {
         let start = Instant::now();
-        digest = stevedore::docker::context_hash(dir.path(), Path::new("Dockerfile"), &BTreeMap::new())
-            .unwrap();
+        digest =
+            stevedore::docker::context_hash(dir.path(), Path::new("Dockerfile"), &BTreeMap::new())
+                .unwrap();
         best = best.min(start.elapsed().as_secs_f64());
     }
     let mut tool = f64::MAX;
     for _ in 0..3 {
         tool = tool.min(sha256sum_all(dir.path()));
     }
-    println!("context: {mb:.0} MB in {} files ({digest})", BIG_FILES + SMALL_FILES + 1);
+    println!(
+        "context: {mb:.0} MB in {} files ({digest})",
+        BIG_FILES + SMALL_FILES + 1
+    );
     println!("context_hash:        {:>8.1} MB/s ({best:.3} s)", mb / best);
     println!("find|xargs sha256sum:{:>8.1} MB/s ({tool:.3} s)", mb / tool);
     println!("ratio context_hash / sha256sum: {:.2}x", tool / best);

@@ -25,11 +25,15 @@ impl Fixture {
         for (name, body) in files {
             fs::write(ctx.path().join(name), body).unwrap();
         }
-        Fixture { ctx, work: tempfile::tempdir().unwrap() }
+        Fixture {
+            ctx,
+            work: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn request(&self, platform: &str, tag: &str) -> (BuildRequest, tempfile::NamedTempFile) {
-        let tar = write_tar_file(self.ctx.path(), Path::new("Dockerfile"), self.work.path()).unwrap();
+        let tar =
+            write_tar_file(self.ctx.path(), Path::new("Dockerfile"), self.work.path()).unwrap();
         let req = BuildRequest {
             context_tar_path: tar.path().to_path_buf(),
             dockerfile: "Dockerfile".to_string(),
@@ -49,26 +53,45 @@ fn docker() -> bollard::Docker {
 async fn build_and_export(platform: &str, arch: &str) {
     let d = docker();
     ping(&d).await.unwrap();
-    let fx = Fixture::new("FROM scratch\nCOPY hello.txt /hello.txt\n", &[("hello.txt", b"hi\n")]);
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", b"hi\n")],
+    );
     let tag = format!("stevedore-test/build:{}", platform.replace('/', "-"));
     let (req, _tar) = fx.request(platform, &tag);
     let mut lines = Vec::new();
-    let built = build(&d, req, CancellationToken::new(), |l| lines.push(l.to_string())).await.unwrap();
+    let built = build(&d, req, CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
     assert!(built.image_id.starts_with("sha256:"), "{built:?}");
-    assert!(lines.iter().any(|l| l.contains(": COPY hello.txt")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(": COPY hello.txt")),
+        "{lines:?}"
+    );
 
     let out = tempfile::tempdir().unwrap();
     let img = export(&d, &tag, platform, out.path()).await.unwrap();
     assert_eq!(img.architecture, arch);
     assert_eq!(img.os, "linux");
-    assert_eq!(img.config_digest, built.image_id, "config digest is the image id");
+    assert_eq!(
+        img.config_digest, built.image_id,
+        "config digest is the image id"
+    );
     assert_eq!(img.layers.len(), 1);
     let layer = compress_layer(&img.layers[0].path).unwrap();
     assert_eq!(layer.diff_id, img.layers[0].diff_id);
 
     // Asking for another platform than the one built is the bug we exist for.
-    let other = if arch == "amd64" { "linux/arm64" } else { "linux/amd64" };
-    let err = export(&d, &tag, other, tempfile::tempdir().unwrap().path()).await.unwrap_err();
+    let other = if arch == "amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let err = export(&d, &tag, other, tempfile::tempdir().unwrap().path())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ExportError::PlatformMismatch { .. }), "{err}");
     remove_image(&d, &tag).await.unwrap();
     remove_image(&d, &tag).await.unwrap(); // already gone is fine
@@ -95,10 +118,19 @@ async fn failing_copy_reports_step_and_tail() {
         &[("present.txt", b"p")],
     );
     let (req, _tar) = fx.request("linux/amd64", "stevedore-test/fail:1");
-    let err = build(&d, req, CancellationToken::new(), |_| {}).await.unwrap_err();
+    let err = build(&d, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
     match &err {
-        BuildError::Failed { step, message, log_tail } => {
-            assert!(step.as_deref().unwrap_or("").contains("COPY missing.txt"), "{err}");
+        BuildError::Failed {
+            step,
+            message,
+            log_tail,
+        } => {
+            assert!(
+                step.as_deref().unwrap_or("").contains("COPY missing.txt"),
+                "{err}"
+            );
             assert!(message.contains("missing.txt"), "{message}");
             assert!(!log_tail.is_empty() && log_tail.len() <= 20, "{log_tail:?}");
         }
@@ -114,13 +146,24 @@ async fn buildkit_and_secrets_are_refused_clearly() {
     let fx = Fixture::new("FROM scratch\n", &[]);
     let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bk:1");
     req.builder = BuilderKind::BuildKit;
-    let err = build(&d, req.clone(), CancellationToken::new(), |_| {}).await.unwrap_err();
+    let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, BuildError::BuildKitUnavailable), "{err}");
     req.builder = BuilderKind::Auto;
-    req.secrets.insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
-    let err = build(&d, req.clone(), CancellationToken::new(), |_| {}).await.unwrap_err();
-    assert!(matches!(err, BuildError::SecretsNeedBuildKit { .. }), "{err}");
-    assert!(!format!("{err} {req:?}").contains("s3cr3t"), "secret leaked");
+    req.secrets
+        .insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
+    let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BuildError::SecretsNeedBuildKit { .. }),
+        "{err}"
+    );
+    assert!(
+        !format!("{err} {req:?}").contains("s3cr3t"),
+        "secret leaked"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +181,10 @@ async fn cancelled_build_stops() {
 /// Peak resident set size of this process, in KiB (Linux `VmHWM`).
 fn peak_rss_kib() -> u64 {
     let mut s = String::new();
-    fs::File::open("/proc/self/status").unwrap().read_to_string(&mut s).unwrap();
+    fs::File::open("/proc/self/status")
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
@@ -167,14 +213,24 @@ async fn big_layer_exports_and_compresses_with_bounded_memory() {
     drop(f);
     let before = peak_rss_kib();
     let (req, _tar) = fx.request("linux/amd64", "stevedore-test/big:1");
-    build(&d, req, CancellationToken::new(), |_| {}).await.unwrap();
+    build(&d, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let img = export(&d, "stevedore-test/big:1", "linux/amd64", out.path()).await.unwrap();
+    let img = export(&d, "stevedore-test/big:1", "linux/amd64", out.path())
+        .await
+        .unwrap();
     let layer = compress_layer(&img.layers[0].path).unwrap();
     assert!(img.layers[0].size > SIZE as u64);
-    assert!(layer.size > SIZE as u64 / 2, "random data does not compress");
+    assert!(
+        layer.size > SIZE as u64 / 2,
+        "random data does not compress"
+    );
     let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
-    assert!(grown_mib < 40, "peak RSS grew by {grown_mib} MiB for a 50 MiB layer");
+    assert!(
+        grown_mib < 40,
+        "peak RSS grew by {grown_mib} MiB for a 50 MiB layer"
+    );
     remove_image(&d, "stevedore-test/big:1").await.unwrap();
 }
 
@@ -184,16 +240,31 @@ async fn big_layer_exports_and_compresses_with_bounded_memory() {
 #[ignore = "acceptance: run make testacc"]
 async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
     let d = docker();
-    let fx = Fixture::new("FROM scratch\nCOPY same.txt /same.txt\n", &[("same.txt", b"same")]);
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY same.txt /same.txt\n",
+        &[("same.txt", b"same")],
+    );
     let (amd, _t1) = fx.request("linux/amd64", "stevedore-test/cache:amd64");
-    let first = build(&d, amd, CancellationToken::new(), |_| {}).await.unwrap();
+    let first = build(&d, amd, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
     let (arm, _t2) = fx.request("linux/arm64", "stevedore-test/cache:arm64");
     let mut lines = Vec::new();
-    let second = build(&d, arm, CancellationToken::new(), |l| lines.push(l.to_string())).await.unwrap();
+    let second = build(&d, arm, CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
     assert_ne!(first.image_id, second.image_id, "{lines:?}");
     let out = tempfile::tempdir().unwrap();
-    let img = export(&d, "stevedore-test/cache:arm64", "linux/arm64", out.path()).await.unwrap();
+    let img = export(&d, "stevedore-test/cache:arm64", "linux/arm64", out.path())
+        .await
+        .unwrap();
     assert_eq!(img.architecture, "arm64");
-    remove_image(&d, "stevedore-test/cache:amd64").await.unwrap();
-    remove_image(&d, "stevedore-test/cache:arm64").await.unwrap();
+    remove_image(&d, "stevedore-test/cache:amd64")
+        .await
+        .unwrap();
+    remove_image(&d, "stevedore-test/cache:arm64")
+        .await
+        .unwrap();
 }

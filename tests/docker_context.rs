@@ -80,7 +80,9 @@ fn hash_ignores_changes_to_ignored_files() {
     c.file(".dockerignore", "*.log\ntmp\n").file("app.py", "x");
     c.file("debug.log", "1").file("tmp/cache", "1");
     let before = c.hash();
-    c.file("debug.log", "2").file("tmp/cache", "2").file("tmp/new", "3");
+    c.file("debug.log", "2")
+        .file("tmp/cache", "2")
+        .file("tmp/new", "3");
     assert_eq!(before, c.hash());
 }
 
@@ -109,8 +111,14 @@ fn dockerfile_specific_ignore_file_wins() {
     c.file("build/app.Dockerfile.dockerignore", "b.txt\n");
     c.file("a.txt", "a").file("b.txt", "b");
     let with_specific = c.paths("build/app.Dockerfile");
-    assert!(with_specific.contains(&"a.txt".to_string()), "{with_specific:?}");
-    assert!(!with_specific.contains(&"b.txt".to_string()), "{with_specific:?}");
+    assert!(
+        with_specific.contains(&"a.txt".to_string()),
+        "{with_specific:?}"
+    );
+    assert!(
+        !with_specific.contains(&"b.txt".to_string()),
+        "{with_specific:?}"
+    );
     let plain = c.paths("Dockerfile");
     assert!(!plain.contains(&"a.txt".to_string()) && plain.contains(&"b.txt".to_string()));
 }
@@ -119,10 +127,17 @@ fn dockerfile_specific_ignore_file_wins() {
 fn excluded_directory_with_reincluded_child() {
     let c = Ctx::new();
     c.file(".dockerignore", "docs\n!docs/keep.txt\n");
-    c.file("docs/keep.txt", "k").file("docs/drop.txt", "d").file("docs/sub/x", "x");
+    c.file("docs/keep.txt", "k")
+        .file("docs/drop.txt", "d")
+        .file("docs/sub/x", "x");
     let paths = c.paths("Dockerfile");
     assert!(paths.contains(&"docs/keep.txt".to_string()), "{paths:?}");
-    assert!(!paths.iter().any(|p| p == "docs" || p.contains("drop") || p.contains("sub")), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p == "docs" || p.contains("drop") || p.contains("sub")),
+        "{paths:?}"
+    );
 }
 
 #[test]
@@ -136,7 +151,11 @@ fn symlinks_are_listed_not_followed() {
     assert!(matches!(&link.kind, EntryKind::Symlink { target } if target.ends_with("secret")));
     let before = c.hash();
     fs::write(outside.path().join("secret"), "s2").unwrap();
-    assert_eq!(before, c.hash(), "the target's content is not part of the context");
+    assert_eq!(
+        before,
+        c.hash(),
+        "the target's content is not part of the context"
+    );
 }
 
 #[test]
@@ -146,11 +165,17 @@ fn dockerfile_outside_context_is_refused() {
     fs::create_dir(&ctx).unwrap();
     fs::write(outer.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let err = list_files(&ctx, Path::new("../Dockerfile")).unwrap_err();
-    assert!(matches!(err, ContextError::DockerfileOutsideContext { .. }), "{err}");
+    assert!(
+        matches!(err, ContextError::DockerfileOutsideContext { .. }),
+        "{err}"
+    );
 
     symlink(outer.path().join("Dockerfile"), ctx.join("Dockerfile")).unwrap();
     let err = context_hash(&ctx, Path::new("Dockerfile"), &BTreeMap::new()).unwrap_err();
-    assert!(matches!(err, ContextError::DockerfileOutsideContext { .. }), "{err}");
+    assert!(
+        matches!(err, ContextError::DockerfileOutsideContext { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -159,13 +184,18 @@ fn missing_context_and_missing_dockerfile() {
     assert!(matches!(err, ContextError::ContextMissing { .. }), "{err}");
     let c = Ctx::new();
     let err = list_files(c.root(), Path::new("Nope")).unwrap_err();
-    assert!(matches!(err, ContextError::DockerfileMissing { .. }), "{err}");
+    assert!(
+        matches!(err, ContextError::DockerfileMissing { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn tar_holds_exactly_the_listed_entries() {
     let c = Ctx::new();
-    c.file(".dockerignore", "*.log\n").file("a/b.txt", "hello").file("x.log", "no");
+    c.file(".dockerignore", "*.log\n")
+        .file("a/b.txt", "hello")
+        .file("x.log", "no");
     symlink("a/b.txt", c.root().join("ln")).unwrap();
     let entries = list_files(c.root(), Path::new("Dockerfile")).unwrap();
     let mut buf = Vec::new();

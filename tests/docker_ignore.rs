@@ -73,7 +73,11 @@ const DESCEND: &[(&str, &str, bool)] = &[
 fn excluded_directory_is_entered_only_when_an_exception_may_match_below() {
     for (file, dir, want) in DESCEND {
         let m = IgnoreMatcher::parse(file).unwrap();
-        assert_eq!(m.may_reinclude_below(dir), *want, "ignore {file:?} dir {dir:?}");
+        assert_eq!(
+            m.may_reinclude_below(dir),
+            *want,
+            "ignore {file:?} dir {dir:?}"
+        );
     }
 }
 

@@ -132,12 +132,12 @@ pub async fn build(
         let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(BuildError::SecretsNeedBuildKit { names });
     }
-    let wanted: Platform = req
-        .platform
-        .parse()
-        .map_err(|e: super::platform::PlatformParseError| BuildError::BadPlatform {
-            platform: e.0,
-        })?;
+    let wanted: Platform =
+        req.platform
+            .parse()
+            .map_err(
+                |e: super::platform::PlatformParseError| BuildError::BadPlatform { platform: e.0 },
+            )?;
     let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
     let actual = image_platform(docker, &req.tag).await?;
     if wanted.accepts(&actual) {
@@ -161,7 +161,10 @@ pub async fn build(
             actual: actual.to_string(),
         });
     }
-    Err(BuildError::PlatformMismatch { expected: wanted.to_string(), actual: actual.to_string() })
+    Err(BuildError::PlatformMismatch {
+        expected: wanted.to_string(),
+        actual: actual.to_string(),
+    })
 }
 
 /// The os/architecture/variant the daemon recorded for `tag`.
@@ -169,7 +172,10 @@ async fn image_platform(docker: &Docker, tag: &str) -> Result<Platform, BuildErr
     let inspect = docker
         .inspect_image(tag)
         .await
-        .map_err(|source| BuildError::Daemon { action: "inspect the built image", source })?;
+        .map_err(|source| BuildError::Daemon {
+            action: "inspect the built image",
+            source,
+        })?;
     Ok(Platform {
         os: inspect.os.unwrap_or_default(),
         architecture: inspect.architecture.unwrap_or_default(),
@@ -223,7 +229,12 @@ async fn run_once(
             Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
                 return Err(progress.failed(message));
             }
-            Err(source) => return Err(BuildError::Daemon { action: "run the build", source }),
+            Err(source) => {
+                return Err(BuildError::Daemon {
+                    action: "run the build",
+                    source,
+                })
+            }
         }
     }
     finish(docker, &req.tag, progress).await
@@ -244,7 +255,10 @@ async fn finish(docker: &Docker, tag: &str, progress: Progress) -> Result<BuiltI
             "the daemon ended the build without reporting an image (looked for tag {tag})"
         )));
     }
-    Ok(BuiltImage { image_id, log_tail: progress.tail.into() })
+    Ok(BuiltImage {
+        image_id,
+        log_tail: progress.tail.into(),
+    })
 }
 
 #[derive(Default)]
@@ -256,7 +270,11 @@ struct Progress {
 
 impl Progress {
     fn lines(&mut self, text: &str, log: &mut impl FnMut(&str)) {
-        for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+        for line in text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+        {
             log(line);
             if line.starts_with("Step ") && line.contains(" : ") {
                 self.step = Some(line.to_string());
@@ -282,10 +300,12 @@ async fn tar_chunks(
     path: &std::path::Path,
 ) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, BuildError>
 {
-    let file = tokio::fs::File::open(path).await.map_err(|source| BuildError::ContextTar {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|source| BuildError::ContextTar {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let chunks = futures::stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; CHUNK];
         let n = file.read(&mut buf).await?;
@@ -306,7 +326,12 @@ pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> 
         .build();
     match docker.remove_image(tag, Some(options), None).await {
         Ok(_) => Ok(()),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-        Err(source) => Err(BuildError::Daemon { action: "remove the build's local image", source }),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(source) => Err(BuildError::Daemon {
+            action: "remove the build's local image",
+            source,
+        }),
     }
 }

@@ -55,7 +55,9 @@ pub fn compress_layer(path: &Path) -> Result<CompressedLayer, ExportError> {
         hasher: Sha256::new(),
         written: 0,
     };
-    let mut gz = GzBuilder::new().mtime(0).write(sink, Compression::default());
+    let mut gz = GzBuilder::new()
+        .mtime(0)
+        .write(sink, Compression::default());
     let mut plain = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -25,16 +25,25 @@ pub fn connect(docker_host: Option<&str>, cert_path: Option<&Path>) -> Result<Do
         .or(env_host)
         .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
     let cert_dir = cert_path.map(Path::to_path_buf).or_else(env_cert_dir);
-    let bad = |reason: String| BuildError::Connect { host: host.clone(), reason };
+    let bad = |reason: String| BuildError::Connect {
+        host: host.clone(),
+        reason,
+    };
 
     let connected = if let Some(path) = host.strip_prefix("unix://") {
         Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://") {
+    } else if host.starts_with("tcp://")
+        || host.starts_with("http://")
+        || host.starts_with("https://")
+    {
         match cert_dir {
             Some(dir) if !host.starts_with("http://") => {
                 for f in ["ca.pem", "cert.pem", "key.pem"] {
                     if !dir.join(f).is_file() {
-                        return Err(bad(format!("TLS file {} is missing", dir.join(f).display())));
+                        return Err(bad(format!(
+                            "TLS file {} is missing",
+                            dir.join(f).display()
+                        )));
                     }
                 }
                 Docker::connect_with_ssl(
@@ -58,7 +67,9 @@ pub fn connect(docker_host: Option<&str>, cert_path: Option<&Path>) -> Result<Do
 
 /// `DOCKER_CERT_PATH` (or `~/.docker`) when `DOCKER_TLS_VERIFY` is set.
 fn env_cert_dir() -> Option<PathBuf> {
-    std::env::var("DOCKER_TLS_VERIFY").ok().filter(|v| !v.is_empty() && v != "0")?;
+    std::env::var("DOCKER_TLS_VERIFY")
+        .ok()
+        .filter(|v| !v.is_empty() && v != "0")?;
     std::env::var_os("DOCKER_CERT_PATH")
         .map(PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))

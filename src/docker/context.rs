@@ -52,7 +52,10 @@ pub enum ContextError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
-    move |source| ContextError::Io { path: path.to_path_buf(), source }
+    move |source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The Dockerfile's path inside the context (`/`-separated), checked to
@@ -62,7 +65,9 @@ pub fn dockerfile_in_context(context: &Path, dockerfile: &Path) -> Result<String
         .canonicalize()
         .ok()
         .filter(|p| p.is_dir())
-        .ok_or_else(|| ContextError::ContextMissing { path: context.to_path_buf() })?;
+        .ok_or_else(|| ContextError::ContextMissing {
+            path: context.to_path_buf(),
+        })?;
     let joined = if dockerfile.is_absolute() {
         dockerfile.to_path_buf()
     } else {
@@ -75,8 +80,13 @@ pub fn dockerfile_in_context(context: &Path, dockerfile: &Path) -> Result<String
     // Lexically first: `../Dockerfile` is outside even if it happens to exist.
     let lexical = lexical_relative(&root, context, &joined).ok_or_else(outside)?;
     let real = joined.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ContextError::DockerfileMissing { path: joined.clone() },
-        _ => ContextError::Io { path: joined.clone(), source: e },
+        std::io::ErrorKind::NotFound => ContextError::DockerfileMissing {
+            path: joined.clone(),
+        },
+        _ => ContextError::Io {
+            path: joined.clone(),
+            source: e,
+        },
     })?;
     if !real.starts_with(&root) {
         return Err(outside());
@@ -145,20 +155,30 @@ fn walk(
     matcher: &IgnoreMatcher,
     out: &mut Vec<ContextEntry>,
 ) -> Result<(), ContextError> {
-    let dir = if rel_dir.is_empty() { root.to_path_buf() } else { root.join(rel_dir) };
+    let dir = if rel_dir.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel_dir)
+    };
     let mut names = Vec::new();
     for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
         let item = item.map_err(io_err(&dir))?;
         let name = item.file_name();
         let name = name
             .to_str()
-            .ok_or_else(|| ContextError::NonUtf8Path { path: dir.join(&name) })?
+            .ok_or_else(|| ContextError::NonUtf8Path {
+                path: dir.join(&name),
+            })?
             .to_string();
         names.push(name);
     }
     names.sort();
     for name in names {
-        let rel = if rel_dir.is_empty() { name } else { format!("{rel_dir}/{name}") };
+        let rel = if rel_dir.is_empty() {
+            name
+        } else {
+            format!("{rel_dir}/{name}")
+        };
         let path = root.join(&rel);
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let excluded = matcher.is_excluded(&rel);
@@ -166,7 +186,11 @@ fn walk(
         let ft = meta.file_type();
         if ft.is_dir() {
             if !excluded {
-                out.push(ContextEntry { rel_path: rel.clone(), mode, kind: EntryKind::Dir });
+                out.push(ContextEntry {
+                    rel_path: rel.clone(),
+                    mode,
+                    kind: EntryKind::Dir,
+                });
             }
             if !excluded || matcher.may_reinclude_below(&rel) {
                 walk(root, &rel, matcher, out)?;
@@ -179,9 +203,17 @@ fn walk(
                 .to_str()
                 .ok_or_else(|| ContextError::NonUtf8Path { path: path.clone() })?
                 .to_string();
-            out.push(ContextEntry { rel_path: rel, mode, kind: EntryKind::Symlink { target } });
+            out.push(ContextEntry {
+                rel_path: rel,
+                mode,
+                kind: EntryKind::Symlink { target },
+            });
         } else if ft.is_file() {
-            out.push(ContextEntry { rel_path: rel, mode, kind: EntryKind::File });
+            out.push(ContextEntry {
+                rel_path: rel,
+                mode,
+                kind: EntryKind::File,
+            });
         } else {
             // NOTE: sockets, FIFOs and devices cannot be COPY'd usefully;
             // leaving them out keeps plan-time hashing from blocking on a FIFO.

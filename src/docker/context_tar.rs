@@ -30,7 +30,11 @@ pub fn write_tar(
             EntryKind::Dir => {
                 header.set_entry_type(EntryType::Directory);
                 header.set_size(0);
-                builder.append_data(&mut header, format!("{}/", entry.rel_path), std::io::empty())
+                builder.append_data(
+                    &mut header,
+                    format!("{}/", entry.rel_path),
+                    std::io::empty(),
+                )
             }
             EntryKind::Symlink { target } => {
                 header.set_entry_type(EntryType::Symlink);
@@ -51,7 +55,11 @@ pub fn write_tar(
         };
         result.map_err(io_err(&path))?;
     }
-    builder.into_inner().map_err(io_err(context))?.flush().map_err(io_err(context))?;
+    builder
+        .into_inner()
+        .map_err(io_err(context))?
+        .flush()
+        .map_err(io_err(context))?;
     Ok(())
 }
 
@@ -68,7 +76,11 @@ pub fn write_tar_file(
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     let file = tmp.reopen().map_err(io_err(tmp.path()))?;
-    write_tar(context, &entries, BufWriter::with_capacity(256 * 1024, file))?;
+    write_tar(
+        context,
+        &entries,
+        BufWriter::with_capacity(256 * 1024, file),
+    )?;
     Ok(tmp)
 }
 

@@ -71,11 +71,16 @@ pub enum ExportError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io { path: path.to_path_buf(), source }
+    move |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn bad(reason: impl Into<String>) -> ExportError {
-    ExportError::BadArchive { reason: reason.into() }
+    ExportError::BadArchive {
+        reason: reason.into(),
+    }
 }
 
 /// Saves `image` from the daemon into `dir` and reads it back; fails with
@@ -86,9 +91,9 @@ pub async fn export(
     platform: &str,
     dir: &Path,
 ) -> Result<ExportedImage, ExportError> {
-    let wanted: Platform = platform
-        .parse()
-        .map_err(|_| ExportError::BadPlatform { platform: platform.to_string() })?;
+    let wanted: Platform = platform.parse().map_err(|_| ExportError::BadPlatform {
+        platform: platform.to_string(),
+    })?;
     let archive = dir.join("image.tar");
     save_to_file(docker, image, &archive).await?;
     let unpacked = dir.join("image");
@@ -119,7 +124,10 @@ async fn save_to_file(docker: &Docker, image: &str, path: &Path) -> Result<(), E
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut stream = docker.export_image(image);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| ExportError::Daemon { image: image.to_string(), source })?;
+        let chunk = chunk.map_err(|source| ExportError::Daemon {
+            image: image.to_string(),
+            source,
+        })?;
         out.write_all(&chunk).await.map_err(io_err(path))?;
     }
     out.flush().await.map_err(io_err(path))?;
@@ -160,13 +168,19 @@ struct RootFs {
 pub fn read_unpacked(root: &Path) -> Result<ExportedImage, ExportError> {
     let refs = match fs::read(root.join("manifest.json")) {
         Ok(bytes) => {
-            let mut list: Vec<SaveManifest> = serde_json::from_slice(&bytes)
-                .map_err(|e| bad(format!("manifest.json: {e}")))?;
+            let mut list: Vec<SaveManifest> =
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
             if list.len() != 1 {
-                return Err(bad(format!("manifest.json lists {} images, expected 1", list.len())));
+                return Err(bad(format!(
+                    "manifest.json lists {} images, expected 1",
+                    list.len()
+                )));
             }
             let m = list.remove(0);
-            LayoutRefs { config: m.config, layers: m.layers }
+            LayoutRefs {
+                config: m.config,
+                layers: m.layers,
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => read_layout(root)?,
         Err(e) => return Err(io_err(&root.join("manifest.json"))(e)),
@@ -188,9 +202,18 @@ pub fn read_unpacked(root: &Path) -> Result<ExportedImage, ExportError> {
         let path = uncompressed(&safe_join(root, rel)?)?;
         let (actual, size) = sha256_file(&path)?;
         if actual != expected {
-            return Err(ExportError::DiffIdMismatch { index, path, expected, actual });
+            return Err(ExportError::DiffIdMismatch {
+                index,
+                path,
+                expected,
+                actual,
+            });
         }
-        layers.push(ExportedLayer { path, diff_id: expected, size });
+        layers.push(ExportedLayer {
+            path,
+            diff_id: expected,
+            size,
+        });
     }
     Ok(ExportedImage {
         config_digest: format!("sha256:{}", hex::encode(Sha256::digest(&config_bytes))),
@@ -205,7 +228,9 @@ pub fn read_unpacked(root: &Path) -> Result<ExportedImage, ExportError> {
 /// `rel` inside `root`, refusing absolute paths and `..`.
 pub(crate) fn safe_join(root: &Path, rel: &str) -> Result<PathBuf, ExportError> {
     let p = Path::new(rel);
-    if p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+    if p.components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
         return Err(bad(format!("path {rel:?} points outside the archive")));
     }
     Ok(root.join(p))
@@ -222,7 +247,11 @@ fn uncompressed(path: &Path) -> Result<PathBuf, ExportError> {
     }
     let f = fs::File::open(path).map_err(io_err(path))?;
     let out_path = path.with_extension("tar");
-    let out_path = if out_path == path { path.with_extension("inflated.tar") } else { out_path };
+    let out_path = if out_path == path {
+        path.with_extension("inflated.tar")
+    } else {
+        out_path
+    };
     let mut out = fs::File::create(&out_path).map_err(io_err(&out_path))?;
     let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
     std::io::copy(&mut gz, &mut out).map_err(io_err(path))?;

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::context::{dockerfile_in_context, io_err, list_files, ContextEntry, ContextError, EntryKind};
+use super::context::{
+    dockerfile_in_context, io_err, list_files, ContextEntry, ContextError, EntryKind,
+};
 
 /// Bumped whenever the hashed layout changes, so old states plan a rebuild
 /// rather than silently comparing different things.

@@ -59,7 +59,11 @@ impl IgnoreMatcher {
                 pattern: line.to_string(),
                 reason,
             })?;
-            patterns.push(Pattern { text: cleaned, exception, regex });
+            patterns.push(Pattern {
+                text: cleaned,
+                exception,
+                regex,
+            });
         }
         Ok(Self { patterns })
     }
@@ -71,7 +75,11 @@ impl IgnoreMatcher {
         // NOTE: a literal path escaped character by character always compiles.
         let escaped: String = cleaned.chars().map(|c| format!("\\{c}")).collect();
         if let Ok(regex) = compile(&escaped) {
-            self.patterns.push(Pattern { text: cleaned, exception: true, regex });
+            self.patterns.push(Pattern {
+                text: cleaned,
+                exception: true,
+                regex,
+            });
         }
     }
 

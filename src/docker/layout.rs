@@ -42,14 +42,23 @@ pub(crate) fn read_layout(root: &Path) -> Result<LayoutRefs, ExportError> {
         if let Some(config) = &doc.config {
             return Ok(LayoutRefs {
                 config: blob_path(&config.digest)?,
-                layers: doc.layers.iter().map(|l| blob_path(&l.digest)).collect::<Result<_, _>>()?,
+                layers: doc
+                    .layers
+                    .iter()
+                    .map(|l| blob_path(&l.digest))
+                    .collect::<Result<_, _>>()?,
             });
         }
         let next = doc
             .manifests
             .iter()
             .find(|d| !is_attestation(d))
-            .ok_or_else(|| bad(format!("index ({}) lists no image manifest", doc.media_type)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "index ({}) lists no image manifest",
+                    doc.media_type
+                ))
+            })?;
         let rel = blob_path(&next.digest)?;
         doc = read_json(root, &rel)?;
     }
@@ -58,7 +67,9 @@ pub(crate) fn read_layout(root: &Path) -> Result<LayoutRefs, ExportError> {
 
 /// BuildKit marks attestation manifests with this annotation.
 fn is_attestation(d: &Descriptor) -> bool {
-    d.annotations.get("vnd.docker.reference.type").map(String::as_str)
+    d.annotations
+        .get("vnd.docker.reference.type")
+        .map(String::as_str)
         == Some("attestation-manifest")
 }
 
@@ -74,10 +85,15 @@ fn blob_path(digest: &str) -> Result<String, ExportError> {
 
 fn read_json(root: &Path, rel: &str) -> Result<IndexOrManifest, ExportError> {
     let path = safe_join(root, rel)?;
-    let bytes = fs::read(&path).map_err(|source| ExportError::Io { path: path.clone(), source })?;
+    let bytes = fs::read(&path).map_err(|source| ExportError::Io {
+        path: path.clone(),
+        source,
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("{rel}: {e}")))
 }
 
 fn bad(reason: impl Into<String>) -> ExportError {
-    ExportError::BadArchive { reason: reason.into() }
+    ExportError::BadArchive {
+        reason: reason.into(),
+    }
 }

@@ -16,7 +16,9 @@ pub mod ignore;
 mod layout;
 pub mod platform;
 
-pub use build::{build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue};
+pub use build::{
+    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue,
+};
 pub use compress::{compress_layer, CompressedLayer};
 pub use connect::{connect, ping};
 pub use context::{dockerfile_in_context, list_files, ContextEntry, ContextError, EntryKind};
