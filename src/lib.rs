@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod diag;
+pub mod docker;
 pub mod docs;
 pub mod ecs;
 pub mod logging;

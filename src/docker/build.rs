@@ -1,0 +1,337 @@
+//! One platform's build on the daemon through bollard. Build failures arrive
+//! inside a 200 response stream, so the stream is drained and any error item
+//! is a failure, reported with the last `Step N/M` line and the log tail.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::path::PathBuf;
+
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use super::platform::Platform;
+
+const TAIL_LINES: usize = 20;
+const CHUNK: usize = 256 * 1024;
+
+/// Which builder the daemon should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuilderKind {
+    /// BuildKit when usable through the API, else the classic builder.
+    #[default]
+    Auto,
+    BuildKit,
+    Classic,
+}
+
+/// A BuildKit secret's value; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(pub String);
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The context tar (see `write_tar_file`), streamed from disk.
+    pub context_tar_path: PathBuf,
+    /// The Dockerfile's path inside the tar.
+    pub dockerfile: String,
+    /// `os/arch[/variant]`, e.g. `linux/amd64`.
+    pub platform: String,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    /// The local tag the image gets, e.g. `stevedore-build/<hash>:linux-amd64`.
+    pub tag: String,
+    pub secrets: BTreeMap<String, SecretValue>,
+    pub builder: BuilderKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The image's config digest, `sha256:...`.
+    pub image_id: String,
+    pub log_tail: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot connect to the Docker daemon at {host}: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("could not {action}: {source}")]
+    Daemon {
+        action: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("reading the build context tar {path}: {source}")]
+    ContextTar {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", failed_message(.step, .message))]
+    Failed {
+        step: Option<String>,
+        message: String,
+        log_tail: Vec<String>,
+    },
+    #[error(
+        "BuildKit is not available: this provider drives the daemon's classic builder \
+         through the Engine API, and BuildKit there needs a client session it does not \
+         open yet; set builder = \"classic\" (or \"auto\") and avoid BuildKit-only \
+         Dockerfile features (RUN --mount, secrets)"
+    )]
+    BuildKitUnavailable,
+    #[error(
+        "secrets ({names}) need BuildKit secret mounts, which the classic builder does \
+         not have; remove `secrets` or pass the values as build_args if they may end up \
+         in the image history"
+    )]
+    SecretsNeedBuildKit { names: String },
+    #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
+    BadPlatform { platform: String },
+    #[error(
+        "the daemon built {actual} although {expected} was asked, even without its build \
+         cache; check that the Dockerfile's base images exist for {expected}"
+    )]
+    PlatformMismatch { expected: String, actual: String },
+    #[error("the build was cancelled")]
+    Cancelled,
+}
+
+fn failed_message(step: &Option<String>, message: &str) -> String {
+    match step {
+        Some(step) => format!("build failed at {step}: {message}"),
+        None => format!("build failed: {message}"),
+    }
+}
+
+/// Builds `req` for one platform, sending each line of build output to `log`.
+pub async fn build(
+    docker: &Docker,
+    req: BuildRequest,
+    cancel: CancellationToken,
+    mut log: impl FnMut(&str),
+) -> Result<BuiltImage, BuildError> {
+    match req.builder {
+        BuilderKind::BuildKit => return Err(BuildError::BuildKitUnavailable),
+        // NOTE: `auto` means classic here: BuildKit over the Engine API needs a
+        // gRPC session (bollard's `buildkit` feature) that we do not open.
+        BuilderKind::Auto | BuilderKind::Classic => {}
+    }
+    if !req.secrets.is_empty() {
+        let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
+        return Err(BuildError::SecretsNeedBuildKit { names });
+    }
+    let wanted: Platform =
+        req.platform
+            .parse()
+            .map_err(
+                |e: super::platform::PlatformParseError| BuildError::BadPlatform { platform: e.0 },
+            )?;
+    let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
+    let actual = image_platform(docker, &req.tag).await?;
+    if wanted.accepts(&actual) {
+        return Ok(built);
+    }
+    // GOTCHA: the classic builder's cache key ignores the platform, so a
+    // `FROM scratch` (or any already-present base) build for arm64 happily
+    // reuses the layers of an earlier amd64 build and yields an amd64 image.
+    // Build once more without the cache before calling it a failure.
+    if !req.no_cache {
+        log(&format!(
+            "cached build produced {actual}, not {wanted}; rebuilding without the build cache"
+        ));
+        let built = run_once(docker, &req, true, &cancel, &mut log).await?;
+        let actual = image_platform(docker, &req.tag).await?;
+        if wanted.accepts(&actual) {
+            return Ok(built);
+        }
+        return Err(BuildError::PlatformMismatch {
+            expected: wanted.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Err(BuildError::PlatformMismatch {
+        expected: wanted.to_string(),
+        actual: actual.to_string(),
+    })
+}
+
+/// The os/architecture/variant the daemon recorded for `tag`.
+async fn image_platform(docker: &Docker, tag: &str) -> Result<Platform, BuildError> {
+    let inspect = docker
+        .inspect_image(tag)
+        .await
+        .map_err(|source| BuildError::Daemon {
+            action: "inspect the built image",
+            source,
+        })?;
+    Ok(Platform {
+        os: inspect.os.unwrap_or_default(),
+        architecture: inspect.architecture.unwrap_or_default(),
+        variant: inspect.variant.filter(|v| !v.is_empty()),
+    })
+}
+
+/// One request to `/build`, its stream drained into `log`.
+async fn run_once(
+    docker: &Docker,
+    req: &BuildRequest,
+    no_cache: bool,
+    cancel: &CancellationToken,
+    log: &mut impl FnMut(&str),
+) -> Result<BuiltImage, BuildError> {
+    let body = bollard::body_try_stream(tar_chunks(&req.context_tar_path).await?);
+    let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
+    let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
+    let options = BuildImageOptionsBuilder::new()
+        .dockerfile(&req.dockerfile)
+        .t(&req.tag)
+        .platform(&req.platform)
+        .target(req.target.as_deref().unwrap_or(""))
+        .buildargs(&build_args)
+        .labels(&labels)
+        .nocache(no_cache)
+        .rm(true)
+        .forcerm(true)
+        .build();
+
+    let mut progress = Progress::default();
+    let mut stream = docker.build_image(options, None, Some(body));
+    loop {
+        let item = tokio::select! {
+            _ = cancel.cancelled() => return Err(BuildError::Cancelled),
+            item = stream.next() => item,
+        };
+        let Some(item) = item else { break };
+        match item {
+            Ok(info) => {
+                if let Some(text) = info.stream.as_deref() {
+                    progress.lines(text, log);
+                }
+                if let Some(id) = info.aux {
+                    progress.image_id = id.id.or(progress.image_id);
+                }
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                return Err(progress.failed(error));
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                return Err(progress.failed(message));
+            }
+            Err(source) => {
+                return Err(BuildError::Daemon {
+                    action: "run the build",
+                    source,
+                })
+            }
+        }
+    }
+    finish(docker, &req.tag, progress).await
+}
+
+/// After the stream ended cleanly: the image id from the `aux` item, or
+/// from the tag when the daemon sent none.
+async fn finish(docker: &Docker, tag: &str, progress: Progress) -> Result<BuiltImage, BuildError> {
+    let image_id = match progress.image_id.clone() {
+        Some(id) => id,
+        None => match docker.inspect_image(tag).await {
+            Ok(inspect) => inspect.id.unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+    };
+    if !image_id.starts_with("sha256:") {
+        return Err(progress.failed(format!(
+            "the daemon ended the build without reporting an image (looked for tag {tag})"
+        )));
+    }
+    Ok(BuiltImage {
+        image_id,
+        log_tail: progress.tail.into(),
+    })
+}
+
+#[derive(Default)]
+struct Progress {
+    tail: VecDeque<String>,
+    step: Option<String>,
+    image_id: Option<String>,
+}
+
+impl Progress {
+    fn lines(&mut self, text: &str, log: &mut impl FnMut(&str)) {
+        for line in text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+        {
+            log(line);
+            if line.starts_with("Step ") && line.contains(" : ") {
+                self.step = Some(line.to_string());
+            }
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line.to_string());
+        }
+    }
+
+    fn failed(&self, message: String) -> BuildError {
+        BuildError::Failed {
+            step: self.step.clone(),
+            message: message.trim().to_string(),
+            log_tail: self.tail.iter().cloned().collect(),
+        }
+    }
+}
+
+/// The tar file read in chunks for the request body, never whole.
+async fn tar_chunks(
+    path: &std::path::Path,
+) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, BuildError>
+{
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|source| BuildError::ContextTar {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let chunks = futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((bytes::Bytes::from(buf), file)))
+    });
+    Ok(chunks)
+}
+
+/// Removes the local tag after the push; a missing image is not an error.
+pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+        .force(true)
+        .noprune(false)
+        .build();
+    match docker.remove_image(tag, Some(options), None).await {
+        Ok(_) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(source) => Err(BuildError::Daemon {
+            action: "remove the build's local image",
+            source,
+        }),
+    }
+}

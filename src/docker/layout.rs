@@ -1,0 +1,99 @@
+//! The OCI image layout that `docker save` writes on daemons using the
+//! containerd image store (Docker 25+ also writes `manifest.json`, but an
+//! archive with only `index.json` is valid too): follow `index.json` through
+//! nested indexes to the image manifest, skipping attestation entries.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::export::{safe_join, ExportError};
+
+/// Paths (relative to the layout root) of the config and the layers.
+pub(crate) struct LayoutRefs {
+    pub config: String,
+    pub layers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct IndexOrManifest {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+const MAX_DEPTH: usize = 4;
+
+pub(crate) fn read_layout(root: &Path) -> Result<LayoutRefs, ExportError> {
+    let mut doc = read_json(root, "index.json")?;
+    for _ in 0..MAX_DEPTH {
+        if let Some(config) = &doc.config {
+            return Ok(LayoutRefs {
+                config: blob_path(&config.digest)?,
+                layers: doc
+                    .layers
+                    .iter()
+                    .map(|l| blob_path(&l.digest))
+                    .collect::<Result<_, _>>()?,
+            });
+        }
+        let next = doc
+            .manifests
+            .iter()
+            .find(|d| !is_attestation(d))
+            .ok_or_else(|| {
+                bad(format!(
+                    "index ({}) lists no image manifest",
+                    doc.media_type
+                ))
+            })?;
+        let rel = blob_path(&next.digest)?;
+        doc = read_json(root, &rel)?;
+    }
+    Err(bad("index.json nests indexes too deeply"))
+}
+
+/// BuildKit marks attestation manifests with this annotation.
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations
+        .get("vnd.docker.reference.type")
+        .map(String::as_str)
+        == Some("attestation-manifest")
+}
+
+fn blob_path(digest: &str) -> Result<String, ExportError> {
+    let (alg, hex) = digest
+        .split_once(':')
+        .ok_or_else(|| bad(format!("malformed digest {digest:?}")))?;
+    if alg.is_empty() || hex.is_empty() || !hex.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(bad(format!("malformed digest {digest:?}")));
+    }
+    Ok(format!("blobs/{alg}/{hex}"))
+}
+
+fn read_json(root: &Path, rel: &str) -> Result<IndexOrManifest, ExportError> {
+    let path = safe_join(root, rel)?;
+    let bytes = fs::read(&path).map_err(|source| ExportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| bad(format!("{rel}: {e}")))
+}
+
+fn bad(reason: impl Into<String>) -> ExportError {
+    ExportError::BadArchive {
+        reason: reason.into(),
+    }
+}

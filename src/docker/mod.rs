@@ -1,0 +1,29 @@
+//! The Docker side of `stevedore_image_build`: the build context as Docker
+//! sends it (`.dockerignore` rules, the plan-time `context_hash`, the tar),
+//! one-platform builds on the daemon through bollard, and getting the built
+//! image back out (`docker save`) as a config plus layer files for our own
+//! push. Knows nothing about Terraform or registries; each part returns its
+//! own error enum and `resources` turns them into diagnostics.
+
+pub mod build;
+pub mod compress;
+pub mod connect;
+pub mod context;
+pub mod context_tar;
+pub mod export;
+mod hash;
+pub mod ignore;
+mod layout;
+pub mod platform;
+
+pub use build::{
+    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue,
+};
+pub use compress::{compress_layer, CompressedLayer};
+pub use connect::{connect, ping};
+pub use context::{dockerfile_in_context, list_files, ContextEntry, ContextError, EntryKind};
+pub use context_tar::{write_tar, write_tar_file};
+pub use export::{export, read_unpacked, ExportError, ExportedImage, ExportedLayer};
+pub use hash::context_hash;
+pub use ignore::IgnoreMatcher;
+pub use platform::Platform;
