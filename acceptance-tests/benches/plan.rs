@@ -44,7 +44,10 @@ fn main() {
         dir.init().success();
         dir.plan().success(); // warm-up
         let m = median_plan(&dir, runs);
-        println!("terraform plan, {n:>2} data source(s): median {:>7.1} ms over {runs} runs", m.as_secs_f64() * 1000.0);
+        println!(
+            "terraform plan, {n:>2} data source(s): median {:>7.1} ms over {runs} runs",
+            m.as_secs_f64() * 1000.0
+        );
         results.push(m);
     }
     let ratio = results[1].as_secs_f64() / results[0].as_secs_f64();
