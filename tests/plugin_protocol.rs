@@ -382,7 +382,10 @@ fn debug_mode_prints_reattach_providers() {
 }
 
 fn msgpack(v: &stevedore::value::Value, t: &stevedore::value::Type) -> pb::DynamicValue {
-    pb::DynamicValue { msgpack: stevedore::value::to_msgpack(v, t).unwrap(), json: vec![] }
+    pb::DynamicValue {
+        msgpack: stevedore::value::to_msgpack(v, t).unwrap(),
+        json: vec![],
+    }
 }
 
 #[tokio::test]
@@ -397,20 +400,42 @@ async fn stop_provider_cancels_a_read_in_flight() {
     let mut c = pb::provider_client::ProviderClient::new(ch.clone());
     let provider_ty = stevedore::provider::config::schema().ty();
     let empty = stevedore::schema::empty_object(&stevedore::provider::config::schema().block);
-    let conf = c.configure_provider(pb::configure_provider::Request { terraform_version: "1.0.3".into(), config: Some(msgpack(&empty, &provider_ty)), client_capabilities: None }).await.unwrap().into_inner();
+    let conf = c
+        .configure_provider(pb::configure_provider::Request {
+            terraform_version: "1.0.3".into(),
+            config: Some(msgpack(&empty, &provider_ty)),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(conf.diagnostics.is_empty(), "{:?}", conf.diagnostics);
 
     let ds = stevedore::resources::image_manifest::ImageManifest;
     let mut cfg = stevedore::schema::empty_object(&ds.schema().block);
     cfg.set("image", Value::string(format!("{addr}/app:latest")));
-    let req = pb::read_data_source::Request { type_name: "stevedore_image_manifest".into(), config: Some(msgpack(&cfg, &ds.schema().ty())), ..Default::default() };
+    let req = pb::read_data_source::Request {
+        type_name: "stevedore_image_manifest".into(),
+        config: Some(msgpack(&cfg, &ds.schema().ty())),
+        ..Default::default()
+    };
     let mut reader = pb::provider_client::ProviderClient::new(ch);
     let read = tokio::spawn(async move { reader.read_data_source(req).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!read.is_finished(), "the read should be waiting on the silent registry");
+    assert!(
+        !read.is_finished(),
+        "the read should be waiting on the silent registry"
+    );
     let t0 = Instant::now();
-    c.stop_provider(pb::stop_provider::Request {}).await.unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(5), read).await.expect("read ended after StopProvider").unwrap().unwrap().into_inner();
+    c.stop_provider(pb::stop_provider::Request {})
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("read ended after StopProvider")
+        .unwrap()
+        .unwrap()
+        .into_inner();
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(out.diagnostics.len(), 1);
     assert_eq!(out.diagnostics[0].summary, "Read Cancelled");
@@ -428,21 +453,36 @@ async fn upgrade_resource_state_fills_missing_attributes_and_answers_msgpack() {
         .upgrade_resource_state(pb::upgrade_resource_state::Request {
             type_name: "stevedore_ecs_redeploy".into(),
             version: 0,
-            raw_state: Some(pb::RawState { json: raw.to_string().into_bytes(), flatmap: Default::default() }),
+            raw_state: Some(pb::RawState {
+                json: raw.to_string().into_bytes(),
+                flatmap: Default::default(),
+            }),
         })
         .await
         .unwrap()
         .into_inner();
     assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
     let dv = out.upgraded_state.expect("upgraded state is never omitted");
-    assert!(dv.json.is_empty() && !dv.msgpack.is_empty(), "answer in msgpack");
-    let ty = stevedore::resources::ecs_redeploy::EcsRedeploy.schema().ty();
+    assert!(
+        dv.json.is_empty() && !dv.msgpack.is_empty(),
+        "answer in msgpack"
+    );
+    let ty = stevedore::resources::ecs_redeploy::EcsRedeploy
+        .schema()
+        .ty();
     let v = stevedore::value::from_msgpack(&dv.msgpack, &ty).unwrap();
     assert_eq!(v.get("cluster").as_str(), Some("prod"));
     assert!(v.get("deployment_id").is_null());
     // A state from a newer schema version is refused with a diagnostic.
     let newer = c
-        .upgrade_resource_state(pb::upgrade_resource_state::Request { type_name: "stevedore_ecs_redeploy".into(), version: 99, raw_state: Some(pb::RawState { json: b"{}".to_vec(), flatmap: Default::default() }) })
+        .upgrade_resource_state(pb::upgrade_resource_state::Request {
+            type_name: "stevedore_ecs_redeploy".into(),
+            version: 99,
+            raw_state: Some(pb::RawState {
+                json: b"{}".to_vec(),
+                flatmap: Default::default(),
+            }),
+        })
         .await
         .unwrap()
         .into_inner();

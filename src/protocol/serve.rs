@@ -65,8 +65,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }))
         .add_service(pp::grpc_broker_server::GrpcBrokerServer::new(Broker));
 
+    // Handlers go in before the handshake line: from then on the host may signal us.
+    handle_signals(opts.debug, shutdown.clone())?;
     announce(opts.debug, version, &socket, &cert_field)?;
-    handle_signals(opts.debug, shutdown.clone());
     exit_soon_after(shutdown.clone(), dir.path().to_path_buf());
 
     let stream = tokio_stream::wrappers::ReceiverStream::new(incoming);
@@ -144,16 +145,13 @@ fn accept_loop(
 /// Terraform handles Ctrl-C itself and tells us through StopProvider, so
 /// SIGINT is ignored (else the plugin would die mid-apply). In debug mode
 /// nobody else will stop us, so Ctrl-C ends the process. SIGTERM always does.
-fn handle_signals(debug: bool, shutdown: CancellationToken) {
+fn handle_signals(debug: bool, shutdown: CancellationToken) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            tracing::warn!("cannot install signal handlers");
-            return;
-        };
         loop {
             tokio::select! {
                 _ = int.recv() => {
@@ -170,6 +168,7 @@ fn handle_signals(debug: bool, shutdown: CancellationToken) {
             }
         }
     });
+    Ok(())
 }
 
 /// go-plugin kills a plugin that has not exited two seconds after Shutdown;
