@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod convert;
 pub mod handshake;
+mod lifecycle;
 pub mod plugin_services;
 pub mod serve;
 pub mod server;
