@@ -91,9 +91,9 @@ pub async fn build_and_push(
             );
             local_tags.push(tag.clone());
             let dir = scratch.path().join(platform.to_string().replace('/', "-"));
-            let pushed = publish_platform(
+            let pushed = Box::pin(publish_platform(
                 docker, registry, req, &repo, platform, &tag, &dir, &cancel, &mut log,
-            )
+            ))
             .await?;
             manifests.push(pushed);
             requested.push(platform.to_string());

@@ -89,19 +89,25 @@ pub async fn push_exported(
             source,
         }
     };
-    let outcomes: Vec<BlobPush> = futures::stream::iter(layers.iter().map(|layer| {
-        let pusher = &pusher;
-        let on_err = blob_error(format!("layer {}", layer.digest));
-        async move {
-            pusher
-                .push_blob_file(repo, &layer.path, &layer.digest, layer.size)
-                .await
-                .map_err(on_err)
-        }
-    }))
-    .buffered(PARALLEL_UPLOADS)
-    .try_collect()
-    .await?;
+    // NOTE: the futures are collected first; a closure inside the stream
+    // type trips rustc's higher-ranked lifetime check for `Send` futures.
+    let uploads: Vec<_> = layers
+        .iter()
+        .map(|layer| {
+            let on_err = blob_error(format!("layer {}", layer.digest));
+            let pusher = &pusher;
+            async move {
+                pusher
+                    .push_blob_file(repo, &layer.path, &layer.digest, layer.size)
+                    .await
+                    .map_err(on_err)
+            }
+        })
+        .collect();
+    let outcomes: Vec<BlobPush> = futures::stream::iter(uploads)
+        .buffered(PARALLEL_UPLOADS)
+        .try_collect()
+        .await?;
     let config_digest = pusher
         .push_blob_bytes(repo, &exported.config_bytes)
         .await
