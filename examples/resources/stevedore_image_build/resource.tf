@@ -13,7 +13,7 @@ resource "aws_ecr_repository" "web" {
 
 resource "stevedore_image_build" "web" {
   context    = "${path.module}/app"
-  dockerfile = "Dockerfile" # relative to context; must stay inside it
+  dockerfile = "Dockerfile"                          # relative to context; must stay inside it
   repository = aws_ecr_repository.web.repository_url # no tag here
   tags       = ["latest", var.release]
 
