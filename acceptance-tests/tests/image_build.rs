@@ -288,3 +288,49 @@ acc_test!(destroy_with_keep_remotely_false_deletes, |mode| {
         .status();
     assert_eq!(status.as_u16(), 404);
 });
+
+acc_test!(
+    build_failure_names_the_step_and_keeps_the_prior_image,
+    |mode| {
+        let registry = Registry::start();
+        let ctx = context();
+        let repo = format!("{}/web", registry.address);
+        let tf = applied(mode, &config(ctx.path(), &repo, ""));
+        let before = tf.output("digest");
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY app.txt /app.txt\nCOPY missing.txt /missing.txt\n",
+        )
+        .unwrap();
+        let stderr = tf.apply().failure();
+        assert_error_contains(&stderr, "Image Build Failed");
+        assert_error_contains(&stderr, "Step 3/3 : COPY missing.txt /missing.txt");
+        assert_error_contains(&stderr, "Last lines of the build log:");
+        assert_error_contains(&stderr, "The tags in");
+        assert_eq!(
+            tf.output("digest"),
+            before,
+            "the state keeps the previous image"
+        );
+        assert_eq!(
+            get_manifest(&registry, "web", "latest").2,
+            before.as_str().unwrap()
+        );
+        assert!(!tf.plan_is_empty(), "the failed update is still planned");
+    }
+);
+
+acc_test!(secrets_are_never_shown, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let extra = "  secrets = { npm = \"s3cr3t-value-xyz\" }\n";
+    let tf = Workdir::new(mode, &config(ctx.path(), &repo, extra));
+    tf.init().success();
+    let plan = tf.plan().success();
+    assert!(!plan.contains("s3cr3t-value-xyz"), "{plan}");
+    let stderr = tf.apply().failure();
+    assert_error_contains(&stderr, "secrets (npm) need BuildKit secret mounts");
+    assert!(!stderr.contains("s3cr3t-value-xyz"), "{stderr}");
+    assert!(!tf.provider_log().contains("s3cr3t-value-xyz"));
+});

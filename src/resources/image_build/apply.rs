@@ -70,7 +70,10 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
         PublishError::Context { .. } => ("Build Context Invalid", Some("context"), "Check `context` and `dockerfile`."),
         PublishError::Scratch { .. } => ("Image Build Failed", None, "Check free space and permissions of the temporary directory (TMPDIR)."),
         PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` in the provider block (or DOCKER_HOST) and that the daemon is running."),
-        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", Some("secrets"), ""),
+        // GOTCHA: no attribute path here. Terraform quotes the source line an
+        // attribute path points at, and for `secrets = { npm = "..." }` that
+        // line holds the secret in clear.
+        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", None, ""),
         PublishError::Build { source: BuildError::BuildKitUnavailable, .. } => ("Image Build Failed", Some("builder"), ""),
         PublishError::Build { source: BuildError::Connect { .. } | BuildError::Daemon { .. }, .. } => ("Image Build Failed", None, "Check that the Docker daemon is running and reachable."),
         PublishError::Build { .. } => ("Image Build Failed", None, "Fix the Dockerfile step named above; the log tail shows the daemon's own output."),
@@ -101,4 +104,96 @@ pub fn refresh_warning(repository: &str, e: &RegistryError) -> Diagnostic {
             registry_hint(e)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::VerifyError;
+
+    fn failed_build() -> PublishError {
+        PublishError::Build {
+            platform: "linux/amd64".into(),
+            source: BuildError::Failed {
+                step: Some("Step 3/3 : COPY missing.txt /m".into()),
+                message: "COPY failed: file not found".into(),
+                log_tail: vec!["Step 3/3 : COPY missing.txt /m".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn build_failure_shows_step_platform_and_log_tail() {
+        let d = publish_diagnostic(&failed_build(), "r/web", false);
+        assert_eq!(d.summary, "Image Build Failed");
+        assert!(d.detail.contains("for linux/amd64"), "{}", d.detail);
+        assert!(
+            d.detail
+                .contains("build failed at Step 3/3 : COPY missing.txt /m"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail
+                .contains("Last lines of the build log:\n  Step 3/3"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("Nothing was tagged in r/web"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn update_failures_say_whether_tags_moved() {
+        let d = publish_diagnostic(&failed_build(), "r/web", true);
+        assert!(d
+            .detail
+            .contains("were not changed; the state keeps the previous image"));
+        let verify = PublishError::Verify {
+            source: VerifyError::Differs {
+                tag: "latest".into(),
+                serves: "sha256:b".into(),
+                pushed: "sha256:a".into(),
+                reason: "moved".into(),
+            },
+        };
+        let d = publish_diagnostic(&verify, "r/web", true);
+        assert_eq!(d.summary, "Image Verification Failed");
+        assert!(
+            d.detail.contains("tag latest serves sha256:b"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("may already point at the new image"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn push_failure_says_what_to_check() {
+        let e = PublishError::Tag {
+            tag: "latest".into(),
+            source: RegistryError::Unreachable {
+                registry: "127.0.0.1:1".into(),
+                detail: "connection refused".into(),
+            },
+        };
+        let d = publish_diagnostic(&e, "127.0.0.1:1/web", false);
+        assert_eq!(d.summary, "Image Push Failed");
+        assert!(
+            d.detail.contains("registry 127.0.0.1:1 is unreachable"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("Check the repository's host and port"),
+            "{}",
+            d.detail
+        );
+    }
 }

@@ -226,3 +226,95 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             .unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&'static str, Value)]) -> Value {
+        let ctx = std::env::temp_dir().join(format!("stevedore-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let mut v = Value::object([
+            ("context", Value::string(ctx.display().to_string())),
+            ("repository", Value::string("127.0.0.1:5000/web")),
+        ]);
+        for (k, val) in pairs {
+            v.set(k, val.clone());
+        }
+        v
+    }
+
+    fn blamed(v: &Value) -> Vec<String> {
+        validate(v)
+            .0
+            .iter()
+            .map(|d| format!("{:?}", d.attribute.as_ref().map(|a| a.steps().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn validate_blames_the_attribute_at_fault() {
+        assert!(validate(&config(&[])).is_empty());
+        let cases: [(&str, Value, &str); 8] = [
+            ("context", Value::string("/nonexistent/ctx"), "context"),
+            ("dockerfile", Value::string("../Dockerfile"), "dockerfile"),
+            ("dockerfile", Value::string("/etc/passwd"), "dockerfile"),
+            (
+                "repository",
+                Value::string("127.0.0.1:5000/web:v1"),
+                "repository",
+            ),
+            (
+                "platforms",
+                Value::string_list(["linux/amd64", "linux/amd46"]),
+                "platforms",
+            ),
+            ("tags", Value::string_list(["ok", "-bad"]), "tags"),
+            ("manifest_format", Value::string("v1"), "manifest_format"),
+            ("builder", Value::string("kaniko"), "builder"),
+        ];
+        for (name, value, attr) in cases {
+            let got = blamed(&config(&[(name, value)]));
+            assert_eq!(got.len(), 1, "{name}: {got:?}");
+            assert!(got[0].contains(attr), "{name}: {got:?}");
+        }
+        let got = validate(&config(&[(
+            "platforms",
+            Value::string_list(["linux/amd64", "linux/amd46"]),
+        )]));
+        assert_eq!(
+            got.0[0].attribute,
+            Some(AttrPath::attr("platforms").then_index(1))
+        );
+    }
+
+    #[test]
+    fn validate_skips_unknown_values() {
+        for name in [
+            "context",
+            "dockerfile",
+            "repository",
+            "platforms",
+            "tags",
+            "manifest_format",
+        ] {
+            assert!(
+                validate(&config(&[(name, Value::Unknown)])).is_empty(),
+                "{name}"
+            );
+        }
+        let partly = Value::List(vec![Value::string("linux/amd64"), Value::Unknown]);
+        assert!(validate(&config(&[("platforms", partly)])).is_empty());
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "v1.2.3", "_x", "A-b_c.d"] {
+            assert!(valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
+            assert!(!valid_tag(bad), "{bad}");
+        }
+    }
+}
