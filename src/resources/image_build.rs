@@ -1,14 +1,26 @@
 //! Resource `stevedore_image_build`: build for the platforms asked, push one
 //! clean manifest per platform, verify what the registry serves.
+//!
+//! Plan hashes the context from disk and never touches the daemon; apply
+//! runs `publish::build_and_push`; refresh resolves the tags and reports a
+//! moved or missing tag as drift by changing `digest`, which the next plan
+//! compares with the digest apply recorded in private state.
+
+mod apply;
+mod inputs;
+mod plan;
 
 use super::common;
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::publish;
+use crate::registry::{parse_repository, Reference};
 use crate::resource::{
     ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
 };
 use crate::schema::{Attribute, Schema};
-use crate::value::{Type, Value};
+use crate::value::{AttrPath, Type, Value};
 use async_trait::async_trait;
+use std::path::Path;
 
 pub struct ImageBuild;
 
@@ -33,62 +45,267 @@ impl Resource for ImageBuild {
     }
 
     fn schema(&self) -> Schema {
-        let s = Type::String;
-        let ms = Type::map(Type::String);
-        Schema::new("Builds an image with the Docker daemon for the platforms asked (default `linux/amd64` on any host), pushes exactly one manifest per platform with no attestation entries, and reads every tag back from the registry to prove it.")
-            .attr(Attribute::required("context", s.clone(), "Build context directory."))
-            .attr(Attribute::optional_computed("dockerfile", s.clone(), "Dockerfile path relative to `context`. Default `Dockerfile`."))
-            .attr(Attribute::required("repository", s.clone(), "Repository to push to, without tag, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/web`."))
-            .attr(Attribute::optional_computed("tags", Type::list(s.clone()), "Tags to push. Default `[\"latest\"]`."))
-            .attr(Attribute::optional_computed("platforms", Type::list(s.clone()), "Platforms to build, `os/arch[/variant]`. Default `[\"linux/amd64\"]`."))
-            .attr(Attribute::optional("build_args", ms.clone(), "Build arguments (`ARG`)."))
-            .attr(Attribute::optional("target", s.clone(), "Target stage of a multi-stage Dockerfile."))
-            .attr(Attribute::optional("labels", ms.clone(), "Image labels."))
-            .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`).").sensitive())
-            .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
-            .attr(Attribute::optional_computed("manifest_format", s.clone(), "`docker` (default, widest runtime support) or `oci`."))
-            .attr(Attribute::optional_computed("builder", s.clone(), "`auto` (default: BuildKit when the daemon has it), `buildkit` or `classic`."))
-            .attr(Attribute::optional_computed("keep_remotely", Type::Bool, "Leave the pushed image in the registry on destroy. Default `true`."))
-            .attr(Attribute::optional("triggers", ms.clone(), "Arbitrary values; any change forces a rebuild."))
-            .attr(Attribute::computed("id", s.clone(), "Same as `image_uri`."))
-            .attr(Attribute::computed("context_hash", s.clone(), "sha256 over the files the build would send (after `.dockerignore`), the Dockerfile and every build input."))
-            .attr(Attribute::computed("digest", s.clone(), "What the tags point to: the manifest for one platform, the index for several."))
-            .attr(Attribute::computed("image_uri", s.clone(), "`repository@digest`: immutable, what a task definition should use."))
-            .attr(Attribute::computed("platform_digests", ms.clone(), "Platform → that platform's manifest digest."))
-            .attr(Attribute::computed("manifest_media_type", s.clone(), "Media type of what the tags point to."))
-            .attr(Attribute::computed("image_id", ms, "Platform → config digest (the image ID)."))
+        schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        inputs::validate(config)
     }
 
     async fn plan(&self, _ctx: &Ctx, req: PlanRequest) -> PlanResponse {
-        let mut planned = req.proposed.clone();
-        common::apply_defaults(&mut planned, &req.config, &defaults());
-        common::unknown_computed(&self.schema(), &mut planned);
+        let mut proposed = req.proposed.clone();
+        common::apply_defaults(&mut proposed, &req.config, &defaults());
+        let mut diags = inputs::validate(&proposed);
+        let hash = if diags.has_errors() {
+            Value::Unknown
+        } else {
+            match context_hash(&proposed).await {
+                Ok(hash) => hash,
+                Err(d) => {
+                    diags.push(d);
+                    Value::Unknown
+                }
+            }
+        };
+        let drifted = plan::drifted(&req.prior, &req.prior_private);
+        let planned = plan::planned(&req.prior, &proposed, hash, drifted);
         PlanResponse {
             planned,
+            // NOTE: a new repository is a new image elsewhere; the old one is
+            // left to delete (which honours keep_remotely).
+            requires_replace: vec![AttrPath::attr("repository")],
             planned_private: req.prior_private,
-            ..Default::default()
+            diags,
         }
     }
 
-    async fn apply(&self, _ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
-        ApplyResponse {
-            new_state: req.prior,
-            private: vec![],
-            diags: common::not_available_yet(TYPE_NAME, "image build lands with its own issue")
-                .into(),
+    async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
+        // Known outputs in the plan mean nothing to build (only keep_remotely
+        // changed): the planned state is the new state.
+        if !req.planned.get("digest").is_unknown() {
+            return ApplyResponse {
+                new_state: req.planned,
+                private: req.planned_private,
+                diags: Diagnostics::new(),
+            };
+        }
+        let updating = !req.prior.is_null();
+        let fail = |diags: Diagnostics| ApplyResponse {
+            new_state: req.prior.clone(),
+            private: req.planned_private.clone(),
+            diags,
+        };
+        let publish_req = match inputs::publish_request(&req.planned) {
+            Ok(r) => r,
+            Err(d) => return fail(d),
+        };
+        let provider = match ctx.provider() {
+            Ok(p) => p,
+            Err(d) => return fail(d.into()),
+        };
+        let docker = match crate::docker::connect(
+            provider.config.docker_host.as_deref(),
+            provider.config.docker_cert_path.as_deref(),
+        ) {
+            Ok(d) => d,
+            Err(source) => {
+                let e = publish::PublishError::Connect { source };
+                return fail(
+                    apply::publish_diagnostic(
+                        &e,
+                        &publish_req.repository.repository_reference(),
+                        updating,
+                    )
+                    .into(),
+                );
+            }
+        };
+        let repo_text = req
+            .planned
+            .get("repository")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let log = |line: &str| tracing::debug!(target: "stevedore::build", repository = %repo_text, "{line}");
+        // Boxed: the whole publish is a deep future, too deep for the async-trait's one.
+        let published = Box::pin(publish::build_and_push(
+            &docker,
+            &provider.registry,
+            &publish_req,
+            ctx.cancel.clone(),
+            log,
+        ))
+        .await;
+        match published {
+            Ok(published) => ApplyResponse {
+                new_state: apply::state_after(&req.planned, &published),
+                private: plan::pushed_marker(&published.digest),
+                diags: Diagnostics::new(),
+            },
+            Err(e) => {
+                tracing::warn!(repository = %repo_text, step = e.step().as_str(), error = %e, "publish failed");
+                fail(apply::publish_diagnostic(&e, &repo_text, updating).into())
+            }
         }
     }
 
-    async fn read(&self, _ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
-        ReadResponse {
+    async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
+        let keep = |state: Value, private: Vec<u8>, diags: Diagnostics| ReadResponse {
             new_state: state,
             private,
-            diags: Diagnostics::new(),
+            diags,
+        };
+        let (Some(repo_text), Some(tags)) = (
+            state.get("repository").as_str(),
+            state.get("tags").as_list(),
+        ) else {
+            return keep(state, private, Diagnostics::new());
+        };
+        let Ok((registry, repository)) = parse_repository(repo_text) else {
+            return keep(state, private, Diagnostics::new());
+        };
+        let repo = Reference {
+            registry,
+            repository,
+            tag: None,
+            digest: None,
+        };
+        let tags: Vec<String> = tags
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        let provider = match ctx.provider() {
+            Ok(p) => p,
+            Err(d) => return keep(state, private, d.into()),
+        };
+        let resolved = tokio::select! {
+            r = publish::resolve_tags(&provider.registry, &repo, &tags) => r,
+            _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("Image Not Refreshed", "The refresh was interrupted; the state is kept as it was.").into()),
+        };
+        match resolved {
+            Ok(resolved) => {
+                let new_state = plan::refreshed(&state, &resolved);
+                if new_state != state {
+                    tracing::info!(repository = %repo_text, ?resolved, "tags moved or missing: planning a rebuild");
+                }
+                keep(new_state, private, Diagnostics::new())
+            }
+            Err(e) => {
+                let d = apply::refresh_warning(repo_text, &e);
+                keep(state, private, d.into())
+            }
         }
     }
 
-    async fn delete(&self, _ctx: &Ctx, _prior: Value) -> Diagnostics {
-        // NO-OP: nothing can have been created by this version.
-        Diagnostics::new()
+    async fn delete(&self, ctx: &Ctx, prior: Value) -> Diagnostics {
+        if prior.get("keep_remotely").as_bool() != Some(false) {
+            // NO-OP: keep_remotely leaves the image where it is.
+            return Diagnostics::new();
+        }
+        delete_remote(ctx, &prior).await
     }
+}
+
+/// `context_hash` at plan time, or unknown while context, Dockerfile or an
+/// input is. Hashing reads every file, so it runs off the async threads.
+async fn context_hash(planned: &Value) -> Result<Value, Diagnostic> {
+    let (Some(context), Some(dockerfile), Some(extra)) = (
+        planned.get("context").as_str().map(str::to_string),
+        planned.get("dockerfile").as_str().map(str::to_string),
+        plan::hash_inputs(planned),
+    ) else {
+        return Ok(Value::Unknown);
+    };
+    let hashed = tokio::task::spawn_blocking(move || {
+        crate::docker::context_hash(Path::new(&context), Path::new(&dockerfile), &extra)
+    })
+    .await;
+    match hashed {
+        Ok(Ok(hash)) => Ok(Value::string(hash)),
+        Ok(Err(e)) => Err(inputs::context_diagnostic(e)),
+        Err(e) => Err(Diagnostic::internal(format!(
+            "hashing the build context stopped: {e}"
+        ))),
+    }
+}
+
+/// Deletes the manifests this resource pushed; a registry that cannot
+/// delete gets a warning, since the resource is gone from state either way.
+async fn delete_remote(ctx: &Ctx, prior: &Value) -> Diagnostics {
+    let Some(repo_text) = prior.get("repository").as_str() else {
+        return Diagnostics::new();
+    };
+    let Ok((registry, repository)) = parse_repository(repo_text) else {
+        return Diagnostics::new();
+    };
+    let repo = Reference {
+        registry,
+        repository,
+        tag: None,
+        digest: None,
+    };
+    let mut digests: Vec<String> = prior
+        .get("digest")
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for d in inputs::string_map(prior.get("platform_digests")).into_values() {
+        if !digests.contains(&d) {
+            digests.push(d);
+        }
+    }
+    let provider = match ctx.provider() {
+        Ok(p) => p,
+        Err(d) => return d.into(),
+    };
+    use crate::registry::push::Deleted;
+    match publish::delete_manifests(&provider.registry, &repo, &digests, ctx.cancel.clone()).await {
+        Ok(Deleted::Unsupported { status }) => Diagnostic::warning(
+            "Image Left In Registry",
+            format!("keep_remotely = false, but {repo_text} answered HTTP {status} to DELETE: this registry does not delete manifests (CNCF distribution needs storage.delete.enabled). The image is still there; the resource is removed from state."),
+        )
+        .into(),
+        Ok(_) => Diagnostics::new(),
+        Err(e) => Diagnostic::error(
+            "Image Delete Failed",
+            format!("Deleting {} from {repo_text}: {e}. {}", digests.join(", "), apply::registry_hint(&e)),
+        )
+        .into(),
+    }
+}
+
+fn schema() -> Schema {
+    let s = Type::String;
+    let ms = Type::map(Type::String);
+    Schema::new("Builds an image with the Docker daemon for the platforms asked (default `linux/amd64` on any host), pushes exactly one manifest per platform with no attestation entries, and reads every tag back from the registry to prove it. Import is not supported: declare the resource and apply.")
+        .attr(Attribute::required("context", s.clone(), "Build context directory."))
+        .attr(Attribute::optional_computed("dockerfile", s.clone(), "Dockerfile path relative to `context`; it must stay inside the context. Default `Dockerfile`."))
+        .attr(Attribute::required("repository", s.clone(), "Repository to push to, without tag or digest, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/web`. A change replaces the resource."))
+        .attr(Attribute::optional_computed("tags", Type::list(s.clone()), "Tags to push. Default `[\"latest\"]`."))
+        .attr(Attribute::optional_computed("platforms", Type::list(s.clone()), "Platforms to build, `os/arch[/variant]`. Default `[\"linux/amd64\"]`. One platform: the tags point at its manifest; several: at an index listing exactly these."))
+        .attr(Attribute::optional("build_args", ms.clone(), "Build arguments (`ARG`)."))
+        .attr(Attribute::optional("target", s.clone(), "Target stage of a multi-stage Dockerfile."))
+        .attr(Attribute::optional("labels", ms.clone(), "Image labels."))
+        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`). Only a hash of them enters `context_hash`.").sensitive())
+        .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
+        .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
+        .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses the daemon's classic builder.", quoted(&inputs::BUILDERS))))
+        .attr(Attribute::optional_computed("keep_remotely", Type::Bool, "Leave the pushed image in the registry on destroy. Default `true`. With `false`, destroy deletes the pushed manifests if the registry allows it."))
+        .attr(Attribute::optional("triggers", ms.clone(), "Arbitrary values; any change forces a rebuild."))
+        .attr(Attribute::computed("id", s.clone(), "Same as `image_uri`."))
+        .attr(Attribute::computed("context_hash", s.clone(), "sha256 over the files the build would send (after `.dockerignore`), the Dockerfile and every build input. Known at plan time."))
+        .attr(Attribute::computed("digest", s.clone(), "What the tags point to: the manifest for one platform, the index for several."))
+        .attr(Attribute::computed("image_uri", s.clone(), "`repository@digest`: immutable, what a task definition should use."))
+        .attr(Attribute::computed("platform_digests", ms.clone(), "Platform → that platform's manifest digest."))
+        .attr(Attribute::computed("manifest_media_type", s.clone(), "Media type of what the tags point to."))
+        .attr(Attribute::computed("image_id", ms, "Platform → config digest (the image ID)."))
+}
+
+fn quoted(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

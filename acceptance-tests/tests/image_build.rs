@@ -1,0 +1,336 @@
+//! `resource "stevedore_image_build"` through the real terraform CLI, the real Docker
+//! daemon (classic builder, `FROM scratch` + `COPY` only: nothing is pulled) and a real
+//! docker-registry. What the registry holds is read back with this test's own HTTP
+//! client, never the provider's.
+
+use std::fs;
+use std::path::Path;
+
+use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
+use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::{acc_test, free_port, sha256_digest, Mode, Pusher, Registry, Workdir};
+use serde_json::Value;
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A build context: a scratch Dockerfile copying `app.txt`, plus a `.dockerignore`d file.
+fn context() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    let p = dir.path();
+    fs::write(
+        p.join("Dockerfile"),
+        "FROM scratch\nCOPY app.txt /app.txt\n",
+    )
+    .unwrap();
+    fs::write(p.join("app.txt"), "version 1\n").unwrap();
+    fs::write(p.join(".dockerignore"), "notes.md\n").unwrap();
+    fs::write(p.join("notes.md"), "ignored\n").unwrap();
+    dir
+}
+
+/// A config building `context` into `repository` with `extra` attribute lines, and every
+/// computed attribute as an output.
+fn config(context: &Path, repository: &str, extra: &str) -> String {
+    let mut tf = terraform_block();
+    tf += &format!(
+        "resource \"stevedore_image_build\" \"app\" {{\n  context    = {}\n  repository = {}\n{extra}}}\n",
+        quote(&context.display().to_string()),
+        quote(repository)
+    );
+    for name in [
+        "digest",
+        "image_uri",
+        "platform_digests",
+        "manifest_media_type",
+        "image_id",
+        "context_hash",
+    ] {
+        tf += &format!("output \"{name}\" {{\n  value = stevedore_image_build.app.{name}\n}}\n");
+    }
+    tf
+}
+
+/// GET with every manifest type accepted; returns (content type, body, digest of body).
+fn get_manifest(registry: &Registry, name: &str, reference: &str) -> (String, Value, String) {
+    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
+    let resp = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("accept", ACCEPT)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{url}");
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let bytes = resp.bytes().unwrap();
+    (
+        ct,
+        serde_json::from_slice(&bytes).unwrap(),
+        sha256_digest(&bytes),
+    )
+}
+
+fn get_config(registry: &Registry, name: &str, manifest: &Value) -> Value {
+    let digest = manifest["config"]["digest"].as_str().unwrap();
+    let url = format!("{}/v2/{name}/blobs/{digest}", registry.url());
+    let bytes = reqwest::blocking::get(&url).unwrap().bytes().unwrap();
+    assert_eq!(sha256_digest(&bytes), digest);
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn applied(mode: Mode, tf_config: &str) -> Workdir {
+    let tf = Workdir::new(mode, tf_config);
+    tf.init().success();
+    tf.apply().success();
+    tf
+}
+
+acc_test!(one_platform_docker_manifest, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(
+        mode,
+        &config(ctx.path(), &repo, "  tags = [\"latest\", \"v1\"]\n"),
+    );
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    for tag in ["latest", "v1"] {
+        let (ct, manifest, served) = get_manifest(&registry, "web", tag);
+        assert_eq!(ct, DOCKER_MANIFEST);
+        assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
+        assert!(
+            manifest.get("manifests").is_none(),
+            "a single manifest, no index"
+        );
+        assert_eq!(served, digest, "tag {tag}");
+        let config = get_config(&registry, "web", &manifest);
+        assert_eq!(
+            (config["os"].as_str(), config["architecture"].as_str()),
+            (Some("linux"), Some("amd64"))
+        );
+        assert_eq!(
+            tf.output("image_id")["linux/amd64"],
+            manifest["config"]["digest"]
+        );
+    }
+    assert_eq!(tf.output("image_uri"), format!("{repo}@{digest}").as_str());
+    assert_eq!(tf.output("manifest_media_type"), DOCKER_MANIFEST);
+    assert_eq!(
+        tf.output("platform_digests")["linux/amd64"],
+        digest.as_str()
+    );
+    tf.assert_plans_empty();
+});
+
+acc_test!(two_platforms_oci_index, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/multi", registry.address);
+    let extra = "  platforms = [\"linux/amd64\", \"linux/arm64\"]\n  manifest_format = \"oci\"\n";
+    let tf = applied(mode, &config(ctx.path(), &repo, extra));
+    let (ct, index, served) = get_manifest(&registry, "multi", "latest");
+    assert_eq!(ct, OCI_INDEX);
+    assert_eq!(served, tf.output("digest").as_str().unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        2,
+        "exactly the two platforms, no attestation: {index}"
+    );
+    for (entry, arch) in entries.iter().zip(["amd64", "arm64"]) {
+        assert_eq!(entry["platform"]["architecture"], arch);
+        assert!(entry.get("annotations").is_none(), "{entry}");
+        let digest = entry["digest"].as_str().unwrap();
+        assert_eq!(
+            tf.output("platform_digests")[format!("linux/{arch}")],
+            digest
+        );
+        let (ct, manifest, _) = get_manifest(&registry, "multi", digest);
+        assert_eq!(ct, OCI_MANIFEST);
+        let config = get_config(&registry, "multi", &manifest);
+        assert_eq!(config["architecture"], arch);
+        assert_eq!(config["os"], "linux");
+    }
+    tf.assert_plans_empty();
+});
+
+acc_test!(ignored_file_plans_nothing_real_file_rebuilds, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(mode, &config(ctx.path(), &repo, ""));
+    let first = tf.output("digest");
+    fs::write(ctx.path().join("notes.md"), "changed, but ignored\n").unwrap();
+    tf.assert_plans_empty();
+    fs::write(ctx.path().join("app.txt"), "version 2\n").unwrap();
+    assert!(!tf.plan_is_empty(), "a changed file must plan an update");
+    tf.apply().success();
+    let second = tf.output("digest");
+    assert_ne!(first, second);
+    assert_eq!(
+        get_manifest(&registry, "web", "latest").2,
+        second.as_str().unwrap()
+    );
+    tf.assert_plans_empty();
+});
+
+acc_test!(tag_moved_by_someone_else_is_drift, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(mode, &config(ctx.path(), &repo, ""));
+    let ours = tf.output("digest").as_str().unwrap().to_string();
+    let theirs = Pusher::new(&registry).docker_single("web", "latest", "linux/amd64");
+    assert_ne!(theirs.digest, ours);
+    assert!(!tf.plan_is_empty(), "a moved tag must plan a rebuild");
+    tf.apply().success();
+    // The local build tags are removed after each publish, so the rebuild may not hit the
+    // daemon's cache and can get a new digest; what matters is that the tag is ours again.
+    let restored = tf.output("digest").as_str().unwrap().to_string();
+    assert_ne!(restored, theirs.digest);
+    assert_eq!(get_manifest(&registry, "web", "latest").2, restored);
+    tf.assert_plans_empty();
+});
+
+acc_test!(missing_tag_is_drift, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(mode, &config(ctx.path(), &repo, ""));
+    let ours = tf.output("digest").as_str().unwrap().to_string();
+    let url = format!("{}/v2/web/manifests/{ours}", registry.url());
+    let status = reqwest::blocking::Client::new()
+        .delete(&url)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 202);
+    assert!(!tf.plan_is_empty(), "a missing tag must plan a rebuild");
+    tf.apply().success();
+    let restored = tf.output("digest").as_str().unwrap().to_string();
+    assert_eq!(get_manifest(&registry, "web", "latest").2, restored);
+    tf.assert_plans_empty();
+});
+
+/// Init, then a plan that must fail naming `attribute`; returns stderr.
+fn plan_fails_at(mode: Mode, tf_config: &str, attribute: &str) -> String {
+    let tf = Workdir::new(mode, tf_config);
+    tf.init().success();
+    let stderr = tf.plan().failure();
+    assert_error_names_attribute(&stderr, attribute);
+    stderr
+}
+
+acc_test!(bad_inputs_are_attributed_at_plan, |mode| {
+    let ctx = context();
+    let repo = "127.0.0.1:5000/web";
+    let missing = ctx.path().join("nope");
+    let stderr = plan_fails_at(mode, &config(&missing, repo, ""), "context");
+    assert_error_contains(&stderr, "does not exist or is not a directory");
+
+    let stderr = plan_fails_at(
+        mode,
+        &config(ctx.path(), repo, "  dockerfile = \"../Dockerfile\"\n"),
+        "dockerfile",
+    );
+    assert_error_contains(&stderr, "outside the build context");
+
+    let stderr = plan_fails_at(
+        mode,
+        &config(ctx.path(), repo, "  platforms = [\"linux/amd46\"]\n"),
+        "platforms",
+    );
+    assert_error_contains(&stderr, "unknown architecture \"amd46\"");
+
+    let stderr = plan_fails_at(
+        mode,
+        &config(ctx.path(), "127.0.0.1:5000/web:v1", ""),
+        "repository",
+    );
+    assert_error_contains(&stderr, "a repository without one is expected");
+});
+
+acc_test!(registry_down_at_apply_fails_cleanly, |mode| {
+    let ctx = context();
+    let repo = format!("127.0.0.1:{}/web", free_port());
+    let tf = Workdir::new(mode, &config(ctx.path(), &repo, ""));
+    tf.init().success();
+    let stderr = tf.apply().failure();
+    assert_error_contains(&stderr, "Image Push Failed");
+    assert_error_contains(&stderr, "is unreachable");
+    let state = tf.state_json();
+    assert!(
+        state["values"].is_null() || state["values"]["root_module"]["resources"].is_null(),
+        "no half-made resource in state: {state}"
+    );
+});
+
+acc_test!(destroy_with_keep_remotely_false_deletes, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(
+        mode,
+        &config(ctx.path(), &repo, "  keep_remotely = false\n"),
+    );
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    tf.destroy().success();
+    let url = format!("{}/v2/web/manifests/{digest}", registry.url());
+    let status = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("accept", ACCEPT)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 404);
+});
+
+acc_test!(
+    build_failure_names_the_step_and_keeps_the_prior_image,
+    |mode| {
+        let registry = Registry::start();
+        let ctx = context();
+        let repo = format!("{}/web", registry.address);
+        let tf = applied(mode, &config(ctx.path(), &repo, ""));
+        let before = tf.output("digest");
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY app.txt /app.txt\nCOPY missing.txt /missing.txt\n",
+        )
+        .unwrap();
+        let stderr = tf.apply().failure();
+        assert_error_contains(&stderr, "Image Build Failed");
+        assert_error_contains(&stderr, "Step 3/3 : COPY missing.txt /missing.txt");
+        assert_error_contains(&stderr, "Last lines of the build log:");
+        assert_error_contains(&stderr, "The tags in");
+        assert_eq!(
+            tf.output("digest"),
+            before,
+            "the state keeps the previous image"
+        );
+        assert_eq!(
+            get_manifest(&registry, "web", "latest").2,
+            before.as_str().unwrap()
+        );
+        assert!(!tf.plan_is_empty(), "the failed update is still planned");
+    }
+);
+
+acc_test!(secrets_are_never_shown, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let extra = "  secrets = { npm = \"s3cr3t-value-xyz\" }\n";
+    let tf = Workdir::new(mode, &config(ctx.path(), &repo, extra));
+    tf.init().success();
+    let plan = tf.plan().success();
+    assert!(!plan.contains("s3cr3t-value-xyz"), "{plan}");
+    let stderr = tf.apply().failure();
+    assert_error_contains(&stderr, "secrets (npm) need BuildKit secret mounts");
+    assert!(!stderr.contains("s3cr3t-value-xyz"), "{stderr}");
+    assert!(!tf.provider_log().contains("s3cr3t-value-xyz"));
+});

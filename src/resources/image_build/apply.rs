@@ -1,0 +1,199 @@
+//! Apply, refresh and delete against the daemon and the registry, and the
+//! diagnostics their failures become.
+
+use std::collections::BTreeMap;
+
+use crate::diag::Diagnostic;
+use crate::docker::BuildError;
+use crate::publish::{PublishError, Published};
+use crate::registry::RegistryError;
+use crate::value::Value;
+
+/// The state after a successful publish: `planned` with the outputs filled in.
+pub fn state_after(planned: &Value, published: &Published) -> Value {
+    let mut state = planned.clone();
+    let repo = planned.get("repository").as_str().unwrap_or_default();
+    let uri = format!("{repo}@{}", published.digest);
+    state.set("digest", Value::string(&published.digest));
+    state.set("image_uri", Value::string(&uri));
+    state.set("id", Value::string(uri));
+    state.set("manifest_media_type", Value::string(&published.media_type));
+    state.set("platform_digests", map(&published.platform_digests));
+    state.set("image_id", map(&published.image_ids));
+    state
+}
+
+fn map(m: &BTreeMap<String, String>) -> Value {
+    Value::string_map(m.iter().map(|(k, v)| (k.clone(), v.clone())))
+}
+
+/// The diagnostic for a failed publish. `updating`: a previous image exists
+/// and the state keeps it; the detail says whether the tags may have moved.
+pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) -> Diagnostic {
+    let step = e.step();
+    let (summary, attr, hint) = summary_for(e);
+    let mut detail = format!("Step \"{}\" failed", step.as_str());
+    if let Some(p) = e.platform() {
+        detail += &format!(" for {p}");
+    }
+    detail += &format!(": {e}.");
+    if let PublishError::Build {
+        source: BuildError::Failed { log_tail, .. },
+        ..
+    } = e
+    {
+        if !log_tail.is_empty() {
+            detail += &format!(
+                "\n\nLast lines of the build log:\n  {}",
+                log_tail.join("\n  ")
+            );
+        }
+    }
+    if !hint.is_empty() {
+        detail += &format!("\n\n{hint}");
+    }
+    detail += &match (updating, step.tags_may_have_moved()) {
+        (false, false) => format!("\n\nNothing was tagged in {repository}; the resource was not created."),
+        (false, true) => format!("\n\nSome tags in {repository} may already point at the new image, but the resource was not created; the next apply builds and pushes again."),
+        (true, false) => format!("\n\nThe tags in {repository} were not changed; the state keeps the previous image."),
+        (true, true) => format!("\n\nSome tags in {repository} may already point at the new image; the state keeps the previous digest, so the next plan shows the drift and rebuilds."),
+    };
+    let d = Diagnostic::error(summary, detail);
+    match attr {
+        Some(a) => d.at(crate::value::AttrPath::attr(a)),
+        None => d,
+    }
+}
+
+fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'static str) {
+    match e {
+        PublishError::Context { .. } => ("Build Context Invalid", Some("context"), "Check `context` and `dockerfile`."),
+        PublishError::Scratch { .. } => ("Image Build Failed", None, "Check free space and permissions of the temporary directory (TMPDIR)."),
+        PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` in the provider block (or DOCKER_HOST) and that the daemon is running."),
+        // GOTCHA: no attribute path here. Terraform quotes the source line an
+        // attribute path points at, and for `secrets = { npm = "..." }` that
+        // line holds the secret in clear.
+        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", None, ""),
+        PublishError::Build { source: BuildError::BuildKitUnavailable, .. } => ("Image Build Failed", Some("builder"), ""),
+        PublishError::Build { source: BuildError::Connect { .. } | BuildError::Daemon { .. }, .. } => ("Image Build Failed", None, "Check that the Docker daemon is running and reachable."),
+        PublishError::Build { .. } => ("Image Build Failed", None, "Fix the Dockerfile step named above; the log tail shows the daemon's own output."),
+        PublishError::Export { .. } | PublishError::Compress { .. } => ("Image Export Failed", None, ""),
+        PublishError::PushBlob { source, .. } | PublishError::PushManifest { source, .. } | PublishError::Tag { source, .. } => ("Image Push Failed", None, registry_hint(source)),
+        PublishError::Verify { .. } => ("Image Verification Failed", None, "The registry does not serve what was pushed: something else wrote to these tags at the same time, or the registry rewrites manifests. Check who else pushes to this repository."),
+        PublishError::Cancelled => ("Image Build Cancelled", None, "Terraform was interrupted; run apply again."),
+    }
+}
+
+pub fn registry_hint(e: &RegistryError) -> &'static str {
+    match e {
+        RegistryError::Unauthorized { .. } | RegistryError::Auth { .. } => "Check the registry_auth block for this host, the Docker config file, or the AWS credentials for ECR; pushing needs write access.",
+        RegistryError::Unreachable { .. } => "Check the repository's host and port, that the registry is running, and network access from where Terraform runs.",
+        RegistryError::Retried { .. } | RegistryError::Server { .. } => "The registry kept failing; try again later.",
+        RegistryError::NotFound { .. } => "The registry does not know this repository; create it first (ECR needs an aws_ecr_repository).",
+        _ => "",
+    }
+}
+
+/// The warning when refresh could not look at the registry: not drift.
+pub fn refresh_warning(repository: &str, e: &RegistryError) -> Diagnostic {
+    Diagnostic::warning(
+        "Image Not Refreshed",
+        format!(
+            "Could not read the tags of {repository} back from the registry: {e}. This is not treated as drift: \
+             the state is kept as it was, and the next refresh tries again. {}",
+            registry_hint(e)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::VerifyError;
+
+    fn failed_build() -> PublishError {
+        PublishError::Build {
+            platform: "linux/amd64".into(),
+            source: BuildError::Failed {
+                step: Some("Step 3/3 : COPY missing.txt /m".into()),
+                message: "COPY failed: file not found".into(),
+                log_tail: vec!["Step 3/3 : COPY missing.txt /m".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn build_failure_shows_step_platform_and_log_tail() {
+        let d = publish_diagnostic(&failed_build(), "r/web", false);
+        assert_eq!(d.summary, "Image Build Failed");
+        assert!(d.detail.contains("for linux/amd64"), "{}", d.detail);
+        assert!(
+            d.detail
+                .contains("build failed at Step 3/3 : COPY missing.txt /m"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail
+                .contains("Last lines of the build log:\n  Step 3/3"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("Nothing was tagged in r/web"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn update_failures_say_whether_tags_moved() {
+        let d = publish_diagnostic(&failed_build(), "r/web", true);
+        assert!(d
+            .detail
+            .contains("were not changed; the state keeps the previous image"));
+        let verify = PublishError::Verify {
+            source: VerifyError::Differs {
+                tag: "latest".into(),
+                serves: "sha256:b".into(),
+                pushed: "sha256:a".into(),
+                reason: "moved".into(),
+            },
+        };
+        let d = publish_diagnostic(&verify, "r/web", true);
+        assert_eq!(d.summary, "Image Verification Failed");
+        assert!(
+            d.detail.contains("tag latest serves sha256:b"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("may already point at the new image"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
+    fn push_failure_says_what_to_check() {
+        let e = PublishError::Tag {
+            tag: "latest".into(),
+            source: RegistryError::Unreachable {
+                registry: "127.0.0.1:1".into(),
+                detail: "connection refused".into(),
+            },
+        };
+        let d = publish_diagnostic(&e, "127.0.0.1:1/web", false);
+        assert_eq!(d.summary, "Image Push Failed");
+        assert!(
+            d.detail.contains("registry 127.0.0.1:1 is unreachable"),
+            "{}",
+            d.detail
+        );
+        assert!(
+            d.detail.contains("Check the repository's host and port"),
+            "{}",
+            d.detail
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! Raw attribute values → the typed inputs of a publish, once. Validation
+//! (unknown values skipped) and the conversion apply uses share these
+//! functions, so what validate accepts is exactly what apply can build.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::docker::{dockerfile_in_context, BuilderKind, ContextError, SecretValue};
+use crate::publish::PublishRequest;
+use crate::registry::assemble::Format;
+use crate::registry::{parse_repository, Platform, Reference};
+use crate::value::{AttrPath, Value};
+
+pub const MANIFEST_FORMATS: [&str; 2] = ["docker", "oci"];
+pub const BUILDERS: [&str; 3] = ["auto", "buildkit", "classic"];
+pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";
+
+pub fn format(text: &str) -> Option<Format> {
+    match text {
+        "docker" => Some(Format::Docker),
+        "oci" => Some(Format::Oci),
+        _ => None,
+    }
+}
+
+pub fn builder(text: &str) -> Option<BuilderKind> {
+    match text {
+        "auto" => Some(BuilderKind::Auto),
+        "buildkit" => Some(BuilderKind::BuildKit),
+        "classic" => Some(BuilderKind::Classic),
+        _ => None,
+    }
+}
+
+/// A Docker tag: 1–128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+pub fn valid_tag(tag: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    (1..=128).contains(&tag.len()) && tag.chars().all(ok_char) && !tag.starts_with(['.', '-'])
+}
+
+/// Static checks; values still unknown are skipped.
+pub fn validate(config: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    if let Some(e) = check_context(config) {
+        d.push(e);
+    }
+    if let Some(repo) = config.get("repository").as_str() {
+        if let Err(e) = parse_repository(repo) {
+            d.push(Diagnostic::attr_error(
+                "repository",
+                "Invalid Repository",
+                e.to_string(),
+            ));
+        }
+    }
+    check_list(&mut d, config, "platforms", |p| {
+        Platform::parse(p)
+            .err()
+            .map(|e| ("Invalid Platform", e.to_string()))
+    });
+    check_list(&mut d, config, "tags", |t| {
+        (!valid_tag(t)).then(|| {
+            ("Invalid Tag", format!("{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting with . or -"))
+        })
+    });
+    for (name, allowed) in [
+        ("manifest_format", &MANIFEST_FORMATS[..]),
+        ("builder", &BUILDERS[..]),
+    ] {
+        if let Some(v) = config.get(name).as_str() {
+            if !allowed.contains(&v) {
+                d.push(Diagnostic::attr_error(
+                    name,
+                    "Invalid Value",
+                    format!("{name} = {v:?} is not one of {}.", allowed.join(", ")),
+                ));
+            }
+        }
+    }
+    d
+}
+
+/// The context and Dockerfile, checked on disk when both are known.
+fn check_context(config: &Value) -> Option<Diagnostic> {
+    let context = config.get("context").as_str()?;
+    let dockerfile = match config.get("dockerfile") {
+        Value::Null => DEFAULT_DOCKERFILE,
+        Value::String(s) => s.as_str(),
+        _ => return None,
+    };
+    if Path::new(dockerfile).is_absolute() {
+        return Some(Diagnostic::attr_error(
+            "dockerfile",
+            "Dockerfile Outside The Context",
+            format!("dockerfile = {dockerfile:?} is absolute; give a path relative to `context` ({context})."),
+        ));
+    }
+    dockerfile_in_context(Path::new(context), Path::new(dockerfile))
+        .err()
+        .map(context_diagnostic)
+}
+
+/// A context problem, blamed on `context` or on `dockerfile`.
+pub fn context_diagnostic(e: ContextError) -> Diagnostic {
+    let (attr, summary) = match &e {
+        ContextError::ContextMissing { .. } => ("context", "Build Context Not Found"),
+        ContextError::DockerfileMissing { .. } => ("dockerfile", "Dockerfile Not Found"),
+        ContextError::DockerfileOutsideContext { .. } => {
+            ("dockerfile", "Dockerfile Outside The Context")
+        }
+        ContextError::BadIgnoreFile { .. } => ("context", "Invalid .dockerignore"),
+        _ => ("context", "Build Context Unreadable"),
+    };
+    Diagnostic::attr_error(attr, summary, format!("{e}."))
+}
+
+fn check_list(
+    d: &mut Diagnostics,
+    config: &Value,
+    name: &str,
+    check: impl Fn(&str) -> Option<(&'static str, String)>,
+) {
+    let Some(items) = config.get(name).as_list() else {
+        return;
+    };
+    if items.is_empty() {
+        d.push(Diagnostic::attr_error(
+            name,
+            "Empty List",
+            format!("`{name}` needs at least one entry; leave it out for the default."),
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(text) = item.as_str() else { continue };
+        let path = AttrPath::attr(name).then_index(i);
+        if let Some((summary, detail)) = check(text) {
+            d.push(Diagnostic::error(summary, detail).at(path));
+        } else if seen.contains(&text) {
+            d.push(
+                Diagnostic::error(
+                    "Duplicate Entry",
+                    format!("{text:?} appears twice in `{name}`."),
+                )
+                .at(path),
+            );
+        }
+        seen.push(text);
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+pub fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_map()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The publish a wholly known planned value asks for, or the diagnostics
+/// that say why it cannot be made (which validate would have reported).
+pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
+    let mut d = validate(planned);
+    if d.has_errors() {
+        return Err(d);
+    }
+    let text = |name: &str| planned.get(name).as_str().map(str::to_string);
+    let (Some(context), Some(repo_text)) = (text("context"), text("repository")) else {
+        d.push(Diagnostic::internal(
+            "apply got a plan without a known context or repository",
+        ));
+        return Err(d);
+    };
+    let repository = match parse_repository(&repo_text) {
+        Ok((registry, repository)) => Reference {
+            registry,
+            repository,
+            tag: None,
+            digest: None,
+        },
+        Err(e) => {
+            d.push(Diagnostic::attr_error(
+                "repository",
+                "Invalid Repository",
+                e.to_string(),
+            ));
+            return Err(d);
+        }
+    };
+    Ok(PublishRequest {
+        context: PathBuf::from(context),
+        dockerfile: PathBuf::from(text("dockerfile").unwrap_or_else(|| DEFAULT_DOCKERFILE.into())),
+        repository,
+        tags: strings(planned.get("tags")),
+        // validate above proved every entry parses.
+        platforms: strings(planned.get("platforms"))
+            .iter()
+            .filter_map(|p| Platform::parse(p).ok())
+            .collect(),
+        build_args: string_map(planned.get("build_args")),
+        target: text("target").filter(|t| !t.is_empty()),
+        labels: string_map(planned.get("labels")),
+        secrets: string_map(planned.get("secrets"))
+            .into_iter()
+            .map(|(k, v)| (k, SecretValue(v)))
+            .collect(),
+        no_cache: planned.get("no_cache").as_bool().unwrap_or(false),
+        format: text("manifest_format")
+            .as_deref()
+            .and_then(format)
+            .unwrap_or(Format::Docker),
+        builder: text("builder")
+            .as_deref()
+            .and_then(builder)
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&'static str, Value)]) -> Value {
+        let ctx = std::env::temp_dir().join(format!("stevedore-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let mut v = Value::object([
+            ("context", Value::string(ctx.display().to_string())),
+            ("repository", Value::string("127.0.0.1:5000/web")),
+        ]);
+        for (k, val) in pairs {
+            v.set(k, val.clone());
+        }
+        v
+    }
+
+    fn blamed(v: &Value) -> Vec<String> {
+        validate(v)
+            .0
+            .iter()
+            .map(|d| format!("{:?}", d.attribute.as_ref().map(|a| a.steps().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn validate_blames_the_attribute_at_fault() {
+        assert!(validate(&config(&[])).is_empty());
+        let cases: [(&str, Value, &str); 8] = [
+            ("context", Value::string("/nonexistent/ctx"), "context"),
+            ("dockerfile", Value::string("../Dockerfile"), "dockerfile"),
+            ("dockerfile", Value::string("/etc/passwd"), "dockerfile"),
+            (
+                "repository",
+                Value::string("127.0.0.1:5000/web:v1"),
+                "repository",
+            ),
+            (
+                "platforms",
+                Value::string_list(["linux/amd64", "linux/amd46"]),
+                "platforms",
+            ),
+            ("tags", Value::string_list(["ok", "-bad"]), "tags"),
+            ("manifest_format", Value::string("v1"), "manifest_format"),
+            ("builder", Value::string("kaniko"), "builder"),
+        ];
+        for (name, value, attr) in cases {
+            let got = blamed(&config(&[(name, value)]));
+            assert_eq!(got.len(), 1, "{name}: {got:?}");
+            assert!(got[0].contains(attr), "{name}: {got:?}");
+        }
+        let got = validate(&config(&[(
+            "platforms",
+            Value::string_list(["linux/amd64", "linux/amd46"]),
+        )]));
+        assert_eq!(
+            got.0[0].attribute,
+            Some(AttrPath::attr("platforms").then_index(1))
+        );
+    }
+
+    #[test]
+    fn validate_skips_unknown_values() {
+        for name in [
+            "context",
+            "dockerfile",
+            "repository",
+            "platforms",
+            "tags",
+            "manifest_format",
+        ] {
+            assert!(
+                validate(&config(&[(name, Value::Unknown)])).is_empty(),
+                "{name}"
+            );
+        }
+        let partly = Value::List(vec![Value::string("linux/amd64"), Value::Unknown]);
+        assert!(validate(&config(&[("platforms", partly)])).is_empty());
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "v1.2.3", "_x", "A-b_c.d"] {
+            assert!(valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"x".repeat(129)] {
+            assert!(!valid_tag(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+use super::*;
+
+fn state(digest: Option<&str>) -> Value {
+    Value::object([
+        ("context", Value::string("/ctx")),
+        ("dockerfile", Value::string("Dockerfile")),
+        ("repository", Value::string("127.0.0.1:5000/web")),
+        ("tags", Value::string_list(["latest", "v1"])),
+        ("platforms", Value::string_list(["linux/amd64"])),
+        ("build_args", Value::string_map([("V", "1")])),
+        ("target", Value::Null),
+        ("labels", Value::Null),
+        ("secrets", Value::string_map([("npm", "hunter2")])),
+        ("no_cache", Value::Bool(false)),
+        ("manifest_format", Value::string("docker")),
+        ("builder", Value::string("auto")),
+        ("keep_remotely", Value::Bool(true)),
+        ("triggers", Value::Null),
+        (
+            "id",
+            Value::opt_string(digest.map(|d| format!("127.0.0.1:5000/web@{d}"))),
+        ),
+        ("context_hash", Value::string("sha256:h1")),
+        ("digest", Value::opt_string(digest)),
+        (
+            "image_uri",
+            Value::opt_string(digest.map(|d| format!("127.0.0.1:5000/web@{d}"))),
+        ),
+        (
+            "platform_digests",
+            Value::string_map([("linux/amd64", "sha256:m")]),
+        ),
+        (
+            "manifest_media_type",
+            Value::string("application/vnd.docker.distribution.manifest.v2+json"),
+        ),
+        ("image_id", Value::string_map([("linux/amd64", "sha256:c")])),
+    ])
+}
+
+#[test]
+fn rebuild_decisions() {
+    let prior = state(Some("sha256:a"));
+    let with = |name: &str, v: Value| {
+        let mut p = prior.clone();
+        p.set(name, v);
+        p
+    };
+    let cases: [(&str, Value, Value, bool, bool); 7] = [
+        ("create", Value::Null, prior.clone(), false, true),
+        ("unchanged", prior.clone(), prior.clone(), false, false),
+        (
+            "hash changed",
+            prior.clone(),
+            with("context_hash", Value::string("sha256:h2")),
+            false,
+            true,
+        ),
+        (
+            "hash unknown",
+            prior.clone(),
+            with("context_hash", Value::Unknown),
+            false,
+            true,
+        ),
+        (
+            "repository changed",
+            prior.clone(),
+            with("repository", Value::string("127.0.0.1:5000/api")),
+            false,
+            true,
+        ),
+        (
+            "keep_remotely only",
+            prior.clone(),
+            with("keep_remotely", Value::Bool(false)),
+            false,
+            false,
+        ),
+        ("drifted", prior.clone(), prior.clone(), true, true),
+    ];
+    for (name, prior, planned, drifted, want) in cases {
+        assert_eq!(needs_rebuild(&prior, &planned, drifted), want, "{name}");
+    }
+}
+
+#[test]
+fn planned_outputs_unknown_on_rebuild_and_prior_otherwise() {
+    let prior = state(Some("sha256:a"));
+    let same = planned(&prior, &prior, Value::string("sha256:h1"), false);
+    assert_eq!(same, prior, "an unchanged plan is exactly the prior state");
+
+    let changed = planned(&prior, &prior, Value::string("sha256:h2"), false);
+    assert_eq!(changed.get("context_hash"), &Value::string("sha256:h2"));
+    for name in OUTPUTS {
+        assert!(changed.get(name).is_unknown(), "{name}");
+    }
+    let created = planned(&Value::Null, &prior, Value::string("sha256:h1"), false);
+    assert!(created.get("digest").is_unknown());
+    assert_eq!(created.get("context_hash"), &Value::string("sha256:h1"));
+}
+
+#[test]
+fn hash_inputs_cover_every_input_and_hide_secrets() {
+    let s = state(None);
+    let inputs = hash_inputs(&s).unwrap();
+    assert_eq!(inputs["build_arg:V"], "1");
+    assert_eq!(inputs["tags"], "latest\nv1");
+    assert_eq!(inputs["platforms"], "linux/amd64");
+    assert_eq!(inputs["manifest_format"], "docker");
+    assert_eq!(inputs["no_cache"], "false");
+    let secret = &inputs["secret:npm"];
+    assert_eq!(secret.len(), 64);
+    assert!(!inputs.values().any(|v| v.contains("hunter2")));
+
+    for (name, v) in [
+        ("build_args", Value::string_map([("V", "2")])),
+        ("secrets", Value::string_map([("npm", "other")])),
+        ("triggers", Value::string_map([("r", "1")])),
+        ("platforms", Value::string_list(["linux/arm64"])),
+        ("target", Value::string("runtime")),
+        ("no_cache", Value::Bool(true)),
+        ("manifest_format", Value::string("oci")),
+        ("labels", Value::string_map([("team", "web")])),
+    ] {
+        let mut changed = s.clone();
+        changed.set(name, v);
+        assert_ne!(hash_inputs(&changed), Some(inputs.clone()), "{name}");
+    }
+    let mut unknown = s.clone();
+    unknown.set("build_args", Value::string_map([("V", "1")]));
+    if let Value::Map(m) = &mut unknown {
+        m.insert(
+            "triggers".into(),
+            Value::Map([("r".to_string(), Value::Unknown)].into()),
+        );
+    }
+    assert_eq!(hash_inputs(&unknown), None);
+}
+
+#[test]
+fn drift_compares_state_digest_with_the_pushed_marker() {
+    let marker = pushed_marker("sha256:a");
+    assert_eq!(marker_digest(&marker).as_deref(), Some("sha256:a"));
+    assert!(!drifted(&state(Some("sha256:a")), &marker));
+    assert!(drifted(&state(Some("sha256:b")), &marker), "moved");
+    assert!(drifted(&state(None), &marker), "missing");
+    assert!(drifted(&state(None), &[]), "missing without marker");
+    assert!(
+        !drifted(&state(Some("sha256:b")), &[]),
+        "no marker: nothing to compare"
+    );
+    assert!(!drifted(&Value::Null, &marker), "create");
+}
+
+#[test]
+fn refresh_reports_moved_and_missing_tags() {
+    let s = state(Some("sha256:a"));
+    let resolved = |a: Option<&str>, b: Option<&str>| {
+        BTreeMap::from([
+            ("latest".to_string(), a.map(str::to_string)),
+            ("v1".to_string(), b.map(str::to_string)),
+        ])
+    };
+    assert_eq!(
+        refreshed(&s, &resolved(Some("sha256:a"), Some("sha256:a"))),
+        s
+    );
+
+    let moved = refreshed(&s, &resolved(Some("sha256:a"), Some("sha256:b")));
+    assert_eq!(moved.get("digest"), &Value::string("sha256:b"));
+    assert_eq!(
+        moved.get("image_uri"),
+        &Value::string("127.0.0.1:5000/web@sha256:b")
+    );
+    assert_eq!(moved.get("id"), moved.get("image_uri"));
+    assert_eq!(moved.get("context_hash"), s.get("context_hash"));
+
+    let missing = refreshed(&s, &resolved(None, Some("sha256:a")));
+    assert!(missing.get("digest").is_null());
+    assert!(missing.get("image_uri").is_null());
+    assert!(drifted(&missing, &pushed_marker("sha256:a")));
+}
