@@ -14,6 +14,7 @@ pub mod ecs;
 pub mod logging;
 pub mod protocol;
 pub mod provider;
+pub mod publish;
 pub mod registry;
 pub mod resource;
 pub mod resources;

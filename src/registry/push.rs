@@ -28,6 +28,9 @@ use super::error::{error_chain, RegistryError};
 pub(super) use super::push_session::PushAuth;
 use super::reference::Reference;
 
+mod delete;
+pub use delete::Deleted;
+
 /// How often and how patiently transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

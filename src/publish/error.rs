@@ -1,0 +1,143 @@
+//! What can go wrong on the way from a context directory to verified tags,
+//! each failure naming its step and, where there is one, the platform.
+
+use crate::docker::{BuildError, ContextError, ExportError};
+use crate::registry::{RegistryError, VerifyError};
+
+/// The step a publish failed at, for diagnostics and for deciding whether
+/// the tags may already have moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Context,
+    Connect,
+    Build,
+    Export,
+    Compress,
+    PushBlobs,
+    PushManifest,
+    Tag,
+    Verify,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Context => "build context",
+            Step::Connect => "connect to the Docker daemon",
+            Step::Build => "build",
+            Step::Export => "export from the daemon",
+            Step::Compress => "layer compression",
+            Step::PushBlobs => "push layers and config",
+            Step::PushManifest => "push platform manifest",
+            Step::Tag => "push tags",
+            Step::Verify => "verify",
+        }
+    }
+
+    /// True once a tag may point at something new: from the first tag push on.
+    pub fn tags_may_have_moved(self) -> bool {
+        matches!(self, Step::Tag | Step::Verify)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("preparing the build context: {source}")]
+    Context {
+        #[source]
+        source: ContextError,
+    },
+    #[error("{source}")]
+    Connect {
+        #[source]
+        source: BuildError,
+    },
+    #[error("building {platform}: {source}")]
+    Build {
+        platform: String,
+        #[source]
+        source: BuildError,
+    },
+    #[error("exporting the {platform} image from the daemon: {source}")]
+    Export {
+        platform: String,
+        #[source]
+        source: ExportError,
+    },
+    #[error("compressing a {platform} layer: {source}")]
+    Compress {
+        platform: String,
+        #[source]
+        source: ExportError,
+    },
+    #[error("pushing {what} of {platform}: {source}")]
+    PushBlob {
+        platform: String,
+        what: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("pushing the {platform} manifest: {source}")]
+    PushManifest {
+        platform: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("pushing tag {tag}: {source}")]
+    Tag {
+        tag: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("verifying what the registry serves: {source}")]
+    Verify {
+        #[source]
+        source: VerifyError,
+    },
+    #[error("local scratch space: {detail}")]
+    Scratch { detail: String },
+    #[error("the publish was cancelled")]
+    Cancelled,
+}
+
+impl PublishError {
+    pub fn step(&self) -> Step {
+        match self {
+            PublishError::Context { .. } | PublishError::Scratch { .. } => Step::Context,
+            PublishError::Connect { .. } => Step::Connect,
+            PublishError::Build { .. } => Step::Build,
+            PublishError::Export { .. } => Step::Export,
+            PublishError::Compress { .. } => Step::Compress,
+            PublishError::PushBlob { .. } => Step::PushBlobs,
+            PublishError::PushManifest { .. } => Step::PushManifest,
+            PublishError::Tag { .. } => Step::Tag,
+            PublishError::Verify { .. } => Step::Verify,
+            PublishError::Cancelled => Step::Build,
+        }
+    }
+
+    /// The platform being worked on when it failed, if the step has one.
+    pub fn platform(&self) -> Option<&str> {
+        match self {
+            PublishError::Build { platform, .. }
+            | PublishError::Export { platform, .. }
+            | PublishError::Compress { platform, .. }
+            | PublishError::PushBlob { platform, .. }
+            | PublishError::PushManifest { platform, .. } => Some(platform),
+            _ => None,
+        }
+    }
+
+    /// The registry error underneath, if the registry is to blame.
+    pub fn registry_error(&self) -> Option<&RegistryError> {
+        match self {
+            PublishError::PushBlob { source, .. }
+            | PublishError::PushManifest { source, .. }
+            | PublishError::Tag { source, .. } => Some(source),
+            PublishError::Verify {
+                source: VerifyError::Fetch { source, .. },
+            } => Some(source),
+            _ => None,
+        }
+    }
+}
