@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use support::{run_measured, PeakWatch, Registry, Run};
+use support::{load_average, run_measured, PeakWatch, Registry, Run};
 
 const LAYERS: usize = 5;
 const LAYER_MB: usize = 100;
@@ -45,8 +45,9 @@ fn platform() -> &'static str {
 }
 
 /// The child: export `image` from the daemon, compress its layers and push
-/// them with a Docker v2 schema 2 manifest to `target` (`host/repo:tag`).
-/// Prints `TIMES export=<s> compress=<s> push=<s>` on stdout.
+/// them with a Docker v2 schema 2 manifest to `target` (`host/repo:tag`),
+/// tag and verify, through the publish module's own steps.
+/// Prints `TIMES export=<s> compress=<s> push=<s> verify=<s>` on stdout.
 fn child(args: &[String]) {
     let [image, target, workdir] = args else {
         panic!("usage: {CHILD_FLAG} IMAGE HOST/REPO:TAG WORKDIR");
@@ -57,19 +58,27 @@ fn child(args: &[String]) {
         .unwrap();
     let times = runtime.block_on(stevedore_push(image, target, Path::new(workdir)));
     println!(
-        "TIMES export={:.3} compress={:.3} push={:.3}",
-        times.0, times.1, times.2
+        "TIMES export={:.3} compress={:.3} push={:.3} verify={:.3}",
+        times.0, times.1, times.2, times.3
     );
 }
 
-async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64, f64) {
-    use stevedore::registry::assemble::{image_manifest, Format};
-    use stevedore::registry::{AuthSettings, Reference, RegistryClient};
+async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64, f64, f64) {
+    use std::collections::BTreeMap;
+    use stevedore::publish::{compress_exported, exported_platform, push_exported, push_tags};
+    use stevedore::registry::assemble::Format;
+    use stevedore::registry::{
+        verify_pushed, AuthSettings, Expected, ExpectedManifest, Reference, RegistryClient,
+    };
     use tokio_util::sync::CancellationToken;
 
     let (repo_part, tag) = target.rsplit_once(':').expect("target has a tag");
     let repo = Reference::parse(repo_part).expect("target reference");
+    let tags = vec![tag.to_string()];
 
+    // The same steps, in the same order, as publish::build_and_push after
+    // its docker build: export, compress_exported, push_exported, push_tags,
+    // verify_pushed.
     let start = Instant::now();
     let docker = stevedore::docker::connect(None, None).expect("connect to docker");
     let exported = stevedore::docker::export(&docker, image, platform(), workdir)
@@ -78,44 +87,58 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64,
     let export_s = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let compressing = exported.layers.iter().map(|layer| {
-        let path = layer.path.clone();
-        tokio::task::spawn_blocking(move || stevedore::docker::compress_layer(&path))
-    });
-    let mut compressed = Vec::new();
-    for done in futures::future::join_all(compressing).await {
-        compressed.push(done.expect("compress task").expect("compress"));
-    }
+    let layers = compress_exported(&exported).await.expect("compress");
     let compress_s = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let client = RegistryClient::new(AuthSettings::default());
-    let pusher = client.pusher(CancellationToken::new());
-    let config_digest = pusher
-        .push_blob_bytes(&repo, &exported.config_bytes)
-        .await
-        .expect("push config");
-    let uploads = compressed
-        .iter()
-        .map(|layer| pusher.push_blob_file(&repo, &layer.path, &layer.digest, layer.size));
-    for done in futures::future::join_all(uploads).await {
-        done.expect("push layer");
-    }
-    let layers: Vec<(&str, u64)> = compressed
-        .iter()
-        .map(|l| (l.digest.as_str(), l.size))
-        .collect();
-    let manifest = image_manifest(
-        Format::Docker,
-        (&config_digest, exported.config_bytes.len() as u64),
+    let cancel = CancellationToken::new();
+    let pushed = push_exported(
+        &client,
+        &repo,
+        &exported,
         &layers,
-    );
-    pusher
-        .push_manifest(&repo, tag, &manifest.bytes, manifest.media_type)
-        .await
-        .expect("push manifest");
+        Format::Docker,
+        cancel.clone(),
+    )
+    .await
+    .expect("push_exported");
+    let tagged = push_tags(
+        &client,
+        &repo,
+        std::slice::from_ref(&pushed),
+        &tags,
+        Format::Docker,
+        cancel,
+    )
+    .await
+    .expect("push_tags");
     let push_s = start.elapsed().as_secs_f64();
-    (export_s, compress_s, push_s)
+
+    let start = Instant::now();
+    let platform = exported_platform(&exported);
+    let expected = Expected {
+        digest: tagged.digest.clone(),
+        media_type: tagged.media_type.to_string(),
+        platforms: BTreeMap::from([(
+            platform.to_string(),
+            ExpectedManifest {
+                digest: pushed.digest.clone(),
+                os: platform.os.clone(),
+                architecture: platform.architecture.clone(),
+                variant: platform.variant.clone(),
+            },
+        )]),
+    };
+    verify_pushed(&client, &repo, &tags, &expected)
+        .await
+        .expect("verify_pushed");
+    let verify_s = start.elapsed().as_secs_f64();
+    eprintln!(
+        "stevedore: {} layers uploaded, {} already there",
+        pushed.layers_uploaded, pushed.layers_existed
+    );
+    (export_s, compress_s, push_s, verify_s)
 }
 
 // ------------------------------------------------------------------- parent
@@ -205,11 +228,11 @@ impl Contender {
     }
 }
 
-/// One measured push; for stevedore also its (export, compress, push) split.
+/// One measured push; for stevedore also its (export, compress, push, verify) split.
 struct Pushed {
     run: Run,
     dockerd_peak_mb: Option<f64>,
-    split: Option<(f64, f64, f64)>,
+    split: Option<[f64; 4]>,
 }
 
 fn push_once(
@@ -241,7 +264,9 @@ fn push_once(
         }
         Contender::Skopeo => {
             let mut c = Command::new("skopeo");
-            c.args(["copy", "--dest-tls-verify=false"])
+            // --debug only so that skipped blobs show in its log (without a
+            // TTY skopeo does not say); it logs a few dozen lines.
+            c.args(["--debug", "copy", "--dest-tls-verify=false"])
                 .arg(format!("docker-daemon:{image}"))
                 .arg(format!("docker://{target}"));
             c
@@ -263,7 +288,7 @@ fn push_once(
             .skip(1)
             .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
             .collect();
-        (v[0], v[1], v[2])
+        [v[0], v[1], v[2], v[3]]
     });
     Pushed {
         run,
@@ -276,20 +301,48 @@ fn push_once(
 struct Row {
     cold_s: Vec<f64>,
     warm_s: Vec<f64>,
+    cold_cpu_s: Vec<f64>,
+    warm_cpu_s: Vec<f64>,
     rss_mb: f64,
     dockerd_mb: f64,
-    cold_split: Vec<(f64, f64, f64)>,
-    warm_split: Vec<(f64, f64, f64)>,
+    cold_split: Vec<[f64; 4]>,
+    warm_split: Vec<[f64; 4]>,
+    stored_mb: f64,
+}
+
+/// What the tool said it did with the layers, from its own output.
+fn blob_summary(who: Contender, run: &Run) -> String {
+    let count = |text: &str, needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    match who {
+        Contender::Stevedore => run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("stevedore: "))
+            .unwrap_or("")
+            .trim_start_matches("stevedore: ")
+            .to_string(),
+        Contender::DockerPush => format!(
+            "{} pushed, {} already existed, {} mounted",
+            count(&run.stdout, ": Pushed"),
+            count(&run.stdout, "Layer already exists"),
+            count(&run.stdout, "Mounted from"),
+        ),
+        Contender::Skopeo => format!(
+            "{} layer blobs, {} skipped as present",
+            count(&run.stdout, "Copying blob"),
+            count(&run.stderr, "Skipping blob"),
+        ),
+    }
 }
 
 fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::MAX, f64::min)
 }
 
-fn best_split(v: &[(f64, f64, f64)]) -> (f64, f64, f64) {
+fn best_split(v: &[[f64; 4]]) -> [f64; 4] {
     // The split of the fastest run, so the parts add up.
     *v.iter()
-        .min_by(|a, b| (a.0 + a.1 + a.2).total_cmp(&(b.0 + b.1 + b.2)))
+        .min_by(|a, b| a.iter().sum::<f64>().total_cmp(&b.iter().sum::<f64>()))
         .unwrap()
 }
 
@@ -299,6 +352,7 @@ fn parent() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let total_start = Instant::now();
+    let load_at_start = load_average();
     let pid = std::process::id();
     let image = format!("stevedore-bench-push:{pid}");
     let mut images = Images(vec![]);
@@ -307,12 +361,19 @@ fn parent() {
     let start = Instant::now();
     {
         let context = tempfile::tempdir().unwrap();
-        let seed = (pid as u64) << 32 ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let seed = (pid as u64) << 32
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
         write_context(context.path(), seed);
-        docker(&["build", "-q", "-t", &image, &context.path().to_string_lossy()]);
+        docker(&[
+            "build",
+            "-q",
+            "-t",
+            &image,
+            &context.path().to_string_lossy(),
+        ]);
         images.0.push(image.clone());
     }
     let size: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", &image])
@@ -360,17 +421,23 @@ fn parent() {
                 who.name()
             );
             eprintln!(
-                "round {}: {:<12} cold {:>6.2}s  warm {:>6.2}s  rss {:>6.1}/{:>6.1} MB",
+                "round {}: {:<12} cold {:>6.2}s  warm {:>6.2}s  rss {:>6.1}/{:>6.1} MB  \
+                 [cold: {}] [warm: {}]",
                 round + 1,
                 who.name(),
                 cold.run.seconds,
                 warm.run.seconds,
                 cold.run.peak_rss_mb,
-                warm.run.peak_rss_mb
+                warm.run.peak_rss_mb,
+                blob_summary(who, &cold.run),
+                blob_summary(who, &warm.run),
             );
             let row = &mut rows[i];
+            row.stored_mb = stored as f64 / 1e6;
             row.cold_s.push(cold.run.seconds);
             row.warm_s.push(warm.run.seconds);
+            row.cold_cpu_s.push(cold.run.cpu_s);
+            row.warm_cpu_s.push(warm.run.cpu_s);
             row.rss_mb = row
                 .rss_mb
                 .max(cold.run.peak_rss_mb)
@@ -398,8 +465,15 @@ fn parent() {
          (best of {rounds}; peak RSS = max over runs)"
     );
     println!(
-        "{:<14} {:>8} {:>8} {:>15} {:>16}",
-        "contender", "cold s", "warm s", "peak RSS MB", "dockerd peak MB"
+        "{:<14} {:>8} {:>8} {:>11} {:>11} {:>12} {:>16} {:>12}",
+        "contender",
+        "cold s",
+        "warm s",
+        "cold cpu s",
+        "warm cpu s",
+        "peak RSS MB",
+        "dockerd peak MB",
+        "registry MB"
     );
     for (row, who) in rows.iter().zip(contenders) {
         let dockerd_mb = if dockerd.is_some() {
@@ -408,20 +482,24 @@ fn parent() {
             "n/a".into()
         };
         println!(
-            "{:<14} {:>8.2} {:>8.2} {:>15.1} {:>16}",
+            "{:<14} {:>8.2} {:>8.2} {:>11.2} {:>11.2} {:>12.1} {:>16} {:>12.1}",
             who.name(),
             best(&row.cold_s),
             best(&row.warm_s),
+            best(&row.cold_cpu_s),
+            best(&row.warm_cpu_s),
             row.rss_mb,
-            dockerd_mb
+            dockerd_mb,
+            row.stored_mb
         );
     }
     let s = &rows[0];
     for (label, split) in [("cold", &s.cold_split), ("warm", &s.warm_split)] {
-        let (e, c, p) = best_split(split);
+        let [e, c, p, v] = best_split(split);
         println!(
-            "  stevedore {label}: export {e:.2}s + compress {c:.2}s = {:.2}s, push {p:.2}s",
-            e + c
+            "  stevedore {label}: export {e:.2}s + compress {c:.2}s + push and tag {p:.2}s \
+             + verify {v:.2}s = {:.2}s (in-process; the column adds process start/exit)",
+            e + c + p + v
         );
     }
     println!();
@@ -439,7 +517,18 @@ fn parent() {
         "(ratios < 1 favour stevedore. `docker push` is a thin client: the layer reads, \
          gzip and upload happen in dockerd, whose RSS is not in its peak RSS column; \
          the dockerd column is dockerd's own peak (VmHWM, reset before each run, \
-         baseline included) while each contender ran, since all three read the image from the daemon.)"
+         baseline included) while each contender ran, since all three read the image from the daemon. \
+         registry MB = blob bytes the registry stored after the cold push, i.e. what was uploaded.)"
     );
-    println!("total bench time {:.0}s", total_start.elapsed().as_secs_f64());
+    println!(
+        "(cpu s = the client process's own user+sys time from wait4; for docker push \
+         nearly all CPU is dockerd's and not counted. Load average {load_at_start} at \
+         start, {} at end on {} CPUs: other work on the machine skews wall times.)",
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "total bench time {:.0}s",
+        total_start.elapsed().as_secs_f64()
+    );
 }

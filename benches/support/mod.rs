@@ -90,6 +90,8 @@ pub struct Run {
     pub seconds: f64,
     /// Peak resident set of the child itself (ru_maxrss), in MB.
     pub peak_rss_mb: f64,
+    /// User + system CPU time of the child (and any children it waited for).
+    pub cpu_s: f64,
     pub stdout: String,
     pub stderr: String,
 }
@@ -128,9 +130,22 @@ pub fn run_measured(mut command: Command) -> Run {
     Run {
         seconds,
         peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
         stdout,
         stderr,
     }
+}
+
+fn tv(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// The 1-minute load average: other work on the machine skews wall times.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Peak RSS tracking for a long-running process we do not start (dockerd):
