@@ -3,6 +3,8 @@
 #   - provider start-to-handshake time (mTLS and plaintext);
 #   - terraform plan wall time with 1 vs 50 data sources against a local registry;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
+#   - pushing a ~500 MB 5-layer image beside docker push and skopeo copy, cold and
+#     warm, with peak RSS (benches/push.rs; needs docker, skopeo, docker-registry);
 # Results print to stdout; numbers depend on the machine, ratios less so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
