@@ -125,6 +125,8 @@ async fn push_platforms(
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn pushes_and_verifies_one_and_two_platforms_in_both_formats() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -166,6 +168,8 @@ async fn pushes_and_verifies_one_and_two_platforms_in_both_formats() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn repushing_the_same_image_uploads_no_blobs_and_keeps_the_digest() {
     let registry = TestRegistry::start().await;
     let proxy = Proxy::start(&registry.host).await;
@@ -200,6 +204,8 @@ async fn repushing_the_same_image_uploads_no_blobs_and_keeps_the_digest() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn mounts_blobs_across_repositories_of_one_registry() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -235,6 +241,8 @@ async fn mounts_blobs_across_repositories_of_one_registry() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn htpasswd_registry_push_needs_the_credentials() {
     let registry = TestRegistry::start_with_htpasswd("alice", "s3cret-pw").await;
     let dir = tempfile::tempdir().unwrap();
@@ -277,6 +285,8 @@ async fn htpasswd_registry_push_needs_the_credentials() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn a_registry_that_goes_down_mid_push_gives_a_transient_error_after_retries() {
     let registry = TestRegistry::start().await;
     let proxy = Proxy::start(&registry.host).await;
@@ -331,6 +341,8 @@ async fn a_registry_that_goes_down_mid_push_gives_a_transient_error_after_retrie
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn cancellation_aborts_a_push() {
     let registry = TestRegistry::start().await;
     let proxy = Proxy::start(&registry.host).await;
@@ -355,6 +367,8 @@ async fn cancellation_aborts_a_push() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_a_tag_moved_after_the_push() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -386,6 +400,8 @@ async fn verify_catches_a_tag_moved_after_the_push() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_an_attestation_index_pushed_over_our_tag() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -421,6 +437,8 @@ async fn verify_catches_an_attestation_index_pushed_over_our_tag() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_a_config_for_another_architecture() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -487,6 +505,8 @@ async fn verify_catches_a_config_for_another_architecture() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_checks_every_tag_and_names_missing_platforms() {
     let registry = TestRegistry::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,8 @@ fn platform(text: &str) -> Platform {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn docker_single_manifest_is_its_own_platform() {
     let registry = TestRegistry::start().await;
     let pushed = registry
@@ -68,6 +70,8 @@ async fn docker_single_manifest_is_its_own_platform() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn oci_single_manifest_matches_normalised_platforms() {
     let registry = TestRegistry::start().await;
     let pushed = registry
@@ -91,6 +95,8 @@ async fn oci_single_manifest_matches_normalised_platforms() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn docker_manifest_list_without_platform_chooses_nothing() {
     let registry = TestRegistry::start().await;
     let entries = [Entry::Image("linux/amd64"), Entry::Image("linux/arm64/v8")];
@@ -127,6 +133,8 @@ async fn docker_manifest_list_without_platform_chooses_nothing() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn oci_index_counts_attestations_apart() {
     let registry = TestRegistry::start().await;
     let entries = [
@@ -168,6 +176,7 @@ async fn oci_index_counts_attestations_apart() {
 /// Docker Desktop on Apple Silicon: arm64 plus an attestation. ECS Fargate
 /// fails on it with "does not contain descriptor matching platform".
 #[tokio::test]
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn docker_desktop_arm64_index_is_caught_for_amd64() {
     let registry = TestRegistry::start().await;
     let entries = [Entry::Image("linux/arm64"), Entry::Attestation];
@@ -202,6 +211,7 @@ async fn docker_desktop_arm64_index_is_caught_for_amd64() {
 /// An index entry claiming amd64 for an arm64 image: what ends in "wrong
 /// diff id calculated on extraction" or exec format errors at run time.
 #[tokio::test]
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn index_entry_contradicted_by_its_config_is_rejected() {
     let registry = TestRegistry::start().await;
     let entries = [Entry::Lying {
@@ -227,6 +237,8 @@ async fn index_entry_contradicted_by_its_config_is_rejected() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn missing_tags_and_repositories_are_not_found() {
     let registry = TestRegistry::start().await;
     registry
@@ -255,6 +267,8 @@ async fn missing_tags_and_repositories_are_not_found() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn unreachable_registry_is_transient() {
     let port = registry_fixture::free_port();
     let image = Reference::parse(&format!("127.0.0.1:{port}/web:v1")).unwrap();
@@ -268,6 +282,8 @@ async fn unreachable_registry_is_transient() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn htpasswd_registry_accepts_the_right_credentials_only() {
     let registry = TestRegistry::start_with_htpasswd("alice", "s3cret-pw").await;
     let pushed = registry
@@ -332,6 +348,7 @@ async fn htpasswd_registry_accepts_the_right_credentials_only() {
 /// Regression: without the OCI index type in Accept, distribution refuses to
 /// serve an index. This is why every manifest request sends all four types.
 #[tokio::test]
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn registry_refuses_oci_index_without_matching_accept() {
     let registry = TestRegistry::start().await;
     registry
@@ -363,6 +380,8 @@ async fn registry_refuses_oci_index_without_matching_accept() {
 }
 
 #[tokio::test]
+
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn blobs_are_verified_and_size_limited() {
     let registry = TestRegistry::start().await;
     let digest = registry.push_blob("web", b"{\"os\":\"linux\"}").await;

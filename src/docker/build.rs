@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::platform::Platform;
+use crate::registry::Platform;
 
 const TAIL_LINES: usize = 20;
 const CHUNK: usize = 256 * 1024;
@@ -132,15 +132,12 @@ pub async fn build(
         let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(BuildError::SecretsNeedBuildKit { names });
     }
-    let wanted: Platform =
-        req.platform
-            .parse()
-            .map_err(
-                |e: super::platform::PlatformParseError| BuildError::BadPlatform { platform: e.0 },
-            )?;
+    let wanted = Platform::parse(&req.platform).map_err(|_| BuildError::BadPlatform {
+        platform: req.platform.clone(),
+    })?;
     let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
     let actual = image_platform(docker, &req.tag).await?;
-    if wanted.accepts(&actual) {
+    if wanted.matches(&actual) {
         return Ok(built);
     }
     // GOTCHA: the classic builder's cache key ignores the platform, so a
@@ -153,7 +150,7 @@ pub async fn build(
         ));
         let built = run_once(docker, &req, true, &cancel, &mut log).await?;
         let actual = image_platform(docker, &req.tag).await?;
-        if wanted.accepts(&actual) {
+        if wanted.matches(&actual) {
             return Ok(built);
         }
         return Err(BuildError::PlatformMismatch {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::layout::{read_layout, LayoutRefs};
-pub use super::platform::Platform;
+pub use crate::registry::Platform;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedLayer {
@@ -110,7 +110,7 @@ pub async fn export(
         architecture: exported.architecture.clone(),
         variant: exported.variant.clone(),
     };
-    if !wanted.accepts(&actual) {
+    if !wanted.matches(&actual) {
         return Err(ExportError::PlatformMismatch {
             expected: wanted.to_string(),
             actual: actual.to_string(),

@@ -14,8 +14,8 @@ pub mod export;
 mod hash;
 pub mod ignore;
 mod layout;
-pub mod platform;
 
+pub use crate::registry::Platform;
 pub use build::{
     build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue,
 };
@@ -26,4 +26,3 @@ pub use context_tar::{write_tar, write_tar_file};
 pub use export::{export, read_unpacked, ExportError, ExportedImage, ExportedLayer};
 pub use hash::context_hash;
 pub use ignore::IgnoreMatcher;
-pub use platform::Platform;

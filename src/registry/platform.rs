@@ -126,6 +126,11 @@ impl Platform {
     pub fn matches(&self, other: &Platform) -> bool {
         self.normalized() == other.normalized()
     }
+
+    /// A tag-safe slug: `linux/arm/v7` → `linux-arm-v7`.
+    pub fn slug(&self) -> String {
+        self.to_string().replace('/', "-")
+    }
 }
 
 impl fmt::Display for Platform {
