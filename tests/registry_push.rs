@@ -125,7 +125,6 @@ async fn push_platforms(
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn pushes_and_verifies_one_and_two_platforms_in_both_formats() {
     let registry = TestRegistry::start().await;
@@ -168,7 +167,6 @@ async fn pushes_and_verifies_one_and_two_platforms_in_both_formats() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn repushing_the_same_image_uploads_no_blobs_and_keeps_the_digest() {
     let registry = TestRegistry::start().await;
@@ -204,7 +202,6 @@ async fn repushing_the_same_image_uploads_no_blobs_and_keeps_the_digest() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn mounts_blobs_across_repositories_of_one_registry() {
     let registry = TestRegistry::start().await;
@@ -241,7 +238,6 @@ async fn mounts_blobs_across_repositories_of_one_registry() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn htpasswd_registry_push_needs_the_credentials() {
     let registry = TestRegistry::start_with_htpasswd("alice", "s3cret-pw").await;
@@ -285,7 +281,6 @@ async fn htpasswd_registry_push_needs_the_credentials() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn a_registry_that_goes_down_mid_push_gives_a_transient_error_after_retries() {
     let registry = TestRegistry::start().await;
@@ -341,7 +336,6 @@ async fn a_registry_that_goes_down_mid_push_gives_a_transient_error_after_retrie
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn cancellation_aborts_a_push() {
     let registry = TestRegistry::start().await;
@@ -367,7 +361,6 @@ async fn cancellation_aborts_a_push() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_a_tag_moved_after_the_push() {
     let registry = TestRegistry::start().await;
@@ -400,7 +393,6 @@ async fn verify_catches_a_tag_moved_after_the_push() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_an_attestation_index_pushed_over_our_tag() {
     let registry = TestRegistry::start().await;
@@ -437,7 +429,6 @@ async fn verify_catches_an_attestation_index_pushed_over_our_tag() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_catches_a_config_for_another_architecture() {
     let registry = TestRegistry::start().await;
@@ -505,7 +496,6 @@ async fn verify_catches_a_config_for_another_architecture() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn verify_checks_every_tag_and_names_missing_platforms() {
     let registry = TestRegistry::start().await;

@@ -13,7 +13,6 @@ const LAYER: u64 = 200 * 1024 * 1024;
 const ALLOWED_GROWTH: u64 = 64 * 1024 * 1024;
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn a_200_mb_layer_pushes_with_bounded_memory() {
     let registry = TestRegistry::start().await;

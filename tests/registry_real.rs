@@ -24,7 +24,6 @@ fn platform(text: &str) -> Platform {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn docker_single_manifest_is_its_own_platform() {
     let registry = TestRegistry::start().await;
@@ -70,7 +69,6 @@ async fn docker_single_manifest_is_its_own_platform() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn oci_single_manifest_matches_normalised_platforms() {
     let registry = TestRegistry::start().await;
@@ -95,7 +93,6 @@ async fn oci_single_manifest_matches_normalised_platforms() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn docker_manifest_list_without_platform_chooses_nothing() {
     let registry = TestRegistry::start().await;
@@ -133,7 +130,6 @@ async fn docker_manifest_list_without_platform_chooses_nothing() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn oci_index_counts_attestations_apart() {
     let registry = TestRegistry::start().await;
@@ -237,7 +233,6 @@ async fn index_entry_contradicted_by_its_config_is_rejected() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn missing_tags_and_repositories_are_not_found() {
     let registry = TestRegistry::start().await;
@@ -267,7 +262,6 @@ async fn missing_tags_and_repositories_are_not_found() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn unreachable_registry_is_transient() {
     let port = registry_fixture::free_port();
@@ -282,7 +276,6 @@ async fn unreachable_registry_is_transient() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn htpasswd_registry_accepts_the_right_credentials_only() {
     let registry = TestRegistry::start_with_htpasswd("alice", "s3cret-pw").await;
@@ -380,7 +373,6 @@ async fn registry_refuses_oci_index_without_matching_accept() {
 }
 
 #[tokio::test]
-
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn blobs_are_verified_and_size_limited() {
     let registry = TestRegistry::start().await;

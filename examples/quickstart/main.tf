@@ -1,5 +1,6 @@
-# The quickstart `make demo` applies: check the image in the registry for the
-# platform Fargate needs, then roll the ECS service onto its digest.
+# The quickstart `make demo` applies: build ./app for linux/amd64 whatever the
+# host, push one clean manifest, check it as Fargate will, then roll the ECS
+# service onto the new digest and wait until its tasks run.
 terraform {
   required_providers {
     stevedore = {
@@ -29,9 +30,18 @@ provider "stevedore" {
   }
 }
 
-# Fails the plan if the image cannot run on linux/amd64 (the Apple-Silicon push).
+# Builds for linux/amd64 even on an arm64 laptop, pushes with no attestation
+# entries, and reads every tag back from the registry before apply returns.
+resource "stevedore_image_build" "web" {
+  context    = "${path.module}/app"
+  repository = "${var.registry}/quickstart/web"
+  tags       = ["latest"]
+  platforms  = ["linux/amd64"]
+}
+
+# What the registry now serves, as a runtime will see it; fails if linux/amd64 is missing.
 data "stevedore_image_manifest" "web" {
-  image    = "${var.registry}/quickstart/web:latest"
+  image    = stevedore_image_build.web.image_uri
   platform = "linux/amd64"
 }
 
@@ -39,11 +49,11 @@ data "stevedore_image_manifest" "web" {
 resource "stevedore_ecs_redeploy" "web" {
   cluster = "quickstart"
   service = "web"
-  digest  = data.stevedore_image_manifest.web.platform_digest
+  digest  = stevedore_image_build.web.digest
 }
 
 output "image_uri" {
-  value = data.stevedore_image_manifest.web.image_uri
+  value = stevedore_image_build.web.image_uri
 }
 
 output "platforms" {

@@ -1,10 +1,10 @@
-//! `make demo`: a local docker-registry and moto (fake ECS), an image in the
-//! registry and a Fargate service running it, then `terraform apply` of
-//! `examples/quickstart` with the real CLI. A second image version follows,
-//! and a second apply rolls the service onto it.
+//! `make demo`: a local docker-registry and moto (fake ECS) with a Fargate
+//! service, then `terraform apply` of `examples/quickstart` with the real CLI:
+//! build, push, verify, redeploy. Then a change to the app, and a second apply
+//! that builds a new digest and rolls the service onto it.
 
 use acceptance_tests::moto::{Moto, AWS_ENV};
-use acceptance_tests::{cliconfig, tools, Pusher, Registry};
+use acceptance_tests::{cliconfig, tools, Registry};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,6 +22,19 @@ fn terraform(dir: &Path, cli_config: &Path, args: &[&str]) -> i32 {
     status.code().unwrap_or(1)
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creating the demo dir");
+    for entry in std::fs::read_dir(from).expect("reading examples/quickstart") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying the quickstart");
+        }
+    }
+}
+
 fn must(code: i32, what: &str) {
     if code != 0 {
         eprintln!("demo: {what} failed (exit {code})");
@@ -34,21 +47,11 @@ fn main() {
     let work = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("creating target/demo");
-    std::fs::copy(
-        root.join("examples/quickstart/main.tf"),
-        work.join("main.tf"),
-    )
-    .expect("copying the quickstart");
+    copy_dir(&root.join("examples/quickstart"), &work);
     let cli_config = cliconfig::write(&work, &tools::provider_binary());
 
     let registry = Registry::start();
     println!("demo: docker-registry on {}", registry.address);
-    let pusher = Pusher::new(&registry);
-    let v1 = pusher.docker_single("quickstart/web", "latest", "linux/amd64");
-    println!(
-        "demo: pushed quickstart/web:latest (linux/amd64) {}",
-        v1.digest
-    );
 
     let moto = Moto::start();
     let image = format!("{}/quickstart/web:latest", registry.address);
@@ -81,8 +84,8 @@ fn main() {
         "terraform plan (expected no changes)",
     );
 
-    let v2 = pusher.oci_index_with_attestation("quickstart/web", "latest");
-    println!("\ndemo: a new release: quickstart/web:latest is now an OCI index {} (amd64 + arm64 + attestation)", v2.digest);
+    std::fs::write(work.join("app/VERSION"), "2\n").expect("editing the app");
+    println!("\ndemo: a new release: app/VERSION is now 2");
     must(
         terraform(&work, &cli_config, &["apply", "-auto-approve", "-no-color"]),
         "terraform apply of the new release",
