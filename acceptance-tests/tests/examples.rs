@@ -41,7 +41,11 @@ fn examples_validate() {
             .unwrap()
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
-            .any(|e| std::fs::read_to_string(e.path()).unwrap().contains("required_providers"));
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .contains("required_providers")
+            });
         let dir = Workdir::new(Mode::Installed, "");
         std::fs::remove_file(dir.path.join("main.tf")).unwrap();
         copy_tree(&src, &dir.path);
@@ -56,6 +60,9 @@ fn examples_validate() {
         }
         dir.init().success();
         let out = dir.run(&["validate"]).success();
-        assert!(out.contains("The configuration is valid"), "{example}: {out}");
+        assert!(
+            out.contains("The configuration is valid"),
+            "{example}: {out}"
+        );
     }
 }

@@ -233,6 +233,7 @@ impl RegistryClient {
     /// after a 401: an ECR token can lapse during a long upload).
     pub(super) async fn forget_host(&self, host: &str) {
         self.hosts.lock().await.remove(host);
+        self.ecr_tokens.invalidate(host).await;
     }
 
     fn client_config(&self, host: &str) -> ClientConfig {

@@ -69,6 +69,12 @@ impl EcrTokenCache {
         tokens.insert(host.to_string(), (credential.clone(), refresh_at));
         Ok(credential)
     }
+
+    /// Forgets the token for `host`, so the next `get` asks ECR again: the
+    /// registry refused it (it can lapse during a long push, or the clock lies).
+    pub async fn invalidate(&self, host: &str) {
+        self.tokens.lock().await.remove(host);
+    }
 }
 
 async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime), AuthError> {
@@ -159,6 +165,27 @@ mod tests {
             })
         );
         assert_eq!(decode_token("not base64!"), None);
+    }
+
+    #[tokio::test]
+    async fn invalidate_forgets_only_that_host() {
+        let cache = EcrTokenCache::default();
+        let cred = Credential::Basic {
+            username: "AWS".into(),
+            password: "p".into(),
+        };
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        for host in ["a.example", "b.example"] {
+            cache
+                .tokens
+                .lock()
+                .await
+                .insert(host.into(), (cred.clone(), later));
+        }
+        cache.invalidate("a.example").await;
+        let tokens = cache.tokens.lock().await;
+        assert!(!tokens.contains_key("a.example"));
+        assert!(tokens.contains_key("b.example"));
     }
 
     #[tokio::test]
