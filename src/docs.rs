@@ -100,7 +100,8 @@ fn first_sentence(d: &str) -> String {
 }
 
 fn block(s: &mut String, b: &Block, anchor: &str) {
-    let groups: [(&str, fn(&Attribute) -> bool); 3] = [
+    type Keep = fn(&Attribute) -> bool;
+    let groups: [(&str, Keep); 3] = [
         ("Required", |a| a.required),
         ("Optional", |a| a.optional),
         ("Read-Only", |a| a.computed && !a.optional),

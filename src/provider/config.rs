@@ -122,7 +122,7 @@ fn check_address(addr: &str) -> Result<(), String> {
     let valid = !host.is_empty()
         && !host.contains('/')
         && !host.contains(char::is_whitespace)
-        && host.rsplit_once(':').map_or(true, |(h, p)| {
+        && host.rsplit_once(':').is_none_or(|(h, p)| {
             !h.is_empty() && (p.parse::<u16>().is_ok() || h.ends_with(']') || host.starts_with('['))
         });
     if valid {
