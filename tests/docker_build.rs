@@ -454,3 +454,28 @@ async fn buildkit_with_secrets_failing_copy_is_failed() {
     assert!(message.contains("missing.txt"), "{message}");
     assert!(!format!("{err} {err:?}").contains("hush-7d1e"));
 }
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_honours_target() {
+    let d = docker();
+    let fx = Fixture::new(
+        "FROM scratch AS first\nCOPY a /a\nFROM first AS second\nCOPY b /b\n",
+        &[("a", b"a"), ("b", b"b")],
+    );
+    let tag = "stevedore-test/bktarget:1";
+    let (mut req, _tar) = fx.request("linux/amd64", tag);
+    req.builder = BuilderKind::BuildKit;
+    req.target = Some("first".to_string());
+    let mut lines = Vec::new();
+    build(&d, req, CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
+    assert!(!lines.iter().any(|l| l.contains("COPY b")), "{lines:?}");
+    let out = tempfile::tempdir().unwrap();
+    let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
+    assert_eq!(img.layers.len(), 1, "only stage `first`");
+    remove_image(&d, tag).await.unwrap();
+}
