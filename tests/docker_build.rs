@@ -40,6 +40,9 @@ impl Fixture {
             platform: platform.to_string(),
             tag: tag.to_string(),
             labels: BTreeMap::from([("org.example.test".to_string(), "1".to_string())]),
+            // The tests below were written for the classic builder; the
+            // BuildKit ones set their own.
+            builder: BuilderKind::Classic,
             ..Default::default()
         };
         (req, tar)
@@ -141,16 +144,10 @@ async fn failing_copy_reports_step_and_tail() {
 
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
-async fn buildkit_and_secrets_are_refused_clearly() {
+async fn secrets_are_refused_by_the_classic_builder() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\n", &[]);
     let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bk:1");
-    req.builder = BuilderKind::BuildKit;
-    let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
-        .await
-        .unwrap_err();
-    assert!(matches!(err, BuildError::BuildKitUnavailable), "{err}");
-    req.builder = BuilderKind::Auto;
     req.secrets
         .insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
     let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
@@ -267,4 +264,218 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
     remove_image(&d, "stevedore-test/cache:arm64")
         .await
         .unwrap();
+}
+
+/// BuildKit through the daemon's own `/session` endpoint: FROM scratch for
+/// both architectures, the config checked after `docker save`.
+async fn buildkit_build_and_export(builder: BuilderKind, platform: &str, arch: &str) {
+    let d = docker();
+    let fx = Fixture::new(
+        "FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", b"hi from buildkit\n")],
+    );
+    let tag = format!("stevedore-test/bk:{}", platform.replace('/', "-"));
+    let (mut req, _tar) = fx.request(platform, &tag);
+    req.builder = builder;
+    req.no_cache = true;
+    req.build_args.insert("GREETING".into(), "hello".into());
+    let mut lines = Vec::new();
+    let built = build(&d, req, CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
+    assert!(built.image_id.starts_with("sha256:"), "{built:?}");
+    // BuildKit names its vertices `[n/m] INSTR`; the classic builder says `Step n/m : INSTR`.
+    assert!(
+        lines.iter().any(|l| l.contains("[1/1] COPY hello.txt")),
+        "not a BuildKit build: {lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("Step ")), "{lines:?}");
+
+    let inspect = d.inspect_image(&tag).await.unwrap();
+    let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(labels.get("greeting").map(String::as_str), Some("hello"));
+    assert_eq!(
+        labels.get("org.example.test").map(String::as_str),
+        Some("1")
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let img = export(&d, &tag, platform, out.path()).await.unwrap();
+    assert_eq!(img.architecture, arch);
+    assert_eq!(img.os, "linux");
+    assert_eq!(img.config_digest, built.image_id);
+    assert_eq!(img.layers.len(), 1);
+    remove_image(&d, &tag).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_scratch_build_for_amd64() {
+    buildkit_build_and_export(BuilderKind::BuildKit, "linux/amd64", "amd64").await;
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_scratch_build_for_arm64() {
+    buildkit_build_and_export(BuilderKind::BuildKit, "linux/arm64", "arm64").await;
+}
+
+/// This daemon (20.10) has BuildKit, so `auto` must pick it.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn auto_picks_buildkit_on_this_daemon() {
+    buildkit_build_and_export(BuilderKind::Auto, "linux/arm64", "arm64").await;
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_failing_copy_reports_step() {
+    let d = docker();
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
+        &[("present.txt", b"p")],
+    );
+    let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bkfail:1");
+    req.builder = BuilderKind::BuildKit;
+    let err = build(&d, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    let BuildError::Failed {
+        step,
+        message,
+        log_tail,
+    } = &err
+    else {
+        panic!("expected Failed, got {err:?}");
+    };
+    assert!(
+        step.as_deref().unwrap_or("").contains("COPY missing.txt"),
+        "{err}"
+    );
+    assert!(message.contains("missing.txt"), "{message}");
+    assert!(!log_tail.is_empty() && log_tail.len() <= 20, "{log_tail:?}");
+}
+
+/// FNV-1a 64, as the `proof` program below prints it.
+fn fnv1a(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{} {h:016x}\n", bytes.len())
+}
+
+/// A static program that writes the length and FNV-1a hash of argv[1] to
+/// argv[2]: with nothing to pull, it is the only way a `FROM scratch` build
+/// can `RUN` something and show it saw the secret without keeping it.
+const PROOF_C: &str = r#"#include <stdio.h>
+int main(int argc, char **argv) {
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "w");
+    if (argc < 3 || !in || !out) return 1;
+    unsigned long long h = 14695981039346656037ULL; long n = 0; int c;
+    while ((c = fgetc(in)) != EOF) { h = (h ^ (unsigned char)c) * 1099511628211ULL; n++; }
+    fprintf(out, "%ld %016llx\n", n, h);
+    return fclose(out);
+}
+"#;
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc (needs cc with a static libc)"]
+async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
+    const SECRET: &str = "npm-token-5f3c9e1a";
+    let d = docker();
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY proof /proof\n\
+         RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/proof.txt\"]\n",
+        &[("proof.c", PROOF_C.as_bytes())],
+    );
+    let status = std::process::Command::new("cc")
+        .args(["-static", "-Os", "-o"])
+        .arg(fx.ctx.path().join("proof"))
+        .arg(fx.ctx.path().join("proof.c"))
+        .status()
+        .expect("cc is needed to build the static test program");
+    assert!(status.success(), "cc -static failed");
+
+    let tag = "stevedore-test/bksecret:1";
+    let (mut req, _tar) = fx.request("linux/amd64", tag);
+    req.builder = BuilderKind::Auto;
+    req.no_cache = true;
+    req.secrets
+        .insert("npm".to_string(), SecretValue(SECRET.to_string()));
+    let mut lines = Vec::new();
+    let built = build(&d, req.clone(), CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !format!("{lines:?} {built:?} {req:?}").contains(SECRET),
+        "secret leaked"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
+    let proof = fnv1a(SECRET.as_bytes());
+    let mut seen = false;
+    for layer in &img.layers {
+        let bytes = fs::read(&layer.path).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "secret in a layer"
+        );
+        seen |= bytes.windows(proof.len()).any(|w| w == proof.as_bytes());
+    }
+    assert!(
+        seen,
+        "RUN did not see the secret (no {proof:?} in the layers)"
+    );
+    remove_image(&d, tag).await.unwrap();
+}
+
+/// Builds with secrets take bollard's `/grpc` Solve path, which reports the
+/// failure as one status: `Failed`, without a step or progress lines.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_with_secrets_failing_copy_is_failed() {
+    let d = docker();
+    let fx = Fixture::new("FROM scratch\nCOPY missing.txt /m\n", &[]);
+    let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bksecretfail:1");
+    req.builder = BuilderKind::BuildKit;
+    req.secrets
+        .insert("npm".to_string(), SecretValue("hush-7d1e".to_string()));
+    let err = build(&d, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    let BuildError::Failed { message, .. } = &err else {
+        panic!("expected Failed, got {err:?}");
+    };
+    assert!(message.contains("missing.txt"), "{message}");
+    assert!(!format!("{err} {err:?}").contains("hush-7d1e"));
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_honours_target() {
+    let d = docker();
+    let fx = Fixture::new(
+        "FROM scratch AS first\nCOPY a /a\nFROM first AS second\nCOPY b /b\n",
+        &[("a", b"a"), ("b", b"b")],
+    );
+    let tag = "stevedore-test/bktarget:1";
+    let (mut req, _tar) = fx.request("linux/amd64", tag);
+    req.builder = BuilderKind::BuildKit;
+    req.target = Some("first".to_string());
+    let mut lines = Vec::new();
+    build(&d, req, CancellationToken::new(), |l| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
+    assert!(!lines.iter().any(|l| l.contains("COPY b")), "{lines:?}");
+    let out = tempfile::tempdir().unwrap();
+    let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
+    assert_eq!(img.layers.len(), 1, "only stage `first`");
+    remove_image(&d, tag).await.unwrap();
 }

@@ -1,20 +1,24 @@
-//! One platform's build on the daemon through bollard. Build failures arrive
-//! inside a 200 response stream, so the stream is drained and any error item
-//! is a failure, reported with the last `Step N/M` line and the log tail.
+//! One platform's build on the daemon through bollard: the choice between
+//! BuildKit (`buildkit.rs`) and the classic builder, and the classic builder
+//! itself. Build failures arrive inside a 200 response stream, so the stream
+//! is drained and any error item is a failure, reported with the last step
+//! and the log tail.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 
+use bollard::models::BuildInfoAux;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use super::buildkit;
 use crate::registry::Platform;
 
-const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 const CHUNK: usize = 256 * 1024;
 
 /// Which builder the daemon should use.
@@ -85,18 +89,28 @@ pub enum BuildError {
         log_tail: Vec<String>,
     },
     #[error(
-        "BuildKit is not available: this provider drives the daemon's classic builder \
-         through the Engine API, and BuildKit there needs a client session it does not \
-         open yet; set builder = \"classic\" (or \"auto\") and avoid BuildKit-only \
-         Dockerfile features (RUN --mount, secrets)"
+        "BuildKit is not available: the daemon is not a Linux engine with API 1.39 \
+         (Docker 18.09) or later; set builder = \"classic\" (or \"auto\") and avoid \
+         BuildKit-only Dockerfile features (RUN --mount, secrets)"
     )]
     BuildKitUnavailable,
     #[error(
+        "the daemon refused the BuildKit build before it started: {reason}; check that \
+         the daemon allows BuildKit sessions (POST /session), or set builder = \"classic\""
+    )]
+    BuildKitRefused { reason: String },
+    #[error(
         "secrets ({names}) need BuildKit secret mounts, which the classic builder does \
-         not have; remove `secrets` or pass the values as build_args if they may end up \
-         in the image history"
+         not have; use builder = \"auto\" or \"buildkit\" with a daemon that has \
+         BuildKit, or remove `secrets`"
     )]
     SecretsNeedBuildKit { names: String },
+    #[error("could not hold the value of secret {id:?} for BuildKit: {source}")]
+    SecretFile {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
     BadPlatform { platform: String },
     #[error(
@@ -122,19 +136,66 @@ pub async fn build(
     cancel: CancellationToken,
     mut log: impl FnMut(&str),
 ) -> Result<BuiltImage, BuildError> {
-    match req.builder {
+    let wanted = Platform::parse(&req.platform).map_err(|_| BuildError::BadPlatform {
+        platform: req.platform.clone(),
+    })?;
+    let buildkit = match req.builder {
+        BuilderKind::Classic => false,
+        BuilderKind::BuildKit if buildkit::supported(docker).await? => true,
         BuilderKind::BuildKit => return Err(BuildError::BuildKitUnavailable),
-        // NOTE: `auto` means classic here: BuildKit over the Engine API needs a
-        // gRPC session (bollard's `buildkit` feature) that we do not open.
-        BuilderKind::Auto | BuilderKind::Classic => {}
+        BuilderKind::Auto => buildkit::supported(docker).await?,
+    };
+    if !buildkit {
+        if req.builder == BuilderKind::Auto {
+            tracing::debug!(tag = %req.tag, "daemon has no BuildKit API; using the classic builder");
+        }
+        return build_classic(docker, req, wanted, cancel, log).await;
     }
+    let outcome = if req.secrets.is_empty() {
+        buildkit::run(docker, &req, &cancel, &mut log).await
+    } else {
+        buildkit::run_with_secrets(docker, &req, &cancel, &mut log).await
+    };
+    match outcome {
+        buildkit::Outcome::Built(built) => {
+            tracing::debug!(tag = %req.tag, "built with BuildKit");
+            let actual = image_platform(docker, &req.tag).await?;
+            if wanted.matches(&actual) {
+                Ok(built)
+            } else {
+                Err(BuildError::PlatformMismatch {
+                    expected: wanted.to_string(),
+                    actual: actual.to_string(),
+                })
+            }
+        }
+        buildkit::Outcome::Failed(e) => Err(e),
+        buildkit::Outcome::Unavailable(reason)
+            if req.builder == BuilderKind::Auto && req.secrets.is_empty() =>
+        {
+            tracing::debug!(tag = %req.tag, %reason, "BuildKit session failed; using the classic builder");
+            log(&format!(
+                "BuildKit unavailable ({reason}); building with the classic builder"
+            ));
+            build_classic(docker, req, wanted, cancel, log).await
+        }
+        buildkit::Outcome::Unavailable(reason) => Err(BuildError::BuildKitRefused { reason }),
+    }
+}
+
+/// The classic builder, which has no secret mounts and (see below) a
+/// platform-blind cache.
+async fn build_classic(
+    docker: &Docker,
+    req: BuildRequest,
+    wanted: Platform,
+    cancel: CancellationToken,
+    mut log: impl FnMut(&str),
+) -> Result<BuiltImage, BuildError> {
     if !req.secrets.is_empty() {
         let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(BuildError::SecretsNeedBuildKit { names });
     }
-    let wanted = Platform::parse(&req.platform).map_err(|_| BuildError::BadPlatform {
-        platform: req.platform.clone(),
-    })?;
     let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
     let actual = image_platform(docker, &req.tag).await?;
     if wanted.matches(&actual) {
@@ -216,7 +277,7 @@ async fn run_once(
                 if let Some(text) = info.stream.as_deref() {
                     progress.lines(text, log);
                 }
-                if let Some(id) = info.aux {
+                if let Some(BuildInfoAux::Default(id)) = info.aux {
                     progress.image_id = id.id.or(progress.image_id);
                 }
             }
@@ -234,13 +295,20 @@ async fn run_once(
             }
         }
     }
-    finish(docker, &req.tag, progress).await
+    let tail = progress.tail.into_iter().collect();
+    finish_build(docker, &req.tag, progress.image_id, tail, progress.step).await
 }
 
 /// After the stream ended cleanly: the image id from the `aux` item, or
 /// from the tag when the daemon sent none.
-async fn finish(docker: &Docker, tag: &str, progress: Progress) -> Result<BuiltImage, BuildError> {
-    let image_id = match progress.image_id.clone() {
+pub(crate) async fn finish_build(
+    docker: &Docker,
+    tag: &str,
+    image_id: Option<String>,
+    log_tail: Vec<String>,
+    step: Option<String>,
+) -> Result<BuiltImage, BuildError> {
+    let image_id = match image_id {
         Some(id) => id,
         None => match docker.inspect_image(tag).await {
             Ok(inspect) => inspect.id.unwrap_or_default(),
@@ -248,14 +316,15 @@ async fn finish(docker: &Docker, tag: &str, progress: Progress) -> Result<BuiltI
         },
     };
     if !image_id.starts_with("sha256:") {
-        return Err(progress.failed(format!(
-            "the daemon ended the build without reporting an image (looked for tag {tag})"
-        )));
+        return Err(BuildError::Failed {
+            step,
+            message: format!(
+                "the daemon ended the build without reporting an image (looked for tag {tag})"
+            ),
+            log_tail,
+        });
     }
-    Ok(BuiltImage {
-        image_id,
-        log_tail: progress.tail.into(),
-    })
+    Ok(BuiltImage { image_id, log_tail })
 }
 
 #[derive(Default)]
@@ -293,7 +362,7 @@ impl Progress {
 }
 
 /// The tar file read in chunks for the request body, never whole.
-async fn tar_chunks(
+pub(crate) async fn tar_chunks(
     path: &std::path::Path,
 ) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, BuildError>
 {

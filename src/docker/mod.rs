@@ -6,6 +6,7 @@
 //! own error enum and `resources` turns them into diagnostics.
 
 pub mod build;
+mod buildkit;
 pub mod compress;
 pub mod connect;
 pub mod context;
