@@ -324,11 +324,18 @@ acc_test!(secrets_are_never_shown, |mode| {
     let registry = Registry::start();
     let ctx = context();
     let repo = format!("{}/web", registry.address);
+    // The daemon here has BuildKit, so `auto` builds with the secret mounted.
     let extra = "  secrets = { npm = \"s3cr3t-value-xyz\" }\n";
     let tf = Workdir::new(mode, &config(ctx.path(), &repo, extra));
     tf.init().success();
     let plan = tf.plan().success();
     assert!(!plan.contains("s3cr3t-value-xyz"), "{plan}");
+    let applied = tf.apply().success();
+    assert!(!applied.contains("s3cr3t-value-xyz"), "{applied}");
+    assert!(!tf.provider_log().contains("s3cr3t-value-xyz"));
+    // The classic builder cannot mount secrets: a clear error, still without the value.
+    let classic = format!("{extra}  builder = \"classic\"\n");
+    tf.write_config(&config(ctx.path(), &repo, &classic));
     let stderr = tf.apply().failure();
     assert_error_contains(&stderr, "secrets (npm) need BuildKit secret mounts");
     assert!(!stderr.contains("s3cr3t-value-xyz"), "{stderr}");

@@ -290,7 +290,7 @@ fn schema() -> Schema {
         .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`). Only a hash of them enters `context_hash`.").sensitive())
         .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
         .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
-        .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses the daemon's classic builder.", quoted(&inputs::BUILDERS))))
+        .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses BuildKit when the daemon offers it (Docker 18.09+ on Linux), else the classic builder; `secrets` need BuildKit.", quoted(&inputs::BUILDERS))))
         .attr(Attribute::optional_computed("keep_remotely", Type::Bool, "Leave the pushed image in the registry on destroy. Default `true`. With `false`, destroy deletes the pushed manifests if the registry allows it."))
         .attr(Attribute::optional("triggers", ms.clone(), "Arbitrary values; any change forces a rebuild."))
         .attr(Attribute::computed("id", s.clone(), "Same as `image_uri`."))
