@@ -53,7 +53,8 @@ pub async fn push_layers(
     let jobs: Vec<_> = exported
         .layers
         .iter()
-        .map(|layer| one_layer(pusher, repo, layer, cache, &slots, &platform))
+        .enumerate()
+        .map(|(index, layer)| one_layer(pusher, repo, (index, layer), cache, &slots, &platform))
         .collect();
     // Every layer in flight at once; the semaphores do the bounding, and
     // `buffered` keeps the results in layer order for the manifest.
@@ -80,7 +81,7 @@ struct Slots {
 async fn one_layer(
     pusher: &Pusher<'_>,
     repo: &Reference,
-    layer: &ExportedLayer,
+    (index, layer): (usize, &ExportedLayer),
     cache: &BlobCache,
     slots: &Slots,
     platform: &str,
@@ -115,7 +116,7 @@ async fn one_layer(
         return Err(PublishError::Compress {
             platform: platform.to_string(),
             source: ExportError::DiffIdMismatch {
-                index: 0,
+                index,
                 path: layer.path.clone(),
                 expected: layer.diff_id.clone(),
                 actual: compressed.diff_id,
