@@ -1,5 +1,6 @@
 //! Pushing a ~500 MB, 5-layer image from the Docker daemon to a local
-//! registry: stevedore (export + compress + push) beside `docker push` and
+//! registry: stevedore (its layer cache probed first, then export and
+//! compress-while-uploading when that misses) beside `docker push` and
 //! `skopeo copy docker-daemon:...`, cold (the registry holds no blob) and
 //! warm (the same image again, every layer present), with wall time and
 //! peak RSS. Run: `cargo bench --bench push`.
@@ -44,65 +45,103 @@ fn platform() -> &'static str {
     }
 }
 
-/// The child: export `image` from the daemon, compress its layers and push
-/// them with a Docker v2 schema 2 manifest to `target` (`host/repo:tag`),
-/// tag and verify, through the publish module's own steps.
-/// Prints `TIMES export=<s> compress=<s> push=<s> verify=<s>` on stdout.
+/// The child: push `image` from the daemon to `target` (`host/repo:tag`)
+/// with a Docker v2 schema 2 manifest, tag and verify, through the publish
+/// module's own steps, with the layer cache in `cache_dir`.
+/// Prints `TIMES probe=<s> export=<s> layers=<s> push=<s> verify=<s>` on stdout.
 fn child(args: &[String]) {
-    let [image, target, workdir] = args else {
-        panic!("usage: {CHILD_FLAG} IMAGE HOST/REPO:TAG WORKDIR");
+    let [image, target, workdir, cache_dir] = args else {
+        panic!("usage: {CHILD_FLAG} IMAGE HOST/REPO:TAG WORKDIR CACHE_DIR");
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let times = runtime.block_on(stevedore_push(image, target, Path::new(workdir)));
+    let times = runtime.block_on(stevedore_push(
+        image,
+        target,
+        Path::new(workdir),
+        Path::new(cache_dir),
+    ));
+    let [probe, export, layers, push, verify] = times;
     println!(
-        "TIMES export={:.3} compress={:.3} push={:.3} verify={:.3}",
-        times.0, times.1, times.2, times.3
+        "TIMES probe={probe:.3} export={export:.3} layers={layers:.3} push={push:.3} verify={verify:.3}"
     );
 }
 
-async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64, f64, f64) {
+async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &Path) -> [f64; 5] {
     use std::collections::BTreeMap;
-    use stevedore::publish::{compress_exported, exported_platform, push_exported, push_tags};
+    use stevedore::publish::{
+        exported_platform, push_cached, push_config_and_manifest, push_layers, push_tags,
+        BlobCache, PushedManifest,
+    };
     use stevedore::registry::assemble::Format;
     use stevedore::registry::{
-        verify_pushed, AuthSettings, Expected, ExpectedManifest, Reference, RegistryClient,
+        verify_pushed, AuthSettings, Expected, ExpectedManifest, Platform, Reference,
+        RegistryClient,
     };
     use tokio_util::sync::CancellationToken;
 
     let (repo_part, tag) = target.rsplit_once(':').expect("target has a tag");
     let repo = Reference::parse(repo_part).expect("target reference");
     let tags = vec![tag.to_string()];
-
-    // The same steps, in the same order, as publish::build_and_push after
-    // its docker build: export, compress_exported, push_exported, push_tags,
-    // verify_pushed.
-    let start = Instant::now();
-    let docker = stevedore::docker::connect(None, None).expect("connect to docker");
-    let exported = stevedore::docker::export(&docker, image, platform(), workdir)
-        .await
-        .expect("export");
-    let export_s = start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    let layers = compress_exported(&exported).await.expect("compress");
-    let compress_s = start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
+    let cache = BlobCache::at(cache_dir);
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
-    let pushed = push_exported(
-        &client,
+    let pusher = client.pusher(cancel.clone());
+    let docker = stevedore::docker::connect(None, None).expect("connect to docker");
+    let wanted: Platform = platform().parse().expect("platform");
+
+    // The same steps, in the same order, as publish::push_built after the
+    // docker build: the cached path, else export, push_layers (compression
+    // and upload overlapping), config and manifest; then push_tags, verify.
+    let start = Instant::now();
+    let cached = push_cached(
+        &docker,
+        &pusher,
         &repo,
-        &exported,
-        &layers,
+        image,
+        &wanted,
         Format::Docker,
-        cancel.clone(),
+        &cache,
     )
     .await
-    .expect("push_exported");
+    .expect("push_cached");
+    let probe_s = start.elapsed().as_secs_f64();
+    let (mut export_s, mut layers_s, mut manifest_s) = (0.0, 0.0, 0.0);
+    let start = Instant::now();
+    let pushed: PushedManifest = match cached {
+        Some(pushed) => pushed,
+        None => {
+            let exported = stevedore::docker::export(&docker, image, platform(), workdir)
+                .await
+                .expect("export");
+            cache.record_config(&exported.config_bytes);
+            export_s = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            let (layers, stats) = push_layers(&pusher, &repo, &exported, &cache)
+                .await
+                .expect("push_layers");
+            layers_s = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            let blobs: Vec<(&str, u64)> =
+                layers.iter().map(|l| (l.digest.as_str(), l.size)).collect();
+            let pushed = push_config_and_manifest(
+                &pusher,
+                &repo,
+                exported_platform(&exported),
+                &exported.config_bytes,
+                &blobs,
+                Format::Docker,
+                stats,
+            )
+            .await
+            .expect("push_config_and_manifest");
+            manifest_s = start.elapsed().as_secs_f64();
+            pushed
+        }
+    };
+    let start = Instant::now();
     let tagged = push_tags(
         &client,
         &repo,
@@ -113,10 +152,11 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64,
     )
     .await
     .expect("push_tags");
-    let push_s = start.elapsed().as_secs_f64();
+    // Config and manifest (inside the probe on the cached path) + tags.
+    let push_s = manifest_s + start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let platform = exported_platform(&exported);
+    let platform = &pushed.platform;
     let expected = Expected {
         digest: tagged.digest.clone(),
         media_type: tagged.media_type.to_string(),
@@ -134,11 +174,16 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path) -> (f64, f64,
         .await
         .expect("verify_pushed");
     let verify_s = start.elapsed().as_secs_f64();
+    let s = pushed.stats;
     eprintln!(
-        "stevedore: {} layers uploaded, {} already there",
-        pushed.layers_uploaded, pushed.layers_existed
+        "stevedore: export {}, {} compressed, {} layers uploaded, {} already there, {} mounted",
+        if s.export_skipped { "skipped" } else { "done" },
+        s.layers_compressed,
+        s.layers_uploaded,
+        s.layers_existed,
+        s.layers_mounted
     );
-    (export_s, compress_s, push_s, verify_s)
+    [probe_s, export_s, layers_s, push_s, verify_s]
 }
 
 // ------------------------------------------------------------------- parent
@@ -228,17 +273,19 @@ impl Contender {
     }
 }
 
-/// One measured push; for stevedore also its (export, compress, push, verify) split.
+/// One measured push; for stevedore also its
+/// (probe, export, layers, push, verify) split.
 struct Pushed {
     run: Run,
     dockerd_peak_mb: Option<f64>,
-    split: Option<[f64; 4]>,
+    split: Option<[f64; 5]>,
 }
 
 fn push_once(
     who: Contender,
     image: &str,
     registry: &Registry,
+    cache_dir: &Path,
     images: &mut Images,
     dockerd: Option<&PeakWatch>,
 ) -> Pushed {
@@ -250,7 +297,8 @@ fn push_once(
             c.arg(CHILD_FLAG)
                 .arg(image)
                 .arg(&target)
-                .arg(workdir.path());
+                .arg(workdir.path())
+                .arg(cache_dir);
             c
         }
         Contender::DockerPush => {
@@ -288,7 +336,7 @@ fn push_once(
             .skip(1)
             .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
             .collect();
-        [v[0], v[1], v[2], v[3]]
+        [v[0], v[1], v[2], v[3], v[4]]
     });
     Pushed {
         run,
@@ -305,8 +353,8 @@ struct Row {
     warm_cpu_s: Vec<f64>,
     rss_mb: f64,
     dockerd_mb: f64,
-    cold_split: Vec<[f64; 4]>,
-    warm_split: Vec<[f64; 4]>,
+    cold_split: Vec<[f64; 5]>,
+    warm_split: Vec<[f64; 5]>,
     stored_mb: f64,
 }
 
@@ -339,7 +387,7 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::MAX, f64::min)
 }
 
-fn best_split(v: &[[f64; 4]]) -> [f64; 4] {
+fn best_split(v: &[[f64; 5]]) -> [f64; 5] {
     // The split of the fastest run, so the parts add up.
     *v.iter()
         .min_by(|a, b| a.iter().sum::<f64>().total_cmp(&b.iter().sum::<f64>()))
@@ -406,14 +454,30 @@ fn parent() {
         for (i, &who) in contenders.iter().enumerate() {
             let registry = Registry::start();
             assert_eq!(registry.blob_bytes(), 0);
-            let cold = push_once(who, &image, &registry, &mut images, dockerd.as_ref());
+            // stevedore's layer cache: empty for the cold push, kept for the warm one.
+            let cache = tempfile::tempdir().unwrap();
+            let cold = push_once(
+                who,
+                &image,
+                &registry,
+                cache.path(),
+                &mut images,
+                dockerd.as_ref(),
+            );
             let stored = registry.blob_bytes();
             assert!(
                 stored >= (LAYERS * LAYER_MB) as u64 * 1_000_000,
                 "{}: the registry holds only {stored} bytes after the cold push",
                 who.name()
             );
-            let warm = push_once(who, &image, &registry, &mut images, dockerd.as_ref());
+            let warm = push_once(
+                who,
+                &image,
+                &registry,
+                cache.path(),
+                &mut images,
+                dockerd.as_ref(),
+            );
             assert_eq!(
                 registry.blob_bytes(),
                 stored,
@@ -495,11 +559,12 @@ fn parent() {
     }
     let s = &rows[0];
     for (label, split) in [("cold", &s.cold_split), ("warm", &s.warm_split)] {
-        let [e, c, p, v] = best_split(split);
+        let [c, e, l, p, v] = best_split(split);
         println!(
-            "  stevedore {label}: export {e:.2}s + compress {c:.2}s + push and tag {p:.2}s \
-             + verify {v:.2}s = {:.2}s (in-process; the column adds process start/exit)",
-            e + c + p + v
+            "  stevedore {label}: cache probe {c:.2}s + export {e:.2}s + layers (compress \
+             while uploading) {l:.2}s + config, manifest and tag {p:.2}s + verify {v:.2}s \
+             = {:.2}s (in-process; the column adds process start/exit)",
+            c + e + l + p + v
         );
     }
     println!();

@@ -1,19 +1,27 @@
 //! From a context directory to verified tags, knowing nothing of Terraform:
 //! per platform, tar the context, build with the daemon, export the image,
-//! compress and push its layers, config and manifest; then point the tags at
+//! compress and push its layers, config and manifest (or, when the local
+//! [`cache`] and the registry already have all of it, skip the export and
+//! compression and push just config and manifest); then point the tags at
 //! the single manifest or at an index of exactly the platforms built, and
 //! read every tag back before saying it worked.
 //!
 //! `build_and_push` is the whole flow; the steps are public ([`push`]) so a
 //! benchmark or another caller can run or time one of them alone.
 
+pub mod cache;
 mod error;
+mod from_daemon;
+mod layers;
 pub mod push;
 
+pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
 pub use error::{PublishError, Step};
+pub use from_daemon::{push_built, push_cached};
+pub use layers::{push_layers, Arrived, LayerBlob};
 pub use push::{
-    compress_exported, delete_manifests, exported_platform, push_exported, push_tags, resolve_tags,
-    PushedManifest, Tagged,
+    compress_exported, delete_manifests, exported_platform, push_config_and_manifest,
+    push_exported, push_tags, resolve_tags, PushStats, PushedManifest, Tagged,
 };
 
 use std::collections::BTreeMap;
@@ -80,6 +88,7 @@ pub async fn build_and_push(
             detail: format!("cannot create a temporary directory: {e}"),
         })?;
     let build_id = build_id(req).await?;
+    let cache = BlobCache::from_env();
     let mut local_tags = Vec::new();
     let result = async {
         let mut manifests = Vec::new();
@@ -92,7 +101,7 @@ pub async fn build_and_push(
             local_tags.push(tag.clone());
             let dir = scratch.path().join(platform.to_string().replace('/', "-"));
             let pushed = Box::pin(publish_platform(
-                docker, registry, req, &repo, platform, &tag, &dir, &cancel, &mut log,
+                docker, registry, req, &repo, platform, &tag, &dir, &cache, &cancel, &mut log,
             ))
             .await?;
             manifests.push(pushed);
@@ -122,7 +131,7 @@ pub async fn build_and_push(
     result
 }
 
-/// One platform: tar the context, build, export, compress, push by digest.
+/// One platform: tar the context, build, then [`push_built`] by digest.
 #[allow(clippy::too_many_arguments)]
 async fn publish_platform(
     docker: &Docker,
@@ -132,6 +141,7 @@ async fn publish_platform(
     platform: &Platform,
     tag: &str,
     dir: &std::path::Path,
+    cache: &BlobCache,
     cancel: &CancellationToken,
     log: &mut (impl FnMut(&str) + Send),
 ) -> Result<PushedManifest, PublishError> {
@@ -176,25 +186,22 @@ async fn publish_platform(
             },
         })?;
     drop(tar);
-    let exported = docker::export(docker, tag, &shown, dir)
-        .await
-        .map_err(|source| PublishError::Export {
-            platform: shown.clone(),
-            source,
-        })?;
-    let layers = compress_exported(&exported).await?;
-    let pushed = push_exported(
-        registry,
-        repo,
-        &exported,
-        &layers,
-        req.format,
-        cancel.clone(),
-    )
-    .await?;
+    let pusher = registry.pusher(cancel.clone());
+    let pushed = push_built(docker, &pusher, repo, tag, platform, dir, req.format, cache).await?;
+    let s = &pushed.stats;
     log(&format!(
-        "pushed {shown} manifest {} ({} layers uploaded, {} already there)",
-        pushed.digest, pushed.layers_uploaded, pushed.layers_existed
+        "pushed {shown} manifest {} ({}; {} layers compressed, {} uploaded, {} already there, \
+         {} mounted)",
+        pushed.digest,
+        if s.export_skipped {
+            "export skipped: the registry had every layer"
+        } else {
+            "exported"
+        },
+        s.layers_compressed,
+        s.layers_uploaded,
+        s.layers_existed,
+        s.layers_mounted
     ));
     Ok(pushed)
 }

@@ -1,0 +1,154 @@
+//! What earlier publishes learnt, kept on local disk so the next one can skip
+//! work: for each layer (by diff_id) the digest and size of the gzip blob we
+//! made from it and the repositories we pushed that blob to, and each image
+//! config's exact bytes (by its digest, the image ID).
+//!
+//! Layout under the cache directory, one small JSON file per entry:
+//! `layers/<diff_id hex>.json` and `configs/<config digest hex>.json` (the
+//! config bytes themselves). Best effort throughout: an entry that is
+//! missing, unreadable, truncated or does not match its name is a miss, and
+//! a write that fails is logged and forgotten. Nothing here can fail a publish.
+//!
+//! Why a stale or wrong entry cannot corrupt an image: a layer entry is only
+//! used after the target repository answers that it holds a blob with that
+//! digest, and a digest names exactly one content, checked by the registry
+//! on upload. Config bytes are used only if their sha256 is the image ID the
+//! daemon reports. What the cache is trusted for is that the blob it names
+//! is the gzip of that diff_id: we wrote that ourselves after compressing.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Env var that moves the cache; an empty value turns it off.
+pub const CACHE_DIR_ENV: &str = "STEVEDORE_CACHE_DIR";
+
+/// Repositories remembered per layer, most recent first; enough to find a
+/// mount source without the entry growing with every repository ever used.
+const REPOSITORIES_KEPT: usize = 8;
+
+/// What we know about one layer's compressed blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedLayer {
+    pub diff_id: String,
+    /// `sha256:` of the gzip blob.
+    pub digest: String,
+    pub size: u64,
+    /// `registry/repository` names the blob was pushed to, newest first.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+}
+
+/// The on-disk cache, or none at all (every lookup misses).
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    dir: Option<PathBuf>,
+}
+
+impl BlobCache {
+    /// `$STEVEDORE_CACHE_DIR`, else `$XDG_CACHE_HOME/stevedore` or
+    /// `~/.cache/stevedore` (the platform's cache dir elsewhere).
+    pub fn from_env() -> BlobCache {
+        let dir = match std::env::var_os(CACHE_DIR_ENV) {
+            Some(dir) if dir.is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => dirs::cache_dir().map(|d| d.join("stevedore")),
+        };
+        BlobCache { dir }
+    }
+
+    pub fn at(dir: impl Into<PathBuf>) -> BlobCache {
+        BlobCache {
+            dir: Some(dir.into()),
+        }
+    }
+
+    pub fn disabled() -> BlobCache {
+        BlobCache { dir: None }
+    }
+
+    pub fn layer(&self, diff_id: &str) -> Option<CachedLayer> {
+        let bytes = fs::read(self.entry("layers", diff_id)?).ok()?;
+        let entry: CachedLayer = serde_json::from_slice(&bytes).ok()?;
+        (entry.diff_id == diff_id && hex_of(&entry.digest).is_some()).then_some(entry)
+    }
+
+    /// Remembers that `diff_id` gzips to blob `digest` of `size` bytes and,
+    /// if given, that `repository` (`registry/repository`) now holds it.
+    pub fn record_layer(&self, diff_id: &str, digest: &str, size: u64, repository: Option<&str>) {
+        let Some(path) = self.entry("layers", diff_id) else {
+            return;
+        };
+        let mut repositories: Vec<String> = repository.map(str::to_string).into_iter().collect();
+        if let Some(old) = self.layer(diff_id).filter(|old| old.digest == digest) {
+            repositories.extend(
+                old.repositories
+                    .into_iter()
+                    .filter(|r| Some(r.as_str()) != repository),
+            );
+        }
+        repositories.truncate(REPOSITORIES_KEPT);
+        let entry = CachedLayer {
+            diff_id: diff_id.to_string(),
+            digest: digest.to_string(),
+            size,
+            repositories,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&entry) {
+            write_atomic(&path, &bytes);
+        }
+    }
+
+    /// The config bytes whose sha256 is `image_id`, if we have them.
+    pub fn config(&self, image_id: &str) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.entry("configs", image_id)?).ok()?;
+        (sha256(&bytes) == image_id).then_some(bytes)
+    }
+
+    pub fn record_config(&self, bytes: &[u8]) {
+        if let Some(path) = self.entry("configs", &sha256(bytes)) {
+            write_atomic(&path, bytes);
+        }
+    }
+
+    /// The file for `digest` in `kind`; `None` when the cache is off or the
+    /// digest is not a plain sha256 (which also keeps it a safe file name).
+    fn entry(&self, kind: &str, digest: &str) -> Option<PathBuf> {
+        let hex = hex_of(digest)?;
+        Some(self.dir.as_ref()?.join(kind).join(format!("{hex}.json")))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn hex_of(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    let plain = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    plain.then_some(hex)
+}
+
+/// Writes through a temporary file and a rename, so a reader (another
+/// publish running at the same time) sees the old entry or the new one,
+/// never half of one.
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let attempt = || -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let Err(e) = attempt() {
+        tracing::debug!(path = %path.display(), error = %e, "could not write a cache entry");
+    }
+}
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;

@@ -1,0 +1,138 @@
+//! The warm path against the real daemon and a real registry (`make
+//! testacc`): the second push of the same image sends only config and
+//! manifest, without exporting or compressing, and a push to another
+//! repository of the same registry mounts the layers instead of uploading.
+
+mod registry_fixture;
+
+use std::fs;
+use std::path::Path;
+
+use registry_fixture::TestRegistry;
+use stevedore::docker::{build, connect, remove_image, write_tar_file, BuildRequest};
+use stevedore::publish::{push_built, BlobCache, PushStats, PushedManifest};
+use stevedore::registry::assemble::Format;
+use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
+use tokio_util::sync::CancellationToken;
+
+fn platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    }
+}
+
+/// Builds a two-layer `FROM scratch` image with content unique to this run,
+/// so no earlier run's cache or registry state can help it.
+async fn build_image(docker: &bollard::Docker, tag: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    fs::write(ctx.path().join("a.txt"), format!("a {nonce}\n")).unwrap();
+    fs::write(
+        ctx.path().join("b.txt"),
+        format!("b {nonce}\n").repeat(1000),
+    )
+    .unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
+    )
+    .unwrap();
+    let tar = write_tar_file(ctx.path(), Path::new("Dockerfile"), ctx.path()).unwrap();
+    let req = BuildRequest {
+        context_tar_path: tar.path().to_path_buf(),
+        dockerfile: "Dockerfile".to_string(),
+        platform: platform().to_string(),
+        tag: tag.to_string(),
+        ..Default::default()
+    };
+    build(docker, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+}
+
+async fn push(
+    docker: &bollard::Docker,
+    client: &RegistryClient,
+    repo: &str,
+    image: &str,
+    cache: &BlobCache,
+) -> PushedManifest {
+    let repo = Reference::parse(repo).unwrap();
+    let pusher = client.pusher(CancellationToken::new());
+    let wanted: Platform = platform().parse().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    push_built(
+        docker,
+        &pusher,
+        &repo,
+        image,
+        &wanted,
+        scratch.path(),
+        Format::Oci,
+        cache,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn second_push_skips_export_and_compression() {
+    let docker = connect(None, None).unwrap();
+    let registry = TestRegistry::start().await;
+    let client = RegistryClient::new(AuthSettings::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::at(cache_dir.path());
+    let tag = "stevedore-test/publish-cache:latest";
+    build_image(&docker, tag).await;
+    let repo = format!("{}/cache/one", registry.host);
+
+    let cold = push(&docker, &client, &repo, tag, &cache).await;
+    assert_eq!(
+        cold.stats,
+        PushStats {
+            layers_compressed: 2,
+            layers_uploaded: 2,
+            ..PushStats::default()
+        }
+    );
+
+    let warm = push(&docker, &client, &repo, tag, &cache).await;
+    assert_eq!(
+        warm.stats,
+        PushStats {
+            export_skipped: true,
+            layers_existed: 2,
+            ..PushStats::default()
+        }
+    );
+    assert_eq!(warm.digest, cold.digest, "the same manifest");
+    assert_eq!(warm.bytes, cold.bytes);
+
+    let elsewhere = format!("{}/cache/two", registry.host);
+    let mounted = push(&docker, &client, &elsewhere, tag, &cache).await;
+    assert_eq!(
+        mounted.stats,
+        PushStats {
+            export_skipped: true,
+            layers_mounted: 2,
+            ..PushStats::default()
+        }
+    );
+    assert_eq!(mounted.digest, cold.digest);
+
+    // Without the cache nothing is known: export and compress again, but
+    // the registry has every blob, so nothing is uploaded.
+    let uncached = push(&docker, &client, &repo, tag, &BlobCache::disabled()).await;
+    assert_eq!(
+        uncached.stats,
+        PushStats {
+            layers_compressed: 2,
+            layers_existed: 2,
+            ..PushStats::default()
+        }
+    );
+    assert_eq!(uncached.digest, cold.digest, "compression is deterministic");
+    remove_image(&docker, tag).await.unwrap();
+}
