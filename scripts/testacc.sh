@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/testenv.sh
 cargo build --bin terraform-provider-stevedore
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 # One test binary at a time keeps the 2-core machines responsive; tests inside a
 # binary still run in parallel.
-cargo test --workspace --no-fail-fast -- --include-ignored "$@"
+status=0
+cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+# cargo prints one "test result" line per test binary (the last is often an empty
+# doc-test run); close with the total over all of them.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
