@@ -250,19 +250,7 @@ async fn run_once(
     log: &mut impl FnMut(&str),
 ) -> Result<BuiltImage, BuildError> {
     let body = bollard::body_try_stream(tar_chunks(&req.context_tar_path).await?);
-    let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
-    let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
-    let options = BuildImageOptionsBuilder::new()
-        .dockerfile(&req.dockerfile)
-        .t(&req.tag)
-        .platform(&req.platform)
-        .target(req.target.as_deref().unwrap_or(""))
-        .buildargs(&build_args)
-        .labels(&labels)
-        .nocache(no_cache)
-        .rm(true)
-        .forcerm(true)
-        .build();
+    let options = common_options(req, no_cache).build();
 
     let mut progress = Progress::default();
     let mut stream = docker.build_image(options, None, Some(body));
@@ -400,4 +388,20 @@ pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> 
             source,
         }),
     }
+}
+
+/// The build options the classic and BuildKit paths share.
+pub(super) fn common_options(req: &BuildRequest, no_cache: bool) -> BuildImageOptionsBuilder {
+    let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
+    let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
+    BuildImageOptionsBuilder::new()
+        .dockerfile(&req.dockerfile)
+        .t(&req.tag)
+        .platform(&req.platform)
+        .target(req.target.as_deref().unwrap_or(""))
+        .buildargs(&build_args)
+        .labels(&labels)
+        .nocache(no_cache)
+        .rm(true)
+        .forcerm(true)
 }

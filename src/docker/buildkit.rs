@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bollard::models::BuildInfoAux;
-use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use bollard::query_parameters::BuilderVersion;
 use bollard::Docker;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -64,19 +64,8 @@ pub(crate) async fn run(
         Ok(chunks) => bollard::body_try_stream(chunks),
         Err(e) => return Outcome::Failed(e),
     };
-    let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
-    let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
     let session = session_id();
-    let options = BuildImageOptionsBuilder::new()
-        .dockerfile(&req.dockerfile)
-        .t(&req.tag)
-        .platform(&req.platform)
-        .target(req.target.as_deref().unwrap_or(""))
-        .buildargs(&build_args)
-        .labels(&labels)
-        .nocache(req.no_cache)
-        .rm(true)
-        .forcerm(true)
+    let options = super::build::common_options(req, req.no_cache)
         .version(BuilderVersion::BuilderBuildKit)
         .session(&session)
         .build();
