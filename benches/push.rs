@@ -289,7 +289,7 @@ fn push_once(
     images: &mut Images,
     dockerd: Option<&PeakWatch>,
 ) -> Pushed {
-    let target = format!("{}/{}:v1", registry.host, who.repo());
+    let target = format!("{}/{}:v1", registry.address, who.repo());
     let workdir = tempfile::tempdir().unwrap();
     let command = match who {
         Contender::Stevedore => {
@@ -516,8 +516,8 @@ fn parent() {
             if who == Contender::DockerPush {
                 // Untag now so the next round's cold push starts from no
                 // v2 metadata for this host (each registry has a new port anyway).
-                docker(&["rmi", &format!("{}/{}:v1", registry.host, who.repo())]);
-                images.0.retain(|t| !t.starts_with(&registry.host));
+                docker(&["rmi", &format!("{}/{}:v1", registry.address, who.repo())]);
+                images.0.retain(|t| !t.starts_with(&registry.address));
             }
         }
     }

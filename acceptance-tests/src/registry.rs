@@ -55,6 +55,11 @@ impl Registry {
         self.dir.path().join("registry.log")
     }
 
+    /// Bytes of blob data the registry stores (all repositories): what was uploaded.
+    pub fn blob_bytes(&self) -> u64 {
+        dir_bytes(&self.dir.path().join("data/docker/registry/v2/blobs"))
+    }
+
     fn launch(credentials: Option<Credentials>) -> Registry {
         // NOTE: free_port() can race with another test's registry; ours then exits on bind.
         // Each attempt gets a fresh port, and readiness checks our own marker header.
@@ -136,6 +141,20 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The `auth:` section, pointing at an htpasswd file made by `htpasswd -Bbn` (distribution

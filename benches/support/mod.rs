@@ -1,88 +1,13 @@
-//! Helpers for the process-level benchmarks: a throwaway Debian
-//! `docker-registry` on a free loopback port, and running a child process
-//! while taking its wall time and peak RSS from `wait4`.
+//! Helpers for the process-level benchmarks: running a child process while
+//! taking its wall time and peak RSS from `wait4`; the registry is the
+//! acceptance tests' fixture.
 #![allow(dead_code)]
 
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-/// A registry with its own empty storage; killed and deleted on drop.
-pub struct Registry {
-    child: Child,
-    dir: tempfile::TempDir,
-    pub host: String,
-}
-
-impl Registry {
-    pub fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start /usr/bin/docker-registry");
-        let registry = Registry { child, dir, host };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&registry.host).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start: {}",
-                registry.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// Bytes of blob data the registry holds (all repositories).
-    pub fn blob_bytes(&self) -> u64 {
-        dir_bytes(&self.dir.path().join("data/docker/registry/v2/blobs"))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dir_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
-}
+/// The benches share the acceptance tests' registry fixture (port-race safe).
+pub use acceptance_tests::Registry;
 
 /// What one child process cost.
 #[derive(Debug, Clone)]

@@ -5,13 +5,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::Digest as _;
-
-pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -51,29 +46,17 @@ pub enum Entry {
 }
 
 pub struct TestRegistry {
-    child: Child,
-    _dir: tempfile::TempDir,
+    // The process itself is the acceptance tests' fixture (port-race safe,
+    // readiness checked by a marker header); this adds async push helpers.
+    inner: acceptance_tests::Registry,
     pub host: String,
     credentials: Option<(String, String)>,
     http: reqwest::Client,
 }
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+#[allow(unused_imports)]
+pub use acceptance_tests::free_port;
+pub use acceptance_tests::sha256_digest as sha256;
 
 impl TestRegistry {
     /// An open registry.
@@ -87,64 +70,24 @@ impl TestRegistry {
     }
 
     async fn launch(credentials: Option<(String, String)>) -> TestRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, password)) = &credentials {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "htpasswd failed");
-            let path = dir.path().join("htpasswd");
-            std::fs::write(&path, &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: stevedore-test\n    path: {}\n",
-                path.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let registry = TestRegistry {
-            child,
-            _dir: dir,
-            host,
+        let auth = credentials.clone();
+        // The fixture waits with blocking HTTP, which must not run on the runtime.
+        let inner = tokio::task::spawn_blocking(move || match auth {
+            Some((user, password)) => acceptance_tests::Registry::with_auth(&user, &password),
+            None => acceptance_tests::Registry::start(),
+        })
+        .await
+        .expect("starting docker-registry");
+        TestRegistry {
+            host: inner.address.clone(),
+            inner,
             credentials,
             http: reqwest::Client::new(),
-        };
-        registry.wait_ready().await;
-        registry
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if self.http.get(self.url("/v2/")).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "docker-registry did not start on {}: {}",
-            self.host,
-            self.log()
-        );
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default()
+        self.inner.log()
     }
 
     pub fn url(&self, path: &str) -> String {
