@@ -87,21 +87,21 @@ pub async fn build_and_push(
         .map_err(|e| PublishError::Scratch {
             detail: format!("cannot create a temporary directory: {e}"),
         })?;
-    let build_id = build_id(req).await?;
+    let build_id = build_id(req);
     let cache = BlobCache::from_env();
     let mut local_tags = Vec::new();
     let result = async {
+        // One context tar serves every platform: the daemon only reads it.
+        let context = ContextTar::write(req, scratch.path()).await?;
         let mut manifests = Vec::new();
         let mut requested = Vec::new();
         for platform in &req.platforms {
-            let tag = format!(
-                "stevedore-build/{build_id}:{}",
-                platform.to_string().replace('/', "-")
-            );
+            let tag = format!("stevedore-build/{build_id}:{}", platform.slug());
             local_tags.push(tag.clone());
-            let dir = scratch.path().join(platform.to_string().replace('/', "-"));
+            let dir = scratch.path().join(platform.slug());
             let pushed = Box::pin(publish_platform(
-                docker, registry, req, &repo, platform, &tag, &dir, &cache, &cancel, &mut log,
+                docker, registry, req, &context, &repo, platform, &tag, &dir, &cache, &cancel,
+                &mut log,
             ))
             .await?;
             manifests.push(pushed);
@@ -131,12 +131,44 @@ pub async fn build_and_push(
     result
 }
 
-/// One platform: tar the context, build, then [`push_built`] by digest.
+/// The build context as the daemon receives it, written once per publish.
+struct ContextTar {
+    file: tempfile::NamedTempFile,
+    /// The Dockerfile's path inside the tar.
+    dockerfile: String,
+}
+
+impl ContextTar {
+    async fn write(
+        req: &PublishRequest,
+        dir: &std::path::Path,
+    ) -> Result<ContextTar, PublishError> {
+        let (context, dockerfile, tar_dir) = (
+            req.context.clone(),
+            req.dockerfile.clone(),
+            dir.to_path_buf(),
+        );
+        let file = tokio::task::spawn_blocking(move || {
+            docker::write_tar_file(&context, &dockerfile, &tar_dir)
+        })
+        .await
+        .map_err(|e| PublishError::Scratch {
+            detail: format!("writing the context tar stopped: {e}"),
+        })?
+        .map_err(|source| PublishError::Context { source })?;
+        let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
+            .map_err(|source| PublishError::Context { source })?;
+        Ok(ContextTar { file, dockerfile })
+    }
+}
+
+/// One platform: build from the context tar, then [`push_built`] by digest.
 #[allow(clippy::too_many_arguments)]
 async fn publish_platform(
     docker: &Docker,
     registry: &RegistryClient,
     req: &PublishRequest,
+    context: &ContextTar,
     repo: &Reference,
     platform: &Platform,
     tag: &str,
@@ -149,24 +181,9 @@ async fn publish_platform(
     std::fs::create_dir_all(dir).map_err(|e| PublishError::Scratch {
         detail: format!("cannot create {}: {e}", dir.display()),
     })?;
-    let (context, dockerfile, tar_dir) = (
-        req.context.clone(),
-        req.dockerfile.clone(),
-        dir.to_path_buf(),
-    );
-    let tar = tokio::task::spawn_blocking(move || {
-        docker::write_tar_file(&context, &dockerfile, &tar_dir)
-    })
-    .await
-    .map_err(|e| PublishError::Scratch {
-        detail: format!("writing the context tar stopped: {e}"),
-    })?
-    .map_err(|source| PublishError::Context { source })?;
-    let dockerfile_rel = docker::dockerfile_in_context(&req.context, &req.dockerfile)
-        .map_err(|source| PublishError::Context { source })?;
     let build = BuildRequest {
-        context_tar_path: tar.path().to_path_buf(),
-        dockerfile: dockerfile_rel,
+        context_tar_path: context.file.path().to_path_buf(),
+        dockerfile: context.dockerfile.clone(),
         platform: shown.clone(),
         build_args: req.build_args.clone(),
         target: req.target.clone(),
@@ -185,7 +202,6 @@ async fn publish_platform(
                 source,
             },
         })?;
-    drop(tar);
     let pusher = registry.pusher(cancel.clone());
     let pushed = push_built(docker, &pusher, repo, tag, platform, dir, req.format, cache).await?;
     let s = &pushed.stats;
@@ -206,21 +222,23 @@ async fn publish_platform(
     Ok(pushed)
 }
 
-/// A short name for the local build tags: the context hash without inputs,
-/// so two resources building the same directory at once do not collide on
-/// different contexts (and share when identical, which is harmless).
-async fn build_id(req: &PublishRequest) -> Result<String, PublishError> {
-    let (context, dockerfile) = (req.context.clone(), req.dockerfile.clone());
-    let hash = tokio::task::spawn_blocking(move || {
-        docker::context_hash(&context, &dockerfile, &BTreeMap::new())
-    })
-    .await
-    .map_err(|e| PublishError::Scratch {
-        detail: format!("hashing the context stopped: {e}"),
-    })?
-    .map_err(|source| PublishError::Context { source })?;
-    let hex = hash.trim_start_matches("sha256:");
-    Ok(hex.chars().take(16).collect())
+/// A short name for this publish's local build tags, unique per call so two
+/// resources building at once never share a tag. No I/O: the tags are
+/// removed when the publish ends, so only uniqueness matters.
+fn build_id(req: &PublishRequest) -> String {
+    use sha2::{Digest, Sha256};
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let seed = format!(
+        "{}|{}|{call}|{nanos}",
+        req.context.display(),
+        std::process::id()
+    );
+    hex::encode(Sha256::digest(seed.as_bytes()))[..16].to_string()
 }
 
 fn expected(tagged: &Tagged, manifests: &[PushedManifest]) -> Expected {
