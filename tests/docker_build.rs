@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
+use acceptance_tests::proof::{build_proof_program, proof_line};
 use stevedore::docker::{
     build, compress_layer, connect, export, ping, remove_image, write_tar_file, BuildError,
     BuildRequest, BuilderKind, ExportError, SecretValue,
@@ -49,6 +49,11 @@ impl Fixture {
     }
 }
 
+/// A local tag no other test, nor another run of this binary, builds or removes.
+fn unique_tag(test: &str) -> String {
+    format!("stevedore-test/{test}:{}", std::process::id())
+}
+
 fn docker() -> bollard::Docker {
     connect(None, None).unwrap()
 }
@@ -60,7 +65,7 @@ async fn build_and_export(platform: &str, arch: &str) {
         "FROM scratch\nCOPY hello.txt /hello.txt\n",
         &[("hello.txt", b"hi\n")],
     );
-    let tag = format!("stevedore-test/build:{}", platform.replace('/', "-"));
+    let tag = unique_tag(&format!("build-{}", platform.replace('/', "-")));
     let (req, _tar) = fx.request(platform, &tag);
     let mut lines = Vec::new();
     let built = build(&d, req, CancellationToken::new(), |l| {
@@ -120,7 +125,7 @@ async fn failing_copy_reports_step_and_tail() {
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
-    let (req, _tar) = fx.request("linux/amd64", "stevedore-test/fail:1");
+    let (req, _tar) = fx.request("linux/amd64", &unique_tag("fail"));
     let err = build(&d, req, CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
@@ -147,7 +152,7 @@ async fn failing_copy_reports_step_and_tail() {
 async fn secrets_are_refused_by_the_classic_builder() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\n", &[]);
-    let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bk:1");
+    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("classic-secrets"));
     req.secrets
         .insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
     let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
@@ -168,67 +173,11 @@ async fn secrets_are_refused_by_the_classic_builder() {
 async fn cancelled_build_stops() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\nCOPY a /a\n", &[("a", b"a")]);
-    let (req, _tar) = fx.request("linux/amd64", "stevedore-test/cancel:1");
+    let (req, _tar) = fx.request("linux/amd64", &unique_tag("cancel"));
     let cancel = CancellationToken::new();
     cancel.cancel();
     let err = build(&d, req, cancel, |_| {}).await.unwrap_err();
     assert!(matches!(err, BuildError::Cancelled), "{err}");
-}
-
-/// Peak resident set size of this process, in KiB (Linux `VmHWM`).
-fn peak_rss_kib() -> u64 {
-    let mut s = String::new();
-    fs::File::open("/proc/self/status")
-        .unwrap()
-        .read_to_string(&mut s)
-        .unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-#[tokio::test]
-#[ignore = "acceptance: run make testacc"]
-async fn big_layer_exports_and_compresses_with_bounded_memory() {
-    const SIZE: usize = 50 * 1024 * 1024;
-    let d = docker();
-    let fx = Fixture::new("FROM scratch\nCOPY big.bin /big.bin\n", &[]);
-    // Random bytes (xorshift), written in chunks so the test itself stays small.
-    let mut f = fs::File::create(fx.ctx.path().join("big.bin")).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut chunk = vec![0u8; 1024 * 1024];
-    for _ in 0..SIZE / chunk.len() {
-        for b in chunk.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b.copy_from_slice(&x.to_le_bytes());
-        }
-        std::io::Write::write_all(&mut f, &chunk).unwrap();
-    }
-    drop(f);
-    let before = peak_rss_kib();
-    let (req, _tar) = fx.request("linux/amd64", "stevedore-test/big:1");
-    build(&d, req, CancellationToken::new(), |_| {})
-        .await
-        .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, "stevedore-test/big:1", "linux/amd64", out.path())
-        .await
-        .unwrap();
-    let layer = compress_layer(&img.layers[0].path).unwrap();
-    assert!(img.layers[0].size > SIZE as u64);
-    assert!(
-        layer.size > SIZE as u64 / 2,
-        "random data does not compress"
-    );
-    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
-    assert!(
-        grown_mib < 40,
-        "peak RSS grew by {grown_mib} MiB for a 50 MiB layer"
-    );
-    remove_image(&d, "stevedore-test/big:1").await.unwrap();
 }
 
 /// Regression: the classic builder's cache ignores the platform, so the
@@ -241,11 +190,12 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
         "FROM scratch\nCOPY same.txt /same.txt\n",
         &[("same.txt", b"same")],
     );
-    let (amd, _t1) = fx.request("linux/amd64", "stevedore-test/cache:amd64");
+    let (amd_tag, arm_tag) = (unique_tag("cache-amd64"), unique_tag("cache-arm64"));
+    let (amd, _t1) = fx.request("linux/amd64", &amd_tag);
     let first = build(&d, amd, CancellationToken::new(), |_| {})
         .await
         .unwrap();
-    let (arm, _t2) = fx.request("linux/arm64", "stevedore-test/cache:arm64");
+    let (arm, _t2) = fx.request("linux/arm64", &arm_tag);
     let mut lines = Vec::new();
     let second = build(&d, arm, CancellationToken::new(), |l| {
         lines.push(l.to_string())
@@ -254,27 +204,23 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
     .unwrap();
     assert_ne!(first.image_id, second.image_id, "{lines:?}");
     let out = tempfile::tempdir().unwrap();
-    let img = export(&d, "stevedore-test/cache:arm64", "linux/arm64", out.path())
+    let img = export(&d, &arm_tag, "linux/arm64", out.path())
         .await
         .unwrap();
     assert_eq!(img.architecture, "arm64");
-    remove_image(&d, "stevedore-test/cache:amd64")
-        .await
-        .unwrap();
-    remove_image(&d, "stevedore-test/cache:arm64")
-        .await
-        .unwrap();
+    remove_image(&d, &amd_tag).await.unwrap();
+    remove_image(&d, &arm_tag).await.unwrap();
 }
 
 /// BuildKit through the daemon's own `/session` endpoint: FROM scratch for
 /// both architectures, the config checked after `docker save`.
-async fn buildkit_build_and_export(builder: BuilderKind, platform: &str, arch: &str) {
+async fn buildkit_build_and_export(test: &str, builder: BuilderKind, platform: &str, arch: &str) {
     let d = docker();
     let fx = Fixture::new(
         "FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY hello.txt /hello.txt\n",
         &[("hello.txt", b"hi from buildkit\n")],
     );
-    let tag = format!("stevedore-test/bk:{}", platform.replace('/', "-"));
+    let tag = unique_tag(test);
     let (mut req, _tar) = fx.request(platform, &tag);
     req.builder = builder;
     req.no_cache = true;
@@ -313,20 +259,20 @@ async fn buildkit_build_and_export(builder: BuilderKind, platform: &str, arch: &
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn buildkit_scratch_build_for_amd64() {
-    buildkit_build_and_export(BuilderKind::BuildKit, "linux/amd64", "amd64").await;
+    buildkit_build_and_export("bk-amd64", BuilderKind::BuildKit, "linux/amd64", "amd64").await;
 }
 
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn buildkit_scratch_build_for_arm64() {
-    buildkit_build_and_export(BuilderKind::BuildKit, "linux/arm64", "arm64").await;
+    buildkit_build_and_export("bk-arm64", BuilderKind::BuildKit, "linux/arm64", "arm64").await;
 }
 
 /// This daemon (20.10) has BuildKit, so `auto` must pick it.
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn auto_picks_buildkit_on_this_daemon() {
-    buildkit_build_and_export(BuilderKind::Auto, "linux/arm64", "arm64").await;
+    buildkit_build_and_export("auto-arm64", BuilderKind::Auto, "linux/arm64", "arm64").await;
 }
 
 #[tokio::test]
@@ -337,7 +283,7 @@ async fn buildkit_failing_copy_reports_step() {
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
-    let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bkfail:1");
+    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("bkfail"));
     req.builder = BuilderKind::BuildKit;
     let err = build(&d, req, CancellationToken::new(), |_| {})
         .await
@@ -358,28 +304,6 @@ async fn buildkit_failing_copy_reports_step() {
     assert!(!log_tail.is_empty() && log_tail.len() <= 20, "{log_tail:?}");
 }
 
-/// FNV-1a 64, as the `proof` program below prints it.
-fn fnv1a(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{} {h:016x}\n", bytes.len())
-}
-
-/// A static program that writes the length and FNV-1a hash of argv[1] to
-/// argv[2]: with nothing to pull, it is the only way a `FROM scratch` build
-/// can `RUN` something and show it saw the secret without keeping it.
-const PROOF_C: &str = r#"#include <stdio.h>
-int main(int argc, char **argv) {
-    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "w");
-    if (argc < 3 || !in || !out) return 1;
-    unsigned long long h = 14695981039346656037ULL; long n = 0; int c;
-    while ((c = fgetc(in)) != EOF) { h = (h ^ (unsigned char)c) * 1099511628211ULL; n++; }
-    fprintf(out, "%ld %016llx\n", n, h);
-    return fclose(out);
-}
-"#;
-
 #[tokio::test]
 #[ignore = "acceptance: run make testacc (needs cc with a static libc)"]
 async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
@@ -388,17 +312,11 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
     let fx = Fixture::new(
         "FROM scratch\nCOPY proof /proof\n\
          RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/proof.txt\"]\n",
-        &[("proof.c", PROOF_C.as_bytes())],
+        &[],
     );
-    let status = std::process::Command::new("cc")
-        .args(["-static", "-Os", "-o"])
-        .arg(fx.ctx.path().join("proof"))
-        .arg(fx.ctx.path().join("proof.c"))
-        .status()
-        .expect("cc is needed to build the static test program");
-    assert!(status.success(), "cc -static failed");
+    build_proof_program(fx.ctx.path());
 
-    let tag = "stevedore-test/bksecret:1";
+    let tag = &unique_tag("bksecret");
     let (mut req, _tar) = fx.request("linux/amd64", tag);
     req.builder = BuilderKind::Auto;
     req.no_cache = true;
@@ -417,7 +335,7 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
 
     let out = tempfile::tempdir().unwrap();
     let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
-    let proof = fnv1a(SECRET.as_bytes());
+    let proof = proof_line(SECRET.as_bytes());
     let mut seen = false;
     for layer in &img.layers {
         let bytes = fs::read(&layer.path).unwrap();
@@ -441,7 +359,7 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
 async fn buildkit_with_secrets_failing_copy_is_failed() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\nCOPY missing.txt /m\n", &[]);
-    let (mut req, _tar) = fx.request("linux/amd64", "stevedore-test/bksecretfail:1");
+    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("bksecretfail"));
     req.builder = BuilderKind::BuildKit;
     req.secrets
         .insert("npm".to_string(), SecretValue("hush-7d1e".to_string()));
@@ -463,7 +381,7 @@ async fn buildkit_honours_target() {
         "FROM scratch AS first\nCOPY a /a\nFROM first AS second\nCOPY b /b\n",
         &[("a", b"a"), ("b", b"b")],
     );
-    let tag = "stevedore-test/bktarget:1";
+    let tag = &unique_tag("bktarget");
     let (mut req, _tar) = fx.request("linux/amd64", tag);
     req.builder = BuilderKind::BuildKit;
     req.target = Some("first".to_string());

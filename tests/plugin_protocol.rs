@@ -310,7 +310,13 @@ async fn shutdown_ends_the_process_promptly_and_sigint_does_not() {
     let (mut p, ch) = mtls_plugin().await;
     // Terraform handles Ctrl-C itself; the plugin must survive SIGINT.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGINT) };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Linux acts on a signal whose default action is fatal when it is sent
+    // (the whole thread group is killed in kill() itself), so a plugin that
+    // answers a call after kill() returned did not die of it.
+    let mut c = pb::provider_client::ProviderClient::new(ch.clone());
+    c.get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .expect("the plugin answers after SIGINT");
     assert!(
         p.child.try_wait().unwrap().is_none(),
         "SIGINT killed the plugin"
@@ -421,7 +427,16 @@ async fn stop_provider_cancels_a_read_in_flight() {
     };
     let mut reader = pb::provider_client::ProviderClient::new(ch);
     let read = tokio::spawn(async move { reader.read_data_source(req).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stop once the provider is talking to the silent registry, not after a guessed pause.
+    let accepted = tokio::task::spawn_blocking(move || {
+        let conn = silent.accept().map(|(conn, _)| conn);
+        (silent, conn)
+    });
+    let (silent, conn) = tokio::time::timeout(Duration::from_secs(10), accepted)
+        .await
+        .expect("the provider never connected to the registry")
+        .unwrap();
+    let _conn = conn.unwrap();
     assert!(
         !read.is_finished(),
         "the read should be waiting on the silent registry"

@@ -349,8 +349,13 @@ async fn cancellation_aborts_a_push() {
         max_backoff: Duration::from_secs(30),
     });
     let target = repo(&proxy.host, "cancelled");
+    let probe = proxy.clone();
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Cancel once the first attempt has failed at the proxy: the push is
+        // then in (or entering) its 30 s backoff.
+        while probe.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         cancel.cancel();
     });
     let started = Instant::now();

@@ -16,6 +16,7 @@ pub mod image;
 pub mod layer;
 pub mod mode;
 pub mod moto;
+pub mod proof;
 pub mod push;
 pub mod reattach;
 pub mod registry;

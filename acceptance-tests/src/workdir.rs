@@ -41,6 +41,8 @@ pub struct Workdir {
     commands: Cell<usize>,
     // Dropped before `root` so the provider is gone before its directory is.
     attached: Option<Attached>,
+    /// `TF_LOG_PATH`, with [`Workdir::logged`].
+    tf_log: Option<PathBuf>,
     root: TempDir,
 }
 
@@ -94,10 +96,47 @@ impl Workdir {
             envs,
             commands: Cell::new(0),
             attached,
+            tf_log: None,
             root,
         };
         dir.write_config(main_tf);
         dir
+    }
+
+    /// As [`Workdir::with_env`], with `TF_LOG=trace` for terraform and the provider, and
+    /// terraform's log in a file, so [`Workdir::full_log`] sees everything either wrote.
+    pub fn logged(mode: Mode, main_tf: &str, extra: &[(&str, &str)]) -> Workdir {
+        let mut env: Vec<(&str, &str)> = vec![("TF_LOG", "trace")];
+        env.extend_from_slice(extra);
+        let mut dir = Workdir::with_env(mode, main_tf, &env);
+        let log_path = dir.root.path().join("terraform.log");
+        dir.envs
+            .push(("TF_LOG_PATH".into(), log_path.display().to_string()));
+        dir.tf_log = Some(log_path);
+        dir
+    }
+
+    /// Terraform's log file (with [`Workdir::logged`]) and the provider's own stderr in
+    /// reattach mode: every line either wrote so far.
+    pub fn full_log(&self) -> String {
+        let tf = self.tf_log.as_ref().map(|p| read(p)).unwrap_or_default();
+        format!("{tf}\n{}", self.provider_log())
+    }
+
+    /// Panics unless the logs hold `message`, logged by the provider itself: a search of
+    /// the logs for what must be absent is only meaningful once this holds.
+    pub fn assert_provider_logged(&self, message: &str) {
+        let log = self.full_log();
+        let from_provider = log.lines().any(|line| {
+            line.contains(message)
+                && (line.contains("\"@module\":\"stevedore\"")
+                    || line.contains("provider.terraform-provider-stevedore"))
+        });
+        assert!(
+            from_provider,
+            "no provider log line with {message:?} ({} bytes of log)",
+            log.len()
+        );
     }
 
     /// Replaces `main.tf`.
@@ -159,9 +198,16 @@ impl Workdir {
         ]
     }
 
-    /// Whether both plans are empty.
-    pub fn plan_is_empty(&self) -> bool {
-        self.plans().iter().all(Run::succeeded)
+    /// Whether `plan -detailed-exitcode` (with refresh, as a user runs it) plans changes.
+    /// Panics, showing the plan, when the plan fails (exit 1) or crashes: a failing plan
+    /// must never pass for "changes".
+    pub fn plan_has_changes(&self) -> bool {
+        let run = self.run(&["plan", "-detailed-exitcode"]);
+        match run.code {
+            Some(0) => false,
+            Some(2) => true,
+            _ => panic!("the plan failed instead of planning\n{run}"),
+        }
     }
 
     /// Panics, showing the plan, unless both plans are empty.

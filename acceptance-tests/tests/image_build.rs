@@ -167,7 +167,7 @@ acc_test!(ignored_file_plans_nothing_real_file_rebuilds, |mode| {
     fs::write(ctx.path().join("notes.md"), "changed, but ignored\n").unwrap();
     tf.assert_plans_empty();
     fs::write(ctx.path().join("app.txt"), "version 2\n").unwrap();
-    assert!(!tf.plan_is_empty(), "a changed file must plan an update");
+    assert!(tf.plan_has_changes(), "a changed file must plan an update");
     tf.apply().success();
     let second = tf.output("digest");
     assert_ne!(first, second);
@@ -186,7 +186,7 @@ acc_test!(tag_moved_by_someone_else_is_drift, |mode| {
     let ours = tf.output("digest").as_str().unwrap().to_string();
     let theirs = Pusher::new(&registry).docker_single("web", "latest", "linux/amd64");
     assert_ne!(theirs.digest, ours);
-    assert!(!tf.plan_is_empty(), "a moved tag must plan a rebuild");
+    assert!(tf.plan_has_changes(), "a moved tag must plan a rebuild");
     tf.apply().success();
     // The local build tags are removed after each publish, so the rebuild may not hit the
     // daemon's cache and can get a new digest; what matters is that the tag is ours again.
@@ -209,7 +209,7 @@ acc_test!(missing_tag_is_drift, |mode| {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 202);
-    assert!(!tf.plan_is_empty(), "a missing tag must plan a rebuild");
+    assert!(tf.plan_has_changes(), "a missing tag must plan a rebuild");
     tf.apply().success();
     let restored = tf.output("digest").as_str().unwrap().to_string();
     assert_eq!(get_manifest(&registry, "web", "latest").2, restored);
@@ -317,7 +317,7 @@ acc_test!(
             get_manifest(&registry, "web", "latest").2,
             before.as_str().unwrap()
         );
-        assert!(!tf.plan_is_empty(), "the failed update is still planned");
+        assert!(tf.plan_has_changes(), "the failed update is still planned");
     }
 );
 
