@@ -90,7 +90,8 @@ pub trait Resource: Send + Sync {
     /// Creates or updates.
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse;
-    async fn delete(&self, ctx: &Ctx, prior: Value) -> Diagnostics;
+    /// Destroys; `private` is what the last apply or refresh stored.
+    async fn delete(&self, ctx: &Ctx, prior: Value, private: &[u8]) -> Diagnostics;
     async fn import(&self, _ctx: &Ctx, _id: &str) -> Result<Value, Diagnostics> {
         Err(Diagnostic::error(
             "Import Not Supported",

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
 use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::push::Uploader;
 use acceptance_tests::{acc_test, free_port, sha256_digest, Mode, Pusher, Registry, Workdir};
 use serde_json::Value;
 
@@ -269,6 +270,32 @@ acc_test!(registry_down_at_apply_fails_cleanly, |mode| {
     );
 });
 
+/// The status of `GET /v2/<name>/manifests/<reference>` with every type accepted.
+fn manifest_status(registry: &Registry, name: &str, reference: &str) -> u16 {
+    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
+    reqwest::blocking::Client::new()
+        .get(&url)
+        .header("accept", ACCEPT)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Tags manifest `digest` of `name` as `tag` too, as another pipeline would.
+fn retag(registry: &Registry, name: &str, digest: &str, tag: &str) {
+    let url = format!("{}/v2/{name}/manifests/{digest}", registry.url());
+    let resp = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("accept", ACCEPT)
+        .send()
+        .unwrap();
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let raw = resp.bytes().unwrap();
+    assert_eq!(sha256_digest(&raw), digest);
+    Uploader::new(registry).manifest(name, tag, &ct, &raw);
+}
+
 acc_test!(destroy_with_keep_remotely_false_deletes, |mode| {
     let registry = Registry::start();
     let ctx = context();
@@ -278,15 +305,78 @@ acc_test!(destroy_with_keep_remotely_false_deletes, |mode| {
         &config(ctx.path(), &repo, "  keep_remotely = false\n"),
     );
     let digest = tf.output("digest").as_str().unwrap().to_string();
+    assert_eq!(manifest_status(&registry, "web", &digest), 200);
     tf.destroy().success();
-    let url = format!("{}/v2/web/manifests/{digest}", registry.url());
-    let status = reqwest::blocking::Client::new()
-        .get(&url)
-        .header("accept", ACCEPT)
-        .send()
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 404);
+    assert_eq!(manifest_status(&registry, "web", &digest), 404);
+    assert_eq!(manifest_status(&registry, "web", "latest"), 404);
+});
+
+// Regression: refresh wrote the digest of someone else's push into `digest`, and destroy
+// deleted it, taking every tag naming it along.
+acc_test!(destroy_after_drift_deletes_only_what_it_pushed, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let two = "  keep_remotely = false\n  platforms = [\"linux/amd64\", \"linux/arm64\"]\n";
+    let tf = applied(mode, &config(ctx.path(), &repo, two));
+    let ours = tf.output("digest").as_str().unwrap().to_string();
+    let platform_digests = tf.output("platform_digests");
+    let theirs = Pusher::new(&registry).docker_single("web", "latest", "linux/amd64");
+    retag(&registry, "web", &theirs.digest, "theirs-release");
+    tf.run(&["refresh"]).success();
+    let state = tf.state_json();
+    assert_eq!(
+        state["values"]["root_module"]["resources"][0]["values"]["digest"],
+        theirs.digest.as_str(),
+        "refresh saw the moved tag (ours: {ours}): {state:#}"
+    );
+
+    tf.destroy().success();
+    assert_eq!(
+        manifest_status(&registry, "web", &theirs.digest),
+        200,
+        "their image survives"
+    );
+    assert_eq!(get_manifest(&registry, "web", "latest").2, theirs.digest);
+    assert_eq!(
+        get_manifest(&registry, "web", "theirs-release").2,
+        theirs.digest
+    );
+    assert_eq!(
+        manifest_status(&registry, "web", &ours),
+        404,
+        "our index is deleted"
+    );
+    for (platform, digest) in platform_digests.as_object().unwrap() {
+        let digest = digest.as_str().unwrap();
+        assert_eq!(manifest_status(&registry, "web", digest), 404, "{platform}");
+    }
+});
+
+acc_test!(destroy_leaves_what_another_tag_names_and_warns, |mode| {
+    let registry = Registry::start();
+    let ctx = context();
+    let repo = format!("{}/web", registry.address);
+    let tf = applied(
+        mode,
+        &config(ctx.path(), &repo, "  keep_remotely = false\n"),
+    );
+    let ours = tf.output("digest").as_str().unwrap().to_string();
+    retag(&registry, "web", &ours, "release-7");
+    let run = tf.destroy();
+    let stdout = run.stdout.clone();
+    let stderr = run.stderr.clone();
+    run.success();
+    let shown = format!("{stdout}{stderr}");
+    assert!(shown.contains("Image Partly Left In Registry"), "{shown}");
+    assert!(shown.contains("release-7"), "{shown}");
+    assert_eq!(get_manifest(&registry, "web", "release-7").2, ours);
+    assert_eq!(
+        tf.state_json()["values"],
+        Value::Null,
+        "destroyed: {}",
+        tf.state_json()
+    );
 });
 
 acc_test!(

@@ -197,12 +197,21 @@ impl ProviderService {
         };
         let ctx = self.ctx();
         if planned.is_null() {
-            let d = guard(r.delete(&ctx, prior.clone()), Diagnostics::from).await;
-            // A failed delete keeps the object in state: nothing the user had is lost.
-            let state = if d.has_errors() { prior } else { Value::Null };
+            // NOTE: on a destroy Terraform sends the prior private state as
+            // planned_private (PROTOCOL-NOTES §3.5).
+            let private = req.planned_private.clone();
+            let d = guard(r.delete(&ctx, prior.clone(), &private), Diagnostics::from).await;
+            // A failed delete keeps the object, and its private state, in
+            // state: nothing the user had is lost.
+            let (state, private) = if d.has_errors() {
+                (prior, private)
+            } else {
+                (Value::Null, Vec::new())
+            };
             let new_state = encode(&state, &ty, "state").ok();
             return Ok(Response::new(pb::apply_resource_change::Response {
                 new_state,
+                private,
                 diagnostics: diags(d),
                 ..Default::default()
             }));

@@ -10,18 +10,20 @@
 //! benchmark or another caller can run or time one of them alone.
 
 pub mod cache;
+mod delete;
 mod error;
 mod from_daemon;
 mod layers;
 pub mod push;
 
 pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
+pub use delete::{delete_pushed, protected, DeleteOutcome};
 pub use error::{PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
 pub use layers::{push_layers, Arrived, LayerBlob};
 pub use push::{
-    compress_exported, delete_manifests, exported_platform, push_config_and_manifest,
-    push_exported, push_tags, resolve_tags, PushStats, PushedManifest, Tagged,
+    compress_exported, exported_platform, push_config_and_manifest, push_exported, push_tags,
+    resolve_tags, PushStats, PushedManifest, Tagged,
 };
 
 use std::collections::BTreeMap;

@@ -260,28 +260,6 @@ pub async fn resolve_tags(
     Ok(out)
 }
 
-/// Deletes the manifests `digests` name from `repo`, which removes every
-/// tag pointing at them. Stops at the first registry that says it cannot
-/// delete (`Deleted::Unsupported`), which the caller should report, not fail on.
-pub async fn delete_manifests(
-    registry: &RegistryClient,
-    repo: &Reference,
-    digests: &[String],
-    cancel: CancellationToken,
-) -> Result<crate::registry::push::Deleted, crate::registry::RegistryError> {
-    use crate::registry::push::Deleted;
-    let pusher = registry.pusher(cancel);
-    let mut outcome = Deleted::Absent;
-    for digest in digests {
-        match pusher.delete_manifest(repo, digest).await? {
-            unsupported @ Deleted::Unsupported { .. } => return Ok(unsupported),
-            Deleted::Deleted => outcome = Deleted::Deleted,
-            Deleted::Absent => {}
-        }
-    }
-    Ok(outcome)
-}
-
 #[cfg(test)]
 #[path = "push_tests.rs"]
 mod tests;

@@ -29,7 +29,7 @@ pub(super) use super::push_session::PushAuth;
 use super::reference::Reference;
 
 mod delete;
-pub use delete::Deleted;
+pub use delete::{Deleted, TagList};
 
 /// How often and how patiently transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,3 +68,25 @@ impl PushAuth {
         }
     }
 }
+
+/// The body of `response`, refused once it passes `limit` bytes, so a
+/// registry cannot make us buffer an unbounded answer.
+pub(super) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(format!(
+                "the answer is larger than the {limit} bytes allowed"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -234,7 +234,7 @@ impl Resource for EcsRedeploy {
         }
     }
 
-    async fn delete(&self, _ctx: &Ctx, _prior: Value) -> Diagnostics {
+    async fn delete(&self, _ctx: &Ctx, _prior: Value, _private: &[u8]) -> Diagnostics {
         // NO-OP: the service is left running; removal from state is all delete means.
         Diagnostics::new()
     }

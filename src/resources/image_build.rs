@@ -7,6 +7,7 @@
 //! compares with the digest apply recorded in private state.
 
 mod apply;
+mod delete;
 mod inputs;
 mod plan;
 
@@ -139,7 +140,14 @@ impl Resource for ImageBuild {
         match published {
             Ok(published) => ApplyResponse {
                 new_state: apply::state_after(&req.planned, &published),
-                private: plan::pushed_marker(&published.digest),
+                private: plan::pushed_marker(
+                    &published.digest,
+                    &published
+                        .platform_digests
+                        .values()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                ),
                 diags: Diagnostics::new(),
             },
             Err(e) => {
@@ -197,12 +205,12 @@ impl Resource for ImageBuild {
         }
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: Value) -> Diagnostics {
+    async fn delete(&self, ctx: &Ctx, prior: Value, private: &[u8]) -> Diagnostics {
         if prior.get("keep_remotely").as_bool() != Some(false) {
             // NO-OP: keep_remotely leaves the image where it is.
             return Diagnostics::new();
         }
-        delete_remote(ctx, &prior).await
+        delete::delete_remote(ctx, &prior, private).await
     }
 }
 
@@ -226,52 +234,6 @@ async fn context_hash(planned: &Value) -> Result<Value, Diagnostic> {
         Err(e) => Err(Diagnostic::internal(format!(
             "hashing the build context stopped: {e}"
         ))),
-    }
-}
-
-/// Deletes the manifests this resource pushed; a registry that cannot
-/// delete gets a warning, since the resource is gone from state either way.
-async fn delete_remote(ctx: &Ctx, prior: &Value) -> Diagnostics {
-    let Some(repo_text) = prior.get("repository").as_str() else {
-        return Diagnostics::new();
-    };
-    let Ok((registry, repository)) = parse_repository(repo_text) else {
-        return Diagnostics::new();
-    };
-    let repo = Reference {
-        registry,
-        repository,
-        tag: None,
-        digest: None,
-    };
-    let mut digests: Vec<String> = prior
-        .get("digest")
-        .as_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    for d in inputs::string_map(prior.get("platform_digests")).into_values() {
-        if !digests.contains(&d) {
-            digests.push(d);
-        }
-    }
-    let provider = match ctx.provider() {
-        Ok(p) => p,
-        Err(d) => return d.into(),
-    };
-    use crate::registry::push::Deleted;
-    match publish::delete_manifests(&provider.registry, &repo, &digests, ctx.cancel.clone()).await {
-        Ok(Deleted::Unsupported { status }) => Diagnostic::warning(
-            "Image Left In Registry",
-            format!("keep_remotely = false, but {repo_text} answered HTTP {status} to DELETE: this registry does not delete manifests (CNCF distribution needs storage.delete.enabled). The image is still there; the resource is removed from state."),
-        )
-        .into(),
-        Ok(_) => Diagnostics::new(),
-        Err(e) => Diagnostic::error(
-            "Image Delete Failed",
-            format!("Deleting {} from {repo_text}: {e}. {}", digests.join(", "), apply::registry_hint(&e)),
-        )
-        .into(),
     }
 }
 

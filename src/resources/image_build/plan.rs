@@ -111,9 +111,13 @@ pub fn planned(prior: &Value, proposed: &Value, context_hash: Value, drifted: bo
     planned
 }
 
-/// Private state after a successful apply: the digest the tags were left at.
-pub fn pushed_marker(digest: &str) -> Vec<u8> {
-    serde_json::json!({ "pushed_digest": digest })
+/// Private state after a successful apply: the digest the tags were left at
+/// and every manifest the apply pushed (the index or single manifest first,
+/// then each platform's), which destroy may delete and nothing else.
+pub fn pushed_marker(digest: &str, platform_digests: &[&str]) -> Vec<u8> {
+    let mut manifests = vec![digest];
+    manifests.extend(platform_digests.iter().filter(|d| **d != digest));
+    serde_json::json!({ "pushed_digest": digest, "pushed_manifests": manifests })
         .to_string()
         .into_bytes()
 }
@@ -121,6 +125,32 @@ pub fn pushed_marker(digest: &str) -> Vec<u8> {
 pub fn marker_digest(private: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(private).ok()?;
     v.get("pushed_digest")?.as_str().map(str::to_string)
+}
+
+/// The manifests the last successful apply pushed, from its marker. Markers
+/// written before `pushed_manifests` existed hold only `pushed_digest`; the
+/// state's `platform_digests` then complete it, as only apply writes those.
+/// Empty without a marker: nothing is known to be ours.
+pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(private) else {
+        return Vec::new();
+    };
+    if let Some(list) = v.get("pushed_manifests").and_then(|l| l.as_array()) {
+        return list
+            .iter()
+            .filter_map(|d| d.as_str().map(str::to_string))
+            .collect();
+    }
+    let Some(top) = v.get("pushed_digest").and_then(|d| d.as_str()) else {
+        return Vec::new();
+    };
+    let mut out = vec![top.to_string()];
+    for d in string_map(state.get("platform_digests")).into_values() {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// True when the state no longer says what apply pushed: refresh found a tag

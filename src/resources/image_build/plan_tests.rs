@@ -140,7 +140,7 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
 
 #[test]
 fn drift_compares_state_digest_with_the_pushed_marker() {
-    let marker = pushed_marker("sha256:a");
+    let marker = pushed_marker("sha256:a", &["sha256:a"]);
     assert_eq!(marker_digest(&marker).as_deref(), Some("sha256:a"));
     assert!(!drifted(&state(Some("sha256:a")), &marker));
     assert!(drifted(&state(Some("sha256:b")), &marker), "moved");
@@ -179,5 +179,32 @@ fn refresh_reports_moved_and_missing_tags() {
     let missing = refreshed(&s, &resolved(None, Some("sha256:a")));
     assert!(missing.get("digest").is_null());
     assert!(missing.get("image_uri").is_null());
-    assert!(drifted(&missing, &pushed_marker("sha256:a")));
+    assert!(drifted(&missing, &pushed_marker("sha256:a", &[])));
+}
+
+#[test]
+fn pushed_manifests_come_from_the_marker_not_from_refreshed_state() {
+    // Refresh wrote someone else's digest into `digest`: destroy must not see it as ours.
+    let drifted_state = state(Some("sha256:theirs"));
+    let marker = pushed_marker("sha256:index", &["sha256:amd64", "sha256:arm64"]);
+    assert_eq!(
+        pushed_manifests(&marker, &drifted_state),
+        ["sha256:index", "sha256:amd64", "sha256:arm64"]
+    );
+    let single = pushed_marker("sha256:m", &["sha256:m"]);
+    assert_eq!(pushed_manifests(&single, &drifted_state), ["sha256:m"]);
+}
+
+#[test]
+fn pushed_manifests_of_an_older_marker_add_the_platform_digests_of_state() {
+    let old_marker = br#"{"pushed_digest":"sha256:a"}"#;
+    assert_eq!(
+        pushed_manifests(old_marker, &state(Some("sha256:theirs"))),
+        ["sha256:a", "sha256:m"]
+    );
+    assert!(
+        pushed_manifests(&[], &state(Some("sha256:a"))).is_empty(),
+        "no marker: nothing is ours"
+    );
+    assert!(pushed_manifests(b"not json", &state(Some("sha256:a"))).is_empty());
 }

@@ -1,0 +1,78 @@
+//! Destroy of `stevedore_image_build` with `keep_remotely = false`: what
+//! to delete comes from the private marker apply wrote, never from the
+//! refreshed `digest`, which may name someone else's image.
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::publish::{self, DeleteOutcome};
+use crate::registry::{parse_repository, Reference};
+use crate::resource::Ctx;
+use crate::value::Value;
+
+/// Deletes the manifests this resource pushed (as its private marker
+/// records them, never what refresh found), except those a tag outside its
+/// `tags` still names. A registry that cannot delete gets a warning, since
+/// the resource is gone from state either way.
+pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> Diagnostics {
+    let Some(repo_text) = prior.get("repository").as_str() else {
+        return Diagnostics::new();
+    };
+    let Ok((registry, repository)) = parse_repository(repo_text) else {
+        return Diagnostics::new();
+    };
+    let repo = Reference {
+        registry,
+        repository,
+        tag: None,
+        digest: None,
+    };
+    let pushed = super::plan::pushed_manifests(private, prior);
+    if pushed.is_empty() {
+        return Diagnostic::warning(
+            "Image Left In Registry",
+            format!("keep_remotely = false, but the state does not record which manifests this resource pushed to {repo_text}, so nothing was deleted. Delete the image by hand if it is no longer used."),
+        )
+        .into();
+    }
+    let own_tags: Vec<String> = prior
+        .get("tags")
+        .as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    let provider = match ctx.provider() {
+        Ok(p) => p,
+        Err(d) => return d.into(),
+    };
+    match publish::delete_pushed(&provider.registry, &repo, &pushed, &own_tags, ctx.cancel.clone()).await {
+        Ok(outcome) => report(repo_text, &outcome),
+        Err(e) => Diagnostic::error(
+            "Image Delete Failed",
+            format!("Deleting {} from {repo_text} (after checking that no other tag names them): {e}. Nothing was deleted past this point and the resource stays in state; run destroy again, or set keep_remotely = true and apply to leave the image. {}", pushed.join(", "), super::apply::registry_hint(&e)),
+        )
+        .into(),
+    }
+}
+
+/// Warnings for what destroy left in the registry, and why.
+pub(super) fn report(repo_text: &str, outcome: &DeleteOutcome) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    if !outcome.kept.is_empty() {
+        let why: Vec<String> = outcome
+            .kept
+            .iter()
+            .map(|(digest, tags)| format!("{digest} (tagged {})", tags.join(", ")))
+            .collect();
+        diags.push(Diagnostic::warning(
+            "Image Partly Left In Registry",
+            format!("keep_remotely = false, but tags outside this resource's `tags` still name some of what it pushed to {repo_text}, so those manifests were left in place: {}. Deleting them would remove those tags too. Delete them by hand once nothing uses them.", why.join("; ")),
+        ));
+    }
+    if let Some(status) = outcome.unsupported {
+        diags.push(Diagnostic::warning(
+            "Image Left In Registry",
+            format!("keep_remotely = false, but {repo_text} answered HTTP {status} to DELETE: this registry does not delete manifests (CNCF distribution needs storage.delete.enabled). The image is still there; the resource is removed from state."),
+        ));
+    }
+    diags
+}
