@@ -8,6 +8,7 @@ use std::path::Path;
 
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
 use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
 use acceptance_tests::push::Uploader;
 use acceptance_tests::{acc_test, free_port, sha256_digest, Mode, Pusher, Registry, Workdir};
 use serde_json::Value;
@@ -411,24 +412,85 @@ acc_test!(
     }
 );
 
+/// A context whose `RUN` step writes the proof of secret `npm` into the image (see
+/// [`acceptance_tests::proof`]), after sleeping `sleep` seconds.
+fn secret_context(sleep: u32) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    build_proof_program(dir.path());
+    fs::remove_file(dir.path().join("proof.c")).unwrap();
+    fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY proof /proof\n\
+             RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/proof.txt\", \"{sleep}\"]\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 acc_test!(secrets_are_never_shown, |mode| {
+    const SECRET: &str = "s3cr3t-value-xyz";
     let registry = Registry::start();
-    let ctx = context();
+    let ctx = secret_context(0);
     let repo = format!("{}/web", registry.address);
     // The daemon here has BuildKit, so `auto` builds with the secret mounted.
-    let extra = "  secrets = { npm = \"s3cr3t-value-xyz\" }\n";
-    let tf = Workdir::new(mode, &config(ctx.path(), &repo, extra));
+    let extra = format!("  secrets = {{ npm = \"{SECRET}\" }}\n  no_cache = true\n");
+    let tf = Workdir::logged(mode, &config(ctx.path(), &repo, &extra), &[]);
     tf.init().success();
     let plan = tf.plan().success();
-    assert!(!plan.contains("s3cr3t-value-xyz"), "{plan}");
+    assert!(!plan.contains(SECRET), "{plan}");
     let applied = tf.apply().success();
-    assert!(!applied.contains("s3cr3t-value-xyz"), "{applied}");
-    assert!(!tf.provider_log().contains("s3cr3t-value-xyz"));
+    assert!(!applied.contains(SECRET), "{applied}");
+    // The RUN step saw the value: its proof is in the pushed image.
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    let proof = proof_line(SECRET.as_bytes());
+    assert!(
+        image_layers_contain(&registry, "web", &digest, proof.as_bytes()),
+        "RUN did not see the secret (no {proof:?} in the image)"
+    );
+    assert!(!image_layers_contain(
+        &registry,
+        "web",
+        &digest,
+        SECRET.as_bytes()
+    ));
+    // The log is at trace and holds the provider's own build lines, yet not the value.
+    tf.assert_provider_logged("building with BuildKit and secret mounts");
+    assert!(!tf.full_log().contains(SECRET), "the secret is in the log");
     // The classic builder cannot mount secrets: a clear error, still without the value.
     let classic = format!("{extra}  builder = \"classic\"\n");
     tf.write_config(&config(ctx.path(), &repo, &classic));
     let stderr = tf.apply().failure();
     assert_error_contains(&stderr, "secrets (npm) need BuildKit secret mounts");
-    assert!(!stderr.contains("s3cr3t-value-xyz"), "{stderr}");
-    assert!(!tf.provider_log().contains("s3cr3t-value-xyz"));
+    assert!(!stderr.contains(SECRET), "{stderr}");
+    assert!(!tf.full_log().contains(SECRET), "the secret is in the log");
+});
+
+// Regression: under Terraform's default parallelism, two builds of the same Dockerfile with
+// different values for one secret id both saw the first build's value.
+acc_test!(concurrent_builds_each_see_their_own_secret, |mode| {
+    let registry = Registry::start();
+    let ctx = secret_context(2);
+    let mut tf_config = terraform_block();
+    for (name, value) in [("a", "value-of-a-1f2e"), ("b", "value-of-b-9c8d")] {
+        tf_config += &format!(
+            "resource \"stevedore_image_build\" \"{name}\" {{\n  context    = {}\n  repository = \"{}/{name}\"\n  no_cache   = true\n  secrets    = {{ npm = \"{value}\" }}\n}}\noutput \"{name}\" {{\n  value = stevedore_image_build.{name}.digest\n}}\n",
+            quote(&ctx.path().display().to_string()),
+            registry.address,
+        );
+    }
+    let tf = applied(mode, &tf_config);
+    for (name, value) in [("a", "value-of-a-1f2e"), ("b", "value-of-b-9c8d")] {
+        let digest = tf.output(name).as_str().unwrap().to_string();
+        let proof = proof_line(value.as_bytes());
+        assert!(
+            image_layers_contain(&registry, name, &digest, proof.as_bytes()),
+            "build {name} did not see its own secret (no {proof:?} in its image)"
+        );
+    }
+    tf.assert_plans_empty();
 });

@@ -152,8 +152,13 @@ pub async fn build(
         return build_classic(docker, req, wanted, cancel, log).await;
     }
     let outcome = if req.secrets.is_empty() {
+        let _shared = buildkit::SECRET_ISOLATION.read().await;
         buildkit::run(docker, &req, &cancel, &mut log).await
     } else {
+        let _alone = tokio::select! {
+            guard = buildkit::SECRET_ISOLATION.write() => guard,
+            _ = cancel.cancelled() => return Err(BuildError::Cancelled),
+        };
         buildkit::run_with_secrets(docker, &req, &cancel, &mut log).await
     };
     match outcome {

@@ -116,6 +116,18 @@ pub(crate) async fn run(
     }
 }
 
+/// Held shared by every BuildKit build of this process without secrets, and
+/// alone by each build with secrets.
+// GOTCHA: BuildKit's solver merges identical steps that are in flight at the
+// same time, across builds, and a step that mounts a secret then reads it
+// through whichever build's session it asks first: a secret's value is not
+// part of a step's identity. Two concurrent builds of one Dockerfile with
+// different values for the same secret id (or one with and one without)
+// would both see one value. A build with secrets therefore never overlaps
+// another BuildKit build of this provider process. Builds started by other
+// processes against the same daemon are out of our reach (README limits).
+pub(crate) static SECRET_ISOLATION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// BuildKit with secret mounts. bollard's `/build?version=2` session serves
 /// registry auth only, so a build with secrets goes through bollard's Moby
 /// driver instead: a `Solve` on dockerd's `/grpc` endpoint whose session also
