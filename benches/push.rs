@@ -1,6 +1,7 @@
 //! Pushing a ~500 MB, 5-layer image from the Docker daemon to a local
-//! registry: stevedore (its layer cache probed first, then export and
-//! compress-while-uploading when that misses) beside `docker push` and
+//! registry: stevedore (its layer cache probed first, then the image
+//! streamed out of the daemon, each layer gzipped and uploaded as it passes,
+//! when that misses) beside `docker push` and
 //! `skopeo copy docker-daemon:...`, cold (the registry holds no blob) and
 //! warm (the same image again, every layer present), with wall time and
 //! peak RSS. Run: `cargo bench --bench push`.
@@ -48,7 +49,7 @@ fn platform() -> &'static str {
 /// The child: push `image` from the daemon to `target` (`host/repo:tag`)
 /// with a Docker v2 schema 2 manifest, tag and verify, through the publish
 /// module's own steps, with the layer cache in `cache_dir`.
-/// Prints `TIMES probe=<s> export=<s> layers=<s> push=<s> verify=<s>` on stdout.
+/// Prints `TIMES probe=<s> stream=<s> tag=<s> verify=<s>` on stdout.
 fn child(args: &[String]) {
     let [image, target, workdir, cache_dir] = args else {
         panic!("usage: {CHILD_FLAG} IMAGE HOST/REPO:TAG WORKDIR CACHE_DIR");
@@ -63,18 +64,13 @@ fn child(args: &[String]) {
         Path::new(workdir),
         Path::new(cache_dir),
     ));
-    let [probe, export, layers, push, verify] = times;
-    println!(
-        "TIMES probe={probe:.3} export={export:.3} layers={layers:.3} push={push:.3} verify={verify:.3}"
-    );
+    let [probe, stream, tag, verify] = times;
+    println!("TIMES probe={probe:.3} stream={stream:.3} tag={tag:.3} verify={verify:.3}");
 }
 
-async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &Path) -> [f64; 5] {
+async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &Path) -> [f64; 4] {
     use std::collections::BTreeMap;
-    use stevedore::publish::{
-        exported_platform, push_cached, push_config_and_manifest, push_layers, push_tags,
-        BlobCache, PushedManifest,
-    };
+    use stevedore::publish::{push_cached, push_streamed, push_tags, BlobCache, PushedManifest};
     use stevedore::registry::assemble::Format;
     use stevedore::registry::{
         verify_pushed, AuthSettings, Expected, ExpectedManifest, Platform, Reference,
@@ -93,8 +89,10 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
     let wanted: Platform = platform().parse().expect("platform");
 
     // The same steps, in the same order, as publish::push_built after the
-    // docker build: the cached path, else export, push_layers (compression
-    // and upload overlapping), config and manifest; then push_tags, verify.
+    // docker build: the cached path, else the streamed export (compression
+    // and upload as the layers leave the daemon, then config and manifest);
+    // then push_tags, verify.
+    let _ = workdir; // Nothing is written locally any more.
     let start = Instant::now();
     let cached = push_cached(
         &docker,
@@ -108,39 +106,23 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
     .await
     .expect("push_cached");
     let probe_s = start.elapsed().as_secs_f64();
-    let (mut export_s, mut layers_s, mut manifest_s) = (0.0, 0.0, 0.0);
     let start = Instant::now();
     let pushed: PushedManifest = match cached {
         Some(pushed) => pushed,
-        None => {
-            let exported = stevedore::docker::export(&docker, image, platform(), workdir)
-                .await
-                .expect("export");
-            cache.record_config(&exported.config_bytes);
-            export_s = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            let (layers, stats) = push_layers(&pusher, &repo, &exported, &cache)
-                .await
-                .expect("push_layers");
-            layers_s = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            let blobs: Vec<(&str, u64)> =
-                layers.iter().map(|l| (l.digest.as_str(), l.size)).collect();
-            let pushed = push_config_and_manifest(
-                &pusher,
-                &repo,
-                exported_platform(&exported),
-                &exported.config_bytes,
-                &blobs,
-                Format::Docker,
-                stats,
-            )
-            .await
-            .expect("push_config_and_manifest");
-            manifest_s = start.elapsed().as_secs_f64();
-            pushed
-        }
+        None => push_streamed(
+            &docker,
+            &pusher,
+            &repo,
+            image,
+            &wanted,
+            Format::Docker,
+            &cache,
+            &cancel,
+        )
+        .await
+        .expect("push_streamed"),
     };
+    let stream_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let tagged = push_tags(
         &client,
@@ -152,8 +134,7 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
     )
     .await
     .expect("push_tags");
-    // Config and manifest (inside the probe on the cached path) + tags.
-    let push_s = manifest_s + start.elapsed().as_secs_f64();
+    let tag_s = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let platform = &pushed.platform;
@@ -183,7 +164,7 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
         s.layers_existed,
         s.layers_mounted
     );
-    [probe_s, export_s, layers_s, push_s, verify_s]
+    [probe_s, stream_s, tag_s, verify_s]
 }
 
 // ------------------------------------------------------------------- parent
@@ -274,11 +255,11 @@ impl Contender {
 }
 
 /// One measured push; for stevedore also its
-/// (probe, export, layers, push, verify) split.
+/// (probe, stream, tag, verify) split.
 struct Pushed {
     run: Run,
     dockerd_peak_mb: Option<f64>,
-    split: Option<[f64; 5]>,
+    split: Option<[f64; 4]>,
 }
 
 fn push_once(
@@ -336,7 +317,7 @@ fn push_once(
             .skip(1)
             .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
             .collect();
-        [v[0], v[1], v[2], v[3], v[4]]
+        [v[0], v[1], v[2], v[3]]
     });
     Pushed {
         run,
@@ -353,8 +334,8 @@ struct Row {
     warm_cpu_s: Vec<f64>,
     rss_mb: f64,
     dockerd_mb: f64,
-    cold_split: Vec<[f64; 5]>,
-    warm_split: Vec<[f64; 5]>,
+    cold_split: Vec<[f64; 4]>,
+    warm_split: Vec<[f64; 4]>,
     stored_mb: f64,
 }
 
@@ -387,7 +368,7 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::MAX, f64::min)
 }
 
-fn best_split(v: &[[f64; 5]]) -> [f64; 5] {
+fn best_split(v: &[[f64; 4]]) -> [f64; 4] {
     // The split of the fastest run, so the parts add up.
     *v.iter()
         .min_by(|a, b| a.iter().sum::<f64>().total_cmp(&b.iter().sum::<f64>()))
@@ -559,12 +540,12 @@ fn parent() {
     }
     let s = &rows[0];
     for (label, split) in [("cold", &s.cold_split), ("warm", &s.warm_split)] {
-        let [c, e, l, p, v] = best_split(split);
+        let [c, e, p, v] = best_split(split);
         println!(
-            "  stevedore {label}: cache probe {c:.2}s + export {e:.2}s + layers (compress \
-             while uploading) {l:.2}s + config, manifest and tag {p:.2}s + verify {v:.2}s \
-             = {:.2}s (in-process; the column adds process start/exit)",
-            c + e + l + p + v
+            "  stevedore {label}: cache probe {c:.2}s + streamed export, compress and upload, \
+             config and manifest {e:.2}s + tag {p:.2}s + verify {v:.2}s = {:.2}s (in-process; \
+             the column adds process start/exit)",
+            c + e + p + v
         );
     }
     println!();

@@ -3,19 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+
+mod docker_support;
 
 use acceptance_tests::proof::{build_proof_program, proof_line};
+use docker_support::saved_image;
 use stevedore::docker::{
-    build, compress_layer, connect, export, ping, remove_image, write_tar_file, BuildError,
-    BuildRequest, BuilderKind, ExportError, SecretValue,
+    build, connect, ping, remove_image, BuildError, BuildRequest, BuilderKind, ContextSource,
+    SecretValue,
 };
 use tokio_util::sync::CancellationToken;
 
-/// A context dir with a Dockerfile and files, plus a scratch dir for tars.
+/// A context dir with a Dockerfile and files.
 struct Fixture {
     ctx: tempfile::TempDir,
-    work: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -25,17 +26,15 @@ impl Fixture {
         for (name, body) in files {
             fs::write(ctx.path().join(name), body).unwrap();
         }
-        Fixture {
-            ctx,
-            work: tempfile::tempdir().unwrap(),
-        }
+        Fixture { ctx }
     }
 
-    fn request(&self, platform: &str, tag: &str) -> (BuildRequest, tempfile::NamedTempFile) {
-        let tar =
-            write_tar_file(self.ctx.path(), Path::new("Dockerfile"), self.work.path()).unwrap();
-        let req = BuildRequest {
-            context_tar_path: tar.path().to_path_buf(),
+    fn request(&self, platform: &str, tag: &str) -> BuildRequest {
+        BuildRequest {
+            context: ContextSource {
+                dir: self.ctx.path().to_path_buf(),
+                dockerfile: "Dockerfile".into(),
+            },
             dockerfile: "Dockerfile".to_string(),
             platform: platform.to_string(),
             tag: tag.to_string(),
@@ -44,8 +43,7 @@ impl Fixture {
             // BuildKit ones set their own.
             builder: BuilderKind::Classic,
             ..Default::default()
-        };
-        (req, tar)
+        }
     }
 }
 
@@ -66,7 +64,7 @@ async fn build_and_export(platform: &str, arch: &str) {
         &[("hello.txt", b"hi\n")],
     );
     let tag = unique_tag(&format!("build-{}", platform.replace('/', "-")));
-    let (req, _tar) = fx.request(platform, &tag);
+    let req = fx.request(platform, &tag);
     let mut lines = Vec::new();
     let built = build(&d, req, CancellationToken::new(), |l| {
         lines.push(l.to_string())
@@ -79,28 +77,20 @@ async fn build_and_export(platform: &str, arch: &str) {
         "{lines:?}"
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, &tag, platform, out.path()).await.unwrap();
-    assert_eq!(img.architecture, arch);
-    assert_eq!(img.os, "linux");
+    let img = saved_image(&d, &tag).await;
+    assert_eq!(img.facts.platform.architecture, arch);
+    assert_eq!(img.facts.platform.os, "linux");
     assert_eq!(
-        img.config_digest, built.image_id,
+        acceptance_tests::sha256_digest(&img.config),
+        built.image_id,
         "config digest is the image id"
     );
     assert_eq!(img.layers.len(), 1);
-    let layer = compress_layer(&img.layers[0].path).unwrap();
-    assert_eq!(layer.diff_id, img.layers[0].diff_id);
-
-    // Asking for another platform than the one built is the bug we exist for.
-    let other = if arch == "amd64" {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    };
-    let err = export(&d, &tag, other, tempfile::tempdir().unwrap().path())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ExportError::PlatformMismatch { .. }), "{err}");
+    assert_eq!(
+        acceptance_tests::sha256_digest(&img.layers[0]),
+        img.facts.diff_ids[0],
+        "the layer is the diff_id's plain tar"
+    );
     remove_image(&d, &tag).await.unwrap();
     remove_image(&d, &tag).await.unwrap(); // already gone is fine
 }
@@ -125,7 +115,7 @@ async fn failing_copy_reports_step_and_tail() {
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
-    let (req, _tar) = fx.request("linux/amd64", &unique_tag("fail"));
+    let req = fx.request("linux/amd64", &unique_tag("fail"));
     let err = build(&d, req, CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
@@ -152,7 +142,7 @@ async fn failing_copy_reports_step_and_tail() {
 async fn secrets_are_refused_by_the_classic_builder() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\n", &[]);
-    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("classic-secrets"));
+    let mut req = fx.request("linux/amd64", &unique_tag("classic-secrets"));
     req.secrets
         .insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
     let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
@@ -173,7 +163,7 @@ async fn secrets_are_refused_by_the_classic_builder() {
 async fn cancelled_build_stops() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\nCOPY a /a\n", &[("a", b"a")]);
-    let (req, _tar) = fx.request("linux/amd64", &unique_tag("cancel"));
+    let req = fx.request("linux/amd64", &unique_tag("cancel"));
     let cancel = CancellationToken::new();
     cancel.cancel();
     let err = build(&d, req, cancel, |_| {}).await.unwrap_err();
@@ -191,11 +181,11 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
         &[("same.txt", b"same")],
     );
     let (amd_tag, arm_tag) = (unique_tag("cache-amd64"), unique_tag("cache-arm64"));
-    let (amd, _t1) = fx.request("linux/amd64", &amd_tag);
+    let amd = fx.request("linux/amd64", &amd_tag);
     let first = build(&d, amd, CancellationToken::new(), |_| {})
         .await
         .unwrap();
-    let (arm, _t2) = fx.request("linux/arm64", &arm_tag);
+    let arm = fx.request("linux/arm64", &arm_tag);
     let mut lines = Vec::new();
     let second = build(&d, arm, CancellationToken::new(), |l| {
         lines.push(l.to_string())
@@ -203,11 +193,8 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
     .await
     .unwrap();
     assert_ne!(first.image_id, second.image_id, "{lines:?}");
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, &arm_tag, "linux/arm64", out.path())
-        .await
-        .unwrap();
-    assert_eq!(img.architecture, "arm64");
+    let img = saved_image(&d, &arm_tag).await;
+    assert_eq!(img.facts.platform.architecture, "arm64");
     remove_image(&d, &amd_tag).await.unwrap();
     remove_image(&d, &arm_tag).await.unwrap();
 }
@@ -221,7 +208,7 @@ async fn buildkit_build_and_export(test: &str, builder: BuilderKind, platform: &
         &[("hello.txt", b"hi from buildkit\n")],
     );
     let tag = unique_tag(test);
-    let (mut req, _tar) = fx.request(platform, &tag);
+    let mut req = fx.request(platform, &tag);
     req.builder = builder;
     req.no_cache = true;
     req.build_args.insert("GREETING".into(), "hello".into());
@@ -247,11 +234,10 @@ async fn buildkit_build_and_export(test: &str, builder: BuilderKind, platform: &
         Some("1")
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, &tag, platform, out.path()).await.unwrap();
-    assert_eq!(img.architecture, arch);
-    assert_eq!(img.os, "linux");
-    assert_eq!(img.config_digest, built.image_id);
+    let img = saved_image(&d, &tag).await;
+    assert_eq!(img.facts.platform.architecture, arch);
+    assert_eq!(img.facts.platform.os, "linux");
+    assert_eq!(acceptance_tests::sha256_digest(&img.config), built.image_id);
     assert_eq!(img.layers.len(), 1);
     remove_image(&d, &tag).await.unwrap();
 }
@@ -283,7 +269,7 @@ async fn buildkit_failing_copy_reports_step() {
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
-    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("bkfail"));
+    let mut req = fx.request("linux/amd64", &unique_tag("bkfail"));
     req.builder = BuilderKind::BuildKit;
     let err = build(&d, req, CancellationToken::new(), |_| {})
         .await
@@ -317,7 +303,7 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
     build_proof_program(fx.ctx.path());
 
     let tag = &unique_tag("bksecret");
-    let (mut req, _tar) = fx.request("linux/amd64", tag);
+    let mut req = fx.request("linux/amd64", tag);
     req.builder = BuilderKind::Auto;
     req.no_cache = true;
     req.secrets
@@ -333,12 +319,10 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
         "secret leaked"
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
+    let img = saved_image(&d, tag).await;
     let proof = proof_line(SECRET.as_bytes());
     let mut seen = false;
-    for layer in &img.layers {
-        let bytes = fs::read(&layer.path).unwrap();
+    for bytes in &img.layers {
         assert!(
             !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
             "secret in a layer"
@@ -359,7 +343,7 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
 async fn buildkit_with_secrets_failing_copy_is_failed() {
     let d = docker();
     let fx = Fixture::new("FROM scratch\nCOPY missing.txt /m\n", &[]);
-    let (mut req, _tar) = fx.request("linux/amd64", &unique_tag("bksecretfail"));
+    let mut req = fx.request("linux/amd64", &unique_tag("bksecretfail"));
     req.builder = BuilderKind::BuildKit;
     req.secrets
         .insert("npm".to_string(), SecretValue("hush-7d1e".to_string()));
@@ -382,7 +366,7 @@ async fn buildkit_honours_target() {
         &[("a", b"a"), ("b", b"b")],
     );
     let tag = &unique_tag("bktarget");
-    let (mut req, _tar) = fx.request("linux/amd64", tag);
+    let mut req = fx.request("linux/amd64", tag);
     req.builder = BuilderKind::BuildKit;
     req.target = Some("first".to_string());
     let mut lines = Vec::new();
@@ -392,8 +376,7 @@ async fn buildkit_honours_target() {
     .await
     .unwrap();
     assert!(!lines.iter().any(|l| l.contains("COPY b")), "{lines:?}");
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, tag, "linux/amd64", out.path()).await.unwrap();
+    let img = saved_image(&d, tag).await;
     assert_eq!(img.layers.len(), 1, "only stage `first`");
     remove_image(&d, tag).await.unwrap();
 }

@@ -1,12 +1,16 @@
-//! Reading `docker save` output without a daemon: both archive layouts,
-//! diff_id verification, and gzip of a layer.
+//! Reading `docker save` output as a stream, without a daemon: both archive
+//! layouts dockerd writes (legacy `manifest.json` last; Docker 25+'s OCI
+//! layout with the legacy names as symlinks into `blobs/`), large files
+//! handed over without being buffered, and names or links that leave the
+//! archive refused.
 
-use std::fs;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use stevedore::docker::{compress_layer, read_unpacked, ExportError};
+use stevedore::docker::{
+    config_facts, image_refs, walk_archive, ArchiveVisitor, ExportError, SMALL_ENTRY,
+};
 
 fn sha(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -21,130 +25,224 @@ fn config(arch: &str, diff_ids: &[String]) -> Vec<u8> {
     .into_bytes()
 }
 
-fn blob(root: &Path, bytes: &[u8]) -> String {
-    let d = sha(bytes);
-    let p = root
-        .join("blobs/sha256")
-        .join(d.trim_start_matches("sha256:"));
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, bytes).unwrap();
-    d
+enum Item<'a> {
+    File(&'a [u8]),
+    Symlink(&'a str),
+}
+
+/// An uncompressed tar of `items`, in the order given.
+fn archive(items: &[(&str, Item)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, item) in items {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match item {
+            Item::File(bytes) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(bytes.len() as u64);
+                b.append_data(&mut h, name, *bytes).unwrap();
+            }
+            Item::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, target).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// Records every file it is given: its size and the sha256 of what it read.
+#[derive(Default)]
+struct Record {
+    files: BTreeMap<String, (u64, String)>,
+    /// The biggest single read a large file was handed in.
+    largest_read: usize,
+}
+
+impl ArchiveVisitor for Record {
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> Result<bool, ExportError> {
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = data.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            if size > SMALL_ENTRY {
+                self.largest_read = self.largest_read.max(n);
+            }
+            h.update(&buf[..n]);
+        }
+        let digest = format!("sha256:{}", hex::encode(h.finalize()));
+        self.files.insert(name.to_string(), (size, digest));
+        Ok(name.ends_with(".json"))
+    }
 }
 
 #[test]
-fn classic_manifest_json_layout() {
-    let dir = tempfile::tempdir().unwrap();
+fn legacy_layout_with_manifest_json_last() {
     let layer = b"layer-bytes".to_vec();
     let cfg = config("arm64", &[sha(&layer)]);
-    fs::create_dir_all(dir.path().join("abc")).unwrap();
-    fs::write(dir.path().join("abc/layer.tar"), &layer).unwrap();
-    fs::write(dir.path().join("cfg.json"), &cfg).unwrap();
-    fs::write(
-        dir.path().join("manifest.json"),
-        r#"[{"Config":"cfg.json","RepoTags":["x:1"],"Layers":["abc/layer.tar"]}]"#,
-    )
-    .unwrap();
-    let img = read_unpacked(dir.path()).unwrap();
+    let cfg_name = format!("{}.json", sha(&cfg).trim_start_matches("sha256:"));
+    let manifest =
+        format!(r#"[{{"Config":"{cfg_name}","RepoTags":["x:1"],"Layers":["abc/layer.tar"]}}]"#);
+    let tar = archive(&[
+        ("abc/VERSION", Item::File(b"1.0")),
+        ("abc/json", Item::File(b"{}")),
+        ("abc/layer.tar", Item::File(&layer)),
+        (&cfg_name, Item::File(&cfg)),
+        ("manifest.json", Item::File(manifest.as_bytes())),
+    ]);
+    let mut seen = Record::default();
+    let index = walk_archive(tar.as_slice(), &mut seen).unwrap();
+    let refs = image_refs(&index).unwrap();
+    assert_eq!(refs.config, cfg_name);
+    assert_eq!(refs.layers, ["abc/layer.tar"]);
     assert_eq!(
-        (img.os.as_str(), img.architecture.as_str()),
-        ("linux", "arm64")
+        seen.files["abc/layer.tar"],
+        (layer.len() as u64, sha(&layer))
     );
-    assert_eq!(img.config_digest, sha(&cfg));
-    assert_eq!(img.layers[0].size, layer.len() as u64);
+    let facts = config_facts(index.document(&refs.config).unwrap()).unwrap();
+    assert_eq!(facts.platform.to_string(), "linux/arm64");
+    assert_eq!(facts.diff_ids, [sha(&layer)]);
+    assert!(
+        !index.documents.contains_key("abc/layer.tar"),
+        "a file the visitor did not keep is not held"
+    );
+}
+
+/// Docker 25+ writes the OCI layout and, for old readers, `manifest.json`
+/// naming `blobs/...` or legacy paths that are symlinks into `blobs/`.
+#[test]
+fn oci_layout_with_legacy_symlinks_and_a_large_layer_streamed() {
+    let big: Vec<u8> = (0..SMALL_ENTRY as usize + 300_000)
+        .map(|i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let big_d = sha(&big);
+    let big_hex = big_d.trim_start_matches("sha256:").to_string();
+    let cfg = config("amd64", &[big_d.clone()]);
+    let cfg_hex = sha(&cfg).trim_start_matches("sha256:").to_string();
+    let manifest =
+        format!(r#"[{{"Config":"blobs/sha256/{cfg_hex}","Layers":["{big_hex}/layer.tar"]}}]"#);
+    let blob_big = format!("blobs/sha256/{big_hex}");
+    let blob_cfg = format!("blobs/sha256/{cfg_hex}");
+    let link = format!("{big_hex}/layer.tar");
+    let target = format!("../blobs/sha256/{big_hex}");
+    let tar = archive(&[
+        (&blob_big, Item::File(&big)),
+        (&blob_cfg, Item::File(&cfg)),
+        (&link, Item::Symlink(&target)),
+        ("index.json", Item::File(b"{\"manifests\":[]}")),
+        ("manifest.json", Item::File(manifest.as_bytes())),
+        (
+            "oci-layout",
+            Item::File(b"{\"imageLayoutVersion\":\"1.0.0\"}"),
+        ),
+    ]);
+    let mut seen = Record::default();
+    let index = walk_archive(tar.as_slice(), &mut seen).unwrap();
+    let refs = image_refs(&index).unwrap();
+    assert_eq!(refs.layers, [blob_big.clone()], "the symlink resolved");
+    assert_eq!(seen.files[&blob_big], (big.len() as u64, big_d));
+    assert!(
+        seen.largest_read <= 64 * 1024,
+        "the large file was handed over as a stream, read by read"
+    );
+    assert!(!index.documents.contains_key(&blob_big));
 }
 
 #[test]
 fn oci_layout_through_nested_index_skipping_attestations() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
     let layer = b"oci-layer".to_vec();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&layer).unwrap();
     let layer_gz = gz.finish().unwrap();
     let cfg = config("amd64", &[sha(&layer)]);
-    let cfg_d = blob(root, &cfg);
-    let layer_d = blob(root, &layer_gz);
     let manifest = serde_json::json!({
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"digest": cfg_d}, "layers": [{"digest": layer_d}]
-    });
-    let man_d = blob(root, manifest.to_string().as_bytes());
-    let att_d = blob(root, b"{}");
+        "config": {"digest": sha(&cfg)}, "layers": [{"digest": sha(&layer_gz)}]
+    })
+    .to_string();
+    let att = b"{}".to_vec();
     let inner = serde_json::json!({"manifests": [
-        {"digest": att_d, "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
-        {"digest": man_d}
-    ]});
-    let inner_d = blob(root, inner.to_string().as_bytes());
-    let index = serde_json::json!({"manifests": [{"digest": inner_d}]});
-    fs::write(root.join("index.json"), index.to_string()).unwrap();
-
-    let img = read_unpacked(root).unwrap();
-    assert_eq!(img.architecture, "amd64");
-    assert_eq!(img.layers[0].diff_id, sha(&layer), "gzip layer inflated");
-    assert_eq!(fs::read(&img.layers[0].path).unwrap(), layer);
+        {"digest": sha(&att), "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+        {"digest": sha(manifest.as_bytes())}
+    ]})
+    .to_string();
+    let index_json =
+        serde_json::json!({"manifests": [{"digest": sha(inner.as_bytes())}]}).to_string();
+    let path = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    let names = [
+        path(&sha(&cfg)),
+        path(&sha(&layer_gz)),
+        path(&sha(manifest.as_bytes())),
+        path(&sha(&att)),
+        path(&sha(inner.as_bytes())),
+    ];
+    let tar = archive(&[
+        (&names[0], Item::File(&cfg)),
+        (&names[1], Item::File(&layer_gz)),
+        (&names[2], Item::File(manifest.as_bytes())),
+        (&names[3], Item::File(&att)),
+        (&names[4], Item::File(inner.as_bytes())),
+        ("index.json", Item::File(index_json.as_bytes())),
+    ]);
+    struct KeepAll;
+    impl ArchiveVisitor for KeepAll {
+        fn file(&mut self, _: &str, _: u64, _: &mut dyn Read) -> Result<bool, ExportError> {
+            Ok(true)
+        }
+    }
+    let index = walk_archive(tar.as_slice(), &mut KeepAll).unwrap();
+    let refs = image_refs(&index).unwrap();
+    assert_eq!(refs.config, names[0]);
+    assert_eq!(refs.layers, [names[1].clone()]);
 }
 
-#[test]
-fn layer_not_matching_its_diff_id_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("l.tar"), b"tampered").unwrap();
-    fs::write(
-        dir.path().join("c.json"),
-        config("amd64", &[sha(b"original")]),
-    )
-    .unwrap();
-    fs::write(
-        dir.path().join("manifest.json"),
-        r#"[{"Config":"c.json","Layers":["l.tar"]}]"#,
-    )
-    .unwrap();
-    let err = read_unpacked(dir.path()).unwrap_err();
-    assert!(
-        matches!(err, ExportError::DiffIdMismatch { index: 0, .. }),
-        "{err}"
-    );
-}
-
-#[test]
-fn paths_leaving_the_archive_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(
-        dir.path().join("manifest.json"),
-        r#"[{"Config":"../../etc/passwd","Layers":[]}]"#,
-    )
-    .unwrap();
-    let err = read_unpacked(dir.path()).unwrap_err();
-    // The refusal itself, not what reading /etc/passwd as JSON would give.
-    match &err {
-        ExportError::BadArchive { reason } => assert!(
-            reason.contains("\"../../etc/passwd\" points outside the archive"),
-            "{reason}"
-        ),
+fn refused(tar: &[u8]) -> String {
+    let mut seen = Record::default();
+    let err = walk_archive(tar, &mut seen)
+        .and_then(|index| image_refs(&index).map(|_| ()))
+        .unwrap_err();
+    match err {
+        ExportError::BadArchive { reason } => reason,
         other => panic!("expected BadArchive, got {other}"),
     }
 }
 
 #[test]
-fn compress_layer_is_deterministic_and_round_trips() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("layer.tar");
-    let data: Vec<u8> = (0..300_000u32)
-        .flat_map(|i| (i % 251).to_le_bytes())
-        .collect();
-    fs::write(&path, &data).unwrap();
-    let a = compress_layer(&path).unwrap();
-    let gz = fs::read(&a.path).unwrap();
-    assert_eq!(a.digest, sha(&gz));
-    assert_eq!(a.size, gz.len() as u64);
-    assert_eq!(a.diff_id, sha(&data));
-    let mut back = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_end(&mut back)
-        .unwrap();
-    assert_eq!(back, data);
-    assert_eq!(
-        compress_layer(&path).unwrap().digest,
-        a.digest,
-        "same bytes, same blob"
+fn paths_leaving_the_archive_are_refused() {
+    let tar = archive(&[(
+        "manifest.json",
+        Item::File(br#"[{"Config":"../../etc/passwd","Layers":[]}]"#),
+    )]);
+    // The refusal itself, not what reading /etc/passwd as JSON would give.
+    let reason = refused(&tar);
+    assert!(
+        reason.contains("\"../../etc/passwd\" points outside the archive"),
+        "{reason}"
     );
+}
+
+#[test]
+fn symlinks_leaving_the_archive_are_refused() {
+    for target in ["../../etc/passwd", "/etc/passwd", "../a/../../x"] {
+        let tar = archive(&[("abc/layer.tar", Item::Symlink(target))]);
+        let reason = refused(&tar);
+        assert!(
+            reason.contains("link \"abc/layer.tar\" points outside the archive"),
+            "{target}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn a_symlink_inside_the_archive_resolves_relative_to_its_folder() {
+    let tar = archive(&[
+        ("blobs/sha256/aa", Item::File(b"{\"os\":\"linux\"}")),
+        ("x/y/link.json", Item::Symlink("../../blobs/sha256/aa")),
+    ]);
+    let index = walk_archive(tar.as_slice(), &mut Record::default()).unwrap();
+    assert_eq!(index.resolve("x/y/link.json").unwrap(), "blobs/sha256/aa");
 }

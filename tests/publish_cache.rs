@@ -6,10 +6,9 @@
 mod registry_fixture;
 
 use std::fs;
-use std::path::Path;
 
 use registry_fixture::TestRegistry;
-use stevedore::docker::{build, connect, remove_image, write_tar_file, BuildRequest};
+use stevedore::docker::{build, connect, remove_image, BuildRequest, ContextSource};
 use stevedore::publish::{push_built, BlobCache, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
 use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
@@ -38,9 +37,11 @@ async fn build_image(docker: &bollard::Docker, tag: &str) {
         "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
     )
     .unwrap();
-    let tar = write_tar_file(ctx.path(), Path::new("Dockerfile"), ctx.path()).unwrap();
     let req = BuildRequest {
-        context_tar_path: tar.path().to_path_buf(),
+        context: ContextSource {
+            dir: ctx.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+        },
         dockerfile: "Dockerfile".to_string(),
         platform: platform().to_string(),
         tag: tag.to_string(),
@@ -61,16 +62,15 @@ async fn push(
     let repo = Reference::parse(repo).unwrap();
     let pusher = client.pusher(CancellationToken::new());
     let wanted: Platform = platform().parse().unwrap();
-    let scratch = tempfile::tempdir().unwrap();
     push_built(
         docker,
         &pusher,
         &repo,
         image,
         &wanted,
-        scratch.path(),
         Format::Oci,
         cache,
+        &CancellationToken::new(),
     )
     .await
     .unwrap()

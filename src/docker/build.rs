@@ -6,20 +6,19 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::path::PathBuf;
 
 use bollard::models::BuildInfoAux;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::buildkit;
+use super::context::ContextError;
+use super::context_tar::{ContextJob, ContextSource};
 use crate::registry::Platform;
 
 pub(crate) const TAIL_LINES: usize = 20;
-const CHUNK: usize = 256 * 1024;
 
 /// Which builder the daemon should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,8 +42,8 @@ impl fmt::Debug for SecretValue {
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
-    /// The context tar (see `write_tar_file`), streamed from disk.
-    pub context_tar_path: PathBuf,
+    /// The build context, streamed to the daemon as a tar.
+    pub context: ContextSource,
     /// The Dockerfile's path inside the tar.
     pub dockerfile: String,
     /// `os/arch[/variant]`, e.g. `linux/amd64`.
@@ -76,11 +75,10 @@ pub enum BuildError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("reading the build context tar {path}: {source}")]
-    ContextTar {
-        path: PathBuf,
+    #[error("sending the build context: {source}")]
+    Context {
         #[source]
-        source: std::io::Error,
+        source: ContextError,
     },
     #[error("{}", failed_message(.step, .message))]
     Failed {
@@ -254,8 +252,34 @@ async fn run_once(
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Result<BuiltImage, BuildError> {
-    let body = bollard::body_try_stream(tar_chunks(&req.context_tar_path).await?);
+    let (body, context) = req.context.stream();
+    let built = drain_classic(docker, req, no_cache, body, cancel, log).await;
+    context_first(built, &context)
+}
+
+/// A build that failed because its context could not be sent is a context
+/// error, naming the file, whatever the daemon made of the cut-off tar.
+pub(crate) fn context_first<T>(
+    result: Result<T, BuildError>,
+    context: &ContextJob,
+) -> Result<T, BuildError> {
+    match (result, context.failure()) {
+        (Err(BuildError::Cancelled), _) => Err(BuildError::Cancelled),
+        (Err(_), Some(source)) => Err(BuildError::Context { source }),
+        (result, _) => result,
+    }
+}
+
+async fn drain_classic(
+    docker: &Docker,
+    req: &BuildRequest,
+    no_cache: bool,
+    body: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    cancel: &CancellationToken,
+    log: &mut impl FnMut(&str),
+) -> Result<BuiltImage, BuildError> {
     let options = common_options(req, no_cache).build();
+    let body = bollard::body_try_stream(body);
 
     let mut progress = Progress::default();
     let mut stream = docker.build_image(options, None, Some(body));
@@ -355,28 +379,6 @@ impl Progress {
 }
 
 /// The tar file read in chunks for the request body, never whole.
-pub(crate) async fn tar_chunks(
-    path: &std::path::Path,
-) -> Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static, BuildError>
-{
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|source| BuildError::ContextTar {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let chunks = futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((bytes::Bytes::from(buf), file)))
-    });
-    Ok(chunks)
-}
-
 /// Removes the local tag after the push; a missing image is not an error.
 pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> {
     let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()

@@ -13,7 +13,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::build::{finish_build, tar_chunks, BuildError, BuildRequest, BuiltImage, TAIL_LINES};
+use super::build::{finish_build, BuildError, BuildRequest, BuiltImage, TAIL_LINES};
 
 /// The first Engine API version with BuildKit behind `version=2`
 /// (Docker 18.09).
@@ -60,10 +60,27 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Outcome {
-    let body = match tar_chunks(&req.context_tar_path).await {
-        Ok(chunks) => bollard::body_try_stream(chunks),
-        Err(e) => return Outcome::Failed(e),
-    };
+    let (body, context) = req.context.stream();
+    let outcome = drive(docker, req, body, cancel, log).await;
+    match outcome {
+        Outcome::Built(built) => Outcome::Built(built),
+        Outcome::Failed(BuildError::Cancelled) => Outcome::Failed(BuildError::Cancelled),
+        // A build that failed on a cut-off context is the context's failure.
+        other => match context.failure() {
+            Some(source) => Outcome::Failed(BuildError::Context { source }),
+            None => other,
+        },
+    }
+}
+
+async fn drive(
+    docker: &Docker,
+    req: &BuildRequest,
+    body: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    cancel: &CancellationToken,
+    log: &mut impl FnMut(&str),
+) -> Outcome {
+    let body = bollard::body_try_stream(body);
     let session = session_id();
     let options = super::build::common_options(req, req.no_cache)
         .version(BuilderVersion::BuilderBuildKit)
@@ -141,14 +158,9 @@ pub(crate) async fn run_with_secrets(
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Outcome {
-    let context = match tokio::fs::read(&req.context_tar_path).await {
-        Ok(bytes) => bytes::Bytes::from(bytes),
-        Err(source) => {
-            return Outcome::Failed(BuildError::ContextTar {
-                path: req.context_tar_path.clone(),
-                source,
-            })
-        }
+    let context = match req.context.bytes().await {
+        Ok(bytes) => bytes,
+        Err(source) => return Outcome::Failed(BuildError::Context { source }),
     };
     let files = match secret_files(req) {
         Ok(files) => files,

@@ -1,15 +1,12 @@
-//! Gzip a layer tar for the registry, streaming: the file is read once, and
-//! both the uncompressed digest (diff_id) and the compressed digest (the
-//! blob's) are computed on the way, so a 2 GiB layer needs no 2 GiB buffer.
+//! Gzip for layer blobs, as a writer: whatever is written through
+//! [`layer_gzip`] comes out compressed into a sink, so a layer can be
+//! compressed while it streams from the daemon and while its compressed
+//! bytes stream to the registry, with no copy of it anywhere whole.
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
-
-use super::export::{io_err, ExportError};
 
 /// The gzip level for layer blobs: 1, flate2's `Compression::fast()`.
 ///
@@ -31,23 +28,30 @@ use super::export::{io_err, ExportError};
 // (they still name content that decompresses to the same diff_id).
 pub const LAYER_GZIP_LEVEL: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompressedLayer {
-    /// The `.tar.gz` beside the input.
-    pub path: PathBuf,
-    /// `sha256:` of the gzip bytes: the blob digest to push.
-    pub digest: String,
-    /// Size of the gzip bytes.
-    pub size: u64,
-    /// `sha256:` of the uncompressed tar.
-    pub diff_id: String,
-}
-
-/// Counts and hashes everything written through it.
-struct HashingWriter<W> {
-    inner: W,
+/// Counts and hashes everything written through it into `inner`.
+pub struct HashingWriter<W> {
+    pub inner: W,
     hasher: Sha256,
     written: u64,
+}
+
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// `sha256:<hex>` of what went through, and how many bytes that was.
+    pub fn digest(self) -> (String, u64, W) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.written,
+            self.inner,
+        )
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -62,39 +66,16 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Compresses `path` to `<path>.gz`. The gzip header carries no name and a
-/// zero mtime and the level is fixed, so the same layer always gives the
-/// same blob digest (with the same flate2 backend).
-pub fn compress_layer(path: &Path) -> Result<CompressedLayer, ExportError> {
-    let mut out_name = path.as_os_str().to_owned();
-    out_name.push(".gz");
-    let out_path = PathBuf::from(out_name);
-    let mut input = File::open(path).map_err(io_err(path))?;
-    let out = File::create(&out_path).map_err(io_err(&out_path))?;
-    let sink = HashingWriter {
-        inner: BufWriter::with_capacity(256 * 1024, out),
-        hasher: Sha256::new(),
-        written: 0,
-    };
-    let mut gz = GzBuilder::new()
+/// A gzip encoder for layer blobs writing into `sink`. The header carries no
+/// name and a zero mtime and the level is fixed, so the same layer always
+/// gives the same blob digest (with the same flate2 backend).
+pub fn layer_gzip<W: Write>(sink: W) -> flate2::write::GzEncoder<W> {
+    GzBuilder::new()
         .mtime(0)
-        .write(sink, Compression::new(LAYER_GZIP_LEVEL));
-    let mut plain = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = input.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        plain.update(&buf[..n]);
-        gz.write_all(&buf[..n]).map_err(io_err(&out_path))?;
-    }
-    let mut sink = gz.finish().map_err(io_err(&out_path))?;
-    sink.flush().map_err(io_err(&out_path))?;
-    Ok(CompressedLayer {
-        path: out_path,
-        digest: format!("sha256:{}", hex::encode(sink.hasher.finalize())),
-        size: sink.written,
-        diff_id: format!("sha256:{}", hex::encode(plain.finalize())),
-    })
+        .write(sink, Compression::new(LAYER_GZIP_LEVEL))
+}
+
+/// Whether `bytes` start like a gzip stream.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
 }

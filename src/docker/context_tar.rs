@@ -1,11 +1,16 @@
-//! The context tarball sent to the daemon, written entry by entry so a big
-//! context streams through a file instead of sitting in memory.
+//! The context tarball sent to the daemon, written entry by entry as the
+//! daemon reads it: a blocking thread lists the context (the same listing
+//! `context_hash` hashes, Docker's `.dockerignore` rules) and writes the tar
+//! into a bounded channel that is the request body, so neither the whole
+//! context nor its tar is ever held in memory or written to disk.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use tar::{EntryType, Header};
+use tokio::sync::mpsc;
 
 use super::context::{io_err, list_files, ContextEntry, ContextError, EntryKind};
 
@@ -49,7 +54,10 @@ pub fn write_tar(
                 // that many bytes and fail on a short read.
                 let size = file.metadata().map_err(io_err(&path))?.len();
                 header.set_size(size);
-                let reader = std::io::Read::take(file, size);
+                let reader = Exact {
+                    inner: file.take(size),
+                    left: size,
+                };
                 builder.append_data(&mut header, &entry.rel_path, reader)
             }
         };
@@ -63,25 +71,149 @@ pub fn write_tar(
     Ok(())
 }
 
-/// Lists the context and writes its tar to a new temporary file in `dir`.
-pub fn write_tar_file(
-    context: &Path,
-    dockerfile: &Path,
-    dir: &Path,
-) -> Result<tempfile::NamedTempFile, ContextError> {
-    let entries = list_files(context, dockerfile)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("stevedore-context-")
-        .suffix(".tar")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    let file = tmp.reopen().map_err(io_err(tmp.path()))?;
-    write_tar(
-        context,
-        &entries,
-        BufWriter::with_capacity(256 * 1024, file),
-    )?;
-    Ok(tmp)
+/// Reads exactly `left` more bytes, or fails: tar trusts the header's size
+/// and pads a short read with zeros, so a file that shrinks while it is sent
+/// would otherwise reach the daemon silently corrupted.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file shrank while it was being sent ({} bytes missing); \
+                     make sure nothing writes into the build context during apply",
+                    self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Bytes per body piece, and pieces buffered ahead of the daemon.
+const PIECE: usize = 256 * 1024;
+const PIECES_AHEAD: usize = 4;
+
+/// A build context to send: a directory and its Dockerfile (relative to it,
+/// as configured), whose ignore file picks what goes in.
+#[derive(Debug, Clone, Default)]
+pub struct ContextSource {
+    pub dir: PathBuf,
+    pub dockerfile: PathBuf,
+}
+
+/// The writer behind a [`ContextSource::stream`]: whether it failed, and
+/// why, naming the file at fault.
+#[derive(Clone, Default)]
+pub struct ContextJob(std::sync::Arc<std::sync::Mutex<Option<ContextError>>>);
+
+impl ContextJob {
+    /// The writer's failure, if it had one. It is recorded before the body
+    /// ends with an error, so a build that failed on a broken body finds it.
+    /// A writer stopped because the body was dropped (the build ended first)
+    /// records nothing.
+    pub fn failure(&self) -> Option<ContextError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+impl ContextSource {
+    /// The context as tar pieces for a request body, written by a blocking
+    /// thread as they are consumed (at most a few pieces ahead). An error
+    /// ends the stream with that error, and [`ContextJob::failure`] says it.
+    pub fn stream(
+        &self,
+    ) -> (
+        impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+        ContextJob,
+    ) {
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(PIECES_AHEAD);
+        let (dir, dockerfile) = (self.dir.clone(), self.dockerfile.clone());
+        let job = ContextJob::default();
+        let slot = job.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(PIECE),
+            };
+            let written = list_files(&dir, &dockerfile)
+                .and_then(|entries| write_tar(&dir, &entries, &mut out));
+            let Err(e) = written else { return };
+            if tx.is_closed() {
+                return; // The consumer stopped first: not the context's fault.
+            }
+            let shown = e.to_string();
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            // The daemon must not take a cut-off tar for a whole one.
+            let _ = tx.blocking_send(Err(std::io::Error::other(shown)));
+        });
+        (tokio_stream::wrappers::ReceiverStream::new(rx), job)
+    }
+
+    /// The whole tar in memory, for the one path that needs it so (BuildKit
+    /// with secrets, whose session uploads the context from a buffer).
+    pub async fn bytes(&self) -> Result<Bytes, ContextError> {
+        let (dir, dockerfile) = (self.dir.clone(), self.dockerfile.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let entries = list_files(&dir, &dockerfile)?;
+            let mut out = Vec::new();
+            write_tar(&dir, &entries, &mut out)?;
+            Ok::<_, ContextError>(Bytes::from(out))
+        });
+        job.await.unwrap_or_else(|e| {
+            Err(ContextError::Io {
+                path: PathBuf::from("<build context>"),
+                source: std::io::Error::other(format!("the tar writer stopped: {e}")),
+            })
+        })
+    }
+}
+
+/// Sends what is written in [`PIECE`]-sized pieces down a bounded channel,
+/// blocking while the consumer is that far behind.
+struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the build context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 fn mtime(meta: &std::fs::Metadata) -> u64 {

@@ -1,55 +1,34 @@
-//! Getting a built image out of the daemon (`docker save`) so we can push it
-//! ourselves: the archive is streamed to disk and unpacked there, then the
-//! config and layers are read from `manifest.json`, or from the OCI layout
-//! (`index.json`) that newer daemons write. Layer digests are checked against
-//! the config's diff_ids, and the config's platform against the one asked.
+//! Getting a built image out of the daemon (`GET /images/{name}/get`, what
+//! `docker save` reads) as a stream, never written to disk: [`walk_archive`]
+//! hands each file of the archive to a visitor as it arrives (the layers are
+//! hashed, compressed and uploaded by `publish` while they stream), keeps
+//! the small documents, and records links; [`image_refs`] then finds the
+//! config and the layers in either layout dockerd writes: the legacy one
+//! (`<id>/layer.tar`, `manifest.json` last) or the OCI layout of Docker 25+
+//! (`index.json`, `blobs/sha256/...`, the legacy names as symlinks).
 
-use std::fs;
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use futures::StreamExt;
+use futures::TryStreamExt;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
-use super::layout::{read_layout, LayoutRefs};
+use super::layout::read_layout;
 pub use crate::registry::Platform;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedLayer {
-    /// The uncompressed layer tar on disk.
-    pub path: PathBuf,
-    /// `sha256:` of the uncompressed tar, as listed in the config.
-    pub diff_id: String,
-    pub size: u64,
-}
+/// Archive files of at most this size are documents (manifests, the
+/// config) or small layers, and are read into memory whole; larger ones are
+/// layers and are only ever streamed.
+pub const SMALL_ENTRY: u64 = 4 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedImage {
-    pub config_bytes: Vec<u8>,
-    pub config_digest: String,
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-    pub layers: Vec<ExportedLayer>,
-}
+/// What the small documents of one archive may add up to.
+const MAX_DOCUMENTS: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("could not export image {image} from the daemon: {source}")]
-    Daemon {
-        image: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("could not export image {image} from the daemon: {detail}")]
+    Daemon { image: String, detail: String },
     #[error("the daemon's image archive is not usable: {reason}")]
     BadArchive { reason: String },
     #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
@@ -64,83 +43,174 @@ pub enum ExportError {
     #[error("layer {index} ({path}) hashes to {actual}, but the image config lists {expected}")]
     DiffIdMismatch {
         index: usize,
-        path: PathBuf,
+        path: String,
         expected: String,
         actual: String,
     },
+    #[error("the export was cancelled")]
+    Cancelled,
 }
 
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn bad(reason: impl Into<String>) -> ExportError {
+pub(crate) fn bad(reason: impl Into<String>) -> ExportError {
     ExportError::BadArchive {
         reason: reason.into(),
     }
 }
 
-/// Saves `image` from the daemon into `dir` and reads it back; fails with
-/// `PlatformMismatch` unless its config says `platform` (`os/arch[/variant]`).
-pub async fn export(
-    docker: &Docker,
-    image: &str,
-    platform: &str,
-    dir: &Path,
-) -> Result<ExportedImage, ExportError> {
-    let wanted: Platform = platform.parse().map_err(|_| ExportError::BadPlatform {
-        platform: platform.to_string(),
-    })?;
-    let archive = dir.join("image.tar");
-    save_to_file(docker, image, &archive).await?;
-    let unpacked = dir.join("image");
-    let exported = tokio::task::spawn_blocking(move || {
-        unpack(&archive, &unpacked)?;
-        // The archive's bytes now live in `unpacked`; don't keep them twice.
-        let _ = fs::remove_file(&archive);
-        read_unpacked(&unpacked)
-    })
-    .await
-    .map_err(|e| bad(format!("reading the archive stopped: {e}")))??;
-    let actual = Platform {
-        os: exported.os.clone(),
-        architecture: exported.architecture.clone(),
-        variant: exported.variant.clone(),
-    };
-    if !wanted.matches(&actual) {
-        return Err(ExportError::PlatformMismatch {
-            expected: wanted.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    Ok(exported)
+/// The daemon's archive of `image` as a blocking reader, for a blocking
+/// thread. Dropping it closes the daemon's response stream.
+pub fn save_reader(docker: &Docker, image: &str) -> impl Read + Send + 'static {
+    let shown = image.to_string();
+    let stream = docker
+        .export_image(image)
+        .map_err(move |e| std::io::Error::other(format!("exporting {shown}: {e}")));
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
 }
 
-async fn save_to_file(docker: &Docker, image: &str, path: &Path) -> Result<(), ExportError> {
-    let file = tokio::fs::File::create(path).await.map_err(io_err(path))?;
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut stream = docker.export_image(image);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| ExportError::Daemon {
-            image: image.to_string(),
-            source,
-        })?;
-        out.write_all(&chunk).await.map_err(io_err(path))?;
+/// Told about each regular file of the archive, in archive order.
+pub trait ArchiveVisitor {
+    /// `data` yields exactly `size` bytes; what the visitor does not read is
+    /// skipped. For a file of at most [`SMALL_ENTRY`] bytes, `Ok(true)`
+    /// keeps it as a document (a manifest, the config); for larger ones the
+    /// answer is ignored. An error ends the walk with it.
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> Result<bool, ExportError>;
+
+    /// Called between reads; `true` ends the walk with [`ExportError::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
     }
-    out.flush().await.map_err(io_err(path))?;
-    Ok(())
 }
 
-fn unpack(archive: &Path, into: &Path) -> Result<(), ExportError> {
-    fs::create_dir_all(into).map_err(io_err(into))?;
-    let file = fs::File::open(archive).map_err(io_err(archive))?;
-    let mut tar = tar::Archive::new(std::io::BufReader::with_capacity(256 * 1024, file));
-    tar.set_preserve_permissions(false);
-    // `unpack` refuses entries that would land outside `into`.
-    tar.unpack(into).map_err(io_err(archive))
+/// What a walk kept: the small documents by name, and where links point.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ArchiveIndex {
+    pub documents: BTreeMap<String, Vec<u8>>,
+    /// Link name → the archive path it points at (resolved, inside the archive).
+    pub links: BTreeMap<String, String>,
+}
+
+impl ArchiveIndex {
+    /// `name` with links followed (a few levels), as an archive path.
+    pub fn resolve(&self, name: &str) -> Result<String, ExportError> {
+        let mut current = normalize(name, "")?;
+        for _ in 0..8 {
+            match self.links.get(&current) {
+                Some(target) => current = target.clone(),
+                None => return Ok(current),
+            }
+        }
+        Err(bad(format!("{name:?}: links nest too deeply")))
+    }
+
+    pub fn document(&self, name: &str) -> Result<&[u8], ExportError> {
+        let path = self.resolve(name)?;
+        self.documents.get(&path).map(Vec::as_slice).ok_or_else(|| {
+            bad(format!(
+                "{name:?} is not in the archive (or is not a document)"
+            ))
+        })
+    }
+}
+
+/// Reads the archive from `reader` to its end: regular files go to
+/// `visitor` (small ones from memory, kept as documents when it asks),
+/// symlinks and hard links are recorded, and any name or link pointing
+/// outside the archive is refused.
+pub fn walk_archive(
+    reader: impl Read,
+    visitor: &mut dyn ArchiveVisitor,
+) -> Result<ArchiveIndex, ExportError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut index = ArchiveIndex::default();
+    let mut kept = 0usize;
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+    for entry in entries {
+        if visitor.cancelled() {
+            return Err(ExportError::Cancelled);
+        }
+        let mut entry = entry.map_err(|e| bad(format!("reading the archive: {e}")))?;
+        let raw_name = entry
+            .path()
+            .map_err(|e| bad(format!("an entry name is not valid: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let name = normalize(&raw_name, "")?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad(format!("{raw_name:?}: unreadable link target: {e}")))?
+                .ok_or_else(|| bad(format!("{raw_name:?}: a link without a target")))?
+                .to_string_lossy()
+                .into_owned();
+            // A symlink is relative to its own folder; a hard link to the root.
+            let base = if kind.is_symlink() { parent(&name) } else { "" };
+            let resolved = normalize(&target, base).map_err(|_| {
+                bad(format!(
+                    "link {raw_name:?} points outside the archive ({target:?})"
+                ))
+            })?;
+            index.links.insert(name, resolved);
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let size = entry.size();
+        if size <= SMALL_ENTRY {
+            let mut bytes = Vec::with_capacity(size as usize);
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| bad(format!("reading {name:?}: {e}")))?;
+            if !visitor.file(&name, size, &mut bytes.as_slice())? {
+                continue;
+            }
+            kept += bytes.len();
+            if kept > MAX_DOCUMENTS {
+                return Err(bad(format!(
+                    "more than {MAX_DOCUMENTS} bytes of documents; not an image archive"
+                )));
+            }
+            index.documents.insert(name, bytes);
+        } else {
+            visitor.file(&name, size, &mut entry)?;
+        }
+    }
+    Ok(index)
+}
+
+/// `path` (relative to folder `base`) as a `/`-separated archive path
+/// without `.`, refusing absolute paths and `..` that leave the archive.
+fn normalize(path: &str, base: &str) -> Result<String, ExportError> {
+    if path.starts_with('/') {
+        return Err(bad(format!("path {path:?} points outside the archive")));
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(bad(format!("path {path:?} points outside the archive")));
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn parent(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// Where the image's config and layers are in the archive, in layer order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRefs {
+    pub config: String,
+    pub layers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +219,45 @@ struct SaveManifest {
     config: String,
     #[serde(rename = "Layers")]
     layers: Vec<String>,
+}
+
+/// The config and layers of the one image in the archive, from
+/// `manifest.json` (both layouts have it but the bare OCI one), else from
+/// `index.json`, every path resolved through links.
+pub fn image_refs(index: &ArchiveIndex) -> Result<ImageRefs, ExportError> {
+    let refs = match index.documents.get("manifest.json") {
+        Some(bytes) => {
+            let mut list: Vec<SaveManifest> =
+                serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
+            if list.len() != 1 {
+                return Err(bad(format!(
+                    "manifest.json lists {} images, expected 1",
+                    list.len()
+                )));
+            }
+            let m = list.remove(0);
+            ImageRefs {
+                config: m.config,
+                layers: m.layers,
+            }
+        }
+        None => read_layout(index)?,
+    };
+    Ok(ImageRefs {
+        config: index.resolve(&refs.config)?,
+        layers: refs
+            .layers
+            .iter()
+            .map(|l| index.resolve(l))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The fields of an image config we check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFacts {
+    pub platform: Platform,
+    pub diff_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,112 +273,15 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
-/// Reads an unpacked `docker save` directory (either layout).
-pub fn read_unpacked(root: &Path) -> Result<ExportedImage, ExportError> {
-    let refs = match fs::read(root.join("manifest.json")) {
-        Ok(bytes) => {
-            let mut list: Vec<SaveManifest> =
-                serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
-            if list.len() != 1 {
-                return Err(bad(format!(
-                    "manifest.json lists {} images, expected 1",
-                    list.len()
-                )));
-            }
-            let m = list.remove(0);
-            LayoutRefs {
-                config: m.config,
-                layers: m.layers,
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => read_layout(root)?,
-        Err(e) => return Err(io_err(&root.join("manifest.json"))(e)),
-    };
-    let config_path = safe_join(root, &refs.config)?;
-    let config_bytes = fs::read(&config_path).map_err(io_err(&config_path))?;
-    let config: ConfigFields = serde_json::from_slice(&config_bytes)
-        .map_err(|e| bad(format!("image config {}: {e}", refs.config)))?;
-    let diff_ids = config.rootfs.map(|r| r.diff_ids).unwrap_or_default();
-    if diff_ids.len() != refs.layers.len() {
-        return Err(bad(format!(
-            "the config lists {} diff_ids but the archive has {} layers",
-            diff_ids.len(),
-            refs.layers.len()
-        )));
-    }
-    let mut layers = Vec::with_capacity(refs.layers.len());
-    for (index, (rel, expected)) in refs.layers.iter().zip(diff_ids).enumerate() {
-        let path = uncompressed(&safe_join(root, rel)?)?;
-        let (actual, size) = sha256_file(&path)?;
-        if actual != expected {
-            return Err(ExportError::DiffIdMismatch {
-                index,
-                path,
-                expected,
-                actual,
-            });
-        }
-        layers.push(ExportedLayer {
-            path,
-            diff_id: expected,
-            size,
-        });
-    }
-    Ok(ExportedImage {
-        config_digest: format!("sha256:{}", hex::encode(Sha256::digest(&config_bytes))),
-        os: config.os.unwrap_or_default(),
-        architecture: config.architecture.unwrap_or_default(),
-        variant: config.variant.filter(|v| !v.is_empty()),
-        config_bytes,
-        layers,
+pub fn config_facts(config: &[u8]) -> Result<ConfigFacts, ExportError> {
+    let c: ConfigFields =
+        serde_json::from_slice(config).map_err(|e| bad(format!("image config: {e}")))?;
+    Ok(ConfigFacts {
+        platform: Platform {
+            os: c.os.unwrap_or_default(),
+            architecture: c.architecture.unwrap_or_default(),
+            variant: c.variant.filter(|v| !v.is_empty()),
+        },
+        diff_ids: c.rootfs.map(|r| r.diff_ids).unwrap_or_default(),
     })
-}
-
-/// `rel` inside `root`, refusing absolute paths and `..`.
-pub(crate) fn safe_join(root: &Path, rel: &str) -> Result<PathBuf, ExportError> {
-    let p = Path::new(rel);
-    if p.components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(bad(format!("path {rel:?} points outside the archive")));
-    }
-    Ok(root.join(p))
-}
-
-/// OCI layouts may hold gzip layers; diff_ids are over the plain tar, so a
-/// gzip layer is inflated to a file beside it (streamed).
-fn uncompressed(path: &Path) -> Result<PathBuf, ExportError> {
-    let mut magic = [0u8; 2];
-    let mut f = fs::File::open(path).map_err(io_err(path))?;
-    let n = f.read(&mut magic).map_err(io_err(path))?;
-    if n < 2 || magic != [0x1f, 0x8b] {
-        return Ok(path.to_path_buf());
-    }
-    let f = fs::File::open(path).map_err(io_err(path))?;
-    let out_path = path.with_extension("tar");
-    let out_path = if out_path == path {
-        path.with_extension("inflated.tar")
-    } else {
-        out_path
-    };
-    let mut out = fs::File::create(&out_path).map_err(io_err(&out_path))?;
-    let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
-    std::io::copy(&mut gz, &mut out).map_err(io_err(path))?;
-    Ok(out_path)
-}
-
-pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64), ExportError> {
-    let mut f = fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((format!("sha256:{}", hex::encode(h.finalize())), size))
 }

@@ -3,18 +3,9 @@
 //! archive with only `index.json` is valid too): follow `index.json` through
 //! nested indexes to the image manifest, skipping attestation entries.
 
-use std::fs;
-use std::path::Path;
-
 use serde::Deserialize;
 
-use super::export::{safe_join, ExportError};
-
-/// Paths (relative to the layout root) of the config and the layers.
-pub(crate) struct LayoutRefs {
-    pub config: String,
-    pub layers: Vec<String>,
-}
+use super::export::{bad, ArchiveIndex, ExportError, ImageRefs};
 
 #[derive(Deserialize)]
 struct Descriptor {
@@ -36,11 +27,11 @@ struct IndexOrManifest {
 
 const MAX_DEPTH: usize = 4;
 
-pub(crate) fn read_layout(root: &Path) -> Result<LayoutRefs, ExportError> {
-    let mut doc = read_json(root, "index.json")?;
+pub(crate) fn read_layout(archive: &ArchiveIndex) -> Result<ImageRefs, ExportError> {
+    let mut doc = read_json(archive, "index.json")?;
     for _ in 0..MAX_DEPTH {
         if let Some(config) = &doc.config {
-            return Ok(LayoutRefs {
+            return Ok(ImageRefs {
                 config: blob_path(&config.digest)?,
                 layers: doc
                     .layers
@@ -60,7 +51,7 @@ pub(crate) fn read_layout(root: &Path) -> Result<LayoutRefs, ExportError> {
                 ))
             })?;
         let rel = blob_path(&next.digest)?;
-        doc = read_json(root, &rel)?;
+        doc = read_json(archive, &rel)?;
     }
     Err(bad("index.json nests indexes too deeply"))
 }
@@ -83,17 +74,6 @@ fn blob_path(digest: &str) -> Result<String, ExportError> {
     Ok(format!("blobs/{alg}/{hex}"))
 }
 
-fn read_json(root: &Path, rel: &str) -> Result<IndexOrManifest, ExportError> {
-    let path = safe_join(root, rel)?;
-    let bytes = fs::read(&path).map_err(|source| ExportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| bad(format!("{rel}: {e}")))
-}
-
-fn bad(reason: impl Into<String>) -> ExportError {
-    ExportError::BadArchive {
-        reason: reason.into(),
-    }
+fn read_json(archive: &ArchiveIndex, rel: &str) -> Result<IndexOrManifest, ExportError> {
+    serde_json::from_slice(archive.document(rel)?).map_err(|e| bad(format!("{rel}: {e}")))
 }

@@ -1,8 +1,7 @@
 //! The Docker side of `stevedore_image_build`: the build context as Docker
 //! sends it (`.dockerignore` rules, the plan-time `context_hash`, the tar),
 //! one-platform builds on the daemon through bollard, and getting the built
-//! image back out (`docker save`) as a config plus layer files for our own
-//! push. Knows nothing about Terraform or registries; each part returns its
+//! image back out (`docker save`) as a stream our own push reads. Knows nothing about Terraform or registries; each part returns its
 //! own error enum and `resources` turns them into diagnostics.
 
 pub mod build;
@@ -20,10 +19,13 @@ pub use crate::registry::Platform;
 pub use build::{
     build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue,
 };
-pub use compress::{compress_layer, CompressedLayer};
+pub use compress::{is_gzip, layer_gzip, HashingWriter, LAYER_GZIP_LEVEL};
 pub use connect::{connect, ping};
 pub use context::{dockerfile_in_context, list_files, ContextEntry, ContextError, EntryKind};
-pub use context_tar::{write_tar, write_tar_file};
-pub use export::{export, read_unpacked, ExportError, ExportedImage, ExportedLayer};
+pub use context_tar::{write_tar, ContextJob, ContextSource};
+pub use export::{
+    config_facts, image_refs, save_reader, walk_archive, ArchiveIndex, ArchiveVisitor, ConfigFacts,
+    ExportError, ImageRefs, SMALL_ENTRY,
+};
 pub use hash::context_hash;
 pub use ignore::IgnoreMatcher;

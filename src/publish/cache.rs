@@ -37,6 +37,10 @@ pub struct CachedLayer {
     /// `sha256:` of the gzip blob.
     pub digest: String,
     pub size: u64,
+    /// Size of the uncompressed layer, which lets an export recognise the
+    /// layer by size before reading it (absent in entries of older versions).
+    #[serde(default)]
+    pub diff_size: Option<u64>,
     /// `registry/repository` names the blob was pushed to, newest first.
     #[serde(default)]
     pub repositories: Vec<String>,
@@ -76,14 +80,24 @@ impl BlobCache {
         (entry.diff_id == diff_id && hex_of(&entry.digest).is_some()).then_some(entry)
     }
 
-    /// Remembers that `diff_id` gzips to blob `digest` of `size` bytes and,
-    /// if given, that `repository` (`registry/repository`) now holds it.
-    pub fn record_layer(&self, diff_id: &str, digest: &str, size: u64, repository: Option<&str>) {
+    /// Remembers that `diff_id` (of `diff_size` bytes uncompressed, if
+    /// known) gzips to blob `digest` of `size` bytes and, if given, that
+    /// `repository` (`registry/repository`) now holds it.
+    pub fn record_layer(
+        &self,
+        diff_id: &str,
+        digest: &str,
+        size: u64,
+        diff_size: Option<u64>,
+        repository: Option<&str>,
+    ) {
         let Some(path) = self.entry("layers", diff_id) else {
             return;
         };
         let mut repositories: Vec<String> = repository.map(str::to_string).into_iter().collect();
+        let mut diff_size = diff_size;
         if let Some(old) = self.layer(diff_id).filter(|old| old.digest == digest) {
+            diff_size = diff_size.or(old.diff_size);
             repositories.extend(
                 old.repositories
                     .into_iter()
@@ -95,6 +109,7 @@ impl BlobCache {
             diff_id: diff_id.to_string(),
             digest: digest.to_string(),
             size,
+            diff_size,
             repositories,
         };
         if let Ok(bytes) = serde_json::to_vec(&entry) {

@@ -2,21 +2,20 @@
 //! cheap way: if the layer cache knows every layer's blob, the repository
 //! has them all (or can mount them) and the cache holds the config, only
 //! the config and manifest are sent and the image is never exported or
-//! compressed. Otherwise export it and push layer by layer, still skipping
-//! the compression of layers whose blob the repository already has.
+//! compressed. Otherwise stream it out of the daemon ([`super::stream`]),
+//! still skipping the compression of layers whose blob the repository has.
 
 use serde::Deserialize;
 
 use super::cache::BlobCache;
 use super::error::PublishError;
-use super::layers::{find_in_repo, push_layers, Arrived};
-use super::push::{exported_platform, push_config_and_manifest, PushStats, PushedManifest};
-use crate::docker;
+use super::layers::{find_in_repo, Arrived};
+use super::push::{push_config_and_manifest, PushStats, PushedManifest};
 use crate::registry::assemble::Format;
 use crate::registry::{Platform, Pusher, Reference};
 
 /// Pushes `image` (a local tag or ID) for `platform` to `repo`, the cached
-/// way when it can; `dir` is scratch space for the export.
+/// way when it can.
 #[allow(clippy::too_many_arguments)]
 pub async fn push_built(
     docker: &bollard::Docker,
@@ -24,33 +23,14 @@ pub async fn push_built(
     repo: &Reference,
     image: &str,
     platform: &Platform,
-    dir: &std::path::Path,
     format: Format,
     cache: &BlobCache,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<PushedManifest, PublishError> {
     if let Some(pushed) = push_cached(docker, pusher, repo, image, platform, format, cache).await? {
         return Ok(pushed);
     }
-    let shown = platform.to_string();
-    let exported = docker::export(docker, image, &shown, dir)
-        .await
-        .map_err(|source| PublishError::Export {
-            platform: shown,
-            source,
-        })?;
-    cache.record_config(&exported.config_bytes);
-    let (layers, stats) = push_layers(pusher, repo, &exported, cache).await?;
-    let blobs: Vec<(&str, u64)> = layers.iter().map(|l| (l.digest.as_str(), l.size)).collect();
-    push_config_and_manifest(
-        pusher,
-        repo,
-        exported_platform(&exported),
-        &exported.config_bytes,
-        &blobs,
-        format,
-        stats,
-    )
-    .await
+    super::stream::push_streamed(docker, pusher, repo, image, platform, format, cache, cancel).await
 }
 
 /// The config fields the cached path needs; the bytes themselves are
@@ -122,7 +102,7 @@ pub async fn push_cached(
     }
     let target = repo.repository_reference();
     for (diff_id, known) in &blobs {
-        cache.record_layer(diff_id, &known.digest, known.size, Some(&target));
+        cache.record_layer(diff_id, &known.digest, known.size, None, Some(&target));
     }
     let blobs: Vec<(&str, u64)> = blobs
         .iter()

@@ -1,13 +1,11 @@
 //! From a context directory to verified tags, knowing nothing of Terraform:
-//! per platform, tar the context, build with the daemon, export the image,
-//! compress and push its layers, config and manifest (or, when the local
-//! [`cache`] and the registry already have all of it, skip the export and
-//! compression and push just config and manifest); then point the tags at
-//! the single manifest or at an index of exactly the platforms built, and
-//! read every tag back before saying it worked.
-//!
-//! `build_and_push` is the whole flow; the steps are public ([`push`]) so a
-//! benchmark or another caller can run or time one of them alone.
+//! per platform (all at once), stream the context to the daemon and build,
+//! then stream the image out of the daemon, gzipping and uploading each new
+//! layer as it passes ([`stream`]), and push config and manifest (or, when
+//! the local [`cache`] and the registry already have every layer, skip the
+//! export and push just config and manifest); then point the tags at the
+//! single manifest or at an index of exactly the platforms built, and read
+//! every tag back before saying it worked.
 
 pub mod cache;
 mod delete;
@@ -15,16 +13,18 @@ mod error;
 mod from_daemon;
 mod layers;
 pub mod push;
+mod stream;
+mod visit;
 
 pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
 pub use delete::{delete_pushed, protected, DeleteOutcome};
 pub use error::{PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
-pub use layers::{push_layers, Arrived, LayerBlob};
+pub use layers::Arrived;
 pub use push::{
-    compress_exported, exported_platform, push_config_and_manifest, push_exported, push_tags,
-    resolve_tags, PushStats, PushedManifest, Tagged,
+    push_config_and_manifest, push_tags, resolve_tags, PushStats, PushedManifest, Tagged,
 };
+pub use stream::push_streamed;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,32 +83,39 @@ pub async fn build_and_push(
         digest: None,
         ..req.repository.clone()
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("stevedore-publish-")
-        .tempdir()
-        .map_err(|e| PublishError::Scratch {
-            detail: format!("cannot create a temporary directory: {e}"),
-        })?;
     let build_id = build_id(req);
     let cache = BlobCache::from_env();
-    let mut local_tags = Vec::new();
+    let local_tags: Vec<String> = req
+        .platforms
+        .iter()
+        .map(|p| format!("stevedore-build/{build_id}:{}", p.slug()))
+        .collect();
+    let log = std::sync::Mutex::new(&mut log);
     let result = async {
-        // One context tar serves every platform: the daemon only reads it.
-        let context = ContextTar::write(req, scratch.path()).await?;
-        let mut manifests = Vec::new();
-        let mut requested = Vec::new();
-        for platform in &req.platforms {
-            let tag = format!("stevedore-build/{build_id}:{}", platform.slug());
-            local_tags.push(tag.clone());
-            let dir = scratch.path().join(platform.slug());
-            let pushed = Box::pin(publish_platform(
-                docker, registry, req, &context, &repo, platform, &tag, &dir, &cache, &cancel,
-                &mut log,
-            ))
-            .await?;
-            manifests.push(pushed);
-            requested.push(platform.to_string());
-        }
+        let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
+            .map_err(|source| PublishError::Context { source })?;
+        // Platforms build and push at once; the daemon and the registry
+        // take that well, and the slowest platform sets the pace.
+        let platforms = req
+            .platforms
+            .iter()
+            .zip(&local_tags)
+            .map(|(platform, tag)| {
+                publish_platform(
+                    docker,
+                    registry,
+                    req,
+                    &dockerfile,
+                    &repo,
+                    platform,
+                    tag,
+                    &cache,
+                    &cancel,
+                    &log,
+                )
+            });
+        let manifests = futures::future::try_join_all(platforms).await?;
+        let requested: Vec<String> = req.platforms.iter().map(Platform::to_string).collect();
         let tagged = push_tags(
             registry,
             &repo,
@@ -133,59 +140,35 @@ pub async fn build_and_push(
     result
 }
 
-/// The build context as the daemon receives it, written once per publish.
-struct ContextTar {
-    file: tempfile::NamedTempFile,
-    /// The Dockerfile's path inside the tar.
-    dockerfile: String,
+/// Build output lines, from every platform building at once.
+type SharedLog<'a, L> = std::sync::Mutex<&'a mut L>;
+
+fn say<L: FnMut(&str)>(log: &SharedLog<'_, L>, line: &str) {
+    let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (*log)(line);
 }
 
-impl ContextTar {
-    async fn write(
-        req: &PublishRequest,
-        dir: &std::path::Path,
-    ) -> Result<ContextTar, PublishError> {
-        let (context, dockerfile, tar_dir) = (
-            req.context.clone(),
-            req.dockerfile.clone(),
-            dir.to_path_buf(),
-        );
-        let file = tokio::task::spawn_blocking(move || {
-            docker::write_tar_file(&context, &dockerfile, &tar_dir)
-        })
-        .await
-        .map_err(|e| PublishError::Scratch {
-            detail: format!("writing the context tar stopped: {e}"),
-        })?
-        .map_err(|source| PublishError::Context { source })?;
-        let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
-            .map_err(|source| PublishError::Context { source })?;
-        Ok(ContextTar { file, dockerfile })
-    }
-}
-
-/// One platform: build from the context tar, then [`push_built`] by digest.
+/// One platform: build from the streamed context, then [`push_built`] by digest.
 #[allow(clippy::too_many_arguments)]
-async fn publish_platform(
+async fn publish_platform<L: FnMut(&str) + Send>(
     docker: &Docker,
     registry: &RegistryClient,
     req: &PublishRequest,
-    context: &ContextTar,
+    dockerfile: &str,
     repo: &Reference,
     platform: &Platform,
     tag: &str,
-    dir: &std::path::Path,
     cache: &BlobCache,
     cancel: &CancellationToken,
-    log: &mut (impl FnMut(&str) + Send),
+    log: &SharedLog<'_, L>,
 ) -> Result<PushedManifest, PublishError> {
     let shown = platform.to_string();
-    std::fs::create_dir_all(dir).map_err(|e| PublishError::Scratch {
-        detail: format!("cannot create {}: {e}", dir.display()),
-    })?;
     let build = BuildRequest {
-        context_tar_path: context.file.path().to_path_buf(),
-        dockerfile: context.dockerfile.clone(),
+        context: docker::ContextSource {
+            dir: req.context.clone(),
+            dockerfile: req.dockerfile.clone(),
+        },
+        dockerfile: dockerfile.to_string(),
         platform: shown.clone(),
         build_args: req.build_args.clone(),
         target: req.target.clone(),
@@ -195,32 +178,45 @@ async fn publish_platform(
         secrets: req.secrets.clone(),
         builder: req.builder,
     };
-    docker::build(docker, build, cancel.clone(), &mut *log)
-        .await
-        .map_err(|source| match source {
-            docker::BuildError::Cancelled => PublishError::Cancelled,
-            source => PublishError::Build {
-                platform: shown.clone(),
-                source,
-            },
-        })?;
-    let pusher = registry.pusher(cancel.clone());
-    let pushed = push_built(docker, &pusher, repo, tag, platform, dir, req.format, cache).await?;
-    let s = &pushed.stats;
-    log(&format!(
-        "pushed {shown} manifest {} ({}; {} layers compressed, {} uploaded, {} already there, \
-         {} mounted)",
-        pushed.digest,
-        if s.export_skipped {
-            "export skipped: the registry had every layer"
-        } else {
-            "exported"
+    let prefix = if req.platforms.len() > 1 {
+        format!("[{shown}] ")
+    } else {
+        String::new()
+    };
+    docker::build(docker, build, cancel.clone(), |line| {
+        say(log, &format!("{prefix}{line}"))
+    })
+    .await
+    .map_err(|source| match source {
+        docker::BuildError::Cancelled => PublishError::Cancelled,
+        source => PublishError::Build {
+            platform: shown.clone(),
+            source,
         },
-        s.layers_compressed,
-        s.layers_uploaded,
-        s.layers_existed,
-        s.layers_mounted
-    ));
+    })?;
+    let pusher = registry.pusher(cancel.clone());
+    let pushed = push_built(
+        docker, &pusher, repo, tag, platform, req.format, cache, cancel,
+    )
+    .await?;
+    let s = &pushed.stats;
+    say(
+        log,
+        &format!(
+            "{prefix}pushed {shown} manifest {} ({}; {} layers compressed, {} uploaded, {} already \
+             there, {} mounted)",
+            pushed.digest,
+            if s.export_skipped {
+                "export skipped: the registry had every layer"
+            } else {
+                "streamed from the daemon"
+            },
+            s.layers_compressed,
+            s.layers_uploaded,
+            s.layers_existed,
+            s.layers_mounted
+        ),
+    );
     Ok(pushed)
 }
 

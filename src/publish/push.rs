@@ -1,28 +1,16 @@
-//! The registry half of a publish: an exported image's layers compressed and
-//! pushed with its config and manifest, then the tags pointed at that
-//! manifest (one platform) or at an index of exactly the platforms built.
-//! Public step by step, so a benchmark can time the push alone.
+//! The registry half of a publish: a platform's config and manifest once
+//! its layers are in the repository, then the tags pointed at that manifest
+//! (one platform) or at an index of exactly the platforms built, and what
+//! the tags point at now (refresh).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::error::PublishError;
-use crate::docker::{compress_layer, CompressedLayer, ExportedImage};
 use crate::registry::assemble::{image_manifest, index, Format, IndexEntry};
 use crate::registry::push::Pusher;
-use crate::registry::{BlobPush, Platform, Reference, RegistryClient, RegistryError};
-
-/// Layers pushed at once. Registries take parallel uploads well; more than a
-/// few only splits the same uplink.
-pub(super) const PARALLEL_UPLOADS: usize = 3;
-
-/// Layers compressed at once: one per core, as gzip is CPU-bound.
-pub(super) fn parallel_compressions() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+use crate::registry::{Platform, Reference, RegistryClient, RegistryError};
 
 /// One platform's manifest, pushed by digest (no tag yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,96 +45,6 @@ pub struct PushStats {
 pub struct Tagged {
     pub digest: String,
     pub media_type: &'static str,
-}
-
-/// The platform an exported image's config states.
-pub fn exported_platform(exported: &ExportedImage) -> Platform {
-    Platform::new(
-        &exported.os,
-        &exported.architecture,
-        exported.variant.as_deref(),
-    )
-}
-
-/// Gzips every layer beside its tar, one per core at a time, off the async
-/// threads. Deterministic: each layer is compressed alone with a fixed level
-/// and header, so the result depends neither on the order nor on the overlap.
-pub async fn compress_exported(
-    exported: &ExportedImage,
-) -> Result<Vec<CompressedLayer>, PublishError> {
-    let platform = exported_platform(exported).to_string();
-    let paths: Vec<PathBuf> = exported.layers.iter().map(|l| l.path.clone()).collect();
-    // `buffered` starts a job only when a slot frees up, so no more than
-    // `parallel_compressions()` run at once, and yields results in layer order.
-    futures::stream::iter(paths)
-        .map(|path| {
-            let platform = platform.clone();
-            async move {
-                tokio::task::spawn_blocking(move || compress_layer(&path))
-                    .await
-                    .map_err(|e| PublishError::Scratch {
-                        detail: format!("layer compression stopped: {e}"),
-                    })?
-                    .map_err(|source| PublishError::Compress { platform, source })
-            }
-        })
-        .buffered(parallel_compressions())
-        .try_collect()
-        .await
-}
-
-/// Pushes the layers the repository lacks, the config and the image
-/// manifest (by digest), for one exported platform image whose layers
-/// [`compress_exported`] made. [`super::push_layers`] does the same with
-/// compression and upload overlapping, and with the layer cache.
-pub async fn push_exported(
-    registry: &RegistryClient,
-    repo: &Reference,
-    exported: &ExportedImage,
-    layers: &[CompressedLayer],
-    format: Format,
-    cancel: CancellationToken,
-) -> Result<PushedManifest, PublishError> {
-    let platform = exported_platform(exported);
-    let shown = platform.to_string();
-    let pusher = registry.pusher(cancel);
-    // NOTE: the futures are collected first; a closure inside the stream
-    // type trips rustc's higher-ranked lifetime check for `Send` futures.
-    let uploads: Vec<_> = layers
-        .iter()
-        .map(|layer| {
-            let on_err = blob_error(&shown, format!("layer {}", layer.digest));
-            let pusher = &pusher;
-            async move {
-                pusher
-                    .push_blob_file(repo, &layer.path, &layer.digest, layer.size)
-                    .await
-                    .map_err(on_err)
-            }
-        })
-        .collect();
-    let outcomes: Vec<BlobPush> = futures::stream::iter(uploads)
-        .buffered(PARALLEL_UPLOADS)
-        .try_collect()
-        .await?;
-    let existed = outcomes.iter().filter(|o| **o == BlobPush::Existed).count();
-    let stats = PushStats {
-        layers_compressed: layers.len(),
-        layers_uploaded: outcomes.len() - existed,
-        layers_existed: existed,
-        ..PushStats::default()
-    };
-    let blobs: Vec<(&str, u64)> = layers.iter().map(|l| (l.digest.as_str(), l.size)).collect();
-    push_config_and_manifest(
-        &pusher,
-        repo,
-        platform,
-        &exported.config_bytes,
-        &blobs,
-        format,
-        stats,
-    )
-    .await
 }
 
 /// The last part of every platform push, once each layer blob is in `repo`:
@@ -259,7 +157,3 @@ pub async fn resolve_tags(
     }
     Ok(out)
 }
-
-#[cfg(test)]
-#[path = "push_tests.rs"]
-mod tests;

@@ -14,7 +14,7 @@ pub mod platform;
 pub mod push;
 mod push_session;
 pub mod reference;
-mod upload;
+pub mod upload;
 pub mod verify;
 
 pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};

@@ -198,6 +198,24 @@ impl<'a> Pusher<'a> {
         Ok(BlobPush::Uploaded)
     }
 
+    /// Uploads a blob whose bytes and digest arrive while it runs (see
+    /// [`StreamedBlob`]); `Ok(None)` when the producer abandoned it. Opening
+    /// the session is retried; the streamed body itself cannot be.
+    pub async fn push_blob_streamed(
+        &self,
+        repo: &Reference,
+        blob: super::upload::StreamedBlob,
+    ) -> Result<Option<String>, RegistryError> {
+        let auth = tokio::select! {
+            _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
+            auth = self.authorize(repo) => auth?,
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(RegistryError::Cancelled),
+            done = super::upload::upload_streamed(auth, repo, blob) => done,
+        }
+    }
+
     /// Puts manifest `bytes` of `media_type` under `tag_or_digest`; returns
     /// the digest, after checking the one the registry reports against ours.
     pub async fn push_manifest(

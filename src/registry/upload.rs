@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use futures::stream;
+use futures::{stream, StreamExt as _};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Body, Method};
 use tokio::io::AsyncReadExt as _;
@@ -102,4 +102,84 @@ pub(super) async fn upload(
         return Err(auth.failure(response, &shown).await);
     }
     Ok(())
+}
+
+/// An upload whose bytes are produced while it runs and whose digest is
+/// known only at the end (a layer compressed as it streams from the daemon).
+pub struct StreamedBlob {
+    /// The blob's bytes, piece by piece; closed when the blob is complete.
+    pub pieces: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    /// The blob's digest once all pieces are sent, or `None` to abandon the
+    /// upload (the bytes turned out not to be wanted).
+    pub digest: tokio::sync::oneshot::Receiver<Option<String>>,
+}
+
+/// Opens a session (POST), sends the pieces as one streamed PATCH, as the
+/// docker CLI does, then completes it with PUT `?digest=` (or deletes the
+/// session when abandoned). The PATCH cannot be retried: its bytes are gone
+/// once sent, so a failure is the caller's to handle (by streaming again).
+pub(super) async fn upload_streamed(
+    auth: PushAuth,
+    repo: &Reference,
+    blob: StreamedBlob,
+) -> Result<Option<String>, RegistryError> {
+    let shown = format!("{} (streamed layer)", repo.repository_reference());
+    let start = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
+    let response = auth
+        .request(Method::POST, start)
+        .header(CONTENT_LENGTH, 0)
+        .send()
+        .await
+        .map_err(|e| auth.unreachable(e))?;
+    if response.status().as_u16() != 202 {
+        return Err(auth.failure(response, &shown).await);
+    }
+    let location = next_location(&auth, &response)?;
+    let pieces =
+        tokio_stream::wrappers::ReceiverStream::new(blob.pieces).map(Ok::<_, std::io::Error>);
+    let response = auth
+        .request(Method::PATCH, location)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(Body::wrap_stream(pieces))
+        .send()
+        .await
+        .map_err(|e| auth.unreachable(e))?;
+    if response.status().as_u16() != 202 {
+        return Err(auth.failure(response, &shown).await);
+    }
+    let location = next_location(&auth, &response)?;
+    let Ok(Some(digest)) = blob.digest.await else {
+        // Abandoned: a registry that cannot delete sessions lets them expire.
+        let _ = auth.request(Method::DELETE, location).send().await;
+        return Ok(None);
+    };
+    let mut url = location;
+    url.query_pairs_mut().append_pair("digest", &digest);
+    let response = auth
+        .request(Method::PUT, url)
+        .header(CONTENT_LENGTH, 0)
+        .send()
+        .await
+        .map_err(|e| auth.unreachable(e))?;
+    if response.status().as_u16() != 201 {
+        let shown = repo.with_digest(&digest).to_string();
+        return Err(auth.failure(response, &shown).await);
+    }
+    Ok(Some(digest))
+}
+
+/// The `Location` an upload answer names, resolved against the registry.
+fn next_location(
+    auth: &PushAuth,
+    response: &reqwest::Response,
+) -> Result<reqwest::Url, RegistryError> {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Rejected {
+            registry: auth.registry.clone(),
+            detail: "the registry answered an upload step without saying where to go on (no Location header)".into(),
+        })?;
+    auth.resolve(location)
 }

@@ -1,18 +1,22 @@
-//! A 50 MiB layer is exported and compressed with bounded memory (against the
-//! real daemon, `make testacc`). Alone in its own test binary so no other
-//! test's allocations move this process's peak RSS.
+//! A large layer streams from the daemon to the registry with bounded
+//! memory (against the real daemon and docker-registry, `make testacc`).
+//! Alone in its own test binary so no other test's allocations move this
+//! process's peak RSS.
 
-use std::collections::BTreeMap;
+mod registry_fixture;
+
 use std::fs;
 use std::path::Path;
 
-use stevedore::docker::{
-    build, compress_layer, connect, export, remove_image, write_tar_file, BuildRequest, BuilderKind,
-};
+use registry_fixture::TestRegistry;
+use stevedore::docker::{build, connect, remove_image, BuildRequest, BuilderKind, ContextSource};
+use stevedore::publish::{push_streamed, BlobCache};
+use stevedore::registry::assemble::Format;
+use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
-const SIZE: usize = 50 * 1024 * 1024;
-const ALLOWED_GROWTH_MIB: u64 = 40;
+const SIZE: usize = 200 * 1024 * 1024;
+const ALLOWED_GROWTH_MIB: u64 = 64;
 
 /// Peak resident set size of this process, in KiB (Linux `VmHWM`).
 fn peak_rss_kib() -> u64 {
@@ -27,7 +31,7 @@ fn peak_rss_kib() -> u64 {
 /// Random bytes (xorshift), written in chunks so the test itself stays small.
 fn write_random(path: &Path, size: usize) {
     let mut f = fs::File::create(path).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64;
     let mut chunk = vec![0u8; 1024 * 1024];
     for _ in 0..size / chunk.len() {
         for b in chunk.chunks_mut(8) {
@@ -42,10 +46,10 @@ fn write_random(path: &Path, size: usize) {
 
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
-async fn big_layer_exports_and_compresses_with_bounded_memory() {
+async fn a_200_mib_layer_streams_to_the_registry_with_bounded_memory() {
     let d = connect(None, None).unwrap();
+    let registry = TestRegistry::start().await;
     let ctx = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
     fs::write(
         ctx.path().join("Dockerfile"),
         "FROM scratch\nCOPY big.bin /big.bin\n",
@@ -53,35 +57,45 @@ async fn big_layer_exports_and_compresses_with_bounded_memory() {
     .unwrap();
     write_random(&ctx.path().join("big.bin"), SIZE);
     let tag = format!("stevedore-test/big:{}", std::process::id());
-    let tar = write_tar_file(ctx.path(), Path::new("Dockerfile"), work.path()).unwrap();
     let req = BuildRequest {
-        context_tar_path: tar.path().to_path_buf(),
+        context: ContextSource {
+            dir: ctx.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+        },
         dockerfile: "Dockerfile".to_string(),
         platform: "linux/amd64".to_string(),
         tag: tag.clone(),
-        labels: BTreeMap::new(),
         builder: BuilderKind::Classic,
         ..Default::default()
     };
+    let client = RegistryClient::new(AuthSettings::default());
+    let pusher = client.pusher(CancellationToken::new());
+    let repo = Reference::parse(&format!("{}/big", registry.host)).unwrap();
+    let platform: Platform = "linux/amd64".parse().unwrap();
 
     let before = peak_rss_kib();
     build(&d, req, CancellationToken::new(), |_| {})
         .await
         .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let img = export(&d, &tag, "linux/amd64", out.path()).await.unwrap();
-    let layer = compress_layer(&img.layers[0].path).unwrap();
+    let pushed = push_streamed(
+        &d,
+        &pusher,
+        &repo,
+        &tag,
+        &platform,
+        Format::Docker,
+        &BlobCache::disabled(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
     remove_image(&d, &tag).await.unwrap();
 
-    assert!(img.layers[0].size > SIZE as u64);
-    assert!(
-        layer.size > SIZE as u64 / 2,
-        "random data does not compress"
-    );
-    eprintln!("peak RSS grew by {grown_mib} MiB for a 50 MiB layer");
+    assert_eq!(pushed.stats.layers_uploaded, 1);
+    eprintln!("peak RSS grew by {grown_mib} MiB streaming a 200 MiB layer");
     assert!(
         grown_mib < ALLOWED_GROWTH_MIB,
-        "peak RSS grew by {grown_mib} MiB for a 50 MiB layer"
+        "peak RSS grew by {grown_mib} MiB streaming a 200 MiB layer"
     );
 }

@@ -1,0 +1,388 @@
+//! What happens to each file of the daemon's archive as it streams past, on
+//! the blocking thread that reads it: a layer the repository lacks is hashed
+//! (its diff_id), gzipped and handed piece by piece to an upload running on
+//! the async side; a layer the repository has is only hashed, to recognise
+//! it; anything else small is kept as a document (manifests, the config).
+//!
+//! Which large file is which layer is only certain once it is hashed, and by
+//! then it has streamed by. So a large file is recognised up front by its
+//! name (`blobs/sha256/<diff_id>` in the OCI layout) or by its size (the
+//! cache remembers each layer's uncompressed size) when it is a layer the
+//! repository has, and is then not compressed; every other large file is
+//! compressed and uploaded speculatively, the upload abandoned if it turns
+//! out not to be wanted. A layer we wrongly took for a present one is
+//! "missed" and fetched by another pass over a new export.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
+use crate::docker::{ArchiveVisitor, ExportError};
+use crate::registry::upload::StreamedBlob;
+
+/// Bytes per upload piece, and pieces buffered ahead of the upload.
+const PIECE: usize = 256 * 1024;
+const PIECES_AHEAD: usize = 8;
+
+/// What one pass looks for.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Wanted {
+    /// diff_ids of layers to upload.
+    pub needed: BTreeSet<String>,
+    /// diff_ids of layers the repository has.
+    pub present: BTreeSet<String>,
+    /// Uncompressed size → diff_ids of present layers of that size.
+    pub present_sizes: BTreeMap<u64, Vec<String>>,
+}
+
+/// Work for the async side.
+pub(super) enum Job {
+    /// A large layer streaming now; `id` names it in [`Seen::upload`].
+    Streamed { id: usize, blob: StreamedBlob },
+    /// A small layer, compressed in memory.
+    Small {
+        diff_id: String,
+        digest: String,
+        gz: Vec<u8>,
+    },
+}
+
+/// A layer file of the archive, once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub diff_id: String,
+    /// Uncompressed size.
+    pub diff_size: u64,
+    /// The blob made of it here (digest, size), if it was uploaded.
+    pub blob: Option<(String, u64)>,
+    /// The streamed upload that carried it, whose outcome decides.
+    pub upload: Option<usize>,
+}
+
+pub(super) struct Visitor {
+    pub wanted: Wanted,
+    pub jobs: mpsc::Sender<Job>,
+    pub cancel: CancellationToken,
+    /// Layer files by archive name.
+    pub seen: BTreeMap<String, Seen>,
+    /// diff_ids already scheduled for upload in this pass (duplicates skip).
+    pub scheduled: BTreeSet<String>,
+    /// Needed layers that went by without being uploaded.
+    pub missed: BTreeSet<String>,
+    next_upload: usize,
+}
+
+impl Visitor {
+    pub fn new(wanted: Wanted, jobs: mpsc::Sender<Job>, cancel: CancellationToken) -> Visitor {
+        Visitor {
+            wanted,
+            jobs,
+            cancel,
+            seen: BTreeMap::new(),
+            scheduled: BTreeSet::new(),
+            missed: BTreeSet::new(),
+            next_upload: 0,
+        }
+    }
+
+    /// A present layer, recognised by name or size: hashed, not compressed.
+    fn recognised(&self, name: &str, size: u64) -> bool {
+        let by_name = name
+            .strip_prefix("blobs/sha256/")
+            .map(|hex| format!("sha256:{hex}"))
+            .is_some_and(|d| self.wanted.present.contains(&d));
+        by_name || self.wanted.present_sizes.contains_key(&size)
+    }
+
+    fn small(&mut self, name: &str, bytes: &[u8]) -> Result<bool, ExportError> {
+        let diff_id = diff_id_of(bytes)?;
+        let diff_size = bytes.len() as u64;
+        if self.wanted.present.contains(&diff_id) {
+            self.remember(name, diff_id, diff_size, None, None);
+            return Ok(false);
+        }
+        if !self.wanted.needed.contains(&diff_id) {
+            return Ok(true);
+        }
+        let gz = if is_gzip(bytes) {
+            bytes.to_vec()
+        } else {
+            let mut enc = layer_gzip(Vec::new());
+            enc.write_all(bytes).map_err(gzip_err)?;
+            enc.finish().map_err(gzip_err)?
+        };
+        let digest = sha256(&gz);
+        let blob = Some((digest.clone(), gz.len() as u64));
+        if self.scheduled.insert(diff_id.clone()) {
+            let job = Job::Small {
+                diff_id: diff_id.clone(),
+                digest,
+                gz,
+            };
+            self.jobs
+                .blocking_send(job)
+                .map_err(|_| ExportError::Cancelled)?;
+        }
+        self.remember(name, diff_id, diff_size, blob, None);
+        Ok(false)
+    }
+
+    /// A present layer's file: hash it to be sure which it is.
+    fn hash_only(&mut self, name: &str, data: &mut dyn Read) -> Result<(), ExportError> {
+        let mut plain = DiffHasher::default();
+        self.pump(data, |chunk| plain.update(chunk))?;
+        let (diff_id, diff_size) = plain.finish()?;
+        if self.wanted.present.contains(&diff_id) {
+            self.remember(name, diff_id, diff_size, None, None);
+        } else if self.wanted.needed.contains(&diff_id) && !self.scheduled.contains(&diff_id) {
+            tracing::debug!(name, %diff_id, "a needed layer looked like a present one; another pass will fetch it");
+            self.missed.insert(diff_id);
+        }
+        Ok(())
+    }
+
+    /// Any other large file: hashed, gzipped (unless it is gzip already) and
+    /// uploaded as it streams; the upload completes only if it is a layer
+    /// still needed.
+    fn stream(&mut self, name: &str, data: &mut dyn Read) -> Result<(), ExportError> {
+        let id = self.next_upload;
+        self.next_upload += 1;
+        let (pieces_tx, pieces) = mpsc::channel(PIECES_AHEAD);
+        let (digest_tx, digest) = oneshot::channel();
+        let blob = StreamedBlob { pieces, digest };
+        self.jobs
+            .blocking_send(Job::Streamed { id, blob })
+            .map_err(|_| ExportError::Cancelled)?;
+        let sink = HashingWriter::new(PieceSink::new(pieces_tx));
+        let mut plain = DiffHasher::default();
+        let mut encoder: Option<flate2::write::GzEncoder<HashingWriter<PieceSink>>> = None;
+        let mut passthrough: Option<HashingWriter<PieceSink>> = None;
+        let mut sink = Some(sink);
+        self.pump(data, |chunk| {
+            if encoder.is_none() && passthrough.is_none() {
+                let sink = sink
+                    .take()
+                    .unwrap_or_else(|| HashingWriter::new(PieceSink::closed()));
+                if is_gzip(chunk) {
+                    passthrough = Some(sink);
+                } else {
+                    encoder = Some(layer_gzip(sink));
+                }
+            }
+            plain.update(chunk)?;
+            match (&mut encoder, &mut passthrough) {
+                (Some(enc), _) => enc.write_all(chunk).map_err(gzip_err),
+                (None, Some(raw)) => raw.write_all(chunk).map_err(gzip_err),
+                (None, None) => Ok(()),
+            }
+        })?;
+        let sink = match (encoder, passthrough) {
+            (Some(enc), _) => enc.finish().map_err(gzip_err)?,
+            (None, Some(raw)) => raw,
+            (None, None) => sink.unwrap_or_else(|| HashingWriter::new(PieceSink::closed())),
+        };
+        let (diff_id, diff_size) = plain.finish()?;
+        let (blob_digest, blob_size, mut pieces) = sink.digest();
+        let delivered = pieces.close();
+        let wanted = self.wanted.needed.contains(&diff_id) && !self.scheduled.contains(&diff_id);
+        if wanted && delivered {
+            self.scheduled.insert(diff_id.clone());
+            let _ = digest_tx.send(Some(blob_digest.clone()));
+            let blob = Some((blob_digest, blob_size));
+            self.remember(name, diff_id, diff_size, blob, Some(id));
+            return Ok(());
+        }
+        let _ = digest_tx.send(None);
+        if wanted {
+            self.missed.insert(diff_id);
+        } else if self.wanted.present.contains(&diff_id) {
+            self.remember(name, diff_id, diff_size, None, None);
+        }
+        Ok(())
+    }
+
+    /// Reads `data` to its end in pieces, checking for cancellation.
+    fn pump(
+        &self,
+        data: &mut dyn Read,
+        mut each: impl FnMut(&[u8]) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let mut buf = vec![0u8; PIECE];
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(ExportError::Cancelled);
+            }
+            let n = data
+                .read(&mut buf)
+                .map_err(|e| crate::docker::export::bad(format!("reading the archive: {e}")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            each(&buf[..n])?;
+        }
+    }
+
+    fn remember(
+        &mut self,
+        name: &str,
+        diff_id: String,
+        diff_size: u64,
+        blob: Option<(String, u64)>,
+        upload: Option<usize>,
+    ) {
+        let seen = Seen {
+            diff_id,
+            diff_size,
+            blob,
+            upload,
+        };
+        self.seen.insert(name.to_string(), seen);
+    }
+}
+
+impl ArchiveVisitor for Visitor {
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> Result<bool, ExportError> {
+        if size <= crate::docker::export::SMALL_ENTRY {
+            let mut bytes = Vec::with_capacity(size as usize);
+            data.read_to_end(&mut bytes)
+                .map_err(|e| crate::docker::export::bad(format!("reading {name:?}: {e}")))?;
+            return self.small(name, &bytes);
+        }
+        if self.recognised(name, size) {
+            self.hash_only(name, data)?;
+        } else {
+            self.stream(name, data)?;
+        }
+        Ok(false)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// sha256 of the plain bytes, inflating them first when they are gzip (the
+/// diff_id is over the uncompressed tar), counted.
+#[derive(Default)]
+struct DiffHasher {
+    state: Option<DiffState>,
+}
+
+enum DiffState {
+    Plain(HashingWriter<std::io::Sink>),
+    Gzip(Box<flate2::write::GzDecoder<HashingWriter<std::io::Sink>>>),
+}
+
+impl DiffHasher {
+    fn update(&mut self, chunk: &[u8]) -> Result<(), ExportError> {
+        let state = self.state.get_or_insert_with(|| {
+            let sink = HashingWriter::new(std::io::sink());
+            if is_gzip(chunk) {
+                DiffState::Gzip(Box::new(flate2::write::GzDecoder::new(sink)))
+            } else {
+                DiffState::Plain(sink)
+            }
+        });
+        match state {
+            DiffState::Plain(w) => w.write_all(chunk).map_err(gzip_err),
+            DiffState::Gzip(w) => w.write_all(chunk).map_err(gzip_err),
+        }
+    }
+
+    fn finish(self) -> Result<(String, u64), ExportError> {
+        let sink = match self.state {
+            None => HashingWriter::new(std::io::sink()),
+            Some(DiffState::Plain(w)) => w,
+            Some(DiffState::Gzip(w)) => w.finish().map_err(gzip_err)?,
+        };
+        let (digest, size, _) = sink.digest();
+        Ok((digest, size))
+    }
+}
+
+fn diff_id_of(bytes: &[u8]) -> Result<String, ExportError> {
+    let mut h = DiffHasher::default();
+    h.update(bytes)?;
+    Ok(h.finish()?.0)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn gzip_err(e: std::io::Error) -> ExportError {
+    crate::docker::export::bad(format!("a layer could not be (de)compressed: {e}"))
+}
+
+/// Sends what is written down an upload's piece channel. When the upload
+/// has gone (failed or cancelled), writes are still accepted so hashing can
+/// finish; `close` then says the blob was not delivered.
+struct PieceSink {
+    tx: Option<mpsc::Sender<Bytes>>,
+    buf: Vec<u8>,
+    broken: bool,
+}
+
+impl PieceSink {
+    fn new(tx: mpsc::Sender<Bytes>) -> PieceSink {
+        PieceSink {
+            tx: Some(tx),
+            buf: Vec::with_capacity(PIECE),
+            broken: false,
+        }
+    }
+
+    fn closed() -> PieceSink {
+        PieceSink {
+            tx: None,
+            buf: Vec::new(),
+            broken: true,
+        }
+    }
+
+    fn send(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        let sent = self.tx.as_ref().map(|tx| tx.blocking_send(piece).is_ok());
+        if sent != Some(true) {
+            self.broken = true;
+            self.tx = None;
+        }
+    }
+
+    /// Sends the rest and ends the blob; whether every byte got through.
+    fn close(&mut self) -> bool {
+        self.send();
+        self.tx = None;
+        !self.broken
+    }
+}
+
+impl Write for PieceSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.broken {
+            return Ok(data.len());
+        }
+        let n = data.len().min(PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIECE {
+            self.send();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "visit_tests.rs"]
+mod tests;
