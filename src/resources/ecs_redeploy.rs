@@ -24,6 +24,9 @@ pub struct EcsRedeploy;
 
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
 
+/// What the `timeouts` attributes accept (see `duration`).
+const TIMEOUT_DOC: &str = "Duration in Go's syntax, such as `15m`, `1h30m` or `90s` (default `15m`); at most `24h`, not negative, no spaces.";
+
 /// How long to wait for a rollout when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -36,16 +39,8 @@ impl Resource for EcsRedeploy {
     fn schema(&self) -> Schema {
         let s = Type::String;
         let timeouts = Block::new("How long to wait for the rollout.")
-            .attr(Attribute::optional(
-                "create",
-                s.clone(),
-                "Duration such as `15m` (default `15m`).",
-            ))
-            .attr(Attribute::optional(
-                "update",
-                s.clone(),
-                "Duration such as `15m` (default `15m`).",
-            ));
+            .attr(Attribute::optional("create", s.clone(), TIMEOUT_DOC))
+            .attr(Attribute::optional("update", s.clone(), TIMEOUT_DOC));
         Schema::new("Forces a new deployment of an ECS service when `digest` or `triggers` change, waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.")
             .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
             .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
@@ -80,7 +75,9 @@ impl Resource for EcsRedeploy {
         for op in ["create", "update"] {
             let path = AttrPath::attr("timeouts").then_attr(op);
             if let Some(text) = config.at(&path).as_str() {
-                if let Err(e) = duration::parse(text) {
+                let checked = duration::parse(text)
+                    .and_then(|t| duration::check_bound(&format!("timeouts.{op}"), text, t));
+                if let Err(e) = checked {
                     d.push(Diagnostic::error("Invalid Timeout", e).at(path));
                 }
             }
@@ -292,13 +289,15 @@ fn split_import_id(id: &str) -> Option<(&str, &str)> {
 }
 
 /// The wait for `op` (`create` or `update`) from the `timeouts` block.
-/// Validation already rejected malformed values; they fall back to the default.
+/// Validation already rejected malformed and out-of-bound values; should one
+/// get here anyway, it falls back to the default or is capped at the bound.
 fn timeout(planned: &Value, op: &str) -> Duration {
     planned
         .at(&AttrPath::attr("timeouts").then_attr(op))
         .as_str()
         .and_then(|t| duration::parse(t).ok())
         .unwrap_or(DEFAULT_TIMEOUT)
+        .min(duration::MAX)
 }
 
 /// An ECS failure as a diagnostic: the full explanation ECS errors carry,
@@ -362,6 +361,27 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_above_a_day_are_refused_naming_path_and_value() {
+        let d = EcsRedeploy.validate(&config(Value::object([
+            ("create", Value::string("24h")),
+            ("update", Value::string("2562047h")),
+        ])));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(d.0[0].summary, "Invalid Timeout");
+        assert_eq!(
+            d.0[0].attribute,
+            Some(AttrPath::attr("timeouts").then_attr("update"))
+        );
+        assert!(
+            d.0[0]
+                .detail
+                .starts_with("timeouts.update = \"2562047h\" is longer than the 24h"),
+            "{}",
+            d.0[0].detail
+        );
+    }
+
+    #[test]
     fn unknown_and_absent_values_pass_validation() {
         assert!(EcsRedeploy.validate(&config(Value::Null)).is_empty());
         assert!(EcsRedeploy
@@ -393,5 +413,10 @@ mod tests {
         assert_eq!(timeout(&planned, "create"), Duration::from_secs(90));
         assert_eq!(timeout(&planned, "update"), DEFAULT_TIMEOUT);
         assert_eq!(timeout(&config(Value::Null), "create"), DEFAULT_TIMEOUT);
+        let huge = config(Value::object([
+            ("create", Value::string("2562047h")),
+            ("update", Value::Null),
+        ]));
+        assert_eq!(timeout(&huge, "create"), duration::MAX);
     }
 }
