@@ -11,6 +11,8 @@ mod ops;
 #[path = "ecs_fake/server.rs"]
 mod server;
 
+#[path = "ecs_fake/apply.rs"]
+mod apply;
 #[path = "ecs_fake/failures.rs"]
 mod failures;
 #[path = "ecs_fake/fake_itself.rs"]

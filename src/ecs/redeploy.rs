@@ -132,7 +132,7 @@ pub async fn wait_for_deployment(
         created_at: None,
     };
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = deadline_after(started, timeout);
     let cancelled = || EcsError::Cancelled {
         deployment_id: deployment_id.to_string(),
     };
@@ -172,6 +172,18 @@ pub async fn wait_for_deployment(
         }
         interval = poll.grow(interval);
     }
+}
+
+/// The longest wait a deadline is set for: callers bound their timeouts far
+/// lower, this only keeps the arithmetic safe for any `Duration`.
+const LONGEST_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `start + timeout`, capped at [`LONGEST_WAIT`].
+/// GOTCHA: `Instant + Duration` panics on overflow (e.g. a `2562047h` timeout).
+fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout.min(LONGEST_WAIT))
+        .unwrap_or(start)
 }
 
 async fn poll_once(
@@ -300,5 +312,20 @@ async fn count_stopped(
             tracing::debug!(error = %err, "could not list stopped tasks");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(90)),
+            now + Duration::from_secs(90)
+        );
+        assert_eq!(deadline_after(now, Duration::MAX), now + LONGEST_WAIT);
     }
 }

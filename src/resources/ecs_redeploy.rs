@@ -5,13 +5,14 @@
 //! current one: refresh only checks the service still exists, so someone
 //! else's deployment is not drift (it would otherwise show on every plan).
 
+mod apply;
 mod deploy;
 mod duration;
 mod plan;
 mod verify;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ecs::{self, EcsError};
+use crate::ecs::{self, EcsError, PollPolicy};
 use crate::resource::{
     ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
 };
@@ -21,6 +22,18 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 pub struct EcsRedeploy;
+
+impl EcsRedeploy {
+    /// Apply with another polling policy: tests follow rollouts in milliseconds.
+    pub async fn apply_polling(
+        &self,
+        ctx: &Ctx,
+        req: ApplyRequest,
+        poll: PollPolicy,
+    ) -> ApplyResponse {
+        apply::apply(ctx, req, poll).await
+    }
+}
 
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
 
@@ -97,91 +110,7 @@ impl Resource for EcsRedeploy {
     }
 
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
-        // Planned known deployment outputs mean the plan started no deployment
-        // (only wait/verify/timeouts changed): the planned state is the new state.
-        if !req.planned.get("deployment_id").is_unknown() {
-            return ApplyResponse {
-                new_state: req.planned,
-                private: req.planned_private,
-                diags: Diagnostics::new(),
-            };
-        }
-        let keep = |diags: Diagnostics| ApplyResponse {
-            new_state: req.prior.clone(),
-            private: req.planned_private.clone(),
-            diags,
-        };
-        let Some((cluster, service)) = names(&req.planned) else {
-            return keep(
-                Diagnostic::internal(
-                    "apply got a plan whose cluster or service is not a known string",
-                )
-                .into(),
-            );
-        };
-        let provider = match ctx.provider() {
-            Ok(p) => p,
-            Err(d) => return keep(d.into()),
-        };
-        let client = crate::aws::ecs_client(&provider.config.aws).await;
-
-        if req
-            .planned
-            .get("verify_images")
-            .as_bool()
-            .unwrap_or(plan::DEFAULT_VERIFY)
-        {
-            let blame = verify::Blame {
-                digest_set: !req.config.get("digest").is_null(),
-            };
-            if let Err(d) = verify::verify_images(
-                &client,
-                &provider.registry,
-                cluster,
-                service,
-                &ctx.cancel,
-                blame,
-            )
-            .await
-            {
-                return keep(d);
-            }
-        }
-        let wait = match req
-            .planned
-            .get("wait_for_steady_state")
-            .as_bool()
-            .unwrap_or(plan::DEFAULT_WAIT)
-        {
-            true => Some(timeout(
-                &req.planned,
-                if req.prior.is_null() {
-                    "create"
-                } else {
-                    "update"
-                },
-            )),
-            false => None,
-        };
-        let target = deploy::Target {
-            cluster,
-            service,
-            wait,
-        };
-        let recorded = match deploy::deploy(&client, &target, &ctx.cancel).await {
-            Ok(r) => r,
-            Err(d) => return keep(d.into()),
-        };
-        let mut new_state = req.planned.clone();
-        for (name, value) in &recorded.outputs {
-            new_state.set(name, value.clone());
-        }
-        let private = deploy::private_for(&recorded);
-        ApplyResponse {
-            new_state,
-            private,
-            diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
-        }
+        apply::apply(ctx, req, PollPolicy::default()).await
     }
 
     async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {

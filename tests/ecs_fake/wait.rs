@@ -237,3 +237,22 @@ async fn running_digests_read_every_page_of_the_service_only() {
         .collect();
     assert_eq!(batches, vec![100, 50]);
 }
+
+/// `Instant + Duration::MAX` used to panic inside the provider; any timeout
+/// now waits, and the rollout completes as if it were merely long.
+#[tokio::test]
+async fn a_timeout_too_large_for_a_deadline_does_not_panic() {
+    let (m, _) = prod_web();
+    let fake = FakeEcs::start(m).await;
+    let started = force(&fake).await;
+    let outcome = wait(
+        &fake,
+        &started.deployment_id,
+        Duration::MAX,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("completes");
+    assert_eq!(outcome.rollout_state.as_deref(), Some("COMPLETED"));
+    assert_eq!(describe_polls(&fake), 2);
+}

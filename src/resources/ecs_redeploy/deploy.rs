@@ -30,6 +30,7 @@ pub async fn deploy(
     client: &aws_sdk_ecs::Client,
     t: &Target<'_>,
     cancel: &CancellationToken,
+    poll: PollPolicy,
 ) -> Result<Recorded, Diagnostic> {
     let started = tokio::select! {
         r = ecs::force_new_deployment(client, t.cluster, t.service) => r.map_err(|e| ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e))?,
@@ -45,7 +46,7 @@ pub async fn deploy(
         &started.deployment_id,
         timeout,
         cancel.clone(),
-        PollPolicy::default(),
+        poll,
     )
     .await;
     Ok(match followed {

@@ -1,0 +1,93 @@
+//! Apply: check the images, start (or adopt) a deployment, follow it, and
+//! record what happened, also when it went wrong after ECS was changed.
+
+use super::{deploy, names, plan, timeout, verify};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ecs::PollPolicy;
+use crate::resource::{ApplyRequest, ApplyResponse, Ctx};
+
+pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
+    // Planned known deployment outputs mean the plan started no deployment
+    // (only wait/verify/timeouts changed): the planned state is the new state.
+    if !req.planned.get("deployment_id").is_unknown() {
+        return ApplyResponse {
+            new_state: req.planned,
+            private: req.planned_private,
+            diags: Diagnostics::new(),
+        };
+    }
+    let keep = |diags: Diagnostics| ApplyResponse {
+        new_state: req.prior.clone(),
+        private: req.planned_private.clone(),
+        diags,
+    };
+    let Some((cluster, service)) = names(&req.planned) else {
+        return keep(
+            Diagnostic::internal("apply got a plan whose cluster or service is not a known string")
+                .into(),
+        );
+    };
+    let provider = match ctx.provider() {
+        Ok(p) => p,
+        Err(d) => return keep(d.into()),
+    };
+    let client = crate::aws::ecs_client(&provider.config.aws).await;
+
+    if req
+        .planned
+        .get("verify_images")
+        .as_bool()
+        .unwrap_or(plan::DEFAULT_VERIFY)
+    {
+        let blame = verify::Blame {
+            digest_set: !req.config.get("digest").is_null(),
+        };
+        if let Err(d) = verify::verify_images(
+            &client,
+            &provider.registry,
+            cluster,
+            service,
+            &ctx.cancel,
+            blame,
+        )
+        .await
+        {
+            return keep(d);
+        }
+    }
+    let wait = match req
+        .planned
+        .get("wait_for_steady_state")
+        .as_bool()
+        .unwrap_or(plan::DEFAULT_WAIT)
+    {
+        true => Some(timeout(
+            &req.planned,
+            if req.prior.is_null() {
+                "create"
+            } else {
+                "update"
+            },
+        )),
+        false => None,
+    };
+    let target = deploy::Target {
+        cluster,
+        service,
+        wait,
+    };
+    let recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll).await {
+        Ok(r) => r,
+        Err(d) => return keep(d.into()),
+    };
+    let mut new_state = req.planned.clone();
+    for (name, value) in &recorded.outputs {
+        new_state.set(name, value.clone());
+    }
+    let private = deploy::private_for(&recorded);
+    ApplyResponse {
+        new_state,
+        private,
+        diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
+    }
+}
