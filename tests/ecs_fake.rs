@@ -11,8 +11,13 @@ mod ops;
 #[path = "ecs_fake/server.rs"]
 mod server;
 
+#[path = "registry_fixture/mod.rs"]
+mod registry_fixture;
+
 #[path = "ecs_fake/apply.rs"]
 mod apply;
+#[path = "ecs_fake/arch.rs"]
+mod arch;
 #[path = "ecs_fake/failures.rs"]
 mod failures;
 #[path = "ecs_fake/fake_itself.rs"]

@@ -60,7 +60,7 @@ impl Resource for EcsRedeploy {
             .attr(Attribute::optional("digest", s.clone(), "Image digest; a change forces a new deployment."))
             .attr(Attribute::optional("triggers", Type::map(s.clone()), "Arbitrary values; any change forces a new deployment."))
             .attr(Attribute::optional_computed("wait_for_steady_state", Type::Bool, "Wait until the new deployment completes. Default `true`."))
-            .attr(Attribute::optional_computed("verify_images", Type::Bool, "Check the task definition's images against its runtime platform first. Default `true`."))
+            .attr(Attribute::optional_computed("verify_images", Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
             .attr(Attribute::computed("id", s.clone(), "`cluster/service`."))
             .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started."))
             .attr(Attribute::computed("rollout_state", s.clone(), "Rollout state of that deployment when apply returned."))

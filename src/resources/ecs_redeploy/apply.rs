@@ -33,6 +33,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
     };
     let client = crate::aws::ecs_client(&provider.config.aws).await;
 
+    let mut warnings = Diagnostics::new();
     if req
         .planned
         .get("verify_images")
@@ -42,7 +43,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         let blame = verify::Blame {
             digest_set: !req.config.get("digest").is_null(),
         };
-        if let Err(d) = verify::verify_images(
+        match verify::verify_images(
             &client,
             &provider.registry,
             cluster,
@@ -52,7 +53,8 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         )
         .await
         {
-            return keep(d);
+            Ok(w) => warnings.extend(w),
+            Err(d) => return keep(d),
         }
     }
     let wait = match req
@@ -78,16 +80,21 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
     };
     let recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll).await {
         Ok(r) => r,
-        Err(d) => return keep(d.into()),
+        Err(d) => {
+            warnings.push(d);
+            return keep(warnings);
+        }
     };
     let mut new_state = req.planned.clone();
     for (name, value) in &recorded.outputs {
         new_state.set(name, value.clone());
     }
     let private = deploy::private_for(&recorded);
+    let mut diags = warnings;
+    diags.extend(recorded.error.into_iter().collect::<Vec<_>>().into());
     ApplyResponse {
         new_state,
         private,
-        diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
+        diags,
     }
 }
