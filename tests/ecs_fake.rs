@@ -22,6 +22,8 @@ mod arch;
 mod failures;
 #[path = "ecs_fake/fake_itself.rs"]
 mod fake_itself;
+#[path = "ecs_fake/follow.rs"]
+mod follow;
 #[path = "ecs_fake/wait.rs"]
 mod wait;
 

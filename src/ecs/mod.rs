@@ -22,3 +22,4 @@ pub use redeploy::{
 pub use service::{
     describe, runtime_platform_to_oci, task_definition_images, ServiceInfo, TaskDefImages,
 };
+pub use tasks::RunningTask;

@@ -7,6 +7,8 @@ use aws_sdk_ecs::Client;
 
 use super::calls::{retry_throttled, Target};
 use super::error::EcsError;
+use super::progress::to_time;
+use std::time::SystemTime;
 
 /// What `describe` reports about a service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +21,9 @@ pub struct ServiceInfo {
     pub task_definition_arn: Option<String>,
     pub primary_deployment_id: Option<String>,
     pub primary_rollout_state: Option<String>,
+    /// The task definition the PRIMARY deployment rolls out.
+    pub primary_task_definition: Option<String>,
+    pub primary_created_at: Option<SystemTime>,
     /// `FARGATE`, `EC2` or `EXTERNAL`; absent when a capacity provider strategy is used.
     pub launch_type: Option<String>,
     /// The capacity providers of the service's strategy, if it has one.
@@ -81,6 +86,10 @@ pub async fn describe(
         primary_rollout_state: primary
             .and_then(Deployment::rollout_state)
             .map(|s| s.as_str().to_string()),
+        primary_task_definition: primary
+            .and_then(Deployment::task_definition)
+            .map(str::to_string),
+        primary_created_at: to_time(primary.and_then(Deployment::created_at)),
         launch_type: svc.launch_type().map(|t| t.as_str().to_string()),
         capacity_providers: svc
             .capacity_provider_strategy()
@@ -225,6 +234,8 @@ mod fargate_tests {
             task_definition_arn: None,
             primary_deployment_id: None,
             primary_rollout_state: None,
+            primary_task_definition: None,
+            primary_created_at: None,
             launch_type: launch_type.map(str::to_string),
             capacity_providers: providers.iter().map(|p| p.to_string()).collect(),
         }

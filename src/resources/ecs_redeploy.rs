@@ -8,7 +8,9 @@
 mod apply;
 mod deploy;
 mod duration;
+mod follow;
 mod plan;
+mod prove;
 mod verify;
 
 use crate::diag::{Diagnostic, Diagnostics};

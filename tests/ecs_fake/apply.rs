@@ -146,7 +146,8 @@ async fn a_huge_timeout_in_the_plan_does_not_panic() {
     let r = apply(
         &fake,
         Value::Null,
-        planned(Some(DIGEST_A), Some("2562047h")),
+        // No digest: nothing to adopt, so a deployment is forced and waited for.
+        planned(None, Some("2562047h")),
         Vec::new(),
     )
     .await;

@@ -1,9 +1,10 @@
 //! Apply: check the images, start (or adopt) a deployment, follow it, and
 //! record what happened, also when it went wrong after ECS was changed.
 
-use super::{deploy, names, plan, timeout, verify};
+use super::{deploy, follow, names, plan, prove, timeout, verify};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ecs::PollPolicy;
+use crate::ecs::{self, DeploymentOutcome, PollPolicy};
+use crate::registry::RegistryClient;
 use crate::resource::{ApplyRequest, ApplyResponse, Ctx};
 
 pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
@@ -78,13 +79,35 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         service,
         wait,
     };
-    let recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll).await {
+    let digest = req.planned.get("digest").as_str();
+    let adopted = match digest {
+        Some(digest) => {
+            let recorded = req.prior.get("deployment_id").as_str();
+            follow::adoptable(
+                &client,
+                &provider.registry,
+                cluster,
+                service,
+                digest,
+                recorded,
+            )
+            .await
+        }
+        None => None,
+    };
+    let mut recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll, adopted).await {
         Ok(r) => r,
         Err(d) => {
             warnings.push(d);
             return keep(warnings);
         }
     };
+    if let (Some(digest), Some(outcome)) = (digest, &recorded.outcome) {
+        match prove_digest(&client, &provider.registry, digest, outcome).await {
+            Ok(warning) => warnings.extend(warning.into_iter().collect::<Vec<_>>().into()),
+            Err(error) => recorded.error = Some(error),
+        }
+    }
     let mut new_state = req.planned.clone();
     for (name, value) in &recorded.outputs {
         new_state.set(name, value.clone());
@@ -97,4 +120,32 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         private,
         diags,
     }
+}
+
+/// Checks that the completed deployment's tasks run `digest`, reading the
+/// task definition's images for the explanation (and the index lookup).
+async fn prove_digest(
+    client: &aws_sdk_ecs::Client,
+    registry: &RegistryClient,
+    digest: &str,
+    outcome: &DeploymentOutcome,
+) -> Result<Option<Diagnostic>, Diagnostic> {
+    let task_definition = outcome.task_definition_arn.as_deref();
+    let images = match task_definition {
+        Some(arn) => match ecs::task_definition_images(client, arn).await {
+            Ok(images) => images.images,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the task definition's images");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let asked = prove::Asked {
+        digest,
+        deployment_id: &outcome.deployment_id,
+        task_definition,
+        images: &images,
+    };
+    prove::prove(registry, &asked, &outcome.deployment_tasks).await
 }
