@@ -39,6 +39,41 @@ impl EcsRedeploy {
 
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
 
+/// The resource's documentation (Markdown). GOTCHA: the docs generator takes
+/// everything up to the first ". " as the front-matter summary, newlines
+/// included, so the first sentence must end with ". " inside its paragraph.
+const DESCRIPTION: &str = r#"Rolls an ECS service onto a new image when `digest` or `triggers` change. It waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.
+
+When the service's PRIMARY deployment already rolls out `digest` (its task definition names the image `...@digest`, or a tag the registry resolves to it now) and that deployment is in progress or newer than the one this resource recorded, it is followed instead of forcing another (on create, a finished deployment only when it pins the digest). Otherwise `UpdateService(forceNewDeployment)` starts one. Either way, once the rollout completes, every running task of the deployment must report `digest` (or, for an index, one of its platform manifests): if one runs something else the apply fails naming both digests and the task definition's image; when tasks report no digest it warns.
+
+## With `aws_ecs_task_definition` and `aws_ecs_service`
+
+The usual layout pins the built image in a task definition managed by the AWS provider:
+
+```terraform
+resource "aws_ecs_task_definition" "web" {
+  family                = "web"
+  container_definitions = jsonencode([{ name = "web", image = stevedore_image_build.web.image_uri, essential = true }])
+  # ...
+}
+
+resource "aws_ecs_service" "web" {
+  name                  = "web"
+  cluster               = "prod"
+  task_definition       = aws_ecs_task_definition.web.arn
+  wait_for_steady_state = false # stevedore_ecs_redeploy waits, and explains failures
+  # ...
+}
+
+resource "stevedore_ecs_redeploy" "web" {
+  cluster = "prod"
+  service = aws_ecs_service.web.name
+  digest  = stevedore_image_build.web.digest
+}
+```
+
+A new build changes `image_uri`, so the AWS provider registers a revision and `aws_ecs_service` calls UpdateService with it, which starts the deployment; `stevedore_ecs_redeploy` (ordered after the service through `service`) follows that deployment rather than starting a second one, and proves the tasks run the digest. Set `wait_for_steady_state = false` on `aws_ecs_service` (its default) so the wait, and the failure explanation, happen once; leave `force_new_deployment` unset there. The deployment circuit breaker (`deployment_circuit_breaker { enable = true, rollback = true }`) works with both: a rollback fails the apply. See `examples/ecs-with-aws-provider/` for a complete configuration."#;
+
 /// What the `timeouts` attributes accept (see `duration`).
 const TIMEOUT_DOC: &str = "Duration in Go's syntax, such as `15m`, `1h30m` or `90s` (default `15m`); at most `24h`, not negative, no spaces.";
 
@@ -56,7 +91,7 @@ impl Resource for EcsRedeploy {
         let timeouts = Block::new("How long to wait for the rollout.")
             .attr(Attribute::optional("create", s.clone(), TIMEOUT_DOC))
             .attr(Attribute::optional("update", s.clone(), TIMEOUT_DOC));
-        Schema::new("Forces a new deployment of an ECS service when `digest` or `triggers` change, waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.")
+        Schema::new(DESCRIPTION)
             .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
             .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
             .attr(Attribute::optional("digest", s.clone(), "Image digest; a change forces a new deployment."))
@@ -64,7 +99,7 @@ impl Resource for EcsRedeploy {
             .attr(Attribute::optional_computed("wait_for_steady_state", Type::Bool, "Wait until the new deployment completes. Default `true`."))
             .attr(Attribute::optional_computed("verify_images", Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
             .attr(Attribute::computed("id", s.clone(), "`cluster/service`."))
-            .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started."))
+            .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started, or followed."))
             .attr(Attribute::computed("rollout_state", s.clone(), "Rollout state of that deployment when apply returned."))
             .attr(Attribute::computed("task_definition_arn", s.clone(), "Task definition of that deployment."))
             .attr(Attribute::computed("running_count", Type::Number, "Running tasks of that deployment."))
