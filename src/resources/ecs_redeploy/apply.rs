@@ -6,6 +6,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, DeploymentOutcome, PollPolicy};
 use crate::registry::RegistryClient;
 use crate::resource::{ApplyRequest, ApplyResponse, Ctx};
+use std::time::Duration;
 
 pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
     // Planned known deployment outputs mean the plan started no deployment
@@ -35,65 +36,28 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
     let client = crate::aws::ecs_client(&provider.config.aws).await;
 
     let mut warnings = Diagnostics::new();
-    if req
-        .planned
-        .get("verify_images")
-        .as_bool()
-        .unwrap_or(plan::DEFAULT_VERIFY)
-    {
+    if planned_bool(&req, "verify_images", plan::DEFAULT_VERIFY) {
         let blame = verify::Blame {
             digest_set: !req.config.get("digest").is_null(),
         };
-        match verify::verify_images(
-            &client,
-            &provider.registry,
-            cluster,
-            service,
-            &ctx.cancel,
-            blame,
-        )
-        .await
-        {
+        let registry = &provider.registry;
+        match verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame).await {
             Ok(w) => warnings.extend(w),
             Err(d) => return keep(d),
         }
     }
-    let wait = match req
-        .planned
-        .get("wait_for_steady_state")
-        .as_bool()
-        .unwrap_or(plan::DEFAULT_WAIT)
-    {
-        true => Some(timeout(
-            &req.planned,
-            if req.prior.is_null() {
-                "create"
-            } else {
-                "update"
-            },
-        )),
-        false => None,
-    };
     let target = deploy::Target {
         cluster,
         service,
-        wait,
+        wait: wait_for(&req),
     };
     let digest = req.planned.get("digest").as_str();
-    let adopted = match digest {
-        Some(digest) => {
-            let recorded = req.prior.get("deployment_id").as_str();
-            follow::adoptable(
-                &client,
-                &provider.registry,
-                cluster,
-                service,
-                digest,
-                recorded,
-            )
-            .await
+    let adopted = match adopt(ctx, &client, &target, digest, &req).await {
+        Ok(adopted) => adopted,
+        Err(d) => {
+            warnings.push(d);
+            return keep(warnings);
         }
-        None => None,
     };
     let mut recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll, adopted).await {
         Ok(r) => r,
@@ -103,7 +67,14 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         }
     };
     if let (Some(digest), Some(outcome)) = (digest, &recorded.outcome) {
-        match prove_digest(&client, &provider.registry, digest, outcome).await {
+        let proof = tokio::select! {
+            proof = prove_digest(&client, &provider.registry, digest, outcome) => proof,
+            _ = ctx.cancel.cancelled() => Ok(Some(Diagnostic::warning(
+                "Running Image Not Proven",
+                format!("ECS deployment {} completed; checking that its tasks run {digest} was interrupted.", outcome.deployment_id),
+            ))),
+        };
+        match proof {
             Ok(warning) => warnings.extend(warning.into_iter().collect::<Vec<_>>().into()),
             Err(error) => recorded.error = Some(error),
         }
@@ -119,6 +90,53 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         new_state,
         private,
         diags,
+    }
+}
+
+fn planned_bool(req: &ApplyRequest, name: &str, default: bool) -> bool {
+    req.planned.get(name).as_bool().unwrap_or(default)
+}
+
+/// How long to wait for the rollout, or `None` when not waiting.
+fn wait_for(req: &ApplyRequest) -> Option<Duration> {
+    if !planned_bool(req, "wait_for_steady_state", plan::DEFAULT_WAIT) {
+        return None;
+    }
+    let op = if req.prior.is_null() {
+        "create"
+    } else {
+        "update"
+    };
+    Some(timeout(&req.planned, op))
+}
+
+/// The deployment to follow instead of forcing one (see `follow`), if any.
+/// `Err` when interrupted: nothing was deployed.
+async fn adopt(
+    ctx: &Ctx,
+    client: &aws_sdk_ecs::Client,
+    t: &deploy::Target<'_>,
+    digest: Option<&str>,
+    req: &ApplyRequest,
+) -> Result<Option<follow::Adopted>, Diagnostic> {
+    let (Some(digest), Ok(provider)) = (digest, ctx.provider()) else {
+        return Ok(None);
+    };
+    let recorded = req.prior.get("deployment_id").as_str();
+    let look = follow::adoptable(
+        client,
+        &provider.registry,
+        t.cluster,
+        t.service,
+        digest,
+        recorded,
+    );
+    tokio::select! {
+        adopted = look => Ok(adopted),
+        _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
+            "ECS Deployment Cancelled",
+            "Interrupted while looking at the service's deployments. Nothing was deployed.",
+        )),
     }
 }
 
