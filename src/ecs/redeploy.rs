@@ -13,9 +13,10 @@ use super::error::{EcsError, FailureKind};
 use super::explain::failure;
 use super::progress::{judge, to_time, ServiceView, Tracked, Verdict};
 use super::service::{first_service, primary_deployment};
-use super::tasks::{belongs_to, running_image_digests, service_tasks};
+use super::tasks::{belongs_to, running_images, service_tasks, RunningTask};
 
-/// The deployment `UpdateService(forceNewDeployment)` started.
+/// The deployment `UpdateService(forceNewDeployment)` started, or one
+/// already under way that the caller chose to follow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StartedDeployment {
     pub deployment_id: String,
@@ -33,6 +34,8 @@ pub struct DeploymentOutcome {
     pub running_count: i32,
     /// `containers[].imageDigest` of the running tasks, sorted, deduplicated.
     pub running_image_digests: Vec<String>,
+    /// The running tasks of this deployment, with the digests each reports.
+    pub deployment_tasks: Vec<RunningTask>,
 }
 
 /// How often to ask ECS. Deployments take minutes; tests use milliseconds.
@@ -132,7 +135,7 @@ pub async fn wait_for_deployment(
         created_at: None,
     };
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = deadline_after(started, timeout);
     let cancelled = || EcsError::Cancelled {
         deployment_id: deployment_id.to_string(),
     };
@@ -172,6 +175,18 @@ pub async fn wait_for_deployment(
         }
         interval = poll.grow(interval);
     }
+}
+
+/// The longest wait a deadline is set for: callers bound their timeouts far
+/// lower, this only keeps the arithmetic safe for any `Duration`.
+const LONGEST_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `start + timeout`, capped at [`LONGEST_WAIT`].
+/// GOTCHA: `Instant + Duration` panics on overflow (e.g. a `2562047h` timeout).
+fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout.min(LONGEST_WAIT))
+        .unwrap_or(start)
 }
 
 async fn poll_once(
@@ -232,13 +247,18 @@ async fn poll_once(
             rollout_state,
             task_definition_arn,
             running,
-        } => Ok(Step::Done(DeploymentOutcome {
-            deployment_id: tracked.id.clone(),
-            rollout_state,
-            task_definition_arn,
-            running_count: running,
-            running_image_digests: running_image_digests(client, target).await?,
-        })),
+        } => {
+            let (running_image_digests, deployment_tasks) =
+                running_images(client, target, tracked, task_definition_arn.as_deref()).await?;
+            Ok(Step::Done(DeploymentOutcome {
+                deployment_id: tracked.id.clone(),
+                rollout_state,
+                task_definition_arn,
+                running_count: running,
+                running_image_digests,
+                deployment_tasks,
+            }))
+        }
         // With the circuit breaker on, ECS itself fails or rolls back a deployment
         // whose tasks keep stopping (after more tries than our limit); stepping in
         // earlier would leave the service retrying without its rollback.
@@ -300,5 +320,20 @@ async fn count_stopped(
             tracing::debug!(error = %err, "could not list stopped tasks");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(90)),
+            now + Duration::from_secs(90)
+        );
+        assert_eq!(deadline_after(now, Duration::MAX), now + LONGEST_WAIT);
     }
 }

@@ -7,6 +7,8 @@ use aws_sdk_ecs::Client;
 
 use super::calls::{retry_throttled, Target};
 use super::error::EcsError;
+use super::progress::to_time;
+use std::time::SystemTime;
 
 /// What `describe` reports about a service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +21,30 @@ pub struct ServiceInfo {
     pub task_definition_arn: Option<String>,
     pub primary_deployment_id: Option<String>,
     pub primary_rollout_state: Option<String>,
+    /// The task definition the PRIMARY deployment rolls out.
+    pub primary_task_definition: Option<String>,
+    pub primary_created_at: Option<SystemTime>,
+    /// `FARGATE`, `EC2` or `EXTERNAL`; absent when a capacity provider strategy is used.
+    pub launch_type: Option<String>,
+    /// The capacity providers of the service's strategy, if it has one.
+    pub capacity_providers: Vec<String>,
+}
+
+impl ServiceInfo {
+    /// True when the tasks run on Fargate: launch type FARGATE, or a strategy
+    /// of the FARGATE / FARGATE_SPOT capacity providers only.
+    pub fn is_fargate(&self) -> bool {
+        match self.launch_type.as_deref() {
+            Some(t) => t == "FARGATE",
+            None => {
+                !self.capacity_providers.is_empty()
+                    && self
+                        .capacity_providers
+                        .iter()
+                        .all(|p| p == "FARGATE" || p == "FARGATE_SPOT")
+            }
+        }
+    }
 }
 
 /// The container images of a task definition and the platform it runs on.
@@ -28,6 +54,10 @@ pub struct TaskDefImages {
     pub images: Vec<(String, String)>,
     /// `(operatingSystemFamily, cpuArchitecture)`, LINUX/X86_64 when unset (ECS's default).
     pub runtime_platform: (String, String),
+    /// Whether the task definition sets `runtimePlatform.cpuArchitecture` itself.
+    /// When not, ECS's default holds on Fargate only; EC2 tasks run on
+    /// whatever CPU their container instances have.
+    pub declares_architecture: bool,
 }
 
 pub async fn describe(
@@ -56,6 +86,16 @@ pub async fn describe(
         primary_rollout_state: primary
             .and_then(Deployment::rollout_state)
             .map(|s| s.as_str().to_string()),
+        primary_task_definition: primary
+            .and_then(Deployment::task_definition)
+            .map(str::to_string),
+        primary_created_at: to_time(primary.and_then(Deployment::created_at)),
+        launch_type: svc.launch_type().map(|t| t.as_str().to_string()),
+        capacity_providers: svc
+            .capacity_provider_strategy()
+            .iter()
+            .map(|s| s.capacity_provider().to_string())
+            .collect(),
     })
 }
 
@@ -137,6 +177,7 @@ pub async fn task_definition_images(
         .and_then(|p| p.cpu_architecture())
         .map(|a| a.as_str().to_string());
     Ok(TaskDefImages {
+        declares_architecture: arch.is_some(),
         images,
         runtime_platform: (
             os.unwrap_or_else(|| "LINUX".into()),
@@ -171,9 +212,46 @@ mod tests {
             ("linux", "arm64", "linux/arm64"),
             ("WINDOWS_SERVER_2022_CORE", "X86_64", "windows/amd64"),
             ("WINDOWS_SERVER_2019_FULL", "", "windows/amd64"),
+            // ecs.cpu-architecture values of container instances.
+            ("LINUX", "x86_64", "linux/amd64"),
         ];
         for (os, arch, want) in cases {
             assert_eq!(runtime_platform_to_oci(os, arch), want, "{os}/{arch}");
         }
+    }
+}
+
+#[cfg(test)]
+mod fargate_tests {
+    use super::*;
+
+    fn info(launch_type: Option<&str>, providers: &[&str]) -> ServiceInfo {
+        ServiceInfo {
+            service_arn: String::new(),
+            status: "ACTIVE".into(),
+            desired_count: 1,
+            running_count: 1,
+            task_definition_arn: None,
+            primary_deployment_id: None,
+            primary_rollout_state: None,
+            primary_task_definition: None,
+            primary_created_at: None,
+            launch_type: launch_type.map(str::to_string),
+            capacity_providers: providers.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn fargate_is_the_launch_type_or_a_fargate_only_strategy() {
+        assert!(info(Some("FARGATE"), &[]).is_fargate());
+        assert!(info(None, &["FARGATE", "FARGATE_SPOT"]).is_fargate());
+        assert!(!info(Some("EC2"), &[]).is_fargate());
+        assert!(!info(Some("EXTERNAL"), &[]).is_fargate());
+        assert!(!info(None, &["my-asg-provider"]).is_fargate());
+        assert!(!info(None, &["FARGATE", "my-asg-provider"]).is_fargate());
+        assert!(
+            !info(None, &[]).is_fargate(),
+            "neither: ECS's default is EC2"
+        );
     }
 }

@@ -57,11 +57,22 @@ pub(crate) async fn service_tasks(
     Ok(tasks)
 }
 
-/// `containers[].imageDigest` of the running tasks, sorted and deduplicated.
-pub(crate) async fn running_image_digests(
+/// A running task of the deployment and the image digests its containers report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningTask {
+    pub task_arn: String,
+    /// `containers[].imageDigest`, in container order; empty when none reported.
+    pub image_digests: Vec<String>,
+}
+
+/// What the service's running tasks report: every `containers[].imageDigest`
+/// (sorted, deduplicated), and the running tasks of the tracked deployment.
+pub(crate) async fn running_images(
     client: &Client,
     target: Target<'_>,
-) -> Result<Vec<String>, EcsError> {
+    tracked: &Tracked,
+    task_definition: Option<&str>,
+) -> Result<(Vec<String>, Vec<RunningTask>), EcsError> {
     let tasks = service_tasks(client, target, DesiredStatus::Running, 1000).await?;
     let mut digests: Vec<String> = tasks
         .iter()
@@ -71,7 +82,20 @@ pub(crate) async fn running_image_digests(
         .collect();
     digests.sort();
     digests.dedup();
-    Ok(digests)
+    let ours = tasks
+        .iter()
+        .filter(|t| belongs_to(t, tracked, task_definition))
+        .map(|t| RunningTask {
+            task_arn: t.task_arn().unwrap_or_default().to_string(),
+            image_digests: t
+                .containers()
+                .iter()
+                .filter_map(|c| c.image_digest())
+                .map(str::to_string)
+                .collect(),
+        })
+        .collect();
+    Ok((digests, ours))
 }
 
 /// True when the task was started for this deployment. ECS sets a service

@@ -5,13 +5,16 @@
 //! current one: refresh only checks the service still exists, so someone
 //! else's deployment is not drift (it would otherwise show on every plan).
 
+mod apply;
 mod deploy;
 mod duration;
+mod follow;
 mod plan;
+mod prove;
 mod verify;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ecs::{self, EcsError};
+use crate::ecs::{self, EcsError, PollPolicy};
 use crate::resource::{
     ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource,
 };
@@ -22,7 +25,57 @@ use std::time::Duration;
 
 pub struct EcsRedeploy;
 
+impl EcsRedeploy {
+    /// Apply with another polling policy: tests follow rollouts in milliseconds.
+    pub async fn apply_polling(
+        &self,
+        ctx: &Ctx,
+        req: ApplyRequest,
+        poll: PollPolicy,
+    ) -> ApplyResponse {
+        apply::apply(ctx, req, poll).await
+    }
+}
+
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
+
+/// The resource's documentation (Markdown). GOTCHA: the docs generator takes
+/// everything up to the first ". " as the front-matter summary, newlines
+/// included, so the first sentence must end with ". " inside its paragraph.
+const DESCRIPTION: &str = r#"Rolls an ECS service onto a new image when `digest` or `triggers` change. It waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.
+
+When the service's PRIMARY deployment already rolls out `digest` (its task definition names the image `...@digest`, or a tag the registry resolves to it now) and that deployment is in progress or newer than the one this resource recorded, it is followed instead of forcing another (on create, a finished deployment only when it pins the digest). Otherwise `UpdateService(forceNewDeployment)` starts one. Either way, once the rollout completes, every running task of the deployment must report `digest` (or, for an index, one of its platform manifests): if one runs something else the apply fails naming both digests and the task definition's image; when tasks report no digest it warns.
+
+## With `aws_ecs_task_definition` and `aws_ecs_service`
+
+The usual layout pins the built image in a task definition managed by the AWS provider:
+
+```terraform
+resource "aws_ecs_task_definition" "web" {
+  family                = "web"
+  container_definitions = jsonencode([{ name = "web", image = stevedore_image_build.web.image_uri, essential = true }])
+  # ...
+}
+
+resource "aws_ecs_service" "web" {
+  name                  = "web"
+  cluster               = "prod"
+  task_definition       = aws_ecs_task_definition.web.arn
+  wait_for_steady_state = false # stevedore_ecs_redeploy waits, and explains failures
+  # ...
+}
+
+resource "stevedore_ecs_redeploy" "web" {
+  cluster = "prod"
+  service = aws_ecs_service.web.name
+  digest  = stevedore_image_build.web.digest
+}
+```
+
+A new build changes `image_uri`, so the AWS provider registers a revision and `aws_ecs_service` calls UpdateService with it, which starts the deployment; `stevedore_ecs_redeploy` (ordered after the service through `service`) follows that deployment rather than starting a second one, and proves the tasks run the digest. Set `wait_for_steady_state = false` on `aws_ecs_service` (its default) so the wait, and the failure explanation, happen once; leave `force_new_deployment` unset there. The deployment circuit breaker (`deployment_circuit_breaker { enable = true, rollback = true }`) works with both: a rollback fails the apply. See `examples/ecs-with-aws-provider/` for a complete configuration."#;
+
+/// What the `timeouts` attributes accept (see `duration`).
+const TIMEOUT_DOC: &str = "Duration in Go's syntax, such as `15m`, `1h30m` or `90s` (default `15m`); at most `24h`, not negative, no spaces.";
 
 /// How long to wait for a rollout when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -36,25 +89,17 @@ impl Resource for EcsRedeploy {
     fn schema(&self) -> Schema {
         let s = Type::String;
         let timeouts = Block::new("How long to wait for the rollout.")
-            .attr(Attribute::optional(
-                "create",
-                s.clone(),
-                "Duration such as `15m` (default `15m`).",
-            ))
-            .attr(Attribute::optional(
-                "update",
-                s.clone(),
-                "Duration such as `15m` (default `15m`).",
-            ));
-        Schema::new("Forces a new deployment of an ECS service when `digest` or `triggers` change, waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.")
+            .attr(Attribute::optional("create", s.clone(), TIMEOUT_DOC))
+            .attr(Attribute::optional("update", s.clone(), TIMEOUT_DOC));
+        Schema::new(DESCRIPTION)
             .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
             .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
             .attr(Attribute::optional("digest", s.clone(), "Image digest; a change forces a new deployment."))
             .attr(Attribute::optional("triggers", Type::map(s.clone()), "Arbitrary values; any change forces a new deployment."))
             .attr(Attribute::optional_computed("wait_for_steady_state", Type::Bool, "Wait until the new deployment completes. Default `true`."))
-            .attr(Attribute::optional_computed("verify_images", Type::Bool, "Check the task definition's images against its runtime platform first. Default `true`."))
+            .attr(Attribute::optional_computed("verify_images", Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
             .attr(Attribute::computed("id", s.clone(), "`cluster/service`."))
-            .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started."))
+            .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started, or followed."))
             .attr(Attribute::computed("rollout_state", s.clone(), "Rollout state of that deployment when apply returned."))
             .attr(Attribute::computed("task_definition_arn", s.clone(), "Task definition of that deployment."))
             .attr(Attribute::computed("running_count", Type::Number, "Running tasks of that deployment."))
@@ -80,7 +125,9 @@ impl Resource for EcsRedeploy {
         for op in ["create", "update"] {
             let path = AttrPath::attr("timeouts").then_attr(op);
             if let Some(text) = config.at(&path).as_str() {
-                if let Err(e) = duration::parse(text) {
+                let checked = duration::parse(text)
+                    .and_then(|t| duration::check_bound(&format!("timeouts.{op}"), text, t));
+                if let Err(e) = checked {
                     d.push(Diagnostic::error("Invalid Timeout", e).at(path));
                 }
             }
@@ -100,91 +147,7 @@ impl Resource for EcsRedeploy {
     }
 
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
-        // Planned known deployment outputs mean the plan started no deployment
-        // (only wait/verify/timeouts changed): the planned state is the new state.
-        if !req.planned.get("deployment_id").is_unknown() {
-            return ApplyResponse {
-                new_state: req.planned,
-                private: req.planned_private,
-                diags: Diagnostics::new(),
-            };
-        }
-        let keep = |diags: Diagnostics| ApplyResponse {
-            new_state: req.prior.clone(),
-            private: req.planned_private.clone(),
-            diags,
-        };
-        let Some((cluster, service)) = names(&req.planned) else {
-            return keep(
-                Diagnostic::internal(
-                    "apply got a plan whose cluster or service is not a known string",
-                )
-                .into(),
-            );
-        };
-        let provider = match ctx.provider() {
-            Ok(p) => p,
-            Err(d) => return keep(d.into()),
-        };
-        let client = crate::aws::ecs_client(&provider.config.aws).await;
-
-        if req
-            .planned
-            .get("verify_images")
-            .as_bool()
-            .unwrap_or(plan::DEFAULT_VERIFY)
-        {
-            let blame = verify::Blame {
-                digest_set: !req.config.get("digest").is_null(),
-            };
-            if let Err(d) = verify::verify_images(
-                &client,
-                &provider.registry,
-                cluster,
-                service,
-                &ctx.cancel,
-                blame,
-            )
-            .await
-            {
-                return keep(d);
-            }
-        }
-        let wait = match req
-            .planned
-            .get("wait_for_steady_state")
-            .as_bool()
-            .unwrap_or(plan::DEFAULT_WAIT)
-        {
-            true => Some(timeout(
-                &req.planned,
-                if req.prior.is_null() {
-                    "create"
-                } else {
-                    "update"
-                },
-            )),
-            false => None,
-        };
-        let target = deploy::Target {
-            cluster,
-            service,
-            wait,
-        };
-        let recorded = match deploy::deploy(&client, &target, &ctx.cancel).await {
-            Ok(r) => r,
-            Err(d) => return keep(d.into()),
-        };
-        let mut new_state = req.planned.clone();
-        for (name, value) in &recorded.outputs {
-            new_state.set(name, value.clone());
-        }
-        let private = deploy::private_for(&recorded);
-        ApplyResponse {
-            new_state,
-            private,
-            diags: recorded.error.into_iter().collect::<Vec<_>>().into(),
-        }
+        apply::apply(ctx, req, PollPolicy::default()).await
     }
 
     async fn read(&self, ctx: &Ctx, state: Value, private: Vec<u8>) -> ReadResponse {
@@ -292,13 +255,15 @@ fn split_import_id(id: &str) -> Option<(&str, &str)> {
 }
 
 /// The wait for `op` (`create` or `update`) from the `timeouts` block.
-/// Validation already rejected malformed values; they fall back to the default.
+/// Validation already rejected malformed and out-of-bound values; should one
+/// get here anyway, it falls back to the default or is capped at the bound.
 fn timeout(planned: &Value, op: &str) -> Duration {
     planned
         .at(&AttrPath::attr("timeouts").then_attr(op))
         .as_str()
         .and_then(|t| duration::parse(t).ok())
         .unwrap_or(DEFAULT_TIMEOUT)
+        .min(duration::MAX)
 }
 
 /// An ECS failure as a diagnostic: the full explanation ECS errors carry,
@@ -362,6 +327,27 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_above_a_day_are_refused_naming_path_and_value() {
+        let d = EcsRedeploy.validate(&config(Value::object([
+            ("create", Value::string("24h")),
+            ("update", Value::string("2562047h")),
+        ])));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(d.0[0].summary, "Invalid Timeout");
+        assert_eq!(
+            d.0[0].attribute,
+            Some(AttrPath::attr("timeouts").then_attr("update"))
+        );
+        assert!(
+            d.0[0]
+                .detail
+                .starts_with("timeouts.update = \"2562047h\" is longer than the 24h"),
+            "{}",
+            d.0[0].detail
+        );
+    }
+
+    #[test]
     fn unknown_and_absent_values_pass_validation() {
         assert!(EcsRedeploy.validate(&config(Value::Null)).is_empty());
         assert!(EcsRedeploy
@@ -393,5 +379,10 @@ mod tests {
         assert_eq!(timeout(&planned, "create"), Duration::from_secs(90));
         assert_eq!(timeout(&planned, "update"), DEFAULT_TIMEOUT);
         assert_eq!(timeout(&config(Value::Null), "create"), DEFAULT_TIMEOUT);
+        let huge = config(Value::object([
+            ("create", Value::string("2562047h")),
+            ("update", Value::Null),
+        ]));
+        assert_eq!(timeout(&huge, "create"), duration::MAX);
     }
 }

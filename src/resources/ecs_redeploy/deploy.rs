@@ -1,6 +1,8 @@
-//! Apply's ECS part: force a deployment, follow it when asked, and turn the
-//! outcome (success or failure) into the state that tells what happened.
+//! Apply's ECS part: force a deployment (or take the one `follow` adopted),
+//! follow it when asked, and turn the outcome (success or failure) into the
+//! state that tells what happened.
 
+use super::follow::Adopted;
 use super::{ecs_diagnostic, plan};
 use crate::diag::Diagnostic;
 use crate::ecs::{self, DeploymentOutcome, EcsError, PollPolicy, StartedDeployment};
@@ -21,19 +23,30 @@ pub struct Recorded {
     pub outputs: Vec<(&'static str, Value)>,
     pub error: Option<Diagnostic>,
     pub deployment_id: String,
+    /// What the completed rollout left running; `None` unless followed to completion.
+    pub outcome: Option<DeploymentOutcome>,
 }
 
-/// Forces a new deployment and, when waiting, follows it. `Err` means nothing
-/// was started (the state stays as it was); a started deployment always comes
-/// back as `Ok`, with the failure, if any, in `Recorded::error`.
+/// Forces a new deployment, or takes `adopted`, and, when waiting, follows
+/// it. `Err` means nothing was started (the state stays as it was); a started
+/// or adopted deployment always comes back as `Ok`, with the failure, if any,
+/// in `Recorded::error`: the same handling for both.
 pub async fn deploy(
     client: &aws_sdk_ecs::Client,
     t: &Target<'_>,
     cancel: &CancellationToken,
+    poll: PollPolicy,
+    adopted: Option<Adopted>,
 ) -> Result<Recorded, Diagnostic> {
-    let started = tokio::select! {
-        r = ecs::force_new_deployment(client, t.cluster, t.service) => r.map_err(|e| ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e))?,
-        _ = cancel.cancelled() => return Err(Diagnostic::error("ECS Deployment Cancelled", "Interrupted before ECS answered UpdateService; look at the service's deployments to see whether one started.")),
+    let started = match adopted {
+        Some(a) => {
+            tracing::info!(cluster = t.cluster, service = t.service, deployment_id = %a.started.deployment_id, why = %a.why, "following the ECS deployment already rolling out the digest instead of forcing another");
+            a.started
+        }
+        None => tokio::select! {
+            r = ecs::force_new_deployment(client, t.cluster, t.service) => r.map_err(|e| ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e))?,
+            _ = cancel.cancelled() => return Err(Diagnostic::error("ECS Deployment Cancelled", "Interrupted before ECS answered UpdateService; look at the service's deployments to see whether one started.")),
+        },
     };
     let Some(timeout) = t.wait else {
         return Ok(not_waited(client, t, started).await);
@@ -45,14 +58,15 @@ pub async fn deploy(
         &started.deployment_id,
         timeout,
         cancel.clone(),
-        PollPolicy::default(),
+        poll,
     )
     .await;
     Ok(match followed {
         Ok(outcome) => Recorded {
             deployment_id: outcome.deployment_id.clone(),
-            outputs: completed(outcome),
+            outputs: completed(outcome.clone()),
             error: None,
+            outcome: Some(outcome),
         },
         Err(e) => failed(t, started, e),
     })
@@ -114,6 +128,7 @@ async fn not_waited(
             ("running_image_digests", Value::Null),
         ],
         error: None,
+        outcome: None,
     }
 }
 
@@ -149,6 +164,7 @@ fn failed(t: &Target<'_>, started: StartedDeployment, e: EcsError) -> Recorded {
             ("running_image_digests", Value::Null),
         ],
         error: Some(diag),
+        outcome: None,
     }
 }
 
@@ -246,11 +262,13 @@ mod tests {
             task_definition_arn: Some("arn:td/web:4".into()),
             running_count: 2,
             running_image_digests: vec!["sha256:aa".into()],
+            deployment_tasks: vec![],
         };
         let r = Recorded {
             deployment_id: "ecs-svc/7".into(),
             outputs: completed(outcome),
             error: None,
+            outcome: None,
         };
         assert_eq!(output(&r, "rollout_state"), &Value::string("COMPLETED"));
         assert_eq!(output(&r, "running_count"), &Value::int(2));

@@ -1,10 +1,13 @@
 //! The image check before any deployment: every container image of the
-//! service's task definition must provide the task's runtime platform, checked
-//! with the same inspector as `stevedore_image_manifest`.
+//! service's task definition must provide the task's platform, checked with
+//! the same inspector as `stevedore_image_manifest`. The platform is the task
+//! definition's `runtimePlatform`; without one, LINUX/X86_64 on Fargate, and on
+//! EC2 or capacity providers the CPU of the cluster's container instances
+//! (when that can't be known, a warning and no platform requirement).
 
 use super::ecs_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ecs;
+use crate::ecs::{self, ClusterArchitecture, ServiceInfo, TaskDefImages};
 use crate::registry::{self, InspectError, Platform, Reference, RegistryClient};
 use crate::value::AttrPath;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +34,8 @@ impl Blame {
     }
 }
 
-/// Checks every container image; all problems are reported, not just the first.
+/// Checks every container image; all problems are reported, not just the
+/// first. `Ok` carries warnings (a platform that could not be determined).
 pub async fn verify_images(
     client: &aws_sdk_ecs::Client,
     registry: &RegistryClient,
@@ -39,11 +43,11 @@ pub async fn verify_images(
     service: &str,
     cancel: &CancellationToken,
     blame: Blame,
-) -> Result<(), Diagnostics> {
+) -> Result<Diagnostics, Diagnostics> {
     let info = ecs::describe(client, cluster, service)
         .await
         .map_err(|e| ecs_diagnostic("Image Verification Failed", cluster, service, e))?;
-    let Some(task_def) = info.task_definition_arn else {
+    let Some(task_def) = info.task_definition_arn.clone() else {
         return Err(Diagnostic::error(
             "Image Verification Failed",
             format!("ECS service {service:?} in cluster {cluster:?} names no task definition, so its images cannot be checked.\n\n{SKIP_HINT}"),
@@ -53,15 +57,21 @@ pub async fn verify_images(
     let images = ecs::task_definition_images(client, &task_def)
         .await
         .map_err(|e| ecs_diagnostic("Image Verification Failed", cluster, service, e))?;
-    let (os, arch) = &images.runtime_platform;
-    let wanted = ecs::runtime_platform_to_oci(os, arch);
-    let platform = Platform::parse(&wanted).map_err(|e| {
-        Diagnostic::internal(format!("the ECS runtime platform {os}/{arch} mapped to {wanted:?}, which is not a platform: {e}"))
-    })?;
+    let mut warnings = Diagnostics::new();
+    let (platform, why) = match wanted_platform(client, cluster, &info, &images).await {
+        Wanted::Known { platform, why } => (Some(platform), why),
+        Wanted::Unknown { why } => {
+            warnings.push(Diagnostic::warning(
+                "Image Platform Not Checked",
+                format!("Task definition {task_def} of ECS service {service:?} sets no runtimePlatform and the service does not run on Fargate, so its tasks run on the CPU of the cluster's container instances, but {why}. The images were checked to exist, not for a platform.\n\nSet runtimePlatform.cpuArchitecture in the task definition to have them checked."),
+            ));
+            (None, "platform unknown".to_string())
+        }
+    };
 
     let mut diags = Diagnostics::new();
     for (container, image) in &images.images {
-        let context = format!("Container {container:?} of task definition {task_def} (runtimePlatform {os}/{arch}, so {wanted})");
+        let context = format!("Container {container:?} of task definition {task_def} ({why})");
         let reference = match Reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
@@ -73,7 +83,7 @@ pub async fn verify_images(
             }
         };
         let inspected = tokio::select! {
-            r = registry::inspect(registry, &reference, Some(&platform)) => r,
+            r = registry::inspect(registry, &reference, platform.as_ref()) => r,
             _ = cancel.cancelled() => return Err(Diagnostic::error("Image Verification Cancelled", format!("Checking {image} was interrupted. Nothing was deployed.")).into()),
         };
         if let Err(e) = inspected {
@@ -81,10 +91,68 @@ pub async fn verify_images(
         }
     }
     if diags.is_empty() {
-        tracing::info!(cluster, service, task_definition = %task_def, platform = %wanted, "task definition images provide the runtime platform");
-        Ok(())
+        tracing::info!(cluster, service, task_definition = %task_def, platform = %why, "task definition images checked");
+        Ok(warnings)
     } else {
+        diags.extend(warnings);
         Err(diags)
+    }
+}
+
+/// The platform the images must provide and the sentence that says where it came from.
+enum Wanted {
+    Known { platform: Platform, why: String },
+    Unknown { why: String },
+}
+
+async fn wanted_platform(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    info: &ServiceInfo,
+    images: &TaskDefImages,
+) -> Wanted {
+    let (os, arch) = &images.runtime_platform;
+    let (arch, source) = if images.declares_architecture || info.is_fargate() {
+        (arch.clone(), format!("runtimePlatform {os}/{arch}"))
+    } else {
+        match ecs::cluster_architecture(client, cluster).await {
+            Ok(ClusterArchitecture::Single(a)) => {
+                let source = format!(
+                    "no runtimePlatform; the cluster's container instances report {} {a}",
+                    ecs::CPU_ARCHITECTURE
+                );
+                (a, source)
+            }
+            Ok(ClusterArchitecture::Mixed(all)) => {
+                let why = format!(
+                    "the cluster's container instances have different CPUs ({})",
+                    all.join(", ")
+                );
+                return Wanted::Unknown { why };
+            }
+            Ok(ClusterArchitecture::NoInstances) => {
+                let why = format!("cluster {cluster:?} has no container instances to ask");
+                return Wanted::Unknown { why };
+            }
+            Ok(ClusterArchitecture::Unreported) => {
+                let why = format!(
+                    "a container instance of cluster {cluster:?} reports no {}",
+                    ecs::CPU_ARCHITECTURE
+                );
+                return Wanted::Unknown { why };
+            }
+            Err(e) => {
+                let why = format!("asking ECS for the cluster's container instances failed: {e}");
+                return Wanted::Unknown { why };
+            }
+        }
+    };
+    let wanted = ecs::runtime_platform_to_oci(os, &arch);
+    match Platform::parse(&wanted) {
+        Ok(platform) => Wanted::Known { platform, why: format!("{source}, so {wanted}") },
+        Err(e) => Wanted::Unknown {
+            why: format!("the platform {os}/{arch} maps to {wanted:?}, which is not a platform stevedore knows ({e})"),
+        },
     }
 }
 

@@ -1,0 +1,169 @@
+//! Apply: check the images, start (or adopt) a deployment, follow it, and
+//! record what happened, also when it went wrong after ECS was changed.
+
+use super::{deploy, follow, names, plan, prove, timeout, verify};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ecs::{self, DeploymentOutcome, PollPolicy};
+use crate::registry::RegistryClient;
+use crate::resource::{ApplyRequest, ApplyResponse, Ctx};
+use std::time::Duration;
+
+pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
+    // Planned known deployment outputs mean the plan started no deployment
+    // (only wait/verify/timeouts changed): the planned state is the new state.
+    if !req.planned.get("deployment_id").is_unknown() {
+        return ApplyResponse {
+            new_state: req.planned,
+            private: req.planned_private,
+            diags: Diagnostics::new(),
+        };
+    }
+    let keep = |diags: Diagnostics| ApplyResponse {
+        new_state: req.prior.clone(),
+        private: req.planned_private.clone(),
+        diags,
+    };
+    let Some((cluster, service)) = names(&req.planned) else {
+        return keep(
+            Diagnostic::internal("apply got a plan whose cluster or service is not a known string")
+                .into(),
+        );
+    };
+    let provider = match ctx.provider() {
+        Ok(p) => p,
+        Err(d) => return keep(d.into()),
+    };
+    let client = crate::aws::ecs_client(&provider.config.aws).await;
+
+    let mut warnings = Diagnostics::new();
+    if planned_bool(&req, "verify_images", plan::DEFAULT_VERIFY) {
+        let blame = verify::Blame {
+            digest_set: !req.config.get("digest").is_null(),
+        };
+        let registry = &provider.registry;
+        match verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame).await {
+            Ok(w) => warnings.extend(w),
+            Err(d) => return keep(d),
+        }
+    }
+    let target = deploy::Target {
+        cluster,
+        service,
+        wait: wait_for(&req),
+    };
+    let digest = req.planned.get("digest").as_str();
+    let adopted = match adopt(ctx, &client, &target, digest, &req).await {
+        Ok(adopted) => adopted,
+        Err(d) => {
+            warnings.push(d);
+            return keep(warnings);
+        }
+    };
+    let mut recorded = match deploy::deploy(&client, &target, &ctx.cancel, poll, adopted).await {
+        Ok(r) => r,
+        Err(d) => {
+            warnings.push(d);
+            return keep(warnings);
+        }
+    };
+    if let (Some(digest), Some(outcome)) = (digest, &recorded.outcome) {
+        let proof = tokio::select! {
+            proof = prove_digest(&client, &provider.registry, digest, outcome) => proof,
+            _ = ctx.cancel.cancelled() => Ok(Some(Diagnostic::warning(
+                "Running Image Not Proven",
+                format!("ECS deployment {} completed; checking that its tasks run {digest} was interrupted.", outcome.deployment_id),
+            ))),
+        };
+        match proof {
+            Ok(warning) => warnings.extend(warning.into_iter().collect::<Vec<_>>().into()),
+            Err(error) => recorded.error = Some(error),
+        }
+    }
+    let mut new_state = req.planned.clone();
+    for (name, value) in &recorded.outputs {
+        new_state.set(name, value.clone());
+    }
+    let private = deploy::private_for(&recorded);
+    let mut diags = warnings;
+    diags.extend(recorded.error.into_iter().collect::<Vec<_>>().into());
+    ApplyResponse {
+        new_state,
+        private,
+        diags,
+    }
+}
+
+fn planned_bool(req: &ApplyRequest, name: &str, default: bool) -> bool {
+    req.planned.get(name).as_bool().unwrap_or(default)
+}
+
+/// How long to wait for the rollout, or `None` when not waiting.
+fn wait_for(req: &ApplyRequest) -> Option<Duration> {
+    if !planned_bool(req, "wait_for_steady_state", plan::DEFAULT_WAIT) {
+        return None;
+    }
+    let op = if req.prior.is_null() {
+        "create"
+    } else {
+        "update"
+    };
+    Some(timeout(&req.planned, op))
+}
+
+/// The deployment to follow instead of forcing one (see `follow`), if any.
+/// `Err` when interrupted: nothing was deployed.
+async fn adopt(
+    ctx: &Ctx,
+    client: &aws_sdk_ecs::Client,
+    t: &deploy::Target<'_>,
+    digest: Option<&str>,
+    req: &ApplyRequest,
+) -> Result<Option<follow::Adopted>, Diagnostic> {
+    let (Some(digest), Ok(provider)) = (digest, ctx.provider()) else {
+        return Ok(None);
+    };
+    let recorded = req.prior.get("deployment_id").as_str();
+    let look = follow::adoptable(
+        client,
+        &provider.registry,
+        t.cluster,
+        t.service,
+        digest,
+        recorded,
+    );
+    tokio::select! {
+        adopted = look => Ok(adopted),
+        _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
+            "ECS Deployment Cancelled",
+            "Interrupted while looking at the service's deployments. Nothing was deployed.",
+        )),
+    }
+}
+
+/// Checks that the completed deployment's tasks run `digest`, reading the
+/// task definition's images for the explanation (and the index lookup).
+async fn prove_digest(
+    client: &aws_sdk_ecs::Client,
+    registry: &RegistryClient,
+    digest: &str,
+    outcome: &DeploymentOutcome,
+) -> Result<Option<Diagnostic>, Diagnostic> {
+    let task_definition = outcome.task_definition_arn.as_deref();
+    let images = match task_definition {
+        Some(arn) => match ecs::task_definition_images(client, arn).await {
+            Ok(images) => images.images,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the task definition's images");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let asked = prove::Asked {
+        digest,
+        deployment_id: &outcome.deployment_id,
+        task_definition,
+        images: &images,
+    };
+    prove::prove(registry, &asked, &outcome.deployment_tasks).await
+}

@@ -1,0 +1,164 @@
+//! `stevedore_ecs_redeploy`'s apply against the fake, in process: what the
+//! state records, also when things go wrong after ECS was changed.
+
+use std::sync::Arc;
+
+use stevedore::diag::Severity;
+use stevedore::provider::{ProviderConfig, ProviderData};
+use stevedore::resource::{ApplyRequest, ApplyResponse, Ctx};
+use stevedore::resources::ecs_redeploy::EcsRedeploy;
+use stevedore::value::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::Model;
+use crate::server::{aws_error, FakeEcs};
+use crate::*;
+
+pub fn ctx(fake: &FakeEcs) -> Ctx {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let mut config = ProviderConfig::default();
+    config.aws.region = Some("us-east-1".into());
+    config.aws.ecs_endpoint = Some(fake.url.clone());
+    Ctx {
+        data: Some(Arc::new(ProviderData::new(config))),
+        cancel: CancellationToken::new(),
+    }
+}
+
+/// The planned state of a create (or of an update from `prior`) that deploys.
+pub fn planned(digest: Option<&str>, timeout: Option<&str>) -> Value {
+    let timeouts = match timeout {
+        Some(t) => Value::object([("create", Value::string(t)), ("update", Value::string(t))]),
+        None => Value::Null,
+    };
+    Value::object([
+        ("cluster", Value::string(CLUSTER)),
+        ("service", Value::string(SERVICE)),
+        ("digest", Value::opt_string(digest.map(str::to_string))),
+        ("triggers", Value::Null),
+        ("wait_for_steady_state", Value::Bool(true)),
+        ("verify_images", Value::Bool(false)),
+        ("timeouts", timeouts),
+        ("id", Value::string(format!("{CLUSTER}/{SERVICE}"))),
+        ("deployment_id", Value::Unknown),
+        ("rollout_state", Value::Unknown),
+        ("task_definition_arn", Value::Unknown),
+        ("running_count", Value::Unknown),
+        ("running_image_digests", Value::Unknown),
+    ])
+}
+
+/// The config for `planned`: computed attributes null.
+pub fn config_of(planned: &Value) -> Value {
+    let mut c = planned.clone();
+    for name in [
+        "id",
+        "deployment_id",
+        "rollout_state",
+        "task_definition_arn",
+        "running_count",
+        "running_image_digests",
+    ] {
+        c.set(name, Value::Null);
+    }
+    c
+}
+
+pub async fn apply(
+    fake: &FakeEcs,
+    prior: Value,
+    planned: Value,
+    prior_private: Vec<u8>,
+) -> ApplyResponse {
+    let req = ApplyRequest {
+        prior,
+        config: config_of(&planned),
+        planned,
+        planned_private: prior_private,
+    };
+    EcsRedeploy.apply_polling(&ctx(fake), req, fast()).await
+}
+
+pub fn errors(r: &ApplyResponse) -> Vec<String> {
+    r.diags
+        .0
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{}: {}", d.summary, d.detail))
+        .collect()
+}
+
+fn primary_id(fake: &FakeEcs) -> String {
+    fake.model(|m: &mut Model| m.service(CLUSTER, SERVICE).deployments[0].id.clone())
+}
+
+#[tokio::test]
+async fn a_failure_after_update_service_still_records_the_deployment() {
+    let (m, initial) = prod_web();
+    let fake = FakeEcs::with_hook(m, |_, op, _| {
+        (op == "DescribeServices").then(|| {
+            aws_error(
+                "AccessDeniedException",
+                "not allowed to ecs:DescribeServices",
+            )
+        })
+    })
+    .await;
+    let r = apply(
+        &fake,
+        Value::Null,
+        planned(Some(DIGEST_A), None),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(fake.count("UpdateService"), 1);
+    let started = primary_id(&fake);
+    assert_ne!(started, initial);
+    assert_eq!(r.new_state.get("deployment_id"), &Value::string(&started));
+    assert_eq!(
+        r.new_state.get("rollout_state"),
+        &Value::string("IN_PROGRESS")
+    );
+    let errors = errors(&r);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("ECS Deployment Not Followed: ")
+            && errors[0].contains("AccessDenied"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("The state records this deployment"),
+        "{errors:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.private).contains(&started),
+        "the failure marker names it"
+    );
+}
+
+/// A timeout past `Instant`'s range (validation refuses it; apply must not
+/// panic should one reach it) waits like any other.
+#[tokio::test]
+async fn a_huge_timeout_in_the_plan_does_not_panic() {
+    let (m, _) = prod_web();
+    let fake = FakeEcs::start(m).await;
+    let r = apply(
+        &fake,
+        Value::Null,
+        // No digest: nothing to adopt, so a deployment is forced and waited for.
+        planned(None, Some("2562047h")),
+        Vec::new(),
+    )
+    .await;
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    assert_eq!(
+        r.new_state.get("deployment_id"),
+        &Value::string(primary_id(&fake))
+    );
+    assert_eq!(
+        r.new_state.get("rollout_state"),
+        &Value::string("COMPLETED")
+    );
+    assert_eq!(fake.count("UpdateService"), 1);
+}
