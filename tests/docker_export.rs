@@ -121,7 +121,7 @@ fn oci_layout_with_legacy_symlinks_and_a_large_layer_streamed() {
         .collect();
     let big_d = sha(&big);
     let big_hex = big_d.trim_start_matches("sha256:").to_string();
-    let cfg = config("amd64", &[big_d.clone()]);
+    let cfg = config("amd64", std::slice::from_ref(&big_d));
     let cfg_hex = sha(&cfg).trim_start_matches("sha256:").to_string();
     let manifest =
         format!(r#"[{{"Config":"blobs/sha256/{cfg_hex}","Layers":["{big_hex}/layer.tar"]}}]"#);
@@ -143,7 +143,11 @@ fn oci_layout_with_legacy_symlinks_and_a_large_layer_streamed() {
     let mut seen = Record::default();
     let index = walk_archive(tar.as_slice(), &mut seen).unwrap();
     let refs = image_refs(&index).unwrap();
-    assert_eq!(refs.layers, [blob_big.clone()], "the symlink resolved");
+    assert_eq!(
+        refs.layers,
+        std::slice::from_ref(&blob_big),
+        "the symlink resolved"
+    );
     assert_eq!(seen.files[&blob_big], (big.len() as u64, big_d));
     assert!(
         seen.largest_read <= 64 * 1024,

@@ -16,6 +16,9 @@ use crate::registry::manifest::{self, Manifest};
 use crate::registry::push::{Deleted, TagList};
 use crate::registry::{Reference, RegistryClient, RegistryError};
 
+/// A tag and the digests it keeps alive.
+type TagTargets = (String, Vec<String>);
+
 /// Foreign tags resolved at once while looking for references.
 const PARALLEL_LOOKUPS: usize = 8;
 
@@ -77,7 +80,7 @@ async fn references_of(
     registry: &RegistryClient,
     repo: &Reference,
     tags: &[String],
-) -> Result<Vec<(String, Vec<String>)>, RegistryError> {
+) -> Result<Vec<TagTargets>, RegistryError> {
     // NOTE: the futures are collected first; a closure inside the stream
     // type trips rustc's higher-ranked lifetime check for `Send` futures.
     let lookups: Vec<_> = tags
@@ -89,11 +92,10 @@ async fn references_of(
             lookup(registry, tagged, tag.clone())
         })
         .collect();
-    let found: Vec<Result<Option<(String, Vec<String>)>, RegistryError>> =
-        futures::stream::iter(lookups)
-            .buffer_unordered(PARALLEL_LOOKUPS)
-            .collect()
-            .await;
+    let found: Vec<Result<Option<TagTargets>, RegistryError>> = futures::stream::iter(lookups)
+        .buffer_unordered(PARALLEL_LOOKUPS)
+        .collect()
+        .await;
     let mut out = Vec::new();
     for item in found {
         if let Some(pair) = item? {
@@ -108,7 +110,7 @@ async fn lookup(
     registry: &RegistryClient,
     tagged: Reference,
     tag: String,
-) -> Result<Option<(String, Vec<String>)>, RegistryError> {
+) -> Result<Option<TagTargets>, RegistryError> {
     match registry.get_manifest(&tagged).await {
         Ok(fetched) => {
             let mut digests = vec![fetched.digest.clone()];

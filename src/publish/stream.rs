@@ -252,7 +252,11 @@ async fn export_pass(
     let walked = loop {
         tokio::select! {
             Some(job) = jobs.recv() => uploads.push(run_job(pusher, repo, job)),
-            Some(done) = uploads.next(), if !uploads.is_empty() => record(done, &mut outcomes, &mut small, shown)?,
+            Some(done) = uploads.next(), if !uploads.is_empty() => {
+                if let Some(e) = record(done, &mut outcomes, &mut small, shown) {
+                    return Err(e);
+                }
+            }
             walked = &mut walker => break walked,
             _ = cancel.cancelled() => return Err(PublishError::Cancelled),
         }
@@ -261,7 +265,9 @@ async fn export_pass(
         uploads.push(run_job(pusher, repo, job));
     }
     while let Some(done) = uploads.next().await {
-        record(done, &mut outcomes, &mut small, shown)?;
+        if let Some(e) = record(done, &mut outcomes, &mut small, shown) {
+            return Err(e);
+        }
     }
     let (index, seen) = walked
         .map_err(|e| {
@@ -325,23 +331,23 @@ async fn run_job(pusher: &Pusher<'_>, repo: &Reference, job: Job) -> Done {
     }
 }
 
+/// Files an upload's outcome; `Some` is a failure that ends the publish.
 fn record(
     done: Done,
     outcomes: &mut BTreeMap<usize, Result<Option<String>, RegistryError>>,
     small: &mut BTreeMap<String, ((String, u64), bool)>,
     shown: &str,
-) -> Result<(), PublishError> {
+) -> Option<PublishError> {
     match done {
         Done::Streamed(id, result) => {
             outcomes.insert(id, result);
+            None
         }
         Done::Small(diff_id, Ok(blob)) => {
             small.insert(diff_id, blob);
+            None
         }
-        Done::Small(_, Err(RegistryError::Cancelled)) => return Err(PublishError::Cancelled),
-        Done::Small(diff_id, Err(e)) => {
-            return Err(blob_error(shown, format!("layer {diff_id}"))(e))
-        }
+        Done::Small(_, Err(RegistryError::Cancelled)) => Some(PublishError::Cancelled),
+        Done::Small(diff_id, Err(e)) => Some(blob_error(shown, format!("layer {diff_id}"))(e)),
     }
-    Ok(())
 }
