@@ -2,6 +2,8 @@
 # `make bench`: every benchmark, side by side in one run, against a release build.
 #   - provider start-to-handshake time (mTLS and plaintext);
 #   - terraform plan wall time with 1 vs 50 data sources against a local registry;
+#   - terraform apply of an image build beside docker build + docker push, cold and after
+#     a one-file change, with the provider's peak RSS and where the warm apply spends time;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
 #   - pushing a ~500 MB 5-layer image beside docker push and skopeo copy, cold and
 #     warm, with peak RSS (benches/push.rs; needs docker, skopeo, docker-registry);
@@ -15,6 +17,7 @@ export STEVEDORE_PROVIDER_BIN="$PWD/$target_dir/release/terraform-provider-steve
 [[ "$target_dir" = /* ]] && export STEVEDORE_PROVIDER_BIN="$target_dir/release/terraform-provider-stevedore"
 echo "== handshake"; cargo bench --bench handshake
 echo "== terraform plan"; cargo bench -p acceptance-tests --bench plan
+echo "== terraform apply vs docker build + push"; cargo bench -p acceptance-tests --bench apply
 for b in context_hash push; do
   if [ -f "benches/$b.rs" ]; then echo "== $b"; cargo bench --bench "$b"; fi
 done

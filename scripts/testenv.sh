@@ -67,6 +67,31 @@ check() {
   log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo"
 }
 
+# The acceptance tests build images on the machine's Docker daemon with BuildKit (secret
+# mounts, RUN of a static test program in FROM scratch images), so both must be there.
+check_daemon_and_libc() {
+  local api os
+  if ! api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null); then
+    log "no Docker daemon answers (docker version failed): the acceptance tests need one at DOCKER_HOST or /var/run/docker.sock"
+    exit 1
+  fi
+  os=$(docker version --format '{{.Server.Os}}' 2>/dev/null || echo unknown)
+  if [ "$os" != linux ] || [ "$(printf '%s\n1.39\n' "$api" | sort -V | head -n1)" != 1.39 ]; then
+    log "the Docker daemon (API $api, $os) has no BuildKit through the Engine API (needs a Linux engine, API >= 1.39)"
+    exit 1
+  fi
+  local dir
+  dir=$(mktemp -d)
+  printf 'int main(void){return 0;}\n' > "$dir/t.c"
+  if ! cc -static -o "$dir/t" "$dir/t.c" 2>/dev/null; then
+    rm -rf "$dir"
+    log "cc -static cannot link: the tests build a static program to RUN in FROM scratch images (install a static libc, e.g. Debian's libc6-dev)"
+    exit 1
+  fi
+  rm -rf "$dir"
+}
+
 install_debs
 install_venv
 check
+check_daemon_and_libc

@@ -4,10 +4,12 @@
 //! repository of the same registry mounts the layers instead of uploading.
 
 mod registry_fixture;
+mod registry_push_support;
 
 use std::fs;
 
 use registry_fixture::TestRegistry;
+use registry_push_support::Proxy;
 use stevedore::docker::{build, connect, remove_image, BuildRequest, ContextSource};
 use stevedore::publish::{push_built, BlobCache, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
@@ -135,4 +137,71 @@ async fn second_push_skips_export_and_compression() {
     );
     assert_eq!(uncached.digest, cold.digest, "compression is deterministic");
     remove_image(&docker, tag).await.unwrap();
+}
+
+/// StopProvider during a streamed push: once a layer's bytes are on their
+/// way (the proxy saw the PATCH), cancelling ends the push within a second
+/// and closes the daemon's export stream.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn cancelling_a_streamed_push_ends_it_promptly() {
+    let docker = connect(None, None).unwrap();
+    let registry = TestRegistry::start().await;
+    let proxy = Proxy::start(&registry.host).await;
+    let ctx = tempfile::tempdir().unwrap();
+    registry_push_support::write_layer(&ctx.path().join("big.bin"), 99, 300 << 20);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY big.bin /big.bin\n",
+    )
+    .unwrap();
+    let tag = format!("stevedore-test/cancel-stream:{}", std::process::id());
+    let req = BuildRequest {
+        context: ContextSource {
+            dir: ctx.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+        },
+        dockerfile: "Dockerfile".to_string(),
+        platform: platform().to_string(),
+        tag: tag.clone(),
+        ..Default::default()
+    };
+    build(&docker, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let client = RegistryClient::new(AuthSettings::default());
+    let cancel = CancellationToken::new();
+    let pusher = client.pusher(cancel.clone());
+    let repo = Reference::parse(&format!("{}/cancelled", proxy.host)).unwrap();
+    let wanted: Platform = platform().parse().unwrap();
+    let no_cache = BlobCache::disabled();
+    let push = push_built(
+        &docker,
+        &pusher,
+        &repo,
+        &tag,
+        &wanted,
+        Format::Oci,
+        &no_cache,
+        &cancel,
+    );
+    let watch = async {
+        while !proxy.requests().iter().any(|(m, _)| m == "PATCH") {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+        std::time::Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(push, watch);
+    let took = cancelled_at.elapsed();
+    assert!(
+        matches!(result, Err(stevedore::publish::PublishError::Cancelled)),
+        "{:?}",
+        result.map(|p| p.digest)
+    );
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "ended {took:?} after the cancel"
+    );
+    remove_image(&docker, &tag).await.unwrap();
 }

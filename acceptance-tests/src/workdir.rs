@@ -220,6 +220,11 @@ impl Workdir {
         }
     }
 
+    /// The provider's process id, in reattach mode (Terraform starts its own otherwise).
+    pub fn provider_pid(&self) -> Option<u32> {
+        self.attached.as_ref().map(Attached::pid)
+    }
+
     /// What the provider wrote to stderr, in reattach mode (Terraform relays it otherwise).
     pub fn provider_log(&self) -> String {
         self.attached

@@ -6,8 +6,11 @@
 //! Layout under the cache directory, one small JSON file per entry:
 //! `layers/<diff_id hex>.json` and `configs/<config digest hex>.json` (the
 //! config bytes themselves). Best effort throughout: an entry that is
-//! missing, unreadable, truncated or does not match its name is a miss, and
-//! a write that fails is logged and forgotten. Nothing here can fail a publish.
+//! missing, unreadable, truncated or does not match its name is a miss (and
+//! is deleted), and a write that fails is logged and forgotten. Nothing here
+//! can fail a publish. Bounded: a hit refreshes an entry's mtime, and
+//! [`BlobCache::prune`] deletes the least recently used entries once the
+//! cache passes its size bound.
 //!
 //! Why a stale or wrong entry cannot corrupt an image: a layer entry is only
 //! used after the target repository answers that it holds a blob with that
@@ -75,9 +78,12 @@ impl BlobCache {
     }
 
     pub fn layer(&self, diff_id: &str) -> Option<CachedLayer> {
-        let bytes = fs::read(self.entry("layers", diff_id)?).ok()?;
-        let entry: CachedLayer = serde_json::from_slice(&bytes).ok()?;
-        (entry.diff_id == diff_id && hex_of(&entry.digest).is_some()).then_some(entry)
+        let path = self.entry("layers", diff_id)?;
+        let bytes = fs::read(&path).ok()?;
+        let entry = serde_json::from_slice::<CachedLayer>(&bytes)
+            .ok()
+            .filter(|e| e.diff_id == diff_id && hex_of(&e.digest).is_some());
+        used_or_dropped(&path, entry)
     }
 
     /// Remembers that `diff_id` (of `diff_size` bytes uncompressed, if
@@ -119,8 +125,42 @@ impl BlobCache {
 
     /// The config bytes whose sha256 is `image_id`, if we have them.
     pub fn config(&self, image_id: &str) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.entry("configs", image_id)?).ok()?;
-        (sha256(&bytes) == image_id).then_some(bytes)
+        let path = self.entry("configs", image_id)?;
+        let bytes = fs::read(&path).ok()?;
+        let config = (sha256(&bytes) == image_id).then_some(bytes);
+        used_or_dropped(&path, config)
+    }
+
+    /// Deletes the least recently used entries while the cache holds more
+    /// than `max_bytes`, down to three quarters of it. Entries another
+    /// process deletes first are simply gone.
+    pub fn prune(&self, max_bytes: u64) {
+        let Some(dir) = &self.dir else { return };
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = ["layers", "configs"]
+            .iter()
+            .filter_map(|kind| fs::read_dir(dir.join(kind)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                let used = meta.modified().ok()?;
+                meta.is_file().then(|| (used, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        if total <= max_bytes {
+            return;
+        }
+        entries.sort();
+        let target = max_bytes / 4 * 3;
+        for (_, size, path) in entries {
+            if total <= target {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total -= size;
+            }
+        }
     }
 
     pub fn record_config(&self, bytes: &[u8]) {
@@ -135,6 +175,34 @@ impl BlobCache {
         let hex = hex_of(digest)?;
         Some(self.dir.as_ref()?.join(kind).join(format!("{hex}.json")))
     }
+}
+
+/// The bound [`BlobCache::prune`] is called with: `$STEVEDORE_CACHE_MAX_MB`,
+/// default 64 MiB (layer entries are ~300 bytes, configs a few KiB: tens of
+/// thousands of images).
+pub fn max_bytes_from_env() -> u64 {
+    std::env::var("STEVEDORE_CACHE_MAX_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(64)
+        .saturating_mul(1024 * 1024)
+}
+
+/// A good entry gets its mtime refreshed (it was just used); a bad one is
+/// deleted so it is not read again.
+fn used_or_dropped<T>(path: &Path, entry: Option<T>) -> Option<T> {
+    match &entry {
+        Some(_) => {
+            if let Ok(f) = fs::File::options().append(true).open(path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+        }
+        None => {
+            tracing::debug!(path = %path.display(), "dropping a corrupt cache entry");
+            let _ = fs::remove_file(path);
+        }
+    }
+    entry
 }
 
 fn sha256(bytes: &[u8]) -> String {

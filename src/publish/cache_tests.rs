@@ -115,3 +115,51 @@ fn unwritable_cache_dir_is_not_an_error() {
     cache.record_layer(DIFF_ID, BLOB, 42, None, None);
     assert_eq!(cache.layer(DIFF_ID), None);
 }
+
+#[test]
+fn a_corrupt_entry_is_deleted_when_found() {
+    let (dir, cache) = cache();
+    cache.record_config(b"{}");
+    let id = sha256(b"{}");
+    let path = dir
+        .path()
+        .join("configs")
+        .join(format!("{}.json", &id[7..]));
+    fs::write(&path, b"{\"tampered\":1}").unwrap();
+    assert_eq!(cache.config(&id), None);
+    assert!(!path.exists(), "dropped, not read again");
+}
+
+#[test]
+fn prune_deletes_the_least_recently_used_entries_past_the_bound() {
+    let (dir, cache) = cache();
+    let configs: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000)).into_bytes())
+        .collect();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (i, c) in configs.iter().enumerate() {
+        cache.record_config(c);
+        let path = dir
+            .path()
+            .join("configs")
+            .join(format!("{}.json", &sha256(c)[7..]));
+        // Older entries first: config i was last used i seconds after `old`.
+        let f = fs::File::options().append(true).open(&path).unwrap();
+        f.set_modified(old + std::time::Duration::from_secs(i as u64))
+            .unwrap();
+    }
+    // Using config 0 makes it the most recent.
+    assert!(cache.config(&sha256(&configs[0])).is_some());
+    let size = configs[0].len() as u64;
+    cache.prune(size * 6);
+    let kept: Vec<usize> = (0..10)
+        .filter(|&i| {
+            dir.path()
+                .join("configs")
+                .join(format!("{}.json", &sha256(&configs[i])[7..]))
+                .exists()
+        })
+        .collect();
+    // Down to three quarters of 6 entries' worth: the 4 most recently used.
+    assert_eq!(kept, [0, 7, 8, 9]);
+}

@@ -116,6 +116,7 @@ pub async fn build_and_push(
             });
         let manifests = futures::future::try_join_all(platforms).await?;
         let requested: Vec<String> = req.platforms.iter().map(Platform::to_string).collect();
+        let started = std::time::Instant::now();
         let tagged = push_tags(
             registry,
             &repo,
@@ -129,6 +130,11 @@ pub async fn build_and_push(
         verify_pushed(registry, &repo, &req.tags, &expected)
             .await
             .map_err(|source| PublishError::Verify { source })?;
+        tracing::info!(
+            target: "stevedore::timing",
+            tag_and_verify_s = started.elapsed().as_secs_f64(),
+            "tags pushed and verified"
+        );
         Ok(published(&tagged, &requested, &manifests))
     }
     .await;
@@ -137,6 +143,8 @@ pub async fn build_and_push(
             tracing::warn!(tag = %tag, error = %e, "could not remove the local build tag");
         }
     }
+    let pruned = cache.clone();
+    let _ = tokio::task::spawn_blocking(move || pruned.prune(cache::max_bytes_from_env())).await;
     result
 }
 
@@ -183,6 +191,7 @@ async fn publish_platform<L: FnMut(&str) + Send>(
     } else {
         String::new()
     };
+    let started = std::time::Instant::now();
     docker::build(docker, build, cancel.clone(), |line| {
         say(log, &format!("{prefix}{line}"))
     })
@@ -194,12 +203,21 @@ async fn publish_platform<L: FnMut(&str) + Send>(
             source,
         },
     })?;
+    let built = started.elapsed();
     let pusher = registry.pusher(cancel.clone());
     let pushed = push_built(
         docker, &pusher, repo, tag, platform, req.format, cache, cancel,
     )
     .await?;
     let s = &pushed.stats;
+    tracing::info!(
+        target: "stevedore::timing",
+        platform = %shown,
+        build_s = built.as_secs_f64(),
+        push_s = (started.elapsed() - built).as_secs_f64(),
+        export_skipped = s.export_skipped,
+        "platform built and pushed"
+    );
     say(
         log,
         &format!(

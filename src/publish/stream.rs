@@ -243,7 +243,19 @@ async fn export_pass(
     let mut walker = tokio::task::spawn_blocking(move || {
         let mut visitor = Visitor::new(wanted, jobs_tx, thread_cancel);
         let reader = docker::save_reader(&reader_docker, &image_name);
+        let started = std::time::Instant::now();
         let walked = docker::walk_archive(reader, &mut visitor);
+        let t = &visitor.timing;
+        tracing::info!(
+            target: "stevedore::timing",
+            stream_s = started.elapsed().as_secs_f64(),
+            read_wait_s = t.read.as_secs_f64(),
+            hash_s = t.hash.as_secs_f64(),
+            compress_s = t.compress.as_secs_f64(),
+            upload_wait_s = t.upload_wait().as_secs_f64(),
+            mb = t.bytes as f64 / 1e6,
+            "export stream read"
+        );
         walked.map(|index| (index, visitor.seen))
     });
     let mut uploads = FuturesUnordered::new();
@@ -349,5 +361,56 @@ fn record(
         }
         Done::Small(_, Err(RegistryError::Cancelled)) => Some(PublishError::Cancelled),
         Done::Small(diff_id, Err(e)) => Some(blob_error(shown, format!("layer {diff_id}"))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(diff_id: &str) -> Seen {
+        Seen {
+            diff_id: diff_id.into(),
+            diff_size: 1,
+            blob: None,
+            upload: None,
+        }
+    }
+
+    #[test]
+    fn a_layer_not_matching_its_diff_id_fails_naming_it() {
+        let paths = ["a/layer.tar".to_string(), "b/layer.tar".to_string()];
+        let diff_ids = ["sha256:a".to_string(), "sha256:b".to_string()];
+        let seen_files = BTreeMap::from([
+            (paths[0].clone(), seen("sha256:a")),
+            (paths[1].clone(), seen("sha256:tampered")),
+        ]);
+        let blobs = BTreeMap::from([
+            ("sha256:a".to_string(), ("sha256:ga".to_string(), 1)),
+            ("sha256:b".to_string(), ("sha256:gb".to_string(), 1)),
+        ]);
+        match ordered_blobs(&paths, &diff_ids, &seen_files, &blobs) {
+            Err(ExportError::DiffIdMismatch {
+                index,
+                path,
+                expected,
+                actual,
+            }) => {
+                assert_eq!((index, path.as_str()), (1, "b/layer.tar"));
+                assert_eq!(
+                    (expected.as_str(), actual.as_str()),
+                    ("sha256:b", "sha256:tampered")
+                );
+            }
+            other => panic!("expected DiffIdMismatch, got {other:?}"),
+        }
+        let good = BTreeMap::from([
+            (paths[0].clone(), seen("sha256:a")),
+            (paths[1].clone(), seen("sha256:b")),
+        ]);
+        assert_eq!(
+            ordered_blobs(&paths, &diff_ids, &good, &blobs).unwrap(),
+            [("sha256:ga".to_string(), 1), ("sha256:gb".to_string(), 1)]
+        );
     }
 }

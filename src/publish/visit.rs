@@ -74,7 +74,26 @@ pub(super) struct Visitor {
     pub scheduled: BTreeSet<String>,
     /// Needed layers that went by without being uploaded.
     pub missed: BTreeSet<String>,
+    /// Where this thread's time went, for the log and the benchmark.
+    pub timing: Timing,
     next_upload: usize,
+}
+
+/// Time the reading thread spent waiting for the daemon, hashing,
+/// compressing and waiting for uploads to take pieces; bytes it read.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Timing {
+    pub read: std::time::Duration,
+    pub hash: std::time::Duration,
+    pub compress: std::time::Duration,
+    pub upload_wait: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub bytes: u64,
+}
+
+impl Timing {
+    pub fn upload_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.upload_wait.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Visitor {
@@ -86,6 +105,7 @@ impl Visitor {
             seen: BTreeMap::new(),
             scheduled: BTreeSet::new(),
             missed: BTreeSet::new(),
+            timing: Timing::default(),
             next_upload: 0,
         }
     }
@@ -135,7 +155,14 @@ impl Visitor {
     /// A present layer's file: hash it to be sure which it is.
     fn hash_only(&mut self, name: &str, data: &mut dyn Read) -> Result<(), ExportError> {
         let mut plain = DiffHasher::default();
-        self.pump(data, |chunk| plain.update(chunk))?;
+        let mut hashing = std::time::Duration::ZERO;
+        self.pump(data, |chunk| {
+            let started = std::time::Instant::now();
+            let hashed = plain.update(chunk);
+            hashing += started.elapsed();
+            hashed
+        })?;
+        self.timing.hash += hashing;
         let (diff_id, diff_size) = plain.finish()?;
         if self.wanted.present.contains(&diff_id) {
             self.remember(name, diff_id, diff_size, None, None);
@@ -158,8 +185,10 @@ impl Visitor {
         self.jobs
             .blocking_send(Job::Streamed { id, blob })
             .map_err(|_| ExportError::Cancelled)?;
-        let sink = HashingWriter::new(PieceSink::new(pieces_tx));
+        let waited = self.timing.upload_wait.clone();
+        let sink = HashingWriter::new(PieceSink::new(pieces_tx, waited));
         let mut plain = DiffHasher::default();
+        let (mut hashing, mut compressing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         let mut encoder: Option<flate2::write::GzEncoder<HashingWriter<PieceSink>>> = None;
         let mut passthrough: Option<HashingWriter<PieceSink>> = None;
         let mut sink = Some(sink);
@@ -174,13 +203,20 @@ impl Visitor {
                     encoder = Some(layer_gzip(sink));
                 }
             }
+            let started = std::time::Instant::now();
             plain.update(chunk)?;
-            match (&mut encoder, &mut passthrough) {
+            let hashed = std::time::Instant::now();
+            hashing += hashed - started;
+            let written = match (&mut encoder, &mut passthrough) {
                 (Some(enc), _) => enc.write_all(chunk).map_err(gzip_err),
                 (None, Some(raw)) => raw.write_all(chunk).map_err(gzip_err),
                 (None, None) => Ok(()),
-            }
+            };
+            compressing += hashed.elapsed();
+            written
         })?;
+        self.timing.hash += hashing;
+        self.timing.compress += compressing;
         let sink = match (encoder, passthrough) {
             (Some(enc), _) => enc.finish().map_err(gzip_err)?,
             (None, Some(raw)) => raw,
@@ -208,7 +244,7 @@ impl Visitor {
 
     /// Reads `data` to its end in pieces, checking for cancellation.
     fn pump(
-        &self,
+        &mut self,
         data: &mut dyn Read,
         mut each: impl FnMut(&[u8]) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {
@@ -217,9 +253,12 @@ impl Visitor {
             if self.cancel.is_cancelled() {
                 return Err(ExportError::Cancelled);
             }
+            let started = std::time::Instant::now();
             let n = data
                 .read(&mut buf)
                 .map_err(|e| crate::docker::export::bad(format!("reading the archive: {e}")))?;
+            self.timing.read += started.elapsed();
+            self.timing.bytes += n as u64;
             if n == 0 {
                 return Ok(());
             }
@@ -326,14 +365,20 @@ struct PieceSink {
     tx: Option<mpsc::Sender<Bytes>>,
     buf: Vec<u8>,
     broken: bool,
+    /// Nanoseconds spent blocked on a full channel (the upload is slower).
+    waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PieceSink {
-    fn new(tx: mpsc::Sender<Bytes>) -> PieceSink {
+    fn new(
+        tx: mpsc::Sender<Bytes>,
+        waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> PieceSink {
         PieceSink {
             tx: Some(tx),
             buf: Vec::with_capacity(PIECE),
             broken: false,
+            waited,
         }
     }
 
@@ -342,6 +387,7 @@ impl PieceSink {
             tx: None,
             buf: Vec::new(),
             broken: true,
+            waited: Default::default(),
         }
     }
 
@@ -350,7 +396,11 @@ impl PieceSink {
             return;
         }
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        let started = std::time::Instant::now();
         let sent = self.tx.as_ref().map(|tx| tx.blocking_send(piece).is_ok());
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waited
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
         if sent != Some(true) {
             self.broken = true;
             self.tx = None;

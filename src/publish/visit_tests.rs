@@ -73,6 +73,7 @@ fn run(tar: Vec<u8>, wanted: Wanted) -> (Visitor, Received) {
         seen,
         scheduled,
         missed,
+        timing,
         next_upload,
     } = visitor;
     drop(jobs);
@@ -84,6 +85,7 @@ fn run(tar: Vec<u8>, wanted: Wanted) -> (Visitor, Received) {
         seen,
         scheduled,
         missed,
+        timing,
         next_upload,
     };
     (visitor, got)

@@ -1,0 +1,221 @@
+//! What a user waits for: `terraform apply` of one `stevedore_image_build`
+//! beside the shell script it replaces (`docker build` + `docker push`),
+//! same kind of context, same local docker-registry, alternating, medians.
+//!
+//! The image: `FROM scratch` and six COPY layers, five of 100 MB random data
+//! and one small file. Cold: new random data (nothing in the daemon's build
+//! cache, the layer cache or the registry) and a new repository for each
+//! contender and round. Warm: then the small file changes, three times.
+//! Also a two-platform cold apply, reported with its time. The provider
+//! runs in debug (reattach) mode, so its peak RSS and its own timing lines
+//! (build, streamed push, tag and verify) can be read; Terraform's share is
+//! the rest of the apply.
+//!
+//! Needs the Docker daemon, docker-registry and terraform (`make bench`).
+//! `STEVEDORE_BENCH_ROUNDS` (default 3) sets the rounds.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::{Mode, Registry, Workdir};
+
+const BIG_FILES: usize = 5;
+const BIG_MB: usize = 100;
+const CHANGES: usize = 3;
+
+fn write_context(dir: &Path, seed: u64) {
+    let mut dockerfile = String::from("FROM scratch\n");
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    for i in 0..BIG_FILES {
+        let name = format!("big{i}.bin");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(&name)).unwrap());
+        for _ in 0..BIG_MB {
+            for c in buf.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&buf).unwrap();
+        }
+        f.flush().unwrap();
+        dockerfile.push_str(&format!("COPY {name} /data/{name}\n"));
+    }
+    std::fs::write(dir.join("small.txt"), format!("release {seed}\n")).unwrap();
+    dockerfile.push_str("COPY small.txt /data/small.txt\n");
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn docker(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The script: `docker build -t T ctx && docker push T`.
+fn script(ctx: &Path, target: &str) -> f64 {
+    let t = Instant::now();
+    docker(&["build", "-q", "-t", target, &ctx.display().to_string()]);
+    docker(&["push", target]);
+    t.elapsed().as_secs_f64()
+}
+
+fn config(ctx: &Path, repo: &str, platforms: &str) -> String {
+    format!(
+        "{}resource \"stevedore_image_build\" \"app\" {{\n  context    = {}\n  repository = {}\n  platforms  = {platforms}\n}}\n",
+        terraform_block(),
+        quote(&ctx.display().to_string()),
+        quote(repo)
+    )
+}
+
+fn apply(tf: &Workdir) -> f64 {
+    let t = Instant::now();
+    tf.apply().success();
+    t.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Sums the provider's timing lines in `log`: (build, push,
+/// tag and verify, stream read wait, hash, compress, upload wait) seconds.
+fn provider_split(log: &str) -> [f64; 7] {
+    let mut out = [0.0; 7];
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        out[0] += f("build_s");
+        out[1] += f("push_s");
+        out[2] += f("tag_and_verify_s");
+        out[3] += f("read_wait_s");
+        out[4] += f("hash_s");
+        out[5] += f("compress_s");
+        out[6] += f("upload_wait_s");
+    }
+    out
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let rounds: usize = std::env::var("STEVEDORE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let registry = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let (mut cold_tf, mut cold_sh, mut warm_tf, mut warm_sh) = (vec![], vec![], vec![], vec![]);
+    let mut splits = Vec::new();
+    let mut rss: f64 = 0.0;
+    let mut images = Vec::new();
+    for round in 0..rounds {
+        let tf_ctx = tempfile::tempdir().unwrap();
+        let sh_ctx = tempfile::tempdir().unwrap();
+        write_context(tf_ctx.path(), seed());
+        write_context(sh_ctx.path(), seed() ^ 0x5555);
+        let repo = format!("{}/tf{round}", registry.address);
+        let target = format!("{}/sh{round}:latest", registry.address);
+        images.push(target.clone());
+        let cache_round = format!("{cache_dir}/{round}");
+        let tf = Workdir::logged(
+            Mode::Reattach,
+            &config(tf_ctx.path(), &repo, "[\"linux/amd64\"]"),
+            &[("STEVEDORE_CACHE_DIR", &cache_round)],
+        );
+        tf.init().success();
+        // Alternate who goes first.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for who in order {
+            if who == 0 {
+                cold_tf.push(apply(&tf));
+            } else {
+                cold_sh.push(script(sh_ctx.path(), &target));
+            }
+        }
+        for change in 0..CHANGES {
+            for who in order {
+                let ctx = if who == 0 { &tf_ctx } else { &sh_ctx };
+                std::fs::write(
+                    ctx.path().join("small.txt"),
+                    format!("round {round} change {change} {}\n", seed()),
+                )
+                .unwrap();
+                if who == 0 {
+                    let before = tf.provider_log().len();
+                    warm_tf.push(apply(&tf));
+                    let after = tf.provider_log();
+                    let split = provider_split(&after[before..]);
+                    splits.push((warm_tf[warm_tf.len() - 1], split));
+                } else {
+                    warm_sh.push(script(sh_ctx.path(), &target));
+                }
+            }
+        }
+        if let Some(pid) = tf.provider_pid() {
+            rss = rss.max(peak_rss_mb(pid));
+        }
+        tf.destroy().success();
+    }
+    let (ct, cs, wt, ws) = (
+        median(&mut cold_tf),
+        median(&mut cold_sh),
+        median(&mut warm_tf),
+        median(&mut warm_sh),
+    );
+    println!("apply vs docker build + docker push ({BIG_FILES} x {BIG_MB} MB random + 1 small file, local docker-registry, medians of {rounds} rounds; {} warm runs each):", warm_tf.len());
+    println!("  cold:             terraform apply {ct:6.2} s   docker build + push {cs:6.2} s   ratio {:.2}x", ct / cs);
+    println!("  one file changed: terraform apply {wt:6.2} s   docker build + push {ws:6.2} s   ratio {:.2}x", wt / ws);
+    println!("  provider peak RSS: {rss:.1} MB");
+    splits.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (total, s) = splits[splits.len() / 2];
+    println!(
+        "  median warm apply {total:.2} s: build {:.2} s, streamed push {:.2} s (of which the stream thread waited {:.2} s on the daemon, hashed {:.2} s, compressed {:.2} s, waited {:.2} s on uploads), tags + verify {:.2} s, terraform and the rest {:.2} s",
+        s[0], s[1], s[3], s[4], s[5], s[6], s[2], total - s[0] - s[1] - s[2]
+    );
+
+    // Two platforms, cold.
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path(), seed());
+    let repo = format!("{}/two", registry.address);
+    let tf = Workdir::with_env(
+        Mode::Reattach,
+        &config(ctx.path(), &repo, "[\"linux/amd64\", \"linux/arm64\"]"),
+        &[("STEVEDORE_CACHE_DIR", &format!("{cache_dir}/two"))],
+    );
+    tf.init().success();
+    let two = apply(&tf);
+    println!("  two platforms (linux/amd64 + linux/arm64), cold: terraform apply {two:.2} s");
+    tf.destroy().success();
+    let mut rmi = vec!["rmi", "-f"];
+    rmi.extend(images.iter().map(String::as_str));
+    let _ = Command::new("docker").args(&rmi).output();
+}
