@@ -494,3 +494,57 @@ acc_test!(concurrent_builds_each_see_their_own_secret, |mode| {
     }
     tf.assert_plans_empty();
 });
+
+acc_test!(secret_env_and_secret_files_never_enter_terraform, |mode| {
+    const FROM_ENV: &str = "env-secret-5d1c";
+    const FROM_FILE: &str = "file-secret-a07e";
+    let registry = Registry::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    build_proof_program(ctx.path());
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY proof /proof\n\
+         RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/npm.txt\"]\n\
+         RUN --mount=type=secret,id=pip [\"/proof\", \"/run/secrets/pip\", \"/pip.txt\"]\n",
+    )
+    .unwrap();
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let file = secrets_dir.path().join("pip.tok");
+    fs::write(&file, FROM_FILE).unwrap();
+    let repo = format!("{}/web", registry.address);
+    let extra = format!(
+        "  no_cache     = true\n  secret_env   = {{ npm = \"STEVEDORE_ACC_NPM_TOKEN\" }}\n  secret_files = {{ pip = {} }}\n",
+        quote(&file.display().to_string())
+    );
+    let tf = Workdir::logged(
+        mode,
+        &config(ctx.path(), &repo, &extra),
+        &[("STEVEDORE_ACC_NPM_TOKEN", FROM_ENV)],
+    );
+    tf.init().success();
+    let applied = tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    for (what, value) in [("env", FROM_ENV), ("file", FROM_FILE)] {
+        let proof = proof_line(value.as_bytes());
+        assert!(
+            image_layers_contain(&registry, "web", &digest, proof.as_bytes()),
+            "the RUN step did not see the {what} secret"
+        );
+    }
+    tf.assert_provider_logged("building with BuildKit and secret mounts");
+    let state = fs::read_to_string(tf.path.join("terraform.tfstate")).unwrap();
+    for value in [FROM_ENV, FROM_FILE] {
+        assert!(!state.contains(value), "a secret value is in the state");
+        assert!(!applied.contains(value));
+        assert!(
+            !tf.full_log().contains(value),
+            "a secret value is in the log"
+        );
+    }
+    // A new value in the file alone plans nothing.
+    fs::write(&file, "rotated-value").unwrap();
+    tf.assert_plans_empty();
+});

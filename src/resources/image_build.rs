@@ -10,6 +10,7 @@ mod apply;
 mod delete;
 mod inputs;
 mod plan;
+mod secrets;
 
 use super::common;
 use crate::diag::{Diagnostic, Diagnostics};
@@ -249,7 +250,9 @@ fn schema() -> Schema {
         .attr(Attribute::optional("build_args", ms.clone(), "Build arguments (`ARG`)."))
         .attr(Attribute::optional("target", s.clone(), "Target stage of a multi-stage Dockerfile."))
         .attr(Attribute::optional("labels", ms.clone(), "Image labels."))
-        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`). Only a hash of them enters `context_hash`.").sensitive())
+        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive, but Terraform before 1.11 keeps them in state: prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive())
+        .attr(Attribute::optional("secret_env", ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
+        .attr(Attribute::optional("secret_files", ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
         .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
         .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
         .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses BuildKit when the daemon offers it (Docker 18.09+ on Linux), else the classic builder; `secrets` need BuildKit.", quoted(&inputs::BUILDERS))))

@@ -27,6 +27,11 @@ resource "stevedore_image_build" "web" {
   target = "runtime"
   labels = { team = "web" }
 
+  # BuildKit secret mounts (RUN --mount=type=secret,id=npm ...). Their values never
+  # enter Terraform: read at apply from the provider's environment or a file.
+  secret_env   = { npm = "NPM_TOKEN" }
+  secret_files = { pip = "${path.module}/pip.conf" }
+
   manifest_format = "docker" # widest runtime support; "oci" for OCI media types
   keep_remotely   = true     # destroy leaves the image in ECR
 

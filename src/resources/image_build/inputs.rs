@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::docker::{dockerfile_in_context, BuilderKind, ContextError, SecretValue};
+use crate::docker::{dockerfile_in_context, BuilderKind, ContextError};
 use crate::publish::PublishRequest;
 use crate::registry::assemble::Format;
 use crate::registry::{parse_repository, Platform, Reference};
@@ -64,6 +64,7 @@ pub fn validate(config: &Value) -> Diagnostics {
             ("Invalid Tag", format!("{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting with . or -"))
         })
     });
+    super::secrets::validate(config, &mut d);
     for (name, allowed) in [
         ("manifest_format", &MANIFEST_FORMATS[..]),
         ("builder", &BUILDERS[..]),
@@ -198,6 +199,13 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             return Err(d);
         }
     };
+    let secrets = match super::secrets::resolve(planned) {
+        Ok(s) => s,
+        Err(e) => {
+            d.extend(e);
+            return Err(d);
+        }
+    };
     Ok(PublishRequest {
         context: PathBuf::from(context),
         dockerfile: PathBuf::from(text("dockerfile").unwrap_or_else(|| DEFAULT_DOCKERFILE.into())),
@@ -211,10 +219,7 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
         build_args: string_map(planned.get("build_args")),
         target: text("target").filter(|t| !t.is_empty()),
         labels: string_map(planned.get("labels")),
-        secrets: string_map(planned.get("secrets"))
-            .into_iter()
-            .map(|(k, v)| (k, SecretValue(v)))
-            .collect(),
+        secrets,
         no_cache: planned.get("no_cache").as_bool().unwrap_or(false),
         format: text("manifest_format")
             .as_deref()

@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::inputs::string_map;
 use crate::value::Value;
 
@@ -25,13 +23,16 @@ pub const OUTPUTS: [&str; 6] = [
 
 /// Everything besides the files that decides what gets pushed, as the
 /// `inputs` of `docker::context_hash`, or `None` while any is unknown.
-/// Secrets go in as a sha256 of id and value, never in clear.
+/// Secrets go in as their ids and sources only, never a value or a hash of
+/// one (see `secrets`).
 pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
     let mut inputs = BTreeMap::new();
     for name in [
         "build_args",
         "labels",
         "secrets",
+        "secret_env",
+        "secret_files",
         "triggers",
         "tags",
         "platforms",
@@ -53,14 +54,7 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
             inputs.insert(format!("{prefix}:{k}"), v);
         }
     }
-    for (k, v) in string_map(planned.get("secrets")) {
-        let mut h = Sha256::new();
-        h.update(b"stevedore-secret\0");
-        h.update(k.as_bytes());
-        h.update(b"\0");
-        h.update(v.as_bytes());
-        inputs.insert(format!("secret:{k}"), hex::encode(h.finalize()));
-    }
+    super::secrets::hash_inputs(planned, &mut inputs);
     for name in ["tags", "platforms"] {
         let list: Vec<&str> = planned
             .get(name)

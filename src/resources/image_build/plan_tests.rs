@@ -11,6 +11,8 @@ fn state(digest: Option<&str>) -> Value {
         ("target", Value::Null),
         ("labels", Value::Null),
         ("secrets", Value::string_map([("npm", "hunter2")])),
+        ("secret_env", Value::Null),
+        ("secret_files", Value::Null),
         ("no_cache", Value::Bool(false)),
         ("manifest_format", Value::string("docker")),
         ("builder", Value::string("auto")),
@@ -109,13 +111,23 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
     assert_eq!(inputs["platforms"], "linux/amd64");
     assert_eq!(inputs["manifest_format"], "docker");
     assert_eq!(inputs["no_cache"], "false");
-    let secret = &inputs["secret:npm"];
-    assert_eq!(secret.len(), 64);
+    assert_eq!(
+        inputs["secret:npm"], "secrets",
+        "the id and its source, no value"
+    );
     assert!(!inputs.values().any(|v| v.contains("hunter2")));
+    let mut new_value = s.clone();
+    new_value.set("secrets", Value::string_map([("npm", "other")]));
+    assert_eq!(
+        hash_inputs(&new_value),
+        Some(inputs.clone()),
+        "a secret's value alone plans no rebuild"
+    );
 
     for (name, v) in [
         ("build_args", Value::string_map([("V", "2")])),
-        ("secrets", Value::string_map([("npm", "other")])),
+        ("secrets", Value::string_map([("gh", "other")])),
+        ("secret_env", Value::string_map([("npm", "NPM_TOKEN")])),
         ("triggers", Value::string_map([("r", "1")])),
         ("platforms", Value::string_list(["linux/arm64"])),
         ("target", Value::string("runtime")),
