@@ -98,20 +98,47 @@ pub fn validate(config: &Value) -> Diagnostics {
         }
     }
     if let Some(h) = config.get("docker_host").as_str() {
-        let ok = [
-            "unix://", "tcp://", "http://", "https://", "npipe://", "ssh://",
-        ]
-        .iter()
-        .any(|p| h.starts_with(p));
-        if !ok {
+        if let Err(why) = check_docker_host(h) {
             diags.push(Diagnostic::attr_error(
                 "docker_host",
                 "Invalid Docker Host",
-                format!("{h:?} is not a Docker daemon address; use e.g. `unix:///var/run/docker.sock` or `tcp://127.0.0.1:2376`."),
+                why,
             ));
         }
     }
     diags
+}
+
+/// The daemon address schemes the provider can reach; anything else fails
+/// here, at validate, rather than at the first apply.
+pub const DOCKER_HOST_SCHEMES: [&str; 4] = ["unix://", "tcp://", "http://", "https://"];
+
+fn check_docker_host(h: &str) -> Result<(), String> {
+    let fix =
+        "use `unix:///var/run/docker.sock` or `tcp://host:2376` (with `docker_cert_path` for TLS)";
+    if h.starts_with("ssh://") {
+        return Err(format!(
+            "{h:?}: ssh:// daemons are not supported yet; forward the daemon's socket instead \
+             (`ssh -NL /tmp/docker.sock:/var/run/docker.sock user@host`) and set \
+             docker_host = \"unix:///tmp/docker.sock\", or {fix}"
+        ));
+    }
+    if h.starts_with("npipe://") {
+        return Err(format!(
+            "{h:?}: named pipes exist only for Windows daemons, which this provider does not \
+             build on; {fix}"
+        ));
+    }
+    let Some(scheme) = DOCKER_HOST_SCHEMES.iter().find(|p| h.starts_with(**p)) else {
+        return Err(format!("{h:?} is not a Docker daemon address; {fix}"));
+    };
+    let rest = &h[scheme.len()..];
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "{h:?} names no socket or host after {scheme}; {fix}"
+        ));
+    }
+    Ok(())
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -242,5 +269,40 @@ mod tests {
             ])]),
         )]);
         assert!(!validate(&cfg).has_errors());
+    }
+
+    #[test]
+    fn docker_hosts_the_provider_cannot_reach_fail_at_validate_naming_the_value() {
+        for (host, why) in [
+            ("ssh://me@build-box", "ssh:// daemons are not supported yet"),
+            (
+                "npipe:////./pipe/docker_engine",
+                "named pipes exist only for Windows",
+            ),
+            ("docker.example:2376", "is not a Docker daemon address"),
+            ("tcp://", "names no socket or host"),
+            ("unix://", "names no socket or host"),
+        ] {
+            let cfg = Value::object([("docker_host", Value::string(host))]);
+            let d = validate(&cfg);
+            assert_eq!(d.0.len(), 1, "{host}");
+            assert_eq!(
+                d.0[0].attribute.as_ref().unwrap().to_string(),
+                "docker_host"
+            );
+            assert!(d.0[0].detail.contains(why), "{host}: {}", d.0[0].detail);
+            assert!(
+                d.0[0].detail.contains(&format!("{host:?}")),
+                "names the value"
+            );
+        }
+        for host in [
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2376",
+            "https://d:2376",
+        ] {
+            let cfg = Value::object([("docker_host", Value::string(host))]);
+            assert!(!validate(&cfg).has_errors(), "{host}");
+        }
     }
 }
