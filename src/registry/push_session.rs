@@ -19,12 +19,19 @@ pub(super) struct PushAuth {
 
 impl PushAuth {
     /// A request to `url`; credentials go only to the registry's own host,
-    /// never to another host a `Location` header may point at.
+    /// never to another host a `Location` header may point at, and never
+    /// over a plain-HTTP `Location` of a registry we reached over HTTPS
+    /// (a downgrade), unless the host is loopback.
     pub(super) fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         let same_host = url.host_str() == self.base.host_str()
             && url.port_or_known_default() == self.base.port_or_known_default();
+        let downgraded = url.scheme() == "http"
+            && self.base.scheme() == "https"
+            && !url
+                .host_str()
+                .is_some_and(super::reference::is_loopback_host);
         let builder = self.http.request(method, url);
-        match (&self.header, same_host) {
+        match (&self.header, same_host && !downgraded) {
             (Some(value), true) => builder.header(AUTHORIZATION, value.clone()),
             _ => builder,
         }
@@ -46,19 +53,31 @@ impl PushAuth {
             })
     }
 
+    /// A transport failure, with the URL it names redacted: upload
+    /// locations carry session state (`_state=...`) and presigned redirects
+    /// carry credentials (`X-Amz-Security-Token`) in their query.
     pub(super) fn unreachable(&self, err: reqwest::Error) -> RegistryError {
+        let url = err.url().map(redacted);
+        let err = err.without_url();
+        let detail = match url {
+            Some(url) => format!("{url}: {}", error_chain(&err)),
+            None => error_chain(&err),
+        };
         RegistryError::Unreachable {
             registry: self.registry.clone(),
-            detail: error_chain(&err),
+            detail,
         }
     }
 
     /// The error for an answer with an unexpected status.
     pub(super) async fn failure(&self, response: reqwest::Response, shown: &str) -> RegistryError {
         let status = response.status().as_u16();
-        // Error bodies are small JSON envelopes or HTML pages; a broken
-        // body is reported as empty rather than masking the status.
-        let body = response.text().await.unwrap_or_default();
+        // Error bodies are small JSON envelopes or HTML pages; a broken or
+        // oversized body is reported as empty rather than masking the status.
+        let body = read_limited(response, MAX_ERROR_BODY)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         match from_status(status, &body, &self.registry, shown) {
             RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
                 registry,
@@ -67,6 +86,19 @@ impl PushAuth {
             other => other,
         }
     }
+}
+
+/// What is read of an error answer's body, at most.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// `url` without its query, fragment or user info, safe to show.
+pub(super) fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.to_string()
 }
 
 /// The body of `response`, refused once it passes `limit` bytes, so a
@@ -89,4 +121,54 @@ pub(super) async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(base: &str) -> PushAuth {
+        PushAuth {
+            http: reqwest::Client::new(),
+            base: Url::parse(base).unwrap(),
+            header: Some(HeaderValue::from_static("Bearer t0ken")),
+            registry: "r".into(),
+            note: String::new(),
+        }
+    }
+
+    fn sends_auth(a: &PushAuth, url: &str) -> bool {
+        let req = a
+            .request(Method::PUT, Url::parse(url).unwrap())
+            .build()
+            .unwrap();
+        req.headers().contains_key(AUTHORIZATION)
+    }
+
+    #[test]
+    fn credentials_stay_on_the_registry_host_and_off_downgrades() {
+        let tls = auth("https://reg.example/");
+        assert!(sends_auth(&tls, "https://reg.example/v2/x/blobs/uploads/1"));
+        assert!(!sends_auth(
+            &tls,
+            "https://s3.example/bucket?X-Amz-Security-Token=abc"
+        ));
+        assert!(
+            !sends_auth(&tls, "http://reg.example:443/v2/x/blobs/uploads/1"),
+            "downgraded"
+        );
+        let local = auth("http://127.0.0.1:5000/");
+        assert!(sends_auth(
+            &local,
+            "http://127.0.0.1:5000/v2/x/blobs/uploads/1"
+        ));
+    }
+
+    #[test]
+    fn shown_urls_lose_query_and_user_info() {
+        let url = Url::parse("https://u:p@s3.example/b/k?X-Amz-Security-Token=SECRET&_state=S#f")
+            .unwrap();
+        let shown = redacted(&url);
+        assert_eq!(shown, "https://s3.example/b/k");
+    }
 }
