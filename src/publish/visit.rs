@@ -164,9 +164,9 @@ impl Visitor {
         })?;
         self.timing.hash += hashing;
         let (diff_id, diff_size) = plain.finish()?;
-        if self.wanted.present.contains(&diff_id) {
+        if self.wanted.present.contains(&diff_id) || self.scheduled.contains(&diff_id) {
             self.remember(name, diff_id, diff_size, None, None);
-        } else if self.wanted.needed.contains(&diff_id) && !self.scheduled.contains(&diff_id) {
+        } else if self.wanted.needed.contains(&diff_id) {
             tracing::debug!(name, %diff_id, "a needed layer looked like a present one; another pass will fetch it");
             self.missed.insert(diff_id);
         }
@@ -236,7 +236,8 @@ impl Visitor {
         let _ = digest_tx.send(None);
         if wanted {
             self.missed.insert(diff_id);
-        } else if self.wanted.present.contains(&diff_id) {
+        } else if self.wanted.present.contains(&diff_id) || self.scheduled.contains(&diff_id) {
+            // A present layer, or a second copy of one already on its way.
             self.remember(name, diff_id, diff_size, None, None);
         }
         Ok(())

@@ -217,3 +217,20 @@ fn cancellation_stops_the_walk() {
     let err = walk_archive(archive(&[("a", &layer)]).as_slice(), &mut visitor).unwrap_err();
     assert!(matches!(err, ExportError::Cancelled), "{err}");
 }
+
+#[test]
+fn a_layer_twice_in_the_archive_is_uploaded_once_and_both_copies_are_known() {
+    let layer = noise(BIG, 31);
+    let wanted = Wanted {
+        needed: [sha(&layer)].into(),
+        ..Wanted::default()
+    };
+    let (v, got) = run(
+        archive(&[("a/layer.tar", &layer), ("b/layer.tar", &layer)]),
+        wanted,
+    );
+    let completed = got.streamed.iter().filter(|(_, d)| d.is_some()).count();
+    assert_eq!(completed, 1, "one upload completes");
+    assert_eq!(v.seen["a/layer.tar"].diff_id, sha(&layer));
+    assert_eq!(v.seen["b/layer.tar"].diff_id, sha(&layer));
+}
