@@ -90,10 +90,18 @@ fn page(
     s.trim_end().to_string() + "\n"
 }
 
+/// The description's first sentence, for the page's front matter: it ends
+/// at the first ". " or at the end of the first paragraph, whichever comes
+/// first, so a multi-paragraph description never spills into the header.
 fn first_sentence(d: &str) -> String {
-    d.split(". ")
+    let paragraph = d.split("\n\n").next().unwrap_or(d);
+    paragraph
+        .split(". ")
         .next()
-        .unwrap_or(d)
+        .unwrap_or(paragraph)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
         .trim_end_matches('.')
         .to_string()
         + "."
@@ -165,5 +173,20 @@ fn type_name(t: &crate::value::Type) -> String {
         T::Map(e) => format!("Map of {}", type_name(e)),
         T::Object(_) => "Object".into(),
         T::Tuple(_) => "Tuple".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn the_first_sentence_stops_at_a_full_stop_or_the_first_paragraph() {
+        assert_eq!(first_sentence("Builds it. Then more."), "Builds it.");
+        assert_eq!(
+            first_sentence("Follows a deployment\nwhen asked\n\nA second paragraph. More."),
+            "Follows a deployment when asked."
+        );
+        assert_eq!(first_sentence("One line"), "One line.");
     }
 }

@@ -125,6 +125,9 @@ impl Visit for JsonVisitor<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.fields.insert(field.name().to_string(), value.into());
     }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.insert(field.name().to_string(), value.into());
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +139,25 @@ mod tests {
         let t = timestamp();
         let re = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$").unwrap();
         assert!(re.is_match(&t), "{t}");
+    }
+
+    #[test]
+    fn numbers_stay_numbers() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Keep(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+        impl<S: Subscriber> Layer<S> for Keep {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                self.0.lock().unwrap().push(format_line(event));
+            }
+        }
+        let subscriber = tracing_subscriber::registry().with(Keep(lines.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(build_s = 1.5, layers = 3u64, "timing");
+        });
+        let line: serde_json::Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
+        assert_eq!(line["build_s"], 1.5);
+        assert_eq!(line["layers"], 3);
     }
 
     #[test]

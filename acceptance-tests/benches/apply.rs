@@ -12,7 +12,7 @@
 //! the rest of the apply.
 //!
 //! Needs the Docker daemon, docker-registry and terraform (`make bench`).
-//! `STEVEDORE_BENCH_ROUNDS` (default 3) sets the rounds.
+//! `STEVEDORE_BENCH_ROUNDS` (default 3) sets the rounds, `STEVEDORE_BENCH_BUILDER` the builder.
 
 use std::io::Write;
 use std::path::Path;
@@ -74,12 +74,16 @@ fn script(ctx: &Path, target: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// `STEVEDORE_BENCH_BUILDER` (auto, buildkit, classic) picks the builder;
+/// default: the resource's default, `auto`.
 fn config(ctx: &Path, repo: &str, platforms: &str) -> String {
+    let builder = std::env::var("STEVEDORE_BENCH_BUILDER").unwrap_or_else(|_| "auto".into());
     format!(
-        "{}resource \"stevedore_image_build\" \"app\" {{\n  context    = {}\n  repository = {}\n  platforms  = {platforms}\n}}\n",
+        "{}resource \"stevedore_image_build\" \"app\" {{\n  context    = {}\n  repository = {}\n  platforms  = {platforms}\n  builder    = {}\n}}\n",
         terraform_block(),
         quote(&ctx.display().to_string()),
-        quote(repo)
+        quote(repo),
+        quote(&builder)
     )
 }
 

@@ -381,9 +381,12 @@ impl Progress {
 /// The tar file read in chunks for the request body, never whole.
 /// Removes the local tag after the push; a missing image is not an error.
 pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> {
+    // GOTCHA: the classic builder's cache is the chain of parent images; with
+    // pruning, removing our tag deleted that chain and every classic rebuild
+    // started from nothing. The parents stay (untagged), as after `docker build`.
     let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
         .force(true)
-        .noprune(false)
+        .noprune(true)
         .build();
     match docker.remove_image(tag, Some(options), None).await {
         Ok(_) => Ok(()),
