@@ -19,14 +19,34 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The configured provider. Refused while part of its configuration is
+    /// unknown: a password not known yet must not become an empty one.
     pub fn provider(&self) -> Result<&ProviderData, Diagnostic> {
-        self.data.as_deref().ok_or_else(|| {
+        let data = self.data.as_deref().ok_or_else(|| {
             Diagnostic::error(
                 "Provider Not Configured",
                 "The stevedore provider was used before Terraform configured it. If its configuration depends on \
                  values known only after apply, make those values known at plan time.",
             )
-        })
+        })?;
+        if !data.unknown.is_empty() {
+            return Err(Diagnostic::error(
+                "Provider Configuration Not Known Yet",
+                format!(
+                    "The provider block's {} will be known only after apply (it depends on resources not created yet), \
+                     and stevedore does not talk to registries, the Docker daemon or AWS with part of its configuration \
+                     missing. Apply those resources first (terraform apply -target=...), or set these values from \
+                     variables known at plan time.",
+                    data.unknown.join(", ")
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Whether the provider block still holds values Terraform does not know.
+    pub fn config_not_known_yet(&self) -> bool {
+        self.data.as_deref().is_some_and(|d| !d.unknown.is_empty())
     }
 }
 

@@ -503,3 +503,64 @@ async fn upgrade_resource_state_fills_missing_attributes_and_answers_msgpack() {
         .into_inner();
     assert_eq!(newer.diagnostics.len(), 1);
 }
+
+/// Terraform configures the provider during plan with values it does not
+/// know yet; a password not known yet must never become an empty one.
+#[tokio::test]
+async fn an_unknown_password_is_never_used_as_an_empty_one() {
+    use stevedore::resource::DataSource;
+    use stevedore::value::Value;
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    registry.set_nonblocking(true).unwrap();
+    let addr = registry.local_addr().unwrap();
+    let p = start(None, "6");
+    let ch = channel(&p, None).await.unwrap();
+    let mut c = pb::provider_client::ProviderClient::new(ch);
+    let schema = stevedore::provider::config::schema();
+    let mut config = stevedore::schema::empty_object(&schema.block);
+    config.set(
+        "registry_auth",
+        Value::List(vec![Value::object([
+            ("address", Value::string(addr.to_string())),
+            ("username", Value::string("ci")),
+            ("password", Value::Unknown),
+            ("insecure", Value::Null),
+            ("ecr", Value::Null),
+        ])]),
+    );
+    let conf = c
+        .configure_provider(pb::configure_provider::Request {
+            terraform_version: "1.0.3".into(),
+            config: Some(msgpack(&config, &schema.ty())),
+            client_capabilities: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(conf.diagnostics.is_empty(), "{:?}", conf.diagnostics);
+
+    let ds = stevedore::resources::image_manifest::ImageManifest;
+    let mut cfg = stevedore::schema::empty_object(&ds.schema().block);
+    cfg.set("image", Value::string(format!("{addr}/app:latest")));
+    let read = c
+        .read_data_source(pb::read_data_source::Request {
+            type_name: "stevedore_image_manifest".into(),
+            config: Some(msgpack(&cfg, &ds.schema().ty())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.diagnostics.len(), 1, "{:?}", read.diagnostics);
+    let d = &read.diagnostics[0];
+    assert_eq!(d.summary, "Provider Configuration Not Known Yet");
+    assert!(
+        d.detail.contains("registry_auth[0].password"),
+        "{}",
+        d.detail
+    );
+    assert!(
+        matches!(registry.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the registry was contacted"
+    );
+}

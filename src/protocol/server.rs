@@ -247,10 +247,21 @@ impl pb::provider_server::Provider for ProviderService {
             "provider configuration",
         )
         .map_err(Diagnostics::from)
-        .and_then(|c| config::parse(&c))
-        {
-            Ok(cfg) => {
-                let data = ProviderData::new(cfg);
+        .and_then(|c| match config::unknown_paths(&c) {
+            unknown if unknown.is_empty() => config::parse(&c).map(ProviderData::new),
+            // NOTE: Terraform configures the provider with unknown values
+            // during plan when its block depends on resources not created
+            // yet; nothing may then run with the known part alone.
+            unknown => {
+                let checked = config::validate(&c);
+                if checked.has_errors() {
+                    Err(checked)
+                } else {
+                    Ok(ProviderData::not_known_yet(unknown))
+                }
+            }
+        }) {
+            Ok(data) => {
                 if let Ok(mut slot) = self.data.write() {
                     *slot = Some(Arc::new(data));
                 }

@@ -159,6 +159,37 @@ fn check_address(addr: &str) -> Result<(), String> {
     }
 }
 
+/// Where the provider block holds values Terraform does not know yet (they
+/// depend on resources not applied), as attribute paths; empty when known.
+/// Every object in this schema is a block or attribute, so keys are names.
+pub fn unknown_paths(config: &Value) -> Vec<String> {
+    fn walk(v: &Value, at: AttrPath, out: &mut Vec<String>) {
+        match v {
+            Value::Unknown => out.push(at.to_string()),
+            Value::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, at.then_index(i), out);
+                }
+            }
+            Value::Map(m) => {
+                for (k, item) in m {
+                    let next = if at.is_empty() {
+                        AttrPath::attr(k)
+                    } else {
+                        at.then_attr(k)
+                    };
+                    walk(item, next, out);
+                }
+            }
+            Value::Dynamic(_, inner) => walk(inner, at, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(config, AttrPath::root(), &mut out);
+    out
+}
+
 /// Decodes the (wholly known) provider block into settings.
 pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
     let diags = validate(config);
@@ -304,5 +335,22 @@ mod tests {
             let cfg = Value::object([("docker_host", Value::string(host))]);
             assert!(!validate(&cfg).has_errors(), "{host}");
         }
+    }
+
+    #[test]
+    fn unknown_values_are_listed_by_path() {
+        let cfg = Value::object([
+            ("docker_host", Value::string("unix:///x")),
+            (
+                "registry_auth",
+                Value::List(vec![auth("h:1", Some("u"), None), {
+                    let mut a = auth("h:2", Some("u"), None);
+                    a.set("password", Value::Unknown);
+                    a
+                }]),
+            ),
+        ]);
+        assert_eq!(unknown_paths(&cfg), ["registry_auth[1].password"]);
+        assert!(unknown_paths(&Value::object([("docker_host", Value::Null)])).is_empty());
     }
 }

@@ -15,12 +15,28 @@ pub struct ProviderData {
     pub config: ProviderConfig,
     /// One registry client for the whole run, so ECR tokens and bearer tokens are reused.
     pub registry: RegistryClient,
+    /// Attribute paths of the provider block Terraform did not know yet;
+    /// while any is, nothing may authenticate with the rest (see `Ctx::provider`).
+    pub unknown: Vec<String>,
 }
 
 impl ProviderData {
     pub fn new(config: ProviderConfig) -> Self {
         let registry = RegistryClient::new(config.auth_settings());
-        ProviderData { config, registry }
+        ProviderData {
+            config,
+            registry,
+            unknown: Vec::new(),
+        }
+    }
+
+    /// A provider configured with values not known yet: usable for nothing
+    /// that talks to a registry, a daemon or AWS.
+    pub fn not_known_yet(unknown: Vec<String>) -> Self {
+        ProviderData {
+            unknown,
+            ..ProviderData::new(ProviderConfig::default())
+        }
     }
 }
 

@@ -183,6 +183,11 @@ impl Resource for ImageBuild {
             .iter()
             .filter_map(|t| t.as_str().map(str::to_string))
             .collect();
+        if ctx.config_not_known_yet() {
+            // Nothing to look with yet; the next plan, once known, refreshes.
+            let why = Diagnostic::warning("Image Not Refreshed", format!("The provider configuration is not fully known yet, so the tags of {repo_text} were not looked up; the state is kept as it was."));
+            return keep(state, private, why.into());
+        }
         let provider = match ctx.provider() {
             Ok(p) => p,
             Err(d) => return keep(state, private, d.into()),
