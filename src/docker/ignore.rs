@@ -141,16 +141,23 @@ fn prefix_could_match(pat: &[&str], dir: &[&str]) -> bool {
     }
 }
 
-/// Go's `filepath.Clean` on a `/` path, then the leading `/` dropped.
+/// Go's `filepath.Clean` on a `/` path, then the leading `/` dropped, as
+/// the Docker CLI reads ignore files. Clean keeps the leading `..` of a
+/// relative path (`../x` stays `../x`, which matches nothing in a context),
+/// while above the root of a rooted one stays at the root (`/../x` is `x`).
 fn clean(pattern: &str) -> String {
+    let rooted = pattern.starts_with('/');
     let mut out: Vec<&str> = Vec::new();
     for seg in pattern.split('/') {
         match seg {
             "" | "." => {}
-            ".." => {
-                // Above the root stays at the root, as Clean does for "/..".
-                out.pop();
-            }
+            ".." => match out.last() {
+                Some(&last) if last != ".." => {
+                    out.pop();
+                }
+                _ if rooted => {}
+                _ => out.push(".."),
+            },
             s => out.push(s),
         }
     }
@@ -195,8 +202,9 @@ fn compile(pattern: &str) -> Result<Regex, String> {
             '[' => {
                 in_class = true;
                 re.push('[');
-                // Go globs negate with `^`; shells (and many users) with `!`.
-                if matches!(chars.get(i), Some('^') | Some('!')) {
+                // GOTCHA: Docker's patterns negate a class with `^` only, as
+                // Go's filepath.Match does; `[!a]` matches `!` or `a`.
+                if chars.get(i) == Some(&'^') {
                     re.push('^');
                     i += 1;
                 }
@@ -224,6 +232,13 @@ mod tests {
         assert_eq!(clean("/a/./b//c/"), "a/b/c");
         assert_eq!(clean("a/../b"), "b");
         assert_eq!(clean("/"), "");
+        assert_eq!(clean("../x"), "../x", "kept: it matches nothing");
+        assert_eq!(clean("a/../../x"), "../x");
+        assert_eq!(
+            clean("/../x"),
+            "x",
+            "above the root of a rooted path is the root"
+        );
     }
 
     #[test]

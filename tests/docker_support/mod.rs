@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Reading a small image back out of the daemon for assertions: the whole
 //! archive in memory through the same streaming walker the provider uses
 //! (fine for the few-KiB images tests build; the provider never does this).
