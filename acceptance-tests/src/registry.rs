@@ -30,15 +30,24 @@ pub struct Registry {
 impl Registry {
     /// An open registry: anyone may push and pull.
     pub fn start() -> Registry {
-        Registry::launch(None)
+        Registry::launch(None, true)
+    }
+
+    /// An open registry that refuses DELETE (405), as distribution does without
+    /// `storage.delete.enabled` and some hosted registries always do.
+    pub fn without_delete() -> Registry {
+        Registry::launch(None, false)
     }
 
     /// A registry that answers 401 unless given these basic-auth credentials.
     pub fn with_auth(username: &str, password: &str) -> Registry {
-        Registry::launch(Some(Credentials {
-            username: username.to_string(),
-            password: password.to_string(),
-        }))
+        Registry::launch(
+            Some(Credentials {
+                username: username.to_string(),
+                password: password.to_string(),
+            }),
+            true,
+        )
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -60,11 +69,11 @@ impl Registry {
         dir_bytes(&self.dir.path().join("data/docker/registry/v2/blobs"))
     }
 
-    fn launch(credentials: Option<Credentials>) -> Registry {
+    fn launch(credentials: Option<Credentials>, delete: bool) -> Registry {
         // NOTE: free_port() can race with another test's registry; ours then exits on bind.
         // Each attempt gets a fresh port, and readiness checks our own marker header.
         for _ in 0..3 {
-            if let Some(registry) = Registry::try_launch(credentials.clone()) {
+            if let Some(registry) = Registry::try_launch(credentials.clone(), delete) {
                 return registry;
             }
         }
@@ -74,7 +83,7 @@ impl Registry {
         );
     }
 
-    fn try_launch(credentials: Option<Credentials>) -> Option<Registry> {
+    fn try_launch(credentials: Option<Credentials>, delete: bool) -> Option<Registry> {
         let binary = tools::system("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("stevedore-registry")
@@ -87,7 +96,7 @@ impl Registry {
             .unwrap_or_default();
         let marker = dir.path().display().to_string();
         let config = dir.path().join("config.yml");
-        fs::write(&config, config_yml(&dir, &address, &marker, &auth)).unwrap();
+        fs::write(&config, config_yml(&dir, &address, &marker, &auth, delete)).unwrap();
         let log = fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(binary)
             .arg("serve")
@@ -181,7 +190,7 @@ fn write_htpasswd(dir: &TempDir, c: &Credentials) -> String {
 /// checks never mistake another test's registry for ours.
 const MARKER_HEADER: &str = "x-stevedore-test-registry";
 
-fn config_yml(dir: &TempDir, address: &str, marker: &str, auth: &str) -> String {
+fn config_yml(dir: &TempDir, address: &str, marker: &str, auth: &str, delete: bool) -> String {
     format!(
         r#"version: 0.1
 log:
@@ -192,7 +201,7 @@ storage:
   filesystem:
     rootdirectory: {root}
   delete:
-    enabled: true
+    enabled: {delete}
 http:
   addr: {address}
   secret: stevedore-acceptance

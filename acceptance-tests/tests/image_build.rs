@@ -421,10 +421,17 @@ fn secret_context(sleep: u32) -> tempfile::TempDir {
         .unwrap();
     build_proof_program(dir.path());
     fs::remove_file(dir.path().join("proof.c")).unwrap();
+    // The daemon's BuildKit is shared by every test and provider process, and
+    // merges identical steps across them: a nonce keeps this context's own.
+    fs::write(
+        dir.path().join("nonce.txt"),
+        dir.path().display().to_string(),
+    )
+    .unwrap();
     fs::write(
         dir.path().join("Dockerfile"),
         format!(
-            "FROM scratch\nCOPY proof /proof\n\
+            "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
              RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/proof.txt\", \"{sleep}\"]\n"
         ),
     )

@@ -1,0 +1,245 @@
+//! `stevedore_image_build` paths a user meets that the main image_build tests do not:
+//! the default keep_remotely, a registry that refuses DELETE, a Dockerfile elsewhere,
+//! which changes plan a rebuild, what no_cache does, context_hash at plan time, and
+//! credentials from `registry_auth` and from a docker config file used by an apply.
+
+use std::fs;
+use std::path::Path;
+
+use acceptance_tests::hcl::{provider_block, quote, terraform_block};
+use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
+use acceptance_tests::{acc_test, Registry, Workdir};
+use serde_json::Value;
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+fn context(dockerfile_at: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join(dockerfile_at);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, "FROM scratch\nCOPY app.txt /app.txt\n").unwrap();
+    fs::write(dir.path().join("app.txt"), "version 1\n").unwrap();
+    dir
+}
+
+fn config(provider: &str, ctx: &Path, repo: &str, extra: &str) -> String {
+    format!(
+        "{}{provider}resource \"stevedore_image_build\" \"app\" {{\n  context    = {}\n  repository = {}\n{extra}}}\noutput \"digest\" {{\n  value = stevedore_image_build.app.digest\n}}\noutput \"context_hash\" {{\n  value = stevedore_image_build.app.context_hash\n}}\n",
+        terraform_block(),
+        quote(&ctx.display().to_string()),
+        quote(repo)
+    )
+}
+
+fn status(registry: &Registry, name: &str, reference: &str) -> u16 {
+    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
+    let mut req = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("accept", ACCEPT);
+    if let Some(c) = &registry.credentials {
+        req = req.basic_auth(&c.username, Some(&c.password));
+    }
+    req.send().unwrap().status().as_u16()
+}
+
+/// The planned change of the one resource, from `plan -out` + `show -json`.
+fn planned_change(tf: &Workdir) -> Value {
+    let plan = tf.plan_json();
+    plan["resource_changes"][0]["change"].clone()
+}
+
+acc_test!(default_keep_remotely_leaves_the_image_on_destroy, |mode| {
+    let registry = Registry::start();
+    let ctx = context("Dockerfile");
+    let tf = Workdir::new(
+        mode,
+        &config("", ctx.path(), &format!("{}/web", registry.address), ""),
+    );
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    tf.destroy().success();
+    assert_eq!(status(&registry, "web", &digest), 200);
+    assert_eq!(status(&registry, "web", "latest"), 200);
+});
+
+acc_test!(a_registry_refusing_delete_gives_a_warning, |mode| {
+    let registry = Registry::without_delete();
+    let ctx = context("Dockerfile");
+    let repo = format!("{}/web", registry.address);
+    let tf = Workdir::new(
+        mode,
+        &config("", ctx.path(), &repo, "  keep_remotely = false\n"),
+    );
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    let run = tf.destroy();
+    let shown = format!("{}{}", run.stdout, run.stderr);
+    run.success();
+    assert!(shown.contains("Image Left In Registry"), "{shown}");
+    assert!(shown.contains("answered HTTP 405"), "{shown}");
+    assert_eq!(status(&registry, "web", &digest), 200, "still there");
+});
+
+acc_test!(a_dockerfile_elsewhere_in_the_context_builds, |mode| {
+    let registry = Registry::start();
+    let ctx = context("build/Containerfile");
+    let repo = format!("{}/web", registry.address);
+    let extra = "  dockerfile = \"build/Containerfile\"\n";
+    let tf = Workdir::new(mode, &config("", ctx.path(), &repo, extra));
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    assert_eq!(status(&registry, "web", &digest), 200);
+    tf.assert_plans_empty();
+});
+
+acc_test!(
+    context_hash_is_known_at_plan_and_these_changes_rebuild,
+    |mode| {
+        let registry = Registry::start();
+        let ctx = context("Dockerfile");
+        fs::write(
+            ctx.path().join("Other.Dockerfile"),
+            "FROM scratch\nCOPY app.txt /other.txt\n",
+        )
+        .unwrap();
+        let repo = format!("{}/web", registry.address);
+        let tf = Workdir::new(mode, &config("", ctx.path(), &repo, ""));
+        tf.init().success();
+        let create = planned_change(&tf);
+        let hash = create["after"]["context_hash"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(hash.starts_with("sha256:"), "known at plan: {create:#}");
+        assert_eq!(create["after_unknown"]["digest"], true);
+        tf.apply().success();
+        assert_eq!(
+            tf.output("context_hash"),
+            hash.as_str(),
+            "the output is the planned hash"
+        );
+        for extra in [
+            "  dockerfile = \"Other.Dockerfile\"\n",
+            "  tags = [\"latest\", \"v2\"]\n",
+            "  builder = \"classic\"\n",
+            "  triggers = { release = \"2\" }\n",
+        ] {
+            tf.write_config(&config("", ctx.path(), &repo, extra));
+            let change = planned_change(&tf);
+            assert_eq!(change["actions"], serde_json::json!(["update"]), "{extra}");
+            assert_eq!(
+                change["after_unknown"]["digest"], true,
+                "{extra} plans a rebuild"
+            );
+        }
+    }
+);
+
+acc_test!(no_cache_runs_cached_steps_again, |mode| {
+    let registry = Registry::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    build_proof_program(ctx.path());
+    // The daemon's build cache is shared by every test: a nonce keeps this
+    // test's steps its own (the other mode runs the same test at the same time).
+    let nonce = format!(
+        "{mode:?} {} {:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    fs::write(ctx.path().join("nonce.txt"), nonce).unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\nRUN --mount=type=secret,id=v [\"/proof\", \"/run/secrets/v\", \"/v.txt\"]\n",
+    )
+    .unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("v");
+    let repo = format!("{}/web", registry.address);
+    let extra = |no_cache: bool, release: u32| {
+        format!(
+            "  secret_files = {{ v = {} }}\n  no_cache = {no_cache}\n  triggers = {{ release = \"{release}\" }}\n",
+            quote(&file.display().to_string())
+        )
+    };
+    let proof_in = |tf: &Workdir, value: &str| {
+        let digest = tf.output("digest").as_str().unwrap().to_string();
+        image_layers_contain(
+            &registry,
+            "web",
+            &digest,
+            proof_line(value.as_bytes()).as_bytes(),
+        )
+    };
+    fs::write(&file, "first").unwrap();
+    let tf = Workdir::new(mode, &config("", ctx.path(), &repo, &extra(false, 1)));
+    tf.init().success();
+    tf.apply().success();
+    assert!(proof_in(&tf, "first"));
+    // A rebuild with the cache reuses the RUN step, whatever the secret holds now...
+    fs::write(&file, "second").unwrap();
+    tf.write_config(&config("", ctx.path(), &repo, &extra(false, 2)));
+    tf.apply().success();
+    assert!(proof_in(&tf, "first"), "the cached step ran again");
+    // ...and no_cache runs it again.
+    tf.write_config(&config("", ctx.path(), &repo, &extra(true, 3)));
+    tf.apply().success();
+    assert!(proof_in(&tf, "second"), "no_cache did not run the step");
+});
+
+acc_test!(registry_auth_credentials_push_and_verify, |mode| {
+    let registry = Registry::with_auth("ci", "s3cret-acc-5521");
+    let ctx = context("Dockerfile");
+    let repo = format!("{}/web", registry.address);
+    let tf = Workdir::new(
+        mode,
+        &config(&provider_block(&registry, None), ctx.path(), &repo, ""),
+    );
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    assert_eq!(status(&registry, "web", &digest), 200);
+    tf.assert_plans_empty();
+    // A wrong password is refused naming the registry, never showing either password.
+    tf.write_config(&config(
+        &provider_block(&registry, Some("wrong-pass-7781")),
+        ctx.path(),
+        &repo,
+        "  triggers = { r = \"2\" }\n",
+    ));
+    let stderr = tf.apply().failure();
+    assert!(stderr.contains(&registry.address), "{stderr}");
+    assert!(!stderr.contains("wrong-pass-7781") && !stderr.contains("s3cret-acc-5521"));
+});
+
+acc_test!(docker_config_file_credentials_push, |mode| {
+    use base64::Engine;
+    let registry = Registry::with_auth("cfg", "from-docker-config-3310");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("cfg:from-docker-config-3310");
+    fs::write(
+        &cfg,
+        serde_json::json!({ "auths": { registry.address.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let provider = format!(
+        "provider \"stevedore\" {{\n  docker_config_file = {}\n}}\n",
+        quote(&cfg.display().to_string())
+    );
+    let ctx = context("Dockerfile");
+    let repo = format!("{}/web", registry.address);
+    let tf = Workdir::new(mode, &config(&provider, ctx.path(), &repo, ""));
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    assert_eq!(status(&registry, "web", &digest), 200);
+});
