@@ -106,6 +106,20 @@ pub fn validate(config: &Value) -> Diagnostics {
             ));
         }
     }
+    let endpoints = config.get("aws").get("endpoints");
+    for service in ["ecs", "ecr"] {
+        let Some(url) = endpoints.get(service).as_str() else {
+            continue;
+        };
+        let ok = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        if !ok {
+            let at = AttrPath::attr("aws")
+                .then_attr("endpoints")
+                .then_attr(service);
+            diags.push(Diagnostic::error("Invalid Endpoint", format!("aws.endpoints.{service} = {url:?} is not an http(s) URL; use e.g. \"http://127.0.0.1:5055\" for moto or LocalStack.")).at(at));
+        }
+    }
     diags
 }
 

@@ -122,6 +122,15 @@ impl Resource for EcsRedeploy {
                 ));
             }
         }
+        if let Some(digest) = config.get("digest").as_str() {
+            if !crate::registry::reference::is_valid_digest(digest) {
+                d.push(Diagnostic::attr_error(
+                    "digest",
+                    "Invalid Digest",
+                    format!("digest = {digest:?} is not an image digest; give `algorithm:hex` such as `sha256:` and 64 hex digits, e.g. stevedore_image_build.app.digest (not image_uri, and not a tag)."),
+                ));
+            }
+        }
         for op in ["create", "update"] {
             let path = AttrPath::attr("timeouts").then_attr(op);
             if let Some(text) = config.at(&path).as_str() {
