@@ -223,3 +223,72 @@ fn mtime(meta: &std::fs::Metadata) -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a file that shrank after its header was written was
+    /// padded with zeros and reached the daemon silently corrupted.
+    #[test]
+    fn a_short_read_is_an_error_not_padding() {
+        let mut short = Exact {
+            inner: &b"abc"[..],
+            left: 5,
+        };
+        let mut out = Vec::new();
+        let err = std::io::copy(&mut short, &mut out).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string()
+                .contains("shrank while it was being sent (2 bytes missing)"),
+            "{err}"
+        );
+        let mut exact = Exact {
+            inner: &b"abc"[..],
+            left: 3,
+        };
+        assert_eq!(std::io::copy(&mut exact, &mut out).unwrap(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_stream_carries_the_listed_files_and_a_failure_names_the_cause() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "b.txt\n").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "b").unwrap();
+        let source = ContextSource {
+            dir: dir.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+        };
+        let (stream, job) = source.stream();
+        let bytes: Vec<u8> = stream.map(|piece| piece.unwrap().to_vec()).concat().await;
+        assert!(job.failure().is_none());
+        let mut tar = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "a.txt"]);
+        assert_eq!(source.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+        // A context that cannot be listed ends the stream with an error the job names.
+        let gone = ContextSource {
+            dir: dir.path().join("missing"),
+            dockerfile: "Dockerfile".into(),
+        };
+        let (stream, job) = gone.stream();
+        let pieces: Vec<std::io::Result<Bytes>> = stream.collect().await;
+        assert!(
+            pieces.last().is_some_and(|p| p.is_err()),
+            "the body ends in an error"
+        );
+        assert!(matches!(
+            job.failure(),
+            Some(ContextError::ContextMissing { .. })
+        ));
+    }
+}
