@@ -243,3 +243,29 @@ acc_test!(docker_config_file_credentials_push, |mode| {
     let digest = tf.output("digest").as_str().unwrap().to_string();
     assert_eq!(status(&registry, "web", &digest), 200);
 });
+
+acc_test!(build_log_file_holds_the_build_output, |mode| {
+    let registry = Registry::start();
+    let ctx = context("Dockerfile");
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("build.log");
+    let repo = format!("{}/web", registry.address);
+    let extra = format!(
+        "  build_log_file = {}\n",
+        quote(&file.display().to_string())
+    );
+    let tf = Workdir::new(mode, &config("", ctx.path(), &repo, &extra));
+    tf.init().success();
+    tf.apply().success();
+    let log = fs::read_to_string(&file).unwrap();
+    assert!(log.contains("COPY app.txt /app.txt"), "{log}");
+    assert!(log.contains("pushed linux/amd64 manifest sha256:"), "{log}");
+    // The file is no build input: moving it plans no rebuild.
+    let moved = format!(
+        "  build_log_file = {}\n",
+        quote(&logs.path().join("other.log").display().to_string())
+    );
+    tf.write_config(&config("", ctx.path(), &repo, &moved));
+    let change = planned_change(&tf);
+    assert_eq!(change["after_unknown"]["digest"], Value::Null, "{change:#}");
+});

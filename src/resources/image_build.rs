@@ -7,6 +7,7 @@
 //! compares with the digest apply recorded in private state.
 
 mod apply;
+mod build_log;
 mod delete;
 mod inputs;
 mod plan;
@@ -128,7 +129,13 @@ impl Resource for ImageBuild {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let log = |line: &str| tracing::debug!(target: "stevedore::build", repository = %repo_text, "{line}");
+        let mut build_log =
+            match build_log::BuildLog::open(&repo_text, req.planned.get("build_log_file").as_str())
+            {
+                Ok(l) => l,
+                Err(d) => return fail(d.into()),
+            };
+        let log = |line: &str| build_log.line(line);
         // Boxed: the whole publish is a deep future, too deep for the async-trait's one.
         let published = Box::pin(publish::build_and_push(
             &docker,
@@ -258,6 +265,7 @@ fn schema() -> Schema {
         .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive, but Terraform before 1.11 keeps them in state: prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive())
         .attr(Attribute::optional("secret_env", ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
         .attr(Attribute::optional("secret_files", ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
+        .attr(Attribute::optional("build_log_file", s.clone(), "File to write the full build output to as the build runs (so `tail -f` shows progress in CI); relative paths are from the directory terraform runs in. Build steps also go to the provider log at `info`."))
         .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
         .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
         .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses BuildKit when the daemon offers it (Docker 18.09+ on Linux), else the classic builder; `secrets` need BuildKit.", quoted(&inputs::BUILDERS))))
