@@ -269,3 +269,89 @@ acc_test!(build_log_file_holds_the_build_output, |mode| {
     let change = planned_change(&tf);
     assert_eq!(change["after_unknown"]["digest"], Value::Null, "{change:#}");
 });
+
+/// The diff_ids of the image `tag` of repository `name` points at.
+fn diff_ids(registry: &Registry, name: &str, tag: &str) -> Vec<String> {
+    let http = reqwest::blocking::Client::new();
+    let url = format!("{}/v2/{name}/manifests/{tag}", registry.url());
+    let manifest: Value = serde_json::from_slice(
+        &http
+            .get(&url)
+            .header("accept", ACCEPT)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let url = format!("{}/v2/{name}/blobs/{config}", registry.url());
+    let config: Value =
+        serde_json::from_slice(&http.get(&url).send().unwrap().bytes().unwrap()).unwrap();
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The daemon forgets every build cache it has, then builds with `cache_from` the
+/// image pushed with `cache_inline`: the slow RUN step comes from the registry.
+/// One mode only: it prunes the daemon's build cache, which the other mode's run of
+/// the same test would lose mid-build.
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn cache_from_an_inline_cache_image_skips_the_slow_step() {
+    let registry = Registry::start();
+    let ctx = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    build_proof_program(ctx.path());
+    let nonce = format!("{} {:?}", std::process::id(), std::time::SystemTime::now());
+    fs::write(ctx.path().join("nonce.txt"), nonce).unwrap();
+    fs::write(ctx.path().join("late.txt"), "one\n").unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
+         RUN [\"/proof\", \"/nonce.txt\", \"/slow.txt\", \"3\"]\nCOPY late.txt /late.txt\n",
+    )
+    .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("build.log");
+    let repo = format!("{}/web", registry.address);
+    let cfg = |cache_from: &str| {
+        let extra = format!(
+            "  cache_inline = true\n  build_log_file = {}\n{cache_from}",
+            quote(&log.display().to_string())
+        );
+        config("", ctx.path(), &repo, &extra)
+    };
+    let tf = Workdir::new(acceptance_tests::Mode::Installed, &cfg(""));
+    tf.init().success();
+    tf.apply().success();
+    let first = diff_ids(&registry, "web", "latest");
+
+    let pruned = std::process::Command::new("docker")
+        .args(["builder", "prune", "-af"])
+        .output()
+        .unwrap();
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    fs::write(ctx.path().join("late.txt"), "two\n").unwrap();
+    tf.write_config(&cfg(&format!("  cache_from = [\"{repo}:latest\"]\n")));
+    tf.apply().success();
+    let second = diff_ids(&registry, "web", "latest");
+    let build_log = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        first[..3],
+        second[..3],
+        "the RUN layer was built again:\n{build_log}"
+    );
+    assert_ne!(first[3], second[3], "the late file changed");
+    tf.assert_plans_empty();
+}

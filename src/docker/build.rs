@@ -56,6 +56,23 @@ pub struct BuildRequest {
     pub tag: String,
     pub secrets: BTreeMap<String, SecretValue>,
     pub builder: BuilderKind,
+    /// Registry images to take build cache from (`--cache-from`).
+    pub cache_from: Vec<String>,
+    /// Embed BuildKit inline cache metadata in the image's config.
+    pub cache_inline: bool,
+    /// Credentials the daemon uses to pull `cache_from` images.
+    pub registry_credentials: RegistryCredentials,
+}
+
+/// Registry credentials by host for the daemon; `Debug` names the hosts only
+/// (bollard's `DockerCredentials` would print the password).
+#[derive(Clone, Default)]
+pub struct RegistryCredentials(pub HashMap<String, bollard::auth::DockerCredentials>);
+
+impl fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +299,7 @@ async fn drain_classic(
     let body = bollard::body_try_stream(body);
 
     let mut progress = Progress::default();
-    let mut stream = docker.build_image(options, None, Some(body));
+    let mut stream = docker.build_image(options, credentials(req), Some(body));
     loop {
         let item = tokio::select! {
             _ = cancel.cancelled() => return Err(BuildError::Cancelled),
@@ -400,11 +417,23 @@ pub async fn remove_image(docker: &Docker, tag: &str) -> Result<(), BuildError> 
     }
 }
 
+/// The registry credentials to hand the daemon, if any (for `cache_from`).
+pub(super) fn credentials(
+    req: &BuildRequest,
+) -> Option<HashMap<String, bollard::auth::DockerCredentials>> {
+    (!req.registry_credentials.0.is_empty()).then(|| req.registry_credentials.0.clone())
+}
+
 /// The build options the classic and BuildKit paths share.
 pub(super) fn common_options(req: &BuildRequest, no_cache: bool) -> BuildImageOptionsBuilder {
-    let build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
+    let mut build_args: HashMap<String, String> = req.build_args.clone().into_iter().collect();
+    if req.cache_inline {
+        // BuildKit's own switch for inline cache metadata, as `docker build` sets it.
+        build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+    }
     let labels: HashMap<String, String> = req.labels.clone().into_iter().collect();
     BuildImageOptionsBuilder::new()
+        .cachefrom(&req.cache_from)
         .dockerfile(&req.dockerfile)
         .t(&req.tag)
         .platform(&req.platform)

@@ -88,7 +88,7 @@ async fn drive(
         .build();
 
     let mut progress = Vertices::default();
-    let mut stream = docker.build_image(options, None, Some(body));
+    let mut stream = docker.build_image(options, super::build::credentials(req), Some(body));
     loop {
         let item = tokio::select! {
             _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
@@ -170,6 +170,7 @@ pub(crate) async fn run_with_secrets(
     log("building with BuildKit and secret mounts (the daemon sends no progress on this path)");
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (thread_docker, tag, cancel2) = (docker.clone(), req.tag.clone(), cancel.clone());
+    let credentials = req.registry_credentials.0.clone();
     std::thread::spawn(move || {
         let result = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -180,9 +181,15 @@ pub(crate) async fn run_with_secrets(
                     use bollard::grpc::driver::Build;
                     let driver = bollard::grpc::driver::moby::Moby::new(&thread_docker);
                     let load = bollard::grpc::build::ImageBuildLoadInput::Upload(context);
+                    let creds = (!credentials.is_empty()).then(|| {
+                        credentials
+                            .iter()
+                            .map(|(host, c)| (host.as_str(), c.clone()))
+                            .collect()
+                    });
                     tokio::select! {
                         _ = cancel2.cancelled() => None,
-                        r = driver.docker_build(&tag, options, load, None, None) => Some(r),
+                        r = driver.docker_build(&tag, options, load, creds, None) => Some(r),
                     }
                 })
             });
@@ -243,6 +250,16 @@ fn frontend_options(
     }
     for (k, v) in &req.build_args {
         opts = opts.buildarg(k, v);
+    }
+    if req.cache_inline {
+        opts = opts.buildarg("BUILDKIT_INLINE_CACHE", "1");
+    }
+    for image in &req.cache_from {
+        let entry = bollard::moby::buildkit::v1::CacheOptionsEntry {
+            r#type: "registry".into(),
+            attrs: [("ref".to_string(), image.clone())].into(),
+        };
+        opts = opts.cachefrom(&entry);
     }
     for (k, v) in &req.labels {
         opts = opts.label(k, v);

@@ -17,7 +17,8 @@ mod layout;
 
 pub use crate::registry::Platform;
 pub use build::{
-    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, SecretValue,
+    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, RegistryCredentials,
+    SecretValue,
 };
 pub use compress::{is_gzip, layer_gzip, HashingWriter, LAYER_GZIP_LEVEL};
 pub use connect::{connect, ping};

@@ -55,6 +55,10 @@ pub struct PublishRequest {
     pub no_cache: bool,
     pub format: Format,
     pub builder: BuilderKind,
+    /// Registry images to take build cache from.
+    pub cache_from: Vec<Reference>,
+    /// Embed BuildKit inline cache metadata in the pushed image.
+    pub cache_inline: bool,
 }
 
 /// What the registry now serves under every tag, verified.
@@ -185,6 +189,9 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         tag: tag.to_string(),
         secrets: req.secrets.clone(),
         builder: req.builder,
+        cache_from: req.cache_from.iter().map(Reference::to_string).collect(),
+        cache_inline: req.cache_inline,
+        registry_credentials: cache_credentials(registry, &req.cache_from).await,
     };
     let prefix = if req.platforms.len() > 1 {
         format!("[{shown}] ")
@@ -236,6 +243,53 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         ),
     );
     Ok(pushed)
+}
+
+/// The provider's credentials for the registries of `cache_from`, for the
+/// daemon to pull cache with. A registry whose credentials cannot be had is
+/// left out: the daemon then pulls anonymously or builds without that cache.
+async fn cache_credentials(
+    registry: &RegistryClient,
+    cache_from: &[Reference],
+) -> docker::RegistryCredentials {
+    use crate::registry::Credential;
+    use bollard::auth::DockerCredentials;
+    let mut out = std::collections::HashMap::new();
+    for reference in cache_from {
+        let host = reference.api_host().to_string();
+        if out.contains_key(&host) {
+            continue;
+        }
+        let credential = match registry.auth_settings().resolve(&host).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(registry = %host, error = %e, "no credentials for a cache_from registry; the daemon pulls anonymously");
+                continue;
+            }
+        };
+        let base = DockerCredentials {
+            serveraddress: Some(host.clone()),
+            ..DockerCredentials::default()
+        };
+        let creds = match credential {
+            Credential::Anonymous => continue,
+            Credential::Basic { username, password } => DockerCredentials {
+                username: Some(username),
+                password: Some(password),
+                ..base
+            },
+            Credential::Bearer { token } => DockerCredentials {
+                registrytoken: Some(token),
+                ..base
+            },
+            Credential::IdentityToken { token } => DockerCredentials {
+                identitytoken: Some(token),
+                ..base
+            },
+        };
+        out.insert(host, creds);
+    }
+    docker::RegistryCredentials(out)
 }
 
 /// A short name for this publish's local build tags, unique per call so two

@@ -38,6 +38,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
         ("manifest_format", Value::string("docker")),
         ("builder", Value::string("auto")),
         ("keep_remotely", Value::Bool(true)),
+        ("cache_inline", Value::Bool(false)),
     ]
 }
 
@@ -265,6 +266,8 @@ fn schema() -> Schema {
         .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive, but Terraform before 1.11 keeps them in state: prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive())
         .attr(Attribute::optional("secret_env", ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
         .attr(Attribute::optional("secret_files", ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
+        .attr(Attribute::optional("cache_from", Type::list(s.clone()), "Registry images (`repository:tag` or `@digest`) to take build cache from, pulled by the daemon with the provider's registry credentials. Not a build input: changing it plans no rebuild."))
+        .attr(Attribute::optional_computed("cache_inline", Type::Bool, "Embed BuildKit inline cache metadata in the pushed image, so a later build can name it in `cache_from`. Default `false`."))
         .attr(Attribute::optional("build_log_file", s.clone(), "File to write the full build output to as the build runs (so `tail -f` shows progress in CI); relative paths are from the directory terraform runs in. Build steps also go to the provider log at `info`."))
         .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
         .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))

@@ -32,6 +32,10 @@ resource "stevedore_image_build" "web" {
   secret_env   = { npm = "NPM_TOKEN" }
   secret_files = { pip = "${path.module}/pip.conf" }
 
+  # Build cache from the registry: CI runners start with an empty daemon.
+  cache_from   = ["${aws_ecr_repository.web.repository_url}:latest"]
+  cache_inline = true # the pushed image carries the cache for the next build
+
   manifest_format = "docker" # widest runtime support; "oci" for OCI media types
   keep_remotely   = true     # destroy leaves the image in ECR
 

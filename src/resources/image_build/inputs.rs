@@ -59,6 +59,23 @@ pub fn validate(config: &Value) -> Diagnostics {
             .err()
             .map(|e| ("Invalid Platform", e.to_string()))
     });
+    for (i, r) in config
+        .get("cache_from")
+        .as_list()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(Err(e)) = r.as_str().map(Reference::parse) {
+            d.push(
+                Diagnostic::error(
+                    "Invalid Cache Image",
+                    format!("cache_from has {:?}: {e}", r.as_str().unwrap_or_default()),
+                )
+                .at(AttrPath::attr("cache_from").then_index(i)),
+            );
+        }
+    }
     check_list(&mut d, config, "tags", |t| {
         (!valid_tag(t)).then(|| {
             ("Invalid Tag", format!("{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting with . or -"))
@@ -229,6 +246,12 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             .as_deref()
             .and_then(builder)
             .unwrap_or_default(),
+        // validate above proved every entry parses.
+        cache_from: strings(planned.get("cache_from"))
+            .iter()
+            .filter_map(|r| Reference::parse(r).ok())
+            .collect(),
+        cache_inline: planned.get("cache_inline").as_bool().unwrap_or(false),
     })
 }
 

@@ -40,6 +40,7 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
         "no_cache",
         "manifest_format",
         "builder",
+        "cache_inline",
     ] {
         if !planned.get(name).is_wholly_known() {
             return None;
@@ -72,6 +73,11 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
     }
     let no_cache = planned.get("no_cache").as_bool().unwrap_or(false);
     inputs.insert("no_cache".into(), no_cache.to_string());
+    // Inline cache metadata changes the image config; absent (false) adds
+    // nothing, so the hashes of existing states stay as they were.
+    if planned.get("cache_inline").as_bool() == Some(true) {
+        inputs.insert("cache_inline".into(), "true".into());
+    }
     Some(inputs)
 }
 
