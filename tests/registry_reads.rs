@@ -6,7 +6,7 @@
 mod fake;
 
 use fake::FakeRegistry;
-use stevedore::registry::cache::ContentCache;
+use stevedore::registry::cache::{ContentCache, DiskCache};
 use stevedore::registry::{inspect, AuthSettings, Platform, Reference, RegistryClient};
 
 /// Each test's own cache, so runs before it cannot answer for the registry.
@@ -131,4 +131,20 @@ async fn concurrent_reads_of_one_reference_are_coalesced() {
     assert_eq!(count("HEAD /v2/web/manifests/v2"), 1, "{requests:#?}");
     assert_eq!(count("GET /v2/web/manifests/"), 1, "{requests:#?}");
     assert_eq!(count("GET /v2/web/blobs/"), 1, "{requests:#?}");
+}
+
+#[tokio::test]
+async fn the_next_process_reads_manifests_and_configs_from_the_shared_cache() {
+    let registry = FakeRegistry::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let process = || {
+        let disk = DiskCache::new(dir.path().join("registry-content"));
+        RegistryClient::with_cache(AuthSettings::default(), ContentCache::with_disk(disk))
+    };
+    let image = Reference::parse(&format!("{}/web:v1", registry.host)).unwrap();
+    inspect(&process(), &image, None).await.unwrap();
+    registry.clear();
+    let again = inspect(&process(), &image, None).await.unwrap();
+    assert_eq!(again.os.as_deref(), Some("linux"));
+    assert_eq!(registry.requests(), ["HEAD /v2/web/manifests/v1"]);
 }
