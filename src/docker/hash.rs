@@ -1,7 +1,9 @@
 //! `context_hash`: one sha256 over what a build would send plus every build
-//! input, computed at plan time without making a tarball. File contents are
-//! hashed in parallel; the combining pass walks entries in path order, so the
-//! result does not depend on thread scheduling.
+//! input, computed at plan time without making a tarball. A file whose stat
+//! says it is unchanged since it was last hashed is not read again
+//! (`stat_cache`); the others are hashed in parallel; the combining pass
+//! walks entries in path order, so the result does not depend on thread
+//! scheduling.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,12 +11,14 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
 use super::context::{
     dockerfile_in_context, io_err, list_files, ContextEntry, ContextError, EntryKind,
 };
+use super::stat_cache::{Stat, StatCache};
 
 /// Bumped whenever the hashed layout changes, so old states plan a rebuild
 /// rather than silently comparing different things.
@@ -28,9 +32,31 @@ pub fn context_hash(
     dockerfile: &Path,
     inputs: &BTreeMap<String, String>,
 ) -> Result<String, ContextError> {
+    let mut cache = StatCache::for_context(context);
+    let (hash, _) = context_hash_with(context, dockerfile, inputs, &mut cache)?;
+    cache.save();
+    Ok(hash)
+}
+
+/// How a [`context_hash_with`] got its file hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashStats {
+    /// Files whose content was read.
+    pub read: usize,
+    /// Files whose hash came from the stat cache.
+    pub reused: usize,
+}
+
+/// [`context_hash`] with the stat cache given (and not saved).
+pub fn context_hash_with(
+    context: &Path,
+    dockerfile: &Path,
+    inputs: &BTreeMap<String, String>,
+    cache: &mut StatCache,
+) -> Result<(String, HashStats), ContextError> {
     let entries = list_files(context, dockerfile)?;
     let dockerfile_rel = dockerfile_in_context(context, dockerfile)?;
-    let contents = hash_contents(context, &entries)?;
+    let (contents, stats) = cached_contents(context, &entries, cache)?;
 
     let mut h = Sha256::new();
     field(&mut h, LAYOUT_VERSION);
@@ -59,7 +85,44 @@ pub fn context_hash(
         field(&mut h, k.as_bytes());
         field(&mut h, v.as_bytes());
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok((format!("sha256:{}", hex::encode(h.finalize())), stats))
+}
+
+/// Per context entry, the file's sha256 (`None` for other kinds).
+type FileHashes = Vec<Option<Vec<u8>>>;
+
+/// Each regular file's sha256: from the stat cache where its stat allows,
+/// else read (and then remembered).
+fn cached_contents(
+    root: &Path,
+    entries: &[ContextEntry],
+    cache: &mut StatCache,
+) -> Result<(FileHashes, HashStats), ContextError> {
+    let mut contents: FileHashes = vec![None; entries.len()];
+    let mut misses = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.kind != EntryKind::File {
+            continue;
+        }
+        let path = root.join(&entry.rel_path);
+        let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let stat = Stat::of(&meta);
+        match stat.and_then(|s| cache.lookup(&entry.rel_path, &s)) {
+            Some(hash) => contents[i] = Some(hash),
+            None => misses.push(i),
+        }
+    }
+    let stats = HashStats {
+        read: misses.len(),
+        reused: entries.iter().filter(|e| e.kind == EntryKind::File).count() - misses.len(),
+    };
+    for (i, read) in hash_contents(root, entries, &misses)? {
+        if let Some(stat) = read.stat {
+            cache.record(&entries[i].rel_path, stat, &read.sha256, read.started);
+        }
+        contents[i] = Some(read.sha256);
+    }
+    Ok((contents, stats))
 }
 
 /// Length-prefixed, so no two different field sequences hash alike.
@@ -68,16 +131,25 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
-/// The sha256 of each regular file's content (None for other kinds), in the
-/// order of `entries`, computed over a small pool of scoped threads.
+/// One file's content hash, with the stat it is valid for (`None` when the
+/// file changed while it was read: then it is not remembered).
+struct FileHash {
+    sha256: Vec<u8>,
+    stat: Option<Stat>,
+    started: SystemTime,
+}
+
+/// The sha256 of the files `files` (indexes into `entries`), computed over
+/// a small pool of scoped threads.
 fn hash_contents(
     root: &Path,
     entries: &[ContextEntry],
-) -> Result<Vec<Option<Vec<u8>>>, ContextError> {
-    let files: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].kind == EntryKind::File)
-        .collect();
-    let results: Vec<Mutex<Option<Vec<u8>>>> = entries.iter().map(|_| Mutex::new(None)).collect();
+    files: &[usize],
+) -> Result<Vec<(usize, FileHash)>, ContextError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let results: Vec<Mutex<Option<FileHash>>> = files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<ContextError>> = Mutex::new(None);
     let threads = std::thread::available_parallelism()
@@ -98,7 +170,7 @@ fn hash_contents(
                     }
                     let path = root.join(&entries[idx].rel_path);
                     match hash_file(&path, &mut buf) {
-                        Ok(d) => *lock(&results[idx]) = Some(d),
+                        Ok(d) => *lock(&results[n]) = Some(d),
                         Err(e) => {
                             lock(&first_error).get_or_insert(e);
                             break;
@@ -111,9 +183,10 @@ fn hash_contents(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    Ok(results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok(files
+        .iter()
+        .zip(results)
+        .filter_map(|(&i, m)| Some((i, m.into_inner().unwrap_or_else(|p| p.into_inner())?)))
         .collect())
 }
 
@@ -123,8 +196,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn hash_file(path: &Path, buf: &mut [u8]) -> Result<Vec<u8>, ContextError> {
+/// Hashes one file; its stat is taken before and after the read, and only
+/// a file that did not change meanwhile may be remembered.
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<FileHash, ContextError> {
+    let started = SystemTime::now();
     let mut f = File::open(path).map_err(io_err(path))?;
+    let before = f.metadata().ok().as_ref().and_then(Stat::of);
     let mut h = Sha256::new();
     loop {
         let n = f.read(buf).map_err(io_err(path))?;
@@ -133,5 +210,14 @@ fn hash_file(path: &Path, buf: &mut [u8]) -> Result<Vec<u8>, ContextError> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().to_vec())
+    let after = f.metadata().ok().as_ref().and_then(Stat::of);
+    Ok(FileHash {
+        sha256: h.finalize().to_vec(),
+        stat: before.filter(|b| Some(*b) == after),
+        started,
+    })
 }
+
+#[cfg(test)]
+#[path = "hash_tests.rs"]
+mod tests;

@@ -14,6 +14,7 @@ pub mod export;
 mod hash;
 pub mod ignore;
 mod layout;
+pub mod stat_cache;
 
 pub use crate::registry::Platform;
 pub use build::{
@@ -28,5 +29,5 @@ pub use export::{
     config_facts, image_refs, save_reader, walk_archive, ArchiveIndex, ArchiveVisitor, ConfigFacts,
     ExportError, ImageRefs, SMALL_ENTRY,
 };
-pub use hash::context_hash;
+pub use hash::{context_hash, context_hash_with, HashStats};
 pub use ignore::IgnoreMatcher;

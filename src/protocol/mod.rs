@@ -10,6 +10,7 @@ pub mod plugin_services;
 pub mod serve;
 pub mod server;
 pub mod tls;
+mod tls_crypto;
 mod unsupported;
 
 #[allow(clippy::all, clippy::pedantic)]

@@ -4,19 +4,21 @@
 //! insists on it) and publish our certificate in the handshake line.
 //!
 //! Terraform's certificate is ECDSA P-521/SHA-512, which ring cannot verify,
-//! hence the aws-lc-rs crypto provider.
+//! hence aws-lc-rs for verification; everything that takes randomness runs
+//! on ring instead (see `tls_crypto` for why).
 
+use super::tls_crypto::{server_provider, ServerKey};
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
 };
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +28,8 @@ pub enum TlsError {
     ClientCert(String),
     #[error("could not create the server certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("could not create the server key: {0}")]
+    Key(String),
     #[error("could not set up TLS: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -41,15 +45,18 @@ pub fn setup(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
         .map_err(|e| TlsError::ClientCert(e.to_string()))?;
     let (cert, key) = server_certificate()?;
     let cert_field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(cert.as_ref());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(server_provider());
     let verifier = Arc::new(PinnedClient {
         cert: client.into_owned(),
         provider: provider.clone(),
     });
+    // NOTE: the key goes in as a resolver, not as DER through the provider's
+    // key loader, so aws-lc never parses (and checks with randomness) it.
+    let certified = CertifiedKey::new(vec![cert], Arc::new(key));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert], key)?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(ServerTls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
@@ -62,10 +69,10 @@ pub fn setup(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
 /// rather than go-plugin's P-521: Go accepts either, and it is the cheaper
 /// curve for every TLS handshake.
 ///
-/// NOTE: the ~25 ms this adds to start-up (see `make bench`) is aws-lc seeding
-/// its RNG from CPU jitter entropy, not the key generation itself.
-fn server_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+/// NOTE: key and signature come from ring and the OS generator: aws-lc's
+/// first random byte costs ~25 ms of CPU-jitter seeding (`tls_crypto`).
+fn server_certificate() -> Result<(CertificateDer<'static>, ServerKey), TlsError> {
+    let key = ServerKey::generate().map_err(TlsError::Key)?;
     let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
     params
         .distinguished_name
@@ -88,8 +95,7 @@ fn server_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'stati
     params.not_before = now - Duration::from_secs(30);
     params.not_after = now + Duration::from_secs(262_980 * 3600);
     let cert = params.self_signed(&key)?;
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((cert.der().clone(), key_der))
+    Ok((cert.der().clone(), key))
 }
 
 /// Accepts exactly the certificate Terraform gave us, nothing else.
@@ -153,3 +159,7 @@ impl ClientCertVerifier for PinnedClient {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

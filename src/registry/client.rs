@@ -1,23 +1,26 @@
 //! The distribution-API client: manifests and blobs by reference, with
 //! per-host credentials and transport, and digests we compute ourselves.
 //!
-//! oci-client does the HTTP, the token challenge and error envelopes; this
-//! wrapper adds what the provider needs on top: every manifest media type in
-//! `Accept`, one oci-client per host (so `insecure` applies to that host
-//! only), credential refresh, size limits and typed errors.
+//! Credentials are resolved per host here (and refreshed when an ECR token
+//! lapses); reads go through `read` (our own HTTP, one pool per host, tokens
+//! reused per scope) and `fetch` (what each read asks, when the content
+//! cache answers); the push path still borrows oci-client's token exchange.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth as OciAuth;
 use sha2::Digest as _;
 use tokio::sync::Mutex;
 
 use super::auth::{AuthSettings, Credential, CredentialSource, EcrTokenCache};
+use super::cache::ContentCache;
 use super::error::RegistryError;
+use super::flight::Flights;
 use super::manifest;
+use super::read::HostReader;
 use super::reference::Reference;
 
 /// Every manifest type we can read. A registry only serves an OCI index to a
@@ -57,6 +60,12 @@ pub struct RegistryClient {
     auth: AuthSettings,
     ecr_tokens: EcrTokenCache,
     hosts: Mutex<HashMap<String, HostClient>>,
+    /// The read path's HTTP client per host (see `read`).
+    readers: std::sync::Mutex<HashMap<String, Arc<HostReader>>>,
+    pub(super) content: ContentCache,
+    pub(super) manifest_flights: Flights<FetchedManifest>,
+    pub(super) head_flights: Flights<Option<String>>,
+    pub(super) blob_flights: Flights<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -68,53 +77,27 @@ impl std::fmt::Debug for RegistryClient {
 }
 
 impl RegistryClient {
+    /// A client whose content cache is the user's shared one.
     pub fn new(auth: AuthSettings) -> RegistryClient {
+        RegistryClient::with_cache(auth, ContentCache::from_env())
+    }
+
+    /// A client with its own content cache (tests, benchmarks).
+    pub fn with_cache(auth: AuthSettings, content: ContentCache) -> RegistryClient {
         RegistryClient {
             auth,
             ecr_tokens: EcrTokenCache::default(),
             hosts: Mutex::new(HashMap::new()),
+            readers: std::sync::Mutex::new(HashMap::new()),
+            content,
+            manifest_flights: Flights::default(),
+            head_flights: Flights::default(),
+            blob_flights: Flights::default(),
         }
     }
 
     pub fn auth_settings(&self) -> &AuthSettings {
         &self.auth
-    }
-
-    /// Fetches the manifest `reference` points to (by digest if it has one).
-    pub async fn get_manifest(
-        &self,
-        reference: &Reference,
-    ) -> Result<FetchedManifest, RegistryError> {
-        let session = self.session_for(reference).await?;
-        let target = oci_reference(reference);
-        let shown = reference.to_string();
-        let (bytes, _) = session
-            .client
-            .pull_manifest_raw(&target, &session.auth, MANIFEST_MEDIA_TYPES)
-            .await
-            .map_err(|e| session.classify(e, &reference.registry, &shown))?;
-        let digest = sha256_digest(&bytes);
-        if let Some(expected) = &reference.digest {
-            let actual = digest_with_algorithm(expected, &bytes).unwrap_or_else(|| digest.clone());
-            if &actual != expected {
-                return Err(RegistryError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        // oci-client does not hand back Content-Type, so the type comes from
-        // the document itself (required for Docker types, set by every OCI
-        // producer we know; structure decides when it is absent).
-        let media_type =
-            manifest::detect_media_type(&bytes).map_err(|e| RegistryError::InvalidManifest {
-                detail: format!("{shown}: {e}"),
-            })?;
-        Ok(FetchedManifest {
-            bytes: bytes.to_vec(),
-            media_type,
-            digest,
-        })
     }
 
     /// Fetches a blob of `repository` (tag and digest of the reference are
@@ -128,53 +111,26 @@ impl RegistryClient {
             .await
     }
 
-    /// Like [`RegistryClient::get_blob`] with an explicit size limit.
-    pub async fn get_blob_limited(
+    /// The read-side HTTP client for the reference's host (one connection
+    /// pool per registry for the whole run).
+    pub(super) fn reader_for(
         &self,
-        repository: &Reference,
-        digest: &str,
-        limit: u64,
-    ) -> Result<Vec<u8>, RegistryError> {
-        if !super::reference::is_valid_digest(digest)
-            || digest_with_algorithm(digest, b"").is_none()
-        {
-            return Err(RegistryError::InvalidManifest {
-                detail: format!("unsupported or malformed blob digest {digest:?}"),
-            });
+        reference: &Reference,
+    ) -> Result<Arc<HostReader>, RegistryError> {
+        let host = reference.api_host();
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reader) = readers.get(host) {
+            return Ok(reader.clone());
         }
-        let blob_ref = repository.with_digest(digest);
-        let shown = blob_ref.to_string();
-        let session = self.session_for(repository).await?;
-        let map = |e| session.classify(e, &repository.registry, &shown);
-        let sized = session
-            .client
-            .pull_blob_stream(&oci_reference(&blob_ref), digest)
-            .await
-            .map_err(map)?;
-        let too_large = || RegistryError::TooLarge {
-            digest: digest.into(),
-            limit,
-        };
-        if sized.content_length.is_some_and(|len| len > limit) {
-            return Err(too_large());
-        }
-        let mut stream = sized.stream;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| stream_error(e, &repository.registry))?;
-            if (bytes.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let actual = digest_with_algorithm(digest, &bytes).unwrap_or_default();
-        if actual != digest {
-            return Err(RegistryError::DigestMismatch {
-                expected: digest.into(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        let transport = self.auth.transport_for(host);
+        let reader = Arc::new(HostReader::new(
+            host,
+            &reference.registry,
+            transport.plain_http,
+            transport.accept_invalid_certs,
+        )?);
+        readers.insert(host.to_string(), reader.clone());
+        Ok(reader)
     }
 
     /// The oci-client for the reference's host, rebuilt when the credential
@@ -233,6 +189,10 @@ impl RegistryClient {
     /// after a 401: an ECR token can lapse during a long upload).
     pub(super) async fn forget_host(&self, host: &str) {
         self.hosts.lock().await.remove(host);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(host);
         self.ecr_tokens.invalidate(host).await;
     }
 
@@ -295,26 +255,6 @@ fn describe_credential(credential: &Credential, source: &CredentialSource) -> St
     }
 }
 
-/// oci-client verifies blob digests inside the stream and reports a
-/// mismatch as an I/O error wrapping its `DigestError`; unwrap it so a lying
-/// registry is not reported as a network failure.
-fn stream_error(err: std::io::Error, registry: &str) -> RegistryError {
-    use oci_client::errors::DigestError;
-    if let Some(DigestError::VerificationError { expected, actual }) = err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<DigestError>())
-    {
-        return RegistryError::DigestMismatch {
-            expected: expected.clone(),
-            actual: actual.clone(),
-        };
-    }
-    RegistryError::Unreachable {
-        registry: registry.into(),
-        detail: super::error::error_chain(&err),
-    }
-}
-
 fn oci_auth(credential: &Credential) -> OciAuth {
     match credential {
         Credential::Anonymous => OciAuth::Anonymous,
@@ -346,7 +286,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 /// The digest of `bytes` in the algorithm `like` uses; `None` if unsupported.
-fn digest_with_algorithm(like: &str, bytes: &[u8]) -> Option<String> {
+pub(super) fn digest_with_algorithm(like: &str, bytes: &[u8]) -> Option<String> {
     let (algorithm, _) = like.split_once(':')?;
     let hex = match algorithm {
         "sha256" => hex::encode(sha2::Sha256::digest(bytes)),

@@ -80,7 +80,7 @@ pub async fn inspect(
         image: image.clone(),
         detail,
     };
-    let top = client.get_manifest(reference).await?;
+    let top = client.get_manifest_cached(reference).await?;
     let parsed =
         manifest::parse(&top.bytes, &top.media_type).map_err(|e| invalid(e.to_string()))?;
     let mut result = Inspection {
@@ -186,7 +186,7 @@ async fn read_entry_config(
 ) -> Result<ImageConfig, InspectError> {
     let child_ref = reference.with_digest(&entry.digest);
     let image = child_ref.to_string();
-    let child = client.get_manifest(&child_ref).await?;
+    let child = client.get_child_manifest(&child_ref).await?;
     let parsed = manifest::parse(&child.bytes, &child.media_type).map_err(|e| {
         InspectError::InvalidManifest {
             image: image.clone(),

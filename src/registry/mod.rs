@@ -6,13 +6,17 @@
 
 pub mod assemble;
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod error;
+mod fetch;
+mod flight;
 pub mod inspect;
 pub mod manifest;
 pub mod platform;
 pub mod push;
 mod push_session;
+mod read;
 pub mod reference;
 pub mod upload;
 pub mod verify;

@@ -201,7 +201,7 @@ impl Resource for ImageBuild {
             Err(d) => return keep(state, private, d.into()),
         };
         let resolved = tokio::select! {
-            r = publish::resolve_tags(&provider.registry, &repo, &tags) => r,
+            r = provider.registry.tag_digests(&repo, &tags) => r,
             _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("Image Not Refreshed", "The refresh was interrupted; the state is kept as it was.").into()),
         };
         match resolved {

@@ -5,6 +5,7 @@
 
 mod docker_config;
 mod ecr;
+pub mod token;
 
 use std::fmt;
 use std::path::PathBuf;

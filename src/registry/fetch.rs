@@ -1,0 +1,291 @@
+//! Reading manifests and blobs: what each read asks the registry, and when
+//! the content cache may answer instead.
+//!
+//! The cache holds content by digest, which proves the bytes but not that a
+//! given repository has them. So it answers only where the registry has
+//! already vouched for that repository: a manifest after a `HEAD` of the
+//! reference, a manifest or config reached from a manifest the repository
+//! served (the registry refuses a manifest whose children or config it
+//! lacks). [`RegistryClient::get_manifest`] always asks the registry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+
+use super::client::{digest_with_algorithm, sha256_digest, FetchedManifest, RegistryClient};
+use super::error::RegistryError;
+use super::manifest;
+use super::read::{read_limited, HostReader, Read};
+use super::reference::{is_valid_digest, Reference};
+
+/// Manifests are JSON documents of a few KiB; an index of hundreds of
+/// platforms stays far below this.
+const MAX_MANIFEST: usize = 8 * 1024 * 1024;
+
+impl RegistryClient {
+    /// The manifest `reference` points to, as the registry serves it now
+    /// (by digest if it has one), checked against its digest.
+    pub async fn get_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let key = format!("GET {reference}");
+        self.manifest_flights
+            .run(&key, || self.fetch_manifest(reference))
+            .await
+    }
+
+    /// Like [`RegistryClient::get_manifest`], but one `HEAD` when the
+    /// manifest it names is already in the cache: the plan-time read.
+    pub async fn get_manifest_cached(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        if let Some(digest) = self.head_manifest(reference).await? {
+            if let Some(bytes) = self.content.get(&digest) {
+                return fetched(&bytes, digest, &reference.to_string());
+            }
+        }
+        self.get_manifest(reference).await
+    }
+
+    /// A manifest an index of `reference`'s repository lists, by digest.
+    pub async fn get_child_manifest(
+        &self,
+        child: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        if let Some(digest) = &child.digest {
+            if let Some(bytes) = self.content.get(digest) {
+                return fetched(&bytes, digest.clone(), &child.to_string());
+            }
+        }
+        self.get_manifest(child).await
+    }
+
+    /// What each tag of `repo` points at now: `Some(digest)`, or `None` when
+    /// the tag or the repository is missing; one `HEAD` per tag, all at once.
+    pub async fn tag_digests(
+        &self,
+        repo: &Reference,
+        tags: &[String],
+    ) -> Result<BTreeMap<String, Option<String>>, RegistryError> {
+        let lookups = tags.iter().map(|tag| async move {
+            let mut tagged = repo.clone();
+            tagged.tag = Some(tag.clone());
+            tagged.digest = None;
+            let digest = match self.head_manifest(&tagged).await {
+                Ok(Some(digest)) => Some(digest),
+                // No digest header: hash what a GET serves instead.
+                Ok(None) => match self.get_manifest(&tagged).await {
+                    Ok(fetched) => Some(fetched.digest),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+            Ok((tag.clone(), digest))
+        });
+        futures::future::try_join_all(lookups)
+            .await
+            .map(|pairs| pairs.into_iter().collect())
+    }
+
+    /// The digest the registry names for `reference` in a `HEAD`, or `None`
+    /// when it names none usable; a missing manifest is `NotFound`.
+    ///
+    /// NOTE: a HEAD has no body to hash, so the `Docker-Content-Digest`
+    /// header is taken as the registry's word for what the tag points at
+    /// (the same word a GET by tag gives). Any bytes used afterwards are
+    /// checked against that digest, and what runs is pulled by digest.
+    pub async fn head_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<String>, RegistryError> {
+        let key = format!("HEAD {reference}");
+        self.head_flights
+            .run(&key, || async {
+                let shown = reference.to_string();
+                let answer = self
+                    .read(reference, Method::HEAD, manifest_path(reference))
+                    .await?;
+                let (answer, reader, note) = answer;
+                if !answer.status().is_success() {
+                    return Err(noted(reader.failure(answer, &shown).await, &note));
+                }
+                let named = answer
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|d| is_valid_digest(d))
+                    .map(str::to_string);
+                Ok(match (&reference.digest, named) {
+                    // A HEAD by digest found it; the digest is the one asked for.
+                    (Some(asked), _) => Some(asked.clone()),
+                    (None, named) => named,
+                })
+            })
+            .await
+    }
+
+    /// A blob of `repository` (its tag and digest are ignored), at most
+    /// `limit` bytes, verified against `digest`.
+    pub async fn get_blob_limited(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        if !is_valid_digest(digest) || digest_with_algorithm(digest, b"").is_none() {
+            return Err(RegistryError::InvalidManifest {
+                detail: format!("unsupported or malformed blob digest {digest:?}"),
+            });
+        }
+        if let Some(bytes) = self.content.get(digest) {
+            if bytes.len() as u64 <= limit {
+                return Ok(bytes.to_vec());
+            }
+        }
+        let key = format!("GET {}@{digest} {limit}", repository.repository_reference());
+        let bytes = self
+            .blob_flights
+            .run(&key, || self.fetch_blob(repository, digest, limit))
+            .await?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn fetch_blob(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        limit: u64,
+    ) -> Result<Arc<Vec<u8>>, RegistryError> {
+        let shown = repository.with_digest(digest).to_string();
+        let (answer, reader, note) = self
+            .read(repository, Method::GET, format!("blobs/{digest}"))
+            .await?;
+        if !answer.status().is_success() {
+            return Err(noted(reader.failure(answer, &shown).await, &note));
+        }
+        let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+        let bytes = read_limited(answer, limit_usize).await.map_err(|detail| {
+            if detail.contains("larger than") {
+                RegistryError::TooLarge {
+                    digest: digest.into(),
+                    limit,
+                }
+            } else {
+                RegistryError::Unreachable {
+                    registry: repository.registry.clone(),
+                    detail,
+                }
+            }
+        })?;
+        let actual = digest_with_algorithm(digest, &bytes).unwrap_or_default();
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.into(),
+                actual,
+            });
+        }
+        self.content.put(digest, &bytes);
+        Ok(Arc::new(bytes))
+    }
+
+    async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let shown = reference.to_string();
+        let (answer, reader, note) = self
+            .read(reference, Method::GET, manifest_path(reference))
+            .await?;
+        if answer.status() != StatusCode::OK {
+            return Err(noted(reader.failure(answer, &shown).await, &note));
+        }
+        let header = answer
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = read_limited(answer, MAX_MANIFEST).await.map_err(|detail| {
+            RegistryError::Unreachable {
+                registry: reference.registry.clone(),
+                detail: format!("{shown}: {detail}"),
+            }
+        })?;
+        let digest = sha256_digest(&bytes);
+        // The digest asked for, else the one the registry claims, must name
+        // the bytes we got: a tag's header is not trusted blindly.
+        for expected in [reference.digest.clone(), header].into_iter().flatten() {
+            let actual = digest_with_algorithm(&expected, &bytes).unwrap_or_else(|| digest.clone());
+            if actual != expected {
+                return Err(RegistryError::DigestMismatch { expected, actual });
+            }
+        }
+        self.content.put(&digest, &bytes);
+        fetched(&bytes, digest, &shown)
+    }
+
+    /// Sends one read for `reference`'s repository with its host's
+    /// credential; hands back the reader and credential note for errors.
+    async fn read(
+        &self,
+        reference: &Reference,
+        method: Method,
+        what: String,
+    ) -> Result<(reqwest::Response, Arc<HostReader>, String), RegistryError> {
+        let session = self.session_for(reference).await?;
+        let reader = self.reader_for(reference)?;
+        let read = Read {
+            method,
+            what,
+            repository: &reference.repository,
+            credential: &session.auth,
+        };
+        let answer = reader
+            .send(&read)
+            .await
+            .map_err(|e| noted(e, &session.note))?;
+        Ok((answer, reader, session.note))
+    }
+}
+
+fn manifest_path(reference: &Reference) -> String {
+    let name = match (&reference.digest, &reference.tag) {
+        (Some(digest), _) => digest.as_str(),
+        (None, Some(tag)) => tag.as_str(),
+        (None, None) => "latest",
+    };
+    format!("manifests/{name}")
+}
+
+/// A manifest from bytes already checked against `digest`.
+fn fetched(bytes: &[u8], digest: String, shown: &str) -> Result<FetchedManifest, RegistryError> {
+    // The type comes from the document itself (required for Docker types,
+    // set by every OCI producer we know; structure decides when absent), so
+    // a cached manifest needs nothing but its bytes.
+    let media_type =
+        manifest::detect_media_type(bytes).map_err(|e| RegistryError::InvalidManifest {
+            detail: format!("{shown}: {e}"),
+        })?;
+    Ok(FetchedManifest {
+        bytes: bytes.to_vec(),
+        media_type,
+        digest,
+    })
+}
+
+/// Adds which credentials were sent to a refusal, never the secret.
+fn noted(err: RegistryError, note: &str) -> RegistryError {
+    match err {
+        RegistryError::Unauthorized { registry, detail } if !detail.contains(note) => {
+            RegistryError::Unauthorized {
+                registry,
+                detail: format!("{detail} ({note})"),
+            }
+        }
+        other => other,
+    }
+}
