@@ -21,9 +21,7 @@ pub use delete::{delete_pushed, protected, DeleteOutcome};
 pub use error::{PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
 pub use layers::Arrived;
-pub use push::{
-    push_config_and_manifest, push_tags, resolve_tags, PushStats, PushedManifest, Tagged,
-};
+pub use push::{push_config_and_manifest, push_tags, PushStats, PushedManifest, Tagged};
 pub use stream::push_streamed;
 
 use std::collections::BTreeMap;

@@ -1,9 +1,6 @@
 //! The registry half of a publish: a platform's config and manifest once
 //! its layers are in the repository, then the tags pointed at that manifest
-//! (one platform) or at an index of exactly the platforms built, and what
-//! the tags point at now (refresh).
-
-use std::collections::BTreeMap;
+//! (one platform) or at an index of exactly the platforms built.
 
 use tokio_util::sync::CancellationToken;
 
@@ -133,27 +130,4 @@ pub async fn push_tags(
             })?;
     }
     Ok(Tagged { digest, media_type })
-}
-
-/// What each tag points at now: `Some(digest)`, or `None` when the tag or the
-/// whole repository is missing. Any other registry failure is an error, so a
-/// caller can tell "gone" from "could not look".
-pub async fn resolve_tags(
-    registry: &RegistryClient,
-    repo: &Reference,
-    tags: &[String],
-) -> Result<BTreeMap<String, Option<String>>, crate::registry::RegistryError> {
-    let mut out = BTreeMap::new();
-    for tag in tags {
-        let mut tagged = repo.clone();
-        tagged.tag = Some(tag.clone());
-        tagged.digest = None;
-        let digest = match registry.get_manifest(&tagged).await {
-            Ok(fetched) => Some(fetched.digest),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
-        out.insert(tag.clone(), digest);
-    }
-    Ok(out)
 }
