@@ -148,3 +148,40 @@ async fn the_next_process_reads_manifests_and_configs_from_the_shared_cache() {
     assert_eq!(again.os.as_deref(), Some("linux"));
     assert_eq!(registry.requests(), ["HEAD /v2/web/manifests/v1"]);
 }
+
+/// Regression: one 503 or 429 on a manifest read failed a data source, a
+/// refresh or the post-push verify.
+#[tokio::test]
+async fn transient_answers_are_retried_and_a_400_is_not() {
+    let registry = FakeRegistry::start(false).await;
+    registry.fail_next(503, None);
+    registry.fail_next(429, Some("0"));
+    let found = client()
+        .tag_digests(&repo(&registry), &tags(&["v1"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        found["v1"].as_deref(),
+        Some(registry.manifest_digest.as_str())
+    );
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/web/manifests/v1 -> 503",
+            "HEAD /v2/web/manifests/v1 -> 429",
+            "HEAD /v2/web/manifests/v1",
+        ]
+    );
+    registry.clear();
+    registry.fail_next(400, None);
+    let err = client()
+        .tag_digests(&repo(&registry), &tags(&["v2"]))
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(
+        registry.requests(),
+        ["HEAD /v2/web/manifests/v2 -> 400"],
+        "asked once"
+    );
+}

@@ -22,6 +22,26 @@ use super::error::{error_chain, from_status, RegistryError};
 /// Token answers are small JSON documents.
 const MAX_TOKEN_ANSWER: usize = 1024 * 1024;
 
+/// Attempts per read, the first included, and how long to wait between them.
+const READ_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Answers worth asking again: rate limiting and passing server trouble.
+const RETRIED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from registries and
+/// falls back to our own backoff).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let seconds: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs(seconds))
+}
+
 /// One registry host: its HTTP client (and so its connection pool), what its
 /// challenge asks for once known, and its tokens.
 pub(super) struct HostReader {
@@ -70,9 +90,32 @@ impl HostReader {
         })
     }
 
+    /// Sends `read` as [`HostReader::send_authorized`] does, again after a
+    /// transient failure (the network, 429, 500, 502, 503, 504): up to
+    /// [`READ_ATTEMPTS`] times, waiting as `Retry-After` says (capped) or with
+    /// doubling backoff. Reads run after the tags may already have moved
+    /// (verify) or at plan (data sources, refresh), where one 503 must not
+    /// fail the run. Never a 4xx other than 429: those answers are final.
+    pub(super) async fn send(&self, read: &Read<'_>) -> Result<reqwest::Response, RegistryError> {
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..READ_ATTEMPTS {
+            let wait = match self.send_authorized(read).await {
+                Ok(answer) if RETRIED_STATUSES.contains(&answer.status().as_u16()) => {
+                    retry_after(answer.headers()).unwrap_or(backoff)
+                }
+                Err(e) if e.is_transient() => backoff,
+                done => return done,
+            };
+            tracing::debug!(registry = %self.registry, attempt, wait_ms = wait.as_millis() as u64, "retrying a registry read");
+            tokio::time::sleep(wait.min(MAX_WAIT)).await;
+            backoff = (backoff * 2).min(MAX_WAIT);
+        }
+        self.send_authorized(read).await
+    }
+
     /// Sends `read`, authorized as the host's challenge asks; on a 401 learns
     /// (or re-learns) the challenge, drops a refused token and tries once more.
-    pub(super) async fn send(&self, read: &Read<'_>) -> Result<reqwest::Response, RegistryError> {
+    async fn send_authorized(&self, read: &Read<'_>) -> Result<reqwest::Response, RegistryError> {
         let scope = format!("repository:{}:pull", read.repository);
         let sent = self.authorization(&scope, read.credential).await?;
         let answer = self.once(read, sent.as_ref()).await?;

@@ -26,6 +26,7 @@ pub fn sha256(bytes: &[u8]) -> String {
 pub struct FakeRegistry {
     pub host: String,
     log: Arc<Mutex<Vec<String>>>,
+    faults: Faults,
     pub manifest_digest: String,
     task: tokio::task::JoinHandle<()>,
 }
@@ -35,6 +36,9 @@ impl Drop for FakeRegistry {
         self.task.abort();
     }
 }
+
+/// Answers to give instead of the real ones, in order: (status, Retry-After).
+type Faults = Arc<Mutex<std::collections::VecDeque<(u16, Option<&'static str>)>>>;
 
 struct Content {
     /// tag or digest → manifest bytes
@@ -71,10 +75,12 @@ impl FakeRegistry {
             host: host.clone(),
         });
         let log = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(serve(listener, content, log.clone()));
+        let faults = Faults::default();
+        let task = tokio::spawn(serve(listener, content, log.clone(), faults.clone()));
         FakeRegistry {
             host,
             log,
+            faults,
             manifest_digest,
             task,
         }
@@ -88,14 +94,39 @@ impl FakeRegistry {
     pub fn clear(&self) {
         self.log.lock().unwrap().clear();
     }
+
+    /// The next request (after any already queued) gets `status`, with a
+    /// `Retry-After` header when given, instead of its real answer.
+    pub fn fail_next(&self, status: u16, retry_after: Option<&'static str>) {
+        self.faults.lock().unwrap().push_back((status, retry_after));
+    }
 }
 
-async fn serve(listener: TcpListener, content: Arc<Content>, log: Arc<Mutex<Vec<String>>>) {
+async fn serve(
+    listener: TcpListener,
+    content: Arc<Content>,
+    log: Arc<Mutex<Vec<String>>>,
+    faults: Faults,
+) {
     while let Ok((stream, _)) = listener.accept().await {
-        let (content, log) = (content.clone(), log.clone());
+        let (content, log, faults) = (content.clone(), log.clone(), faults.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let answer = answer(&content, &log, &req);
+                let fault = faults.lock().unwrap().pop_front();
+                let answer = match fault {
+                    Some((status, retry_after)) => {
+                        let path = req.uri().path().to_string();
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {path} -> {status}", req.method()));
+                        let mut b = Response::builder().status(status);
+                        if let Some(after) = retry_after {
+                            b = b.header("retry-after", after);
+                        }
+                        b.body(Full::new(Bytes::new())).unwrap()
+                    }
+                    None => answer(&content, &log, &req),
+                };
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
