@@ -74,7 +74,7 @@ impl PushAuth {
         let status = response.status().as_u16();
         // Error bodies are small JSON envelopes or HTML pages; a broken or
         // oversized body is reported as empty rather than masking the status.
-        let body = read_limited(response, MAX_ERROR_BODY)
+        let body = super::read::read_limited(response, MAX_ERROR_BODY)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
@@ -99,28 +99,6 @@ pub(super) fn redacted(url: &Url) -> String {
     let _ = url.set_password(None);
     let _ = url.set_username("");
     url.to_string()
-}
-
-/// The body of `response`, refused once it passes `limit` bytes, so a
-/// registry cannot make us buffer an unbounded answer.
-pub(super) async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer: {}", error_chain(&e)))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(format!(
-                "the answer is larger than the {limit} bytes allowed"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

@@ -63,27 +63,7 @@ pub(super) async fn upload(
     size: u64,
 ) -> Result<(), RegistryError> {
     let shown = repo.with_digest(digest).to_string();
-    let start = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
-    let response = auth
-        .request(Method::POST, start)
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await
-        .map_err(|e| auth.unreachable(e))?;
-    if response.status().as_u16() != 202 {
-        return Err(auth.failure(response, &shown).await);
-    }
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RegistryError::Rejected {
-            registry: auth.registry.clone(),
-            detail:
-                "the registry opened an upload session without saying where (no Location header)"
-                    .into(),
-        })?;
-    let mut url = auth.resolve(location)?;
+    let mut url = open_session(&auth, repo, &shown).await?;
     // The location may carry its own query (distribution's `_state`);
     // the digest is appended to it, not put in its place.
     url.query_pairs_mut().append_pair("digest", digest);
@@ -124,17 +104,7 @@ pub(super) async fn upload_streamed(
     blob: StreamedBlob,
 ) -> Result<Option<String>, RegistryError> {
     let shown = format!("{} (streamed layer)", repo.repository_reference());
-    let start = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
-    let response = auth
-        .request(Method::POST, start)
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await
-        .map_err(|e| auth.unreachable(e))?;
-    if response.status().as_u16() != 202 {
-        return Err(auth.failure(response, &shown).await);
-    }
-    let location = next_location(&auth, &response)?;
+    let location = open_session(&auth, repo, &shown).await?;
     let pieces =
         tokio_stream::wrappers::ReceiverStream::new(blob.pieces).map(Ok::<_, std::io::Error>);
     let response = auth
@@ -166,6 +136,26 @@ pub(super) async fn upload_streamed(
         return Err(auth.failure(response, &shown).await);
     }
     Ok(Some(digest))
+}
+
+/// Opens an upload session (`POST /v2/<name>/blobs/uploads/`); where to
+/// send the bytes.
+async fn open_session(
+    auth: &PushAuth,
+    repo: &Reference,
+    shown: &str,
+) -> Result<reqwest::Url, RegistryError> {
+    let start = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
+    let response = auth
+        .request(Method::POST, start)
+        .header(CONTENT_LENGTH, 0)
+        .send()
+        .await
+        .map_err(|e| auth.unreachable(e))?;
+    if response.status().as_u16() != 202 {
+        return Err(auth.failure(response, shown).await);
+    }
+    next_location(auth, &response)
 }
 
 /// The `Location` an upload answer names, resolved against the registry.

@@ -98,12 +98,11 @@ impl Pusher<'_> {
                             _ => return Err(auth.failure(response, &shown).await),
                         }
                         let link = next_link(response.headers());
-                        let body =
-                            crate::registry::push_session::read_limited(response, MAX_TAGS_BODY)
-                                .await
-                                .map_err(|detail| RegistryError::InvalidManifest {
-                                    detail: format!("{shown}: {detail}"),
-                                })?;
+                        let body = crate::registry::read::read_limited(response, MAX_TAGS_BODY)
+                            .await
+                            .map_err(|detail| RegistryError::InvalidManifest {
+                                detail: format!("{shown}: {detail}"),
+                            })?;
                         let page: TagsPage = serde_json::from_slice(&body).map_err(|e| {
                             RegistryError::InvalidManifest {
                                 detail: format!("{shown}: the tag list is not JSON: {e}"),
