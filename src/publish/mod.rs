@@ -15,6 +15,7 @@ mod layers;
 pub mod push;
 mod stream;
 mod visit;
+mod writers;
 
 pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
 pub use delete::{delete_pushed, protected, DeleteOutcome};

@@ -63,11 +63,7 @@ pub async fn push_streamed(
                     _ => stats.layers_existed += 1,
                 }
                 if let Some(size) = k.diff_size {
-                    wanted
-                        .present_sizes
-                        .entry(size)
-                        .or_default()
-                        .push(diff_id.clone());
+                    wanted.present_sizes.insert(size);
                 }
                 wanted.present.insert(diff_id.clone());
                 blobs.insert(diff_id.clone(), (k.digest, k.size));

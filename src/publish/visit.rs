@@ -16,17 +16,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::writers::{diff_id_of, gzip_err, sha256, BlobWriter, DiffHasher, PieceSink};
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
 use crate::docker::{ArchiveVisitor, ExportError};
 use crate::registry::upload::StreamedBlob;
 
 /// Bytes per upload piece, and pieces buffered ahead of the upload.
-const PIECE: usize = 256 * 1024;
+pub(super) const PIECE: usize = 256 * 1024;
 const PIECES_AHEAD: usize = 8;
 
 /// What one pass looks for.
@@ -36,8 +35,8 @@ pub(super) struct Wanted {
     pub needed: BTreeSet<String>,
     /// diff_ids of layers the repository has.
     pub present: BTreeSet<String>,
-    /// Uncompressed size → diff_ids of present layers of that size.
-    pub present_sizes: BTreeMap<u64, Vec<String>>,
+    /// Uncompressed sizes of the present layers.
+    pub present_sizes: BTreeSet<u64>,
 }
 
 /// Work for the async side.
@@ -116,7 +115,7 @@ impl Visitor {
             .strip_prefix("blobs/sha256/")
             .map(|hex| format!("sha256:{hex}"))
             .is_some_and(|d| self.wanted.present.contains(&d));
-        by_name || self.wanted.present_sizes.contains_key(&size)
+        by_name || self.wanted.present_sizes.contains(&size)
     }
 
     fn small(&mut self, name: &str, bytes: &[u8]) -> Result<bool, ExportError> {
@@ -186,42 +185,21 @@ impl Visitor {
             .blocking_send(Job::Streamed { id, blob })
             .map_err(|_| ExportError::Cancelled)?;
         let waited = self.timing.upload_wait.clone();
-        let sink = HashingWriter::new(PieceSink::new(pieces_tx, waited));
+        let mut blob = BlobWriter::Undecided(HashingWriter::new(PieceSink::new(pieces_tx, waited)));
         let mut plain = DiffHasher::default();
         let (mut hashing, mut compressing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        let mut encoder: Option<flate2::write::GzEncoder<HashingWriter<PieceSink>>> = None;
-        let mut passthrough: Option<HashingWriter<PieceSink>> = None;
-        let mut sink = Some(sink);
         self.pump(data, |chunk| {
-            if encoder.is_none() && passthrough.is_none() {
-                let sink = sink
-                    .take()
-                    .unwrap_or_else(|| HashingWriter::new(PieceSink::closed()));
-                if is_gzip(chunk) {
-                    passthrough = Some(sink);
-                } else {
-                    encoder = Some(layer_gzip(sink));
-                }
-            }
             let started = std::time::Instant::now();
             plain.update(chunk)?;
             let hashed = std::time::Instant::now();
             hashing += hashed - started;
-            let written = match (&mut encoder, &mut passthrough) {
-                (Some(enc), _) => enc.write_all(chunk).map_err(gzip_err),
-                (None, Some(raw)) => raw.write_all(chunk).map_err(gzip_err),
-                (None, None) => Ok(()),
-            };
+            let written = blob.write(chunk);
             compressing += hashed.elapsed();
             written
         })?;
         self.timing.hash += hashing;
         self.timing.compress += compressing;
-        let sink = match (encoder, passthrough) {
-            (Some(enc), _) => enc.finish().map_err(gzip_err)?,
-            (None, Some(raw)) => raw,
-            (None, None) => sink.unwrap_or_else(|| HashingWriter::new(PieceSink::closed())),
-        };
+        let sink = blob.finish()?;
         let (diff_id, diff_size) = plain.finish()?;
         let (blob_digest, blob_size, mut pieces) = sink.digest();
         let delivered = pieces.close();
@@ -303,134 +281,6 @@ impl ArchiveVisitor for Visitor {
 
     fn cancelled(&self) -> bool {
         self.cancel.is_cancelled()
-    }
-}
-
-/// sha256 of the plain bytes, inflating them first when they are gzip (the
-/// diff_id is over the uncompressed tar), counted.
-#[derive(Default)]
-struct DiffHasher {
-    state: Option<DiffState>,
-}
-
-enum DiffState {
-    Plain(HashingWriter<std::io::Sink>),
-    Gzip(Box<flate2::write::GzDecoder<HashingWriter<std::io::Sink>>>),
-}
-
-impl DiffHasher {
-    fn update(&mut self, chunk: &[u8]) -> Result<(), ExportError> {
-        let state = self.state.get_or_insert_with(|| {
-            let sink = HashingWriter::new(std::io::sink());
-            if is_gzip(chunk) {
-                DiffState::Gzip(Box::new(flate2::write::GzDecoder::new(sink)))
-            } else {
-                DiffState::Plain(sink)
-            }
-        });
-        match state {
-            DiffState::Plain(w) => w.write_all(chunk).map_err(gzip_err),
-            DiffState::Gzip(w) => w.write_all(chunk).map_err(gzip_err),
-        }
-    }
-
-    fn finish(self) -> Result<(String, u64), ExportError> {
-        let sink = match self.state {
-            None => HashingWriter::new(std::io::sink()),
-            Some(DiffState::Plain(w)) => w,
-            Some(DiffState::Gzip(w)) => w.finish().map_err(gzip_err)?,
-        };
-        let (digest, size, _) = sink.digest();
-        Ok((digest, size))
-    }
-}
-
-fn diff_id_of(bytes: &[u8]) -> Result<String, ExportError> {
-    let mut h = DiffHasher::default();
-    h.update(bytes)?;
-    Ok(h.finish()?.0)
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn gzip_err(e: std::io::Error) -> ExportError {
-    crate::docker::export::bad(format!("a layer could not be (de)compressed: {e}"))
-}
-
-/// Sends what is written down an upload's piece channel. When the upload
-/// has gone (failed or cancelled), writes are still accepted so hashing can
-/// finish; `close` then says the blob was not delivered.
-struct PieceSink {
-    tx: Option<mpsc::Sender<Bytes>>,
-    buf: Vec<u8>,
-    broken: bool,
-    /// Nanoseconds spent blocked on a full channel (the upload is slower).
-    waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl PieceSink {
-    fn new(
-        tx: mpsc::Sender<Bytes>,
-        waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ) -> PieceSink {
-        PieceSink {
-            tx: Some(tx),
-            buf: Vec::with_capacity(PIECE),
-            broken: false,
-            waited,
-        }
-    }
-
-    fn closed() -> PieceSink {
-        PieceSink {
-            tx: None,
-            buf: Vec::new(),
-            broken: true,
-            waited: Default::default(),
-        }
-    }
-
-    fn send(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
-        let started = std::time::Instant::now();
-        let sent = self.tx.as_ref().map(|tx| tx.blocking_send(piece).is_ok());
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.waited
-            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-        if sent != Some(true) {
-            self.broken = true;
-            self.tx = None;
-        }
-    }
-
-    /// Sends the rest and ends the blob; whether every byte got through.
-    fn close(&mut self) -> bool {
-        self.send();
-        self.tx = None;
-        !self.broken
-    }
-}
-
-impl Write for PieceSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.broken {
-            return Ok(data.len());
-        }
-        let n = data.len().min(PIECE - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == PIECE {
-            self.send();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
