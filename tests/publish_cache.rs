@@ -39,9 +39,14 @@ async fn build_image(docker: &bollard::Docker, tag: &str) {
         "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
     )
     .unwrap();
+    build_context(docker, ctx.path(), tag).await;
+}
+
+/// Builds the context in `dir` (its `Dockerfile`) as local image `tag`.
+async fn build_context(docker: &bollard::Docker, dir: &std::path::Path, tag: &str) {
     let req = BuildRequest {
         context: ContextSource {
-            dir: ctx.path().to_path_buf(),
+            dir: dir.to_path_buf(),
             dockerfile: "Dockerfile".into(),
         },
         dockerfile: "Dockerfile".to_string(),
@@ -156,19 +161,7 @@ async fn cancelling_a_streamed_push_ends_it_promptly() {
     )
     .unwrap();
     let tag = format!("stevedore-test/cancel-stream:{}", std::process::id());
-    let req = BuildRequest {
-        context: ContextSource {
-            dir: ctx.path().to_path_buf(),
-            dockerfile: "Dockerfile".into(),
-        },
-        dockerfile: "Dockerfile".to_string(),
-        platform: platform().to_string(),
-        tag: tag.clone(),
-        ..Default::default()
-    };
-    build(&docker, req, CancellationToken::new(), |_| {})
-        .await
-        .unwrap();
+    build_context(&docker, ctx.path(), &tag).await;
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
     let pusher = client.pusher(cancel.clone());
