@@ -122,6 +122,13 @@ impl RegistryError {
                         detail,
                     },
                     401 | 403 => RegistryError::Unauthorized { registry, detail },
+                    // The request itself was refused (a 400 such as "Client sent an
+                    // HTTP request to an HTTPS server"): asking again cannot help,
+                    // and "try again later" would mislead.
+                    400..=499 => RegistryError::Rejected {
+                        registry,
+                        detail: format!("HTTP {code}: {detail}"),
+                    },
                     _ => RegistryError::Server {
                         registry,
                         status: code,
@@ -275,6 +282,15 @@ mod tests {
         );
         assert!(!invalid.is_transient());
         assert!(invalid.to_string().contains("did not match"), "{invalid}");
+        // A TLS server's answer to plain HTTP: final, and not blamed on the registry's health.
+        let plain = from_status(
+            400,
+            "Client sent an HTTP request to an HTTPS server.\n",
+            "r",
+            "x",
+        );
+        assert!(matches!(plain, RegistryError::Rejected { .. }), "{plain:?}");
+        assert!(plain.to_string().contains("HTTPS server"), "{plain}");
         let retried = RegistryError::Retried {
             attempts: 3,
             source: Box::new(from_status(502, "", "r", "x")),
