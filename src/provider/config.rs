@@ -13,7 +13,7 @@ pub fn schema() -> Schema {
         .attr(Attribute::required("address", Type::String, "Registry host and optional port, e.g. `127.0.0.1:5000` or `ghcr.io`."))
         .attr(Attribute::optional("username", Type::String, "User name for basic authentication."))
         .attr(Attribute::optional("password", Type::String, "Password or token for basic authentication.").sensitive())
-        .attr(Attribute::optional("insecure", Type::Bool, "Use plain HTTP and skip TLS verification for this registry only. Loopback registries may use plain HTTP without it."))
+        .attr(Attribute::optional("insecure", Type::Bool, "Skip TLS certificate verification for this registry, and allow plain HTTP when it does not speak TLS (HTTPS is tried first). Loopback registries may use plain HTTP without it; their certificates are still checked."))
         .attr(Attribute::optional("ecr", Type::Bool, "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for `*.dkr.ecr.*.amazonaws.com`)."));
     let endpoints = Block::new("Endpoint overrides, for LocalStack or moto.")
         .attr(Attribute::optional(

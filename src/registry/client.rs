@@ -2,15 +2,14 @@
 //! per-host credentials and transport, and digests we compute ourselves.
 //!
 //! Credentials are resolved per host here (and refreshed when an ECR token
-//! lapses); reads go through `read` (our own HTTP, one pool per host, tokens
-//! reused per scope) and `fetch` (what each read asks, when the content
-//! cache answers); the push path still borrows oci-client's token exchange.
+//! lapses); both reads (`read`, `fetch`) and pushes (`push`) go through the
+//! host's [`RegistryHost`]: one connection pool, scheme and token cache per
+//! registry for the whole run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth as OciAuth;
 use sha2::Digest as _;
 use tokio::sync::Mutex;
@@ -19,8 +18,8 @@ use super::auth::{AuthSettings, Credential, CredentialSource, EcrTokenCache};
 use super::cache::ContentCache;
 use super::error::RegistryError;
 use super::flight::Flights;
+use super::host::RegistryHost;
 use super::manifest;
-use super::read::HostReader;
 use super::reference::Reference;
 
 /// Every manifest type we can read. A registry only serves an OCI index to a
@@ -49,19 +48,18 @@ pub struct FetchedManifest {
     pub digest: String,
 }
 
-struct HostClient {
+struct HostCredential {
     credential: Credential,
     source: CredentialSource,
-    client: oci_client::Client,
 }
 
 /// One per provider; cheap to share behind an `Arc`.
 pub struct RegistryClient {
     auth: AuthSettings,
     ecr_tokens: EcrTokenCache,
-    hosts: Mutex<HashMap<String, HostClient>>,
-    /// The read path's HTTP client per host (see `read`).
-    readers: std::sync::Mutex<HashMap<String, Arc<HostReader>>>,
+    credentials: Mutex<HashMap<String, HostCredential>>,
+    /// Each registry's connection, scheme and tokens (see `host`).
+    hosts: std::sync::Mutex<HashMap<String, Arc<RegistryHost>>>,
     pub(super) content: ContentCache,
     pub(super) manifest_flights: Flights<FetchedManifest>,
     pub(super) head_flights: Flights<Option<String>>,
@@ -87,8 +85,8 @@ impl RegistryClient {
         RegistryClient {
             auth,
             ecr_tokens: EcrTokenCache::default(),
-            hosts: Mutex::new(HashMap::new()),
-            readers: std::sync::Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
+            hosts: std::sync::Mutex::new(HashMap::new()),
             content,
             manifest_flights: Flights::default(),
             head_flights: Flights::default(),
@@ -111,31 +109,30 @@ impl RegistryClient {
             .await
     }
 
-    /// The read-side HTTP client for the reference's host (one connection
-    /// pool per registry for the whole run).
-    pub(super) fn reader_for(
+    /// The reference's registry host (one connection pool, scheme and token
+    /// cache per registry for the whole run).
+    pub(super) fn host_for(
         &self,
         reference: &Reference,
-    ) -> Result<Arc<HostReader>, RegistryError> {
+    ) -> Result<Arc<RegistryHost>, RegistryError> {
         let host = reference.api_host();
-        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(reader) = readers.get(host) {
-            return Ok(reader.clone());
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = hosts.get(host) {
+            return Ok(found.clone());
         }
         let transport = self.auth.transport_for(host);
-        let reader = Arc::new(HostReader::new(
+        let made = Arc::new(RegistryHost::new(
             host,
             &reference.registry,
             transport.plain_http,
             transport.accept_invalid_certs,
         )?);
-        readers.insert(host.to_string(), reader.clone());
-        Ok(reader)
+        hosts.insert(host.to_string(), made.clone());
+        Ok(made)
     }
 
-    /// The oci-client for the reference's host, rebuilt when the credential
-    /// changes (oci-client keeps the first credential it sees per registry,
-    /// and ECR tokens expire).
+    /// The credential for the reference's host, resolved once per run
+    /// (ECR tokens again whenever asked, as they lapse).
     pub(super) async fn session_for(
         &self,
         reference: &Reference,
@@ -144,10 +141,9 @@ impl RegistryClient {
         // Credentials other than ECR tokens do not change during a run;
         // reuse them rather than rereading the docker config or rerunning a
         // credential helper for every request.
-        if let Some(existing) = self.hosts.lock().await.get(&host) {
+        if let Some(existing) = self.credentials.lock().await.get(&host) {
             if existing.source != CredentialSource::Ecr {
                 return Ok(Session {
-                    client: existing.client.clone(),
                     auth: oci_auth(&existing.credential),
                     note: describe_credential(&existing.credential, &existing.source),
                 });
@@ -161,80 +157,51 @@ impl RegistryClient {
                 registry: reference.registry.clone(),
                 source,
             })?;
+        // The credential's Debug shows who and from where, never the secret.
+        tracing::debug!(host = %host, credential = ?credential, "resolved registry credentials");
         let auth = oci_auth(&credential);
         let note = describe_credential(&credential, &source);
-        let mut hosts = self.hosts.lock().await;
-        if let Some(existing) = hosts.get(&host) {
-            if existing.credential == credential {
-                return Ok(Session {
-                    client: existing.client.clone(),
-                    auth,
-                    note,
-                });
+        let mut credentials = self.credentials.lock().await;
+        let changed = credentials
+            .get(&host)
+            .is_some_and(|existing| existing.credential != credential);
+        credentials.insert(host.clone(), HostCredential { credential, source });
+        drop(credentials);
+        if changed {
+            // Tokens were fetched with the old credential.
+            if let Some(known) = self.known_host(&host) {
+                known.forget_auth().await;
             }
         }
-        tracing::debug!(host = %host, credential = ?credential, "creating registry client");
-        let client = oci_client::Client::new(self.client_config(&host));
-        let entry = HostClient {
-            credential,
-            source,
-            client: client.clone(),
-        };
-        hosts.insert(host, entry);
-        Ok(Session { client, auth, note })
+        Ok(Session { auth, note })
     }
 
-    /// Drops the cached client and credential for `host`, so the next
-    /// request resolves credentials again (the push path does this once
-    /// after a 401: an ECR token can lapse during a long upload).
-    pub(super) async fn forget_host(&self, host: &str) {
-        self.hosts.lock().await.remove(host);
-        self.readers
+    fn known_host(&self, host: &str) -> Option<Arc<RegistryHost>> {
+        self.hosts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(host);
-        self.ecr_tokens.invalidate(host).await;
+            .get(host)
+            .cloned()
     }
 
-    fn client_config(&self, host: &str) -> ClientConfig {
-        let transport = self.auth.transport_for(host);
-        ClientConfig {
-            protocol: if transport.plain_http {
-                ClientProtocol::HttpsExcept(vec![host.to_string()])
-            } else {
-                ClientProtocol::Https
-            },
-            accept_invalid_certificates: transport.accept_invalid_certs,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..ClientConfig::default()
+    /// Drops the credential, challenge and tokens for `host`, so the next
+    /// request resolves and learns them again (the push path does this once
+    /// after a 401: an ECR token can lapse during a long upload). The
+    /// connection and scheme stay.
+    pub(super) async fn forget_host(&self, host: &str) {
+        self.credentials.lock().await.remove(host);
+        if let Some(known) = self.known_host(host) {
+            known.forget_auth().await;
         }
+        self.ecr_tokens.invalidate(host).await;
     }
 }
 
 /// What one request goes out with.
 pub(super) struct Session {
-    pub(super) client: oci_client::Client,
     pub(super) auth: OciAuth,
     /// Which credentials were used, without secrets, for 401 messages.
     pub(super) note: String,
-}
-
-impl Session {
-    pub(super) fn classify(
-        &self,
-        err: oci_client::errors::OciDistributionError,
-        registry: &str,
-        shown: &str,
-    ) -> RegistryError {
-        match RegistryError::from_oci(err, registry, shown) {
-            RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
-                registry,
-                detail: format!("{detail} ({})", self.note),
-            },
-            other => other,
-        }
-    }
 }
 
 /// Names the credential and its origin, never the secret, so a 401 says
@@ -267,16 +234,6 @@ fn oci_auth(credential: &Credential) -> OciAuth {
         // token is sent as a bearer token, which registries issuing
         // directly usable tokens accept.
         Credential::IdentityToken { token } => OciAuth::Bearer(token.clone()),
-    }
-}
-
-pub(super) fn oci_reference(reference: &Reference) -> oci_client::Reference {
-    let host = reference.api_host().to_string();
-    let repository = reference.repository.clone();
-    match (&reference.digest, &reference.tag) {
-        (Some(digest), _) => oci_client::Reference::with_digest(host, repository, digest.clone()),
-        (None, Some(tag)) => oci_client::Reference::with_tag(host, repository, tag.clone()),
-        (None, None) => oci_client::Reference::with_tag(host, repository, "latest".into()),
     }
 }
 

@@ -15,8 +15,9 @@ use reqwest::{Method, StatusCode};
 
 use super::client::{digest_with_algorithm, sha256_digest, FetchedManifest, RegistryClient};
 use super::error::RegistryError;
+use super::host::RegistryHost;
 use super::manifest;
-use super::read::{read_limited, HostReader, Read};
+use super::read::{read_limited, Read};
 use super::reference::{is_valid_digest, Reference};
 
 /// Manifests are JSON documents of a few KiB; an index of hundreds of
@@ -235,9 +236,9 @@ impl RegistryClient {
         reference: &Reference,
         method: Method,
         what: String,
-    ) -> Result<(reqwest::Response, Arc<HostReader>, String), RegistryError> {
+    ) -> Result<(reqwest::Response, Arc<RegistryHost>, String), RegistryError> {
         let session = self.session_for(reference).await?;
-        let reader = self.reader_for(reference)?;
+        let reader = self.host_for(reference)?;
         let read = Read {
             method,
             what,
@@ -245,7 +246,7 @@ impl RegistryClient {
             credential: &session.auth,
         };
         let answer = reader
-            .send(&read)
+            .read(&read)
             .await
             .map_err(|e| noted(e, &session.note))?;
         Ok((answer, reader, session.note))

@@ -11,6 +11,7 @@ pub mod client;
 pub mod error;
 mod fetch;
 mod flight;
+mod host;
 pub mod inspect;
 pub mod manifest;
 pub mod platform;

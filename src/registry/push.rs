@@ -7,24 +7,19 @@
 //! only streams through fixed-size chunked PATCHes configured client-wide,
 //! `mount_blob` loses the upload `Location` when a registry answers 202 (so
 //! the session cannot be cancelled), and `push_manifest_raw` hides the
-//! `Docker-Content-Digest` the registry reports. So oci-client does only what
-//! it is good at here, the token challenge (`auth` with
-//! `RegistryOperation::Push`, i.e. scope `repository:<name>:pull,push`), and
-//! the requests themselves go out with reqwest carrying that token.
+//! `Docker-Content-Digest` the registry reports. The requests go out with
+//! reqwest through the host's [`super::host::RegistryHost`], carrying a
+//! token for exactly the access each needs (see [`Access`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use base64::Engine as _;
-use oci_client::secrets::RegistryAuth as OciAuth;
-use oci_client::RegistryOperation;
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use reqwest::{Method, Url};
+use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{oci_reference, sha256_digest, RegistryClient, CONNECT_TIMEOUT, READ_TIMEOUT};
-use super::error::{error_chain, RegistryError};
+use super::client::{sha256_digest, RegistryClient};
+use super::error::RegistryError;
 pub(super) use super::push_session::PushAuth;
 use super::reference::Reference;
 
@@ -55,7 +50,31 @@ pub struct Pusher<'a> {
     pub(super) client: &'a RegistryClient,
     cancel: CancellationToken,
     retry: RetryPolicy,
-    http: std::sync::Mutex<HashMap<String, reqwest::Client>>,
+}
+
+/// What a request needs the registry to allow, and so which token scopes
+/// to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access<'r> {
+    /// Read and write the repository.
+    Push,
+    /// Push, and read `from` (a cross-repository mount needs both).
+    MountFrom(&'r str),
+    /// Push and delete (distribution asks `delete` for manifest deletes).
+    Delete,
+}
+
+impl Access<'_> {
+    fn scopes(self, repository: &str) -> Vec<String> {
+        match self {
+            Access::Push => vec![format!("repository:{repository}:pull,push")],
+            Access::MountFrom(from) => vec![
+                format!("repository:{repository}:pull,push"),
+                format!("repository:{from}:pull"),
+            ],
+            Access::Delete => vec![format!("repository:{repository}:delete,pull,push")],
+        }
+    }
 }
 
 /// What became of a blob.
@@ -73,7 +92,6 @@ impl RegistryClient {
             client: self,
             cancel,
             retry: RetryPolicy::default(),
-            http: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -87,7 +105,7 @@ impl<'a> Pusher<'a> {
     /// True if `repo` holds blob `digest` (HEAD; 404 means no).
     pub async fn blob_exists(&self, repo: &Reference, digest: &str) -> Result<bool, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
-        self.with_retries(repo, |auth| {
+        self.with_retries(repo, Access::Push, |auth| {
             let shown = shown.clone();
             async move {
                 let url = auth.url(&format!("/v2/{}/blobs/{digest}", repo.repository))?;
@@ -120,7 +138,7 @@ impl<'a> Pusher<'a> {
         from_repo: &str,
     ) -> Result<bool, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
-        self.with_retries(repo, |auth| {
+        self.with_retries(repo, Access::MountFrom(from_repo), |auth| {
             let shown = shown.clone();
             async move {
                 let mut url = auth.url(&format!("/v2/{}/blobs/uploads/", repo.repository))?;
@@ -156,7 +174,7 @@ impl<'a> Pusher<'a> {
         let digest = sha256_digest(bytes);
         if !self.blob_exists(repo, &digest).await? {
             let source = super::upload::Source::Bytes(bytes);
-            self.with_retries(repo, |auth| {
+            self.with_retries(repo, Access::Push, |auth| {
                 super::upload::upload(auth, repo, &source, &digest, bytes.len() as u64)
             })
             .await?;
@@ -191,7 +209,7 @@ impl<'a> Pusher<'a> {
             return Ok(BlobPush::Existed);
         }
         let source = super::upload::Source::File(path);
-        self.with_retries(repo, |auth| {
+        self.with_retries(repo, Access::Push, |auth| {
             super::upload::upload(auth, repo, &source, digest, size)
         })
         .await?;
@@ -208,7 +226,7 @@ impl<'a> Pusher<'a> {
     ) -> Result<Option<String>, RegistryError> {
         let auth = tokio::select! {
             _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
-            auth = self.authorize(repo) => auth?,
+            auth = self.authorize(repo, Access::Push) => auth?,
         };
         tokio::select! {
             _ = self.cancel.cancelled() => Err(RegistryError::Cancelled),
@@ -238,7 +256,7 @@ impl<'a> Pusher<'a> {
                 detail: format!("media type {media_type:?} is not a valid header value"),
             })?;
         let reported = self
-            .with_retries(repo, |auth| {
+            .with_retries(repo, Access::Push, |auth| {
                 let (shown, content_type) = (shown.clone(), content_type.clone());
                 async move {
                     let path = format!("/v2/{}/manifests/{tag_or_digest}", repo.repository);
@@ -276,7 +294,12 @@ impl<'a> Pusher<'a> {
     /// Runs `op` with a fresh push authorization until it succeeds, fails
     /// for good, or runs out of attempts; a first 401 re-resolves the
     /// credentials (an expired ECR token) without counting as an attempt.
-    async fn with_retries<T, F, Fut>(&self, repo: &Reference, mut op: F) -> Result<T, RegistryError>
+    pub(super) async fn with_retries<T, F, Fut>(
+        &self,
+        repo: &Reference,
+        access: Access<'_>,
+        mut op: F,
+    ) -> Result<T, RegistryError>
     where
         F: FnMut(PushAuth) -> Fut,
         Fut: Future<Output = Result<T, RegistryError>>,
@@ -286,7 +309,7 @@ impl<'a> Pusher<'a> {
         let mut backoff = self.retry.first_backoff;
         loop {
             attempt += 1;
-            let once = async { op(self.authorize(repo).await?).await };
+            let once = async { op(self.authorize(repo, access).await?).await };
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
                 result = once => result,
@@ -319,78 +342,33 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Resolves credentials for `repo`'s host and trades them for a token
-    /// with push scope when the registry uses the bearer-token challenge.
-    async fn authorize(&self, repo: &Reference) -> Result<PushAuth, RegistryError> {
-        let host = repo.api_host().to_string();
+    /// Resolves credentials for `repo`'s host and, when the registry uses
+    /// the bearer-token challenge, the (cached) token for `access`.
+    async fn authorize(
+        &self,
+        repo: &Reference,
+        access: Access<'_>,
+    ) -> Result<PushAuth, RegistryError> {
         let session = self.client.session_for(repo).await?;
-        let shown = repo.repository_reference();
-        let token = session
-            .client
-            .auth(&oci_reference(repo), &session.auth, RegistryOperation::Push)
+        let host = self.client.host_for(repo)?;
+        host.ensure_challenge().await?;
+        let header = host
+            .authorization(&access.scopes(&repo.repository), &session.auth)
             .await
-            .map_err(|e| session.classify(e, &repo.registry, &shown))?;
-        let header = match (token, &session.auth) {
-            (Some(token), _) => Some(format!("Bearer {token}")),
-            // No token service: the registry takes basic auth on every request.
-            (None, OciAuth::Basic(user, password)) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )),
-            (None, _) => None,
-        };
-        let header = match header {
-            Some(text) => {
-                let mut value =
-                    HeaderValue::from_str(&text).map_err(|_| RegistryError::Unauthorized {
-                        registry: repo.registry.clone(),
-                        detail: "the credential contains characters not allowed in an HTTP header"
-                            .into(),
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        let transport = self.client.auth_settings().transport_for(&host);
-        let scheme = if transport.plain_http {
-            "http"
-        } else {
-            "https"
-        };
-        let base =
-            Url::parse(&format!("{scheme}://{host}/")).map_err(|e| RegistryError::Rejected {
-                registry: repo.registry.clone(),
-                detail: format!("cannot form a URL for host {host:?}: {e}"),
+            .map_err(|e| match e {
+                RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
+                    registry,
+                    detail: format!("{detail} ({})", session.note),
+                },
+                other => other,
             })?;
         Ok(PushAuth {
-            http: self.http_for(&host, transport.accept_invalid_certs)?,
-            base,
+            http: host.http.clone(),
+            base: host.base()?,
             header,
             registry: repo.registry.clone(),
             note: session.note,
         })
-    }
-
-    fn http_for(&self, host: &str, insecure: bool) -> Result<reqwest::Client, RegistryError> {
-        let mut clients = self
-            .http
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = clients.get(host) {
-            return Ok(client.clone());
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .tls_danger_accept_invalid_certs(insecure)
-            .build()
-            .map_err(|e| RegistryError::Unreachable {
-                registry: host.into(),
-                detail: format!("cannot set up an HTTP client: {}", error_chain(&e)),
-            })?;
-        clients.insert(host.to_string(), client.clone());
-        Ok(client)
     }
 }
 

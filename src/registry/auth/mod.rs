@@ -88,6 +88,7 @@ pub enum CredentialSource {
 /// How to reach a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transport {
+    /// Plain HTTP may be used, after HTTPS, when the host does not speak TLS.
     pub plain_http: bool,
     pub accept_invalid_certs: bool,
 }
@@ -174,7 +175,8 @@ impl AuthSettings {
         Ok((Credential::Anonymous, CredentialSource::Anonymous))
     }
 
-    /// Plain HTTP only for loopback hosts or entries marked `insecure`.
+    /// Plain HTTP (as a fallback after HTTPS) only for loopback hosts or
+    /// entries marked `insecure`; certificates go unchecked only for `insecure`.
     pub fn transport_for(&self, host: &str) -> Transport {
         let insecure = self.entry_for(host).is_some_and(|e| e.insecure);
         Transport {

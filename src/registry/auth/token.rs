@@ -1,5 +1,5 @@
 //! The registry's auth challenge and the bearer tokens it leads to, for the
-//! read path: a host's challenge is learnt from its first 401 and kept for
+//! read and push paths: a host's challenge is learnt from its first 401 and kept for
 //! the process, and a token is fetched once per scope and reused until
 //! shortly before it expires, however many requests need it at once.
 //!
@@ -160,6 +160,11 @@ impl TokenCache {
         if held.as_ref().is_some_and(|t| t.value == refused) {
             *held = None;
         }
+    }
+
+    /// Drops every token (the credential they were fetched with changed).
+    pub fn clear(&self) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn slot(&self, scope: &str) -> Slot {

@@ -28,7 +28,7 @@ impl Pusher<'_> {
         digest: &str,
     ) -> Result<Deleted, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
-        self.with_retries(repo, |auth| {
+        self.with_retries(repo, super::Access::Delete, |auth| {
             let shown = shown.clone();
             async move {
                 let path = format!("/v2/{}/manifests/{digest}", repo.repository);
@@ -83,7 +83,7 @@ impl Pusher<'_> {
                 return Ok(TagList::Tags(tags));
             };
             let page = self
-                .with_retries(repo, |auth| {
+                .with_retries(repo, super::Access::Push, |auth| {
                     let (path, shown) = (path.clone(), shown.clone());
                     async move {
                         let response = auth

@@ -1,0 +1,405 @@
+//! One registry host as both the read and the push path reach it: its HTTP
+//! client (one connection pool, the CAs the user trusts for it), which
+//! scheme it speaks, what its auth challenge asks for, and its bearer
+//! tokens, fetched once per scope and reused until they lapse.
+//!
+//! Scheme: HTTPS, always, for a registry that is neither loopback nor marked
+//! `insecure`. For those two, HTTPS is tried first and plain HTTP only when
+//! the host does not speak TLS at all (as the Docker daemon does for its
+//! insecure registries), settled by the first request of the run that gets
+//! an answer. A loopback registry still has its certificate checked;
+//! `insecure` skips that too.
+//!
+//! Trust: the platform's store (which honours `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR`) plus, per host, the `*.crt` files of Docker's
+//! `certs.d/<host[:port]>/` directories (`/etc/docker/certs.d` and the
+//! rootless daemon's `$XDG_CONFIG_HOME/docker/certs.d`).
+//!
+//! Why our own token exchange: oci-client asks `GET /v2/` and fetches a new
+//! token for every push request, and cannot ask for two repositories at once
+//! (a cross-repository mount needs pull on the source too). Tokens live in
+//! memory only, and their `Debug` never shows them.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, RwLock};
+
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth as OciAuth;
+use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{StatusCode, Url};
+
+use super::auth::token::{Challenge, Token, TokenCache};
+use super::client::{CONNECT_TIMEOUT, READ_TIMEOUT};
+use super::error::{error_chain, from_status, RegistryError};
+use super::push_session::redacted;
+use super::read::read_limited;
+
+/// Token answers are small JSON documents.
+const MAX_TOKEN_ANSWER: usize = 1024 * 1024;
+
+/// A registry host for the whole run.
+pub(super) struct RegistryHost {
+    pub(super) http: reqwest::Client,
+    host: String,
+    pub(super) registry: String,
+    /// Plain HTTP may be used when the host does not speak TLS.
+    may_fall_back: bool,
+    /// The base URL once a request got an answer through it.
+    settled: OnceLock<Url>,
+    challenge: RwLock<Option<Challenge>>,
+    /// `GET /v2/` was asked (before a push), so an open
+    /// registry is not asked again.
+    asked: AtomicBool,
+    tokens: TokenCache,
+}
+
+impl RegistryHost {
+    pub(super) fn new(
+        host: &str,
+        registry: &str,
+        may_fall_back: bool,
+        accept_invalid_certs: bool,
+    ) -> Result<RegistryHost, RegistryError> {
+        let fail = |detail: String| RegistryError::Unreachable {
+            registry: registry.into(),
+            detail,
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .tls_danger_accept_invalid_certs(accept_invalid_certs);
+        let roots = certs_d_roots(host).map_err(fail)?;
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| fail(format!("cannot set up an HTTP client: {}", error_chain(&e))))?;
+        Ok(RegistryHost {
+            http,
+            host: host.into(),
+            registry: registry.into(),
+            may_fall_back,
+            settled: OnceLock::new(),
+            challenge: RwLock::new(None),
+            asked: AtomicBool::new(false),
+            tokens: TokenCache::default(),
+        })
+    }
+
+    /// `scheme://host[:port]/`: HTTPS until a request settled otherwise.
+    pub(super) fn base(&self) -> Result<Url, RegistryError> {
+        match self.settled.get() {
+            Some(url) => Ok(url.clone()),
+            None => self.url_with("https"),
+        }
+    }
+
+    fn url_with(&self, scheme: &str) -> Result<Url, RegistryError> {
+        Url::parse(&format!("{scheme}://{}/", self.host)).map_err(|e| RegistryError::Rejected {
+            registry: self.registry.clone(),
+            detail: format!("cannot form a URL for host {:?}: {e}", self.host),
+        })
+    }
+
+    /// Sends the request `build` makes from a base URL. While the scheme is
+    /// not settled on a host that may fall back, a request that could not
+    /// connect over HTTPS is sent again over plain HTTP; whichever got an
+    /// answer settles the scheme. A host whose certificate we refuse (an
+    /// unknown CA) speaks TLS, so it is never spoken to in plain text: the
+    /// certificate error, with how to trust the CA, is what the user sees.
+    pub(super) async fn send<F, Fut>(&self, build: F) -> Result<reqwest::Response, RegistryError>
+    where
+        F: Fn(Url) -> Fut,
+        Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    {
+        if let Some(url) = self.settled.get() {
+            return build(url.clone()).await.map_err(|e| self.unreachable(&e));
+        }
+        let https = self.url_with("https")?;
+        let tls_error = match build(https.clone()).await {
+            Ok(answer) => {
+                let _ = self.settled.set(https);
+                return Ok(answer);
+            }
+            // A certificate we refuse means the host speaks TLS: never fall
+            // back to plain text for it.
+            Err(e) if is_certificate_error(&e) => {
+                let mut failed = self.unreachable(&e);
+                if let RegistryError::Unreachable { detail, .. } = &mut failed {
+                    detail.push_str(TRUST_HINT);
+                }
+                return Err(failed);
+            }
+            Err(e) if self.may_fall_back && e.is_connect() => e,
+            Err(e) => return Err(self.unreachable(&e)),
+        };
+        match build(self.url_with("http")?).await {
+            Ok(answer) => {
+                tracing::debug!(registry = %self.registry, "the registry speaks plain HTTP");
+                let _ = self.settled.set(self.url_with("http")?);
+                Ok(answer)
+            }
+            Err(plain) => {
+                let mut failed = self.unreachable(&tls_error);
+                if let RegistryError::Unreachable { detail, .. } = &mut failed {
+                    detail.push_str(&format!(
+                        "; over plain HTTP: {}",
+                        error_chain(&plain.without_url())
+                    ));
+                }
+                Err(failed)
+            }
+        }
+    }
+
+    /// Records the challenge a `/v2/` answer carries, if any.
+    fn learn(&self, answer: &reqwest::Response) {
+        self.asked.store(true, Ordering::Release);
+        if answer.status() == StatusCode::UNAUTHORIZED {
+            if let Some(challenge) = challenge_of(answer) {
+                self.set_challenge(challenge);
+            }
+        }
+    }
+
+    pub(super) fn set_challenge(&self, challenge: Challenge) {
+        *self.challenge.write().unwrap_or_else(|p| p.into_inner()) = Some(challenge);
+    }
+
+    /// Learns the challenge before a push, which nearly always needs
+    /// credentials: one `GET /v2/` per host and run, none once known.
+    pub(super) async fn ensure_challenge(&self) -> Result<(), RegistryError> {
+        if self.asked.load(Ordering::Acquire) || self.known_challenge().is_some() {
+            return Ok(());
+        }
+        let answer = self
+            .send(|base| self.http.get(base.join("v2/").unwrap_or(base)).send())
+            .await?;
+        self.learn(&answer);
+        Ok(())
+    }
+
+    fn known_challenge(&self) -> Option<Challenge> {
+        self.challenge
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the challenge and every token (the credential changed, or
+    /// the registry refused what we sent): the next request learns anew.
+    pub(super) async fn forget_auth(&self) {
+        *self.challenge.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.asked.store(false, Ordering::Release);
+        self.tokens.clear();
+    }
+
+    pub(super) async fn forget_token(&self, scopes: &[String], refused: &HeaderValue) {
+        if let Some(token) = bearer_value(refused) {
+            self.tokens.forget(&scopes.join(" "), &token).await;
+        }
+    }
+
+    /// A transport failure, the URL it names redacted: a blob GET may have
+    /// been redirected to a presigned URL whose query is a credential.
+    pub(super) fn unreachable(&self, err: &reqwest::Error) -> RegistryError {
+        let mut detail = error_chain(err);
+        if let Some(url) = err.url() {
+            detail = detail.replace(url.as_str(), &redacted(url));
+        }
+        RegistryError::Unreachable {
+            registry: self.registry.clone(),
+            detail,
+        }
+    }
+
+    /// What to send for `scopes`: nothing until the host asked, then basic
+    /// credentials or a (cached) token for exactly those scopes.
+    pub(super) async fn authorization(
+        &self,
+        scopes: &[String],
+        credential: &OciAuth,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        if let OciAuth::Bearer(token) = credential {
+            // A registry token from the docker config goes as is.
+            return header(&format!("Bearer {token}"), &self.registry).map(Some);
+        }
+        match (self.known_challenge(), credential) {
+            (None, _) | (Some(Challenge::Basic), OciAuth::Anonymous) => Ok(None),
+            (Some(Challenge::Basic), OciAuth::Basic(user, password)) => {
+                header(&basic(user, password), &self.registry).map(Some)
+            }
+            (Some(Challenge::Bearer { realm, service }), _) => {
+                let token = self
+                    .tokens
+                    .get_or_fetch(&scopes.join(" "), || {
+                        self.fetch_token(&realm, service.as_deref(), scopes, credential)
+                    })
+                    .await?;
+                header(&format!("Bearer {token}"), &self.registry).map(Some)
+            }
+            (Some(Challenge::Basic), OciAuth::Bearer(_)) => Ok(None),
+        }
+    }
+
+    /// The distribution token spec: `GET realm?service=…&scope=…&scope=…`,
+    /// with basic credentials when we have them, anonymous otherwise.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        credential: &OciAuth,
+    ) -> Result<Token, RegistryError> {
+        let refused = |detail: String| RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            detail,
+        };
+        let mut url = Url::parse(realm)
+            .map_err(|e| refused(format!("the token service {realm:?} is not a URL: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            if let OciAuth::Basic(user, _) = credential {
+                query.append_pair("account", user);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope);
+            }
+        }
+        tracing::debug!(registry = %self.registry, scopes = %scopes.join(" "), "fetching a registry token");
+        let mut request = self.http.get(url);
+        if let OciAuth::Basic(user, password) = credential {
+            request = request.header(
+                AUTHORIZATION,
+                header(&basic(user, password), &self.registry)?,
+            );
+        }
+        let answer = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = answer.status();
+        let body = read_limited(answer, MAX_TOKEN_ANSWER)
+            .await
+            .map_err(|e| refused(format!("reading the token service's answer: {e}")))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            let asked = scopes.join(" ");
+            return Err(
+                match from_status(status.as_u16(), &text, &self.registry, &asked) {
+                    // Rate limits and server trouble are transient, not bad credentials.
+                    e @ RegistryError::Server { .. } => e,
+                    _ => {
+                        let said: String = text.trim().chars().take(300).collect();
+                        refused(format!(
+                            "the token service refused the credentials (HTTP {status}): {said}"
+                        ))
+                    }
+                },
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let parsed: Answer = serde_json::from_slice(&body)
+            .map_err(|e| refused(format!("the token service's answer is not a token: {e}")))?;
+        let value = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| refused("the token service answered without a token".into()))?;
+        Ok(Token::new(value, parsed.expires_in))
+    }
+}
+
+const TRUST_HINT: &str = " (the registry's certificate is not trusted: add its CA to the \
+    system store, point SSL_CERT_FILE at it, or put it in /etc/docker/certs.d/<host:port>/ca.crt; \
+    or set insecure = true in its registry_auth block to skip the check)";
+
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let chain = error_chain(err).to_ascii_lowercase();
+    chain.contains("certificate") || chain.contains("unknownissuer")
+}
+
+/// The challenge of a 401 answer.
+pub(super) fn challenge_of(answer: &reqwest::Response) -> Option<Challenge> {
+    answer
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Challenge::parse)
+}
+
+/// The CA certificates Docker's convention trusts for `host`: every `*.crt`
+/// in `certs.d/<host>/` of the system and the rootless daemon. Client
+/// certificates (`*.cert`/`*.key`) are not used.
+fn certs_d_roots(host: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let mut roots = Vec::new();
+    for dir in certs_d_dirs() {
+        let dir = dir.join(host);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+        files.sort();
+        for file in files {
+            let pem = std::fs::read(&file)
+                .map_err(|e| format!("cannot read CA file {}: {e}", file.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("CA file {} is not PEM: {e}", file.display()))?;
+            if certs.is_empty() {
+                return Err(format!("CA file {} holds no certificate", file.display()));
+            }
+            roots.extend(certs);
+        }
+    }
+    Ok(roots)
+}
+
+fn certs_d_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/etc/docker/certs.d")];
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(home) = config_home {
+        dirs.push(home.join("docker/certs.d"));
+    }
+    dirs
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+pub(super) fn bearer_value(value: &HeaderValue) -> Option<String> {
+    value
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+/// A sensitive header value: hyper keeps it out of its own debug output.
+pub(super) fn header(text: &str, registry: &str) -> Result<HeaderValue, RegistryError> {
+    let mut value = HeaderValue::from_str(text).map_err(|_| RegistryError::Unauthorized {
+        registry: registry.into(),
+        detail: "the credential contains characters not allowed in an HTTP header".into(),
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
