@@ -21,6 +21,8 @@ pub mod push;
 pub mod reattach;
 pub mod registry;
 pub mod run;
+pub mod tls;
+pub mod token_server;
 pub mod tools;
 pub mod workdir;
 

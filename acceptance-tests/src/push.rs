@@ -1,8 +1,9 @@
 //! The two registry writes an image needs (OCI distribution spec): monolithic blob upload
 //! (`POST /v2/<name>/blobs/uploads/`, then `PUT <location>?digest=`) and manifest `PUT`.
 
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::Method;
 
 use crate::registry::Registry;
 
@@ -16,15 +17,20 @@ impl<'r> Uploader<'r> {
     pub fn new(registry: &'r Registry) -> Uploader<'r> {
         Uploader {
             registry,
-            client: Client::new(),
+            client: registry.http(),
         }
     }
 
     /// Uploads `bytes` to repository `name` and returns its `sha256:` digest.
     pub fn blob(&self, name: &str, bytes: &[u8]) -> String {
         let digest = crate::sha256_digest(bytes);
-        let start = format!("{}/v2/{name}/blobs/uploads/", self.registry.url());
-        let resp = expect_status(self.auth(self.client.post(&start)).send(), 202, &start);
+        let path = format!("/v2/{name}/blobs/uploads/");
+        let start = format!("{}{path}", self.registry.url());
+        let resp = expect_status(
+            self.registry.request(Method::POST, &path).send(),
+            202,
+            &start,
+        );
         let location = resp
             .headers()
             .get(LOCATION)
@@ -44,27 +50,21 @@ impl<'r> Uploader<'r> {
             .put(&url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(bytes.to_vec());
-        expect_status(self.auth(put).send(), 201, &url);
+        expect_status(self.registry.authorize(put, &path).send(), 201, &url);
         digest
     }
 
     /// Puts manifest `bytes` under `reference` (a tag or digest); returns its digest.
     pub fn manifest(&self, name: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
-        let url = format!("{}/v2/{name}/manifests/{reference}", self.registry.url());
+        let path = format!("/v2/{name}/manifests/{reference}");
+        let url = format!("{}{path}", self.registry.url());
         let put = self
-            .client
-            .put(&url)
+            .registry
+            .request(Method::PUT, &path)
             .header(CONTENT_TYPE, media_type)
             .body(bytes.to_vec());
-        expect_status(self.auth(put).send(), 201, &url);
+        expect_status(put.send(), 201, &url);
         crate::sha256_digest(bytes)
-    }
-
-    fn auth(&self, req: RequestBuilder) -> RequestBuilder {
-        match &self.registry.credentials {
-            Some(c) => req.basic_auth(&c.username, Some(&c.password)),
-            None => req,
-        }
     }
 }
 

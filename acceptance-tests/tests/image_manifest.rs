@@ -207,7 +207,7 @@ acc_test!(password_never_logged_at_trace, |mode| {
         );
     }
     // The provider logged the very line that names the credential it built, redacted.
-    tf.assert_provider_logged("creating registry client");
+    tf.assert_provider_logged("resolved registry credentials");
     assert!(
         !tf.full_log().contains(secret),
         "password in terraform's or the provider's log"
