@@ -16,7 +16,10 @@
 //!   half the `Content-Length`, or [`CHUNKED_CUT`] bytes of a chunked body, reach the
 //!   registry, then both connections are dropped (a body too short to cut is forwarded
 //!   whole and the next one is tried);
-//! - answers to blob `HEAD`s are held back for a while, not failed.
+//! - answers to blob `HEAD`s are held back for a while, not failed;
+//! - a rate limiter that means it: the first blob `HEAD` opens a window on its path, and
+//!   every request to that path until the window closes is answered 429 with a
+//!   `Retry-After` naming the seconds left, so a client retrying sooner is refused again.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Write};
@@ -24,7 +27,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::http1::{relay_body, Framing, Head, Relayed};
 use crate::Registry;
@@ -44,10 +47,12 @@ pub struct Faults {
     pub cut_uploads: bool,
     /// How long blob `HEAD` answers are held back; `None` leaves them alone.
     pub slow_blob_heads: Option<Duration>,
+    /// How long the rate-limit window on the first blob `HEAD`'s path lasts.
+    pub rate_window: Option<Duration>,
 }
 
 impl Faults {
-    /// Every fault, blob `HEAD`s slowed by 300 ms.
+    /// Every fault, blob `HEAD`s slowed by 300 ms, a rate-limit window of 5 s.
     pub fn all() -> Faults {
         Faults {
             manifest_503: true,
@@ -55,6 +60,7 @@ impl Faults {
             blob_get_429: true,
             cut_uploads: true,
             slow_blob_heads: Some(Duration::from_millis(300)),
+            rate_window: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct Injected {
     pub manifest_put_503: u64,
     pub v2_429: u64,
     pub blob_get_429: u64,
+    /// 429s answered inside the rate-limit window.
+    pub window_429: u64,
     pub cut_patch: u64,
     pub cut_put: u64,
     pub slowed: u64,
@@ -97,6 +105,8 @@ struct State {
     manifest_puts: HashSet<String>,
     blob_gets: HashSet<String>,
     v2_done: bool,
+    /// The rate-limited path and when its window closes.
+    window: Option<(String, Instant)>,
     /// Claimed by the upload being cut (released if its body was too short).
     patch_claimed: bool,
     put_claimed: bool,
@@ -119,8 +129,9 @@ enum Cut {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
-    /// Answer with this status here; the registry never sees the request.
-    Refuse(u16),
+    /// Answer with this status (and `Retry-After` seconds) here; the registry never
+    /// sees the request.
+    Refuse(u16, Option<u64>),
     Forward {
         cut: Option<Cut>,
         delay: Option<Duration>,
@@ -236,9 +247,9 @@ impl Shared {
             let action = self.lock().decide(&self.faults, &method, &path, framing);
             let shown = format!("{method} {path}");
             let keep_open = match action {
-                Action::Refuse(status) => {
+                Action::Refuse(status, retry_after) => {
                     relay_body(&mut reader, &mut io::sink(), framing, None)?;
-                    writer.write_all(&refusal(status, method == "HEAD"))?;
+                    writer.write_all(&refusal(status, retry_after, method == "HEAD"))?;
                     self.note(format!("{shown} -> {status} (injected)"));
                     true
                 }
@@ -327,7 +338,7 @@ impl State {
         if path == "/v2/" && method == "GET" && faults.v2_429 && !self.v2_done {
             self.v2_done = true;
             self.injected.v2_429 += 1;
-            return Action::Refuse(429);
+            return Action::Refuse(429, Some(1));
         }
         if path.contains("/manifests/") && faults.manifest_503 {
             let first = match method {
@@ -340,7 +351,7 @@ impl State {
                     "PUT" => self.injected.manifest_put_503 += 1,
                     _ => self.injected.manifest_read_503 += 1,
                 }
-                return Action::Refuse(503);
+                return Action::Refuse(503, None);
             }
             return forward;
         }
@@ -367,7 +378,11 @@ impl State {
         if path.contains("/blobs/") {
             if method == "GET" && faults.blob_get_429 && self.blob_gets.insert(path.to_string()) {
                 self.injected.blob_get_429 += 1;
-                return Action::Refuse(429);
+                return Action::Refuse(429, Some(1));
+            }
+            if let Some(left) = self.rate_limited(faults, method, path) {
+                self.injected.window_429 += 1;
+                return Action::Refuse(429, Some(left.as_secs_f64().ceil() as u64));
             }
             if method == "HEAD" {
                 return Action::Forward {
@@ -377,6 +392,18 @@ impl State {
             }
         }
         forward
+    }
+
+    /// The time left in the rate-limit window if it covers `path`; the first blob
+    /// `HEAD` opens it.
+    fn rate_limited(&mut self, faults: &Faults, method: &str, path: &str) -> Option<Duration> {
+        let length = faults.rate_window?;
+        let now = Instant::now();
+        if self.window.is_none() && method == "HEAD" {
+            self.window = Some((path.to_string(), now + length));
+        }
+        let (limited, closes) = self.window.as_ref()?;
+        (limited == path && now < *closes).then(|| *closes - now)
     }
 
     /// Counts a cut that happened, or frees the claim of one that could not be made.
@@ -391,11 +418,14 @@ impl State {
 }
 
 /// An injected error answer, in distribution's JSON error format.
-fn refusal(status: u16, head_only: bool) -> Vec<u8> {
-    let (reason, code, extra) = match status {
-        429 => ("Too Many Requests", "TOOMANYREQUESTS", "Retry-After: 1\r\n"),
-        _ => ("Service Unavailable", "UNAVAILABLE", ""),
+fn refusal(status: u16, retry_after: Option<u64>, head_only: bool) -> Vec<u8> {
+    let (reason, code) = match status {
+        429 => ("Too Many Requests", "TOOMANYREQUESTS"),
+        _ => ("Service Unavailable", "UNAVAILABLE"),
     };
+    let extra = retry_after
+        .map(|s| format!("Retry-After: {s}\r\n"))
+        .unwrap_or_default();
     let body = format!(
         r#"{{"errors":[{{"code":"{code}","message":"injected by the fault proxy","detail":null}}]}}"#
     );

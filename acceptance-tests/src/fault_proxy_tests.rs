@@ -13,7 +13,7 @@ fn manifest_paths_fail_once_per_path_and_direction() {
     let tag = "/v2/web/manifests/latest";
     assert_eq!(
         s.decide(&f, "HEAD", tag, Framing::None),
-        Action::Refuse(503)
+        Action::Refuse(503, None)
     );
     assert!(matches!(
         s.decide(&f, GET, tag, Framing::None),
@@ -21,10 +21,13 @@ fn manifest_paths_fail_once_per_path_and_direction() {
     ));
     assert_eq!(
         s.decide(&f, "PUT", tag, Framing::Length(9)),
-        Action::Refuse(503)
+        Action::Refuse(503, None)
     );
     let other = "/v2/web/manifests/sha256:ab";
-    assert_eq!(s.decide(&f, GET, other, Framing::None), Action::Refuse(503));
+    assert_eq!(
+        s.decide(&f, GET, other, Framing::None),
+        Action::Refuse(503, None)
+    );
     assert_eq!(
         (s.injected.manifest_read_503, s.injected.manifest_put_503),
         (2, 1)
@@ -33,18 +36,28 @@ fn manifest_paths_fail_once_per_path_and_direction() {
 
 #[test]
 fn the_first_v2_and_each_blob_get_are_rate_limited_once() {
-    let (mut s, f) = (State::default(), Faults::all());
+    let f = Faults {
+        rate_window: None,
+        ..Faults::all()
+    };
+    let mut s = State::default();
     assert_eq!(
         s.decide(&f, GET, "/v2/", Framing::None),
-        Action::Refuse(429)
+        Action::Refuse(429, Some(1))
     );
     assert_ne!(
         s.decide(&f, GET, "/v2/", Framing::None),
-        Action::Refuse(429)
+        Action::Refuse(429, Some(1))
     );
     let blob = "/v2/web/blobs/sha256:cd";
-    assert_eq!(s.decide(&f, GET, blob, Framing::None), Action::Refuse(429));
-    assert_ne!(s.decide(&f, GET, blob, Framing::None), Action::Refuse(429));
+    assert_eq!(
+        s.decide(&f, GET, blob, Framing::None),
+        Action::Refuse(429, Some(1))
+    );
+    assert_ne!(
+        s.decide(&f, GET, blob, Framing::None),
+        Action::Refuse(429, Some(1))
+    );
     let slowed = s.decide(&f, "HEAD", blob, Framing::None);
     assert_eq!(
         slowed,
@@ -54,6 +67,36 @@ fn the_first_v2_and_each_blob_get_are_rate_limited_once() {
         }
     );
     assert_eq!((s.injected.v2_429, s.injected.blob_get_429), (1, 1));
+}
+
+#[test]
+fn the_rate_window_refuses_its_path_until_it_closes() {
+    let f = Faults {
+        rate_window: Some(Duration::from_secs(60)),
+        ..Faults::default()
+    };
+    let mut s = State::default();
+    let plain = Action::Forward {
+        cut: None,
+        delay: None,
+    };
+    let (a, b) = ("/v2/web/blobs/sha256:a", "/v2/web/blobs/sha256:b");
+    assert_eq!(
+        s.decide(&f, GET, a, Framing::None),
+        plain,
+        "a GET opens none"
+    );
+    let limited = Action::Refuse(429, Some(60));
+    assert_eq!(s.decide(&f, "HEAD", a, Framing::None), limited);
+    assert_eq!(s.decide(&f, GET, a, Framing::None), limited);
+    assert_eq!(
+        s.decide(&f, "HEAD", b, Framing::None),
+        plain,
+        "another path"
+    );
+    s.window = Some((a.to_string(), Instant::now()));
+    assert_eq!(s.decide(&f, "HEAD", a, Framing::None), plain, "closed");
+    assert_eq!(s.injected.window_429, 2);
 }
 
 #[test]

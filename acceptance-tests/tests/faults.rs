@@ -196,6 +196,8 @@ acc_test!(a_two_platform_build_survives_every_fault, |mode| {
     assert_eq!(injected.cut_patch, 1, "{injected:?}\n{log}");
     assert_eq!(injected.cut_put, 1, "{injected:?}\n{log}");
     assert!(injected.slowed >= 1, "{injected:?}\n{log}");
+    // Refused at least until the window closed: a retry that waits as told meets one.
+    assert!(injected.window_429 >= 1, "{injected:?}\n{log}");
 });
 
 acc_test!(the_manifest_data_source_survives_503_and_429, |mode| {
