@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sha2::Digest as _;
 use stevedore::registry::{
-    inspect, AuthSettings, InspectError, Reference, RegistryClient, RegistryError,
+    inspect, AuthSettings, InspectError, Reference, RegistryClient, RegistryError, RetryPolicy,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -49,6 +49,12 @@ async fn serve(routes: Routes) -> String {
                     match socket.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                    // A TLS hello on this plain port is a malformed request to
+                    // Go's HTTP server (and so docker-registry): 400, hang up.
+                    if head.first() == Some(&0x16) {
+                        let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n400 Bad Request").await;
+                        return;
                     }
                 }
                 let text = String::from_utf8_lossy(&head);
@@ -187,4 +193,42 @@ async fn non_json_manifests_are_invalid() {
         matches!(err, RegistryError::InvalidManifest { .. }),
         "{err:?}"
     );
+}
+
+/// A rate limiter that refuses everything for a second, saying so in
+/// `Retry-After`: a push retry that waits as told gets through on its second
+/// attempt, where one following its own 10 ms backoff is refused again.
+#[tokio::test]
+async fn push_retries_wait_as_retry_after_says() {
+    let opened = std::time::Instant::now();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = refused.clone();
+    let host = serve(Arc::new(move |_: &str| {
+        if opened.elapsed() < std::time::Duration::from_secs(1) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Answer {
+                status: 429,
+                headers: vec![("Retry-After".into(), "1".into())],
+                body: br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.to_vec(),
+            };
+        }
+        Answer {
+            status: 404,
+            headers: vec![],
+            body: Vec::new(),
+        }
+    }))
+    .await;
+    let repo = Reference::parse(&format!("{host}/web")).unwrap();
+    let client = client();
+    let pusher = client
+        .pusher(tokio_util::sync::CancellationToken::new())
+        .with_retry(RetryPolicy {
+            attempts: 2,
+            first_backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_secs(5),
+        });
+    let exists = pusher.blob_exists(&repo, &sha256(b"layer")).await;
+    assert!(matches!(exists, Ok(false)), "{exists:?}");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -4,14 +4,18 @@
 //! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
 //! [`layer`] and [`push`]), [`workdir`] drives the terraform CLI in a temp dir, with the
 //! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
-//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors.
+//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors;
+//! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects
+//! the faults registries and networks produce, counting each.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
 
 pub mod cliconfig;
 pub mod diagnostics;
+pub mod fault_proxy;
 pub mod hcl;
+pub mod http1;
 pub mod image;
 pub mod layer;
 pub mod mode;
@@ -26,6 +30,7 @@ pub mod token_server;
 pub mod tools;
 pub mod workdir;
 
+pub use fault_proxy::{FaultProxy, Faults, Injected};
 pub use image::{Format, Platform, Pushed, Pusher};
 pub use mode::Mode;
 pub use registry::Registry;

@@ -2,6 +2,8 @@
 //! image, bad credentials, an unreachable host, a failing server, or content
 //! that does not match its digest. Messages never carry credentials.
 
+use std::time::Duration;
+
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 use super::auth::AuthError;
@@ -19,6 +21,8 @@ pub enum RegistryError {
         registry: String,
         status: u16,
         detail: String,
+        /// How long the registry asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
     },
     #[error("registry {registry} rejected the request: {detail}")]
     Rejected { registry: String, detail: String },
@@ -54,6 +58,15 @@ impl RegistryError {
             RegistryError::Server { status, .. } => *status >= 500 || *status == 429,
             RegistryError::Retried { source, .. } => source.is_transient(),
             _ => false,
+        }
+    }
+
+    /// How long the registry asked to be left alone before the next attempt.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RegistryError::Server { retry_after, .. } => *retry_after,
+            RegistryError::Retried { source, .. } => source.retry_after(),
+            _ => None,
         }
     }
 
@@ -97,6 +110,7 @@ impl RegistryError {
                         registry,
                         status: 429,
                         detail,
+                        retry_after: None,
                     }
                 } else {
                     RegistryError::Rejected { registry, detail }
@@ -133,6 +147,7 @@ impl RegistryError {
                         registry,
                         status: code,
                         detail,
+                        retry_after: None,
                     },
                 }
             }
@@ -170,6 +185,7 @@ pub(crate) fn from_status(
             registry: registry.into(),
             status,
             detail: truncate(body.trim()),
+            retry_after: None,
         };
     }
     let err = match serde_json::from_str::<oci_client::errors::OciEnvelope>(body) {
@@ -194,6 +210,19 @@ pub(crate) fn from_status(
         }
         other => other,
     }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from registries;
+/// callers fall back to their own backoff).
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// The error and its causes on one line: reqwest's own message only says

@@ -36,6 +36,10 @@ use super::error::{error_chain, from_status, RegistryError};
 use super::push_session::redacted;
 use super::read::read_limited;
 
+/// How long the first HTTPS attempt on a host that may fall back to plain
+/// HTTP may take to answer.
+const TLS_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Token answers are small JSON documents.
 const MAX_TOKEN_ANSWER: usize = 1024 * 1024;
 
@@ -119,22 +123,18 @@ impl RegistryHost {
             return build(url.clone()).await.map_err(|e| self.unreachable(&e));
         }
         let https = self.url_with("https")?;
-        let tls_error = match build(https.clone()).await {
-            Ok(answer) => {
-                let _ = self.settled.set(https);
-                return Ok(answer);
+        if !self.may_fall_back {
+            let answer = build(https.clone()).await;
+            return self.settle_tls(https, answer);
+        }
+        // A plain-HTTP server that waits for a request line would hold our
+        // TLS hello until the connect timeout; the first answer is bounded.
+        let tls_failure = match tokio::time::timeout(TLS_PROBE, build(https.clone())).await {
+            Ok(Err(e)) if e.is_connect() && !is_certificate_error(&e) => {
+                error_chain(&e.without_url())
             }
-            // A certificate we refuse means the host speaks TLS: never fall
-            // back to plain text for it.
-            Err(e) if is_certificate_error(&e) => {
-                let mut failed = self.unreachable(&e);
-                if let RegistryError::Unreachable { detail, .. } = &mut failed {
-                    detail.push_str(TRUST_HINT);
-                }
-                return Err(failed);
-            }
-            Err(e) if self.may_fall_back && e.is_connect() => e,
-            Err(e) => return Err(self.unreachable(&e)),
+            Ok(answer) => return self.settle_tls(https, answer),
+            Err(_) => format!("no TLS answer within {}s", TLS_PROBE.as_secs()),
         };
         match build(self.url_with("http")?).await {
             Ok(answer) => {
@@ -142,13 +142,34 @@ impl RegistryHost {
                 let _ = self.settled.set(self.url_with("http")?);
                 Ok(answer)
             }
-            Err(plain) => {
-                let mut failed = self.unreachable(&tls_error);
+            Err(plain) => Err(RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                detail: format!(
+                    "over HTTPS: {tls_failure}; over plain HTTP: {}",
+                    error_chain(&plain.without_url())
+                ),
+            }),
+        }
+    }
+
+    /// The outcome of an HTTPS attempt: an answer settles the scheme; a
+    /// certificate we refuse says how to trust the CA.
+    fn settle_tls(
+        &self,
+        https: Url,
+        answer: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        match answer {
+            Ok(answer) => {
+                let _ = self.settled.set(https);
+                Ok(answer)
+            }
+            Err(e) => {
+                let mut failed = self.unreachable(&e);
                 if let RegistryError::Unreachable { detail, .. } = &mut failed {
-                    detail.push_str(&format!(
-                        "; over plain HTTP: {}",
-                        error_chain(&plain.without_url())
-                    ));
+                    if is_certificate_error(&e) {
+                        detail.push_str(TRUST_HINT);
+                    }
                 }
                 Err(failed)
             }

@@ -292,8 +292,10 @@ impl<'a> Pusher<'a> {
     }
 
     /// Runs `op` with a fresh push authorization until it succeeds, fails
-    /// for good, or runs out of attempts; a first 401 re-resolves the
-    /// credentials (an expired ECR token) without counting as an attempt.
+    /// for good, or runs out of attempts, waiting between attempts as the
+    /// registry's `Retry-After` says (up to `max_backoff`) or else with
+    /// doubling backoff; a first 401 re-resolves the credentials (an expired
+    /// ECR token) without counting as an attempt.
     pub(super) async fn with_retries<T, F, Fut>(
         &self,
         repo: &Reference,
@@ -333,10 +335,14 @@ impl<'a> Pusher<'a> {
                     source: Box::new(err),
                 });
             }
-            tracing::warn!(registry = %repo.registry, attempt, error = %err, "retrying registry request");
+            // A rate limiter refuses every attempt until its window closes.
+            let wait = err
+                .retry_after()
+                .map_or(backoff, |asked| asked.min(self.retry.max_backoff));
+            tracing::warn!(registry = %repo.registry, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying registry request");
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             backoff = (backoff * 2).min(self.retry.max_backoff);
         }

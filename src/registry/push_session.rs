@@ -72,6 +72,7 @@ impl PushAuth {
     /// The error for an answer with an unexpected status.
     pub(super) async fn failure(&self, response: reqwest::Response, shown: &str) -> RegistryError {
         let status = response.status().as_u16();
+        let asked = super::error::retry_after_header(response.headers());
         // Error bodies are small JSON envelopes or HTML pages; a broken or
         // oversized body is reported as empty rather than masking the status.
         let body = super::read::read_limited(response, MAX_ERROR_BODY)
@@ -82,6 +83,17 @@ impl PushAuth {
             RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
                 registry,
                 detail: format!("{detail} ({})", self.note),
+            },
+            RegistryError::Server {
+                registry,
+                status,
+                detail,
+                ..
+            } => RegistryError::Server {
+                registry,
+                status,
+                detail,
+                retry_after: asked,
             },
             other => other,
         }

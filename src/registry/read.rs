@@ -13,7 +13,7 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 
 use super::client::MANIFEST_MEDIA_TYPES;
-use super::error::{error_chain, from_status, RegistryError};
+use super::error::{error_chain, from_status, retry_after_header, RegistryError};
 use super::host::{challenge_of, RegistryHost};
 
 /// Attempts per read, the first included, and how long to wait between them.
@@ -22,19 +22,6 @@ const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250)
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Answers worth asking again: rate limiting and passing server trouble.
 const RETRIED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from registries and
-/// falls back to our own backoff).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let seconds: u64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(std::time::Duration::from_secs(seconds))
-}
 
 /// One read: what to ask for, in which repository, with which credential.
 pub(super) struct Read<'a> {
@@ -57,7 +44,7 @@ impl RegistryHost {
         for attempt in 1..READ_ATTEMPTS {
             let wait = match self.send_authorized(read).await {
                 Ok(answer) if RETRIED_STATUSES.contains(&answer.status().as_u16()) => {
-                    retry_after(answer.headers()).unwrap_or(backoff)
+                    retry_after_header(answer.headers()).unwrap_or(backoff)
                 }
                 Err(e) if e.is_transient() => backoff,
                 done => return done,

@@ -3,7 +3,8 @@
 //! by default) so one Terraform run does not call ECR for every request.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -41,10 +42,19 @@ fn ecr_region(host: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
-/// ECR tokens by host, shared by all requests of one registry client.
+/// How long one GetAuthorizationToken call (credential resolution included)
+/// may take before the request needing it fails.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One host's token and when to refresh it; locked across a refresh, so
+/// concurrent first requests for that host share one call.
+type Slot = Arc<Mutex<Option<(Credential, SystemTime)>>>;
+
+/// ECR tokens by host, shared by all requests of one registry client. Each
+/// host has its own lock: a slow call for one registry holds up no other.
 #[derive(Default)]
 pub struct EcrTokenCache {
-    tokens: Mutex<HashMap<String, (Credential, SystemTime)>>,
+    hosts: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl std::fmt::Debug for EcrTokenCache {
@@ -56,24 +66,54 @@ impl std::fmt::Debug for EcrTokenCache {
 impl EcrTokenCache {
     /// A cached token for `host`, or a fresh one from ECR.
     pub async fn get(&self, host: &str, aws: &AwsSettings) -> Result<Credential, AuthError> {
-        // Holding the lock across the call makes concurrent first requests
-        // share one GetAuthorizationToken instead of racing.
-        let mut tokens = self.tokens.lock().await;
-        if let Some((credential, refresh_at)) = tokens.get(host) {
+        // Boxed: the SDK call's future is deep enough to overflow the
+        // compiler's layout recursion once nested in every caller's future.
+        self.get_with(host, CALL_TIMEOUT, || Box::pin(fetch(host, aws)))
+            .await
+    }
+
+    /// [`EcrTokenCache::get`] with the call to ECR and its time limit given.
+    async fn get_with<F, Fut>(
+        &self,
+        host: &str,
+        limit: Duration,
+        call: F,
+    ) -> Result<Credential, AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Credential, SystemTime), AuthError>>,
+    {
+        let slot = self.slot(host);
+        let mut cached = slot.lock().await;
+        if let Some((credential, refresh_at)) = cached.as_ref() {
             if SystemTime::now() < *refresh_at {
                 return Ok(credential.clone());
             }
         }
-        let (credential, expires_at) = fetch(host, aws).await?;
+        let (credential, expires_at) =
+            tokio::time::timeout(limit, call())
+                .await
+                .map_err(|_| AuthError::Ecr {
+                    host: host.into(),
+                    detail: format!(
+                        "GetAuthorizationToken did not answer within {} s",
+                        limit.as_secs_f32()
+                    ),
+                })??;
         let refresh_at = expires_at.checked_sub(EXPIRY_MARGIN).unwrap_or(expires_at);
-        tokens.insert(host.to_string(), (credential.clone(), refresh_at));
+        *cached = Some((credential.clone(), refresh_at));
         Ok(credential)
+    }
+
+    fn slot(&self, host: &str) -> Slot {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.entry(host.to_string()).or_default().clone()
     }
 
     /// Forgets the token for `host`, so the next `get` asks ECR again: the
     /// registry refused it (it can lapse during a long push, or the clock lies).
     pub async fn invalidate(&self, host: &str) {
-        self.tokens.lock().await.remove(host);
+        *self.slot(host).lock().await = None;
     }
 }
 
@@ -176,16 +216,11 @@ mod tests {
         };
         let later = SystemTime::now() + Duration::from_secs(3600);
         for host in ["a.example", "b.example"] {
-            cache
-                .tokens
-                .lock()
-                .await
-                .insert(host.into(), (cred.clone(), later));
+            *cache.slot(host).lock().await = Some((cred.clone(), later));
         }
         cache.invalidate("a.example").await;
-        let tokens = cache.tokens.lock().await;
-        assert!(!tokens.contains_key("a.example"));
-        assert!(tokens.contains_key("b.example"));
+        assert!(cache.slot("a.example").lock().await.is_none());
+        assert!(cache.slot("b.example").lock().await.is_some());
     }
 
     #[tokio::test]
@@ -197,15 +232,79 @@ mod tests {
         };
         let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
         let later = SystemTime::now() + Duration::from_secs(3600);
-        cache
-            .tokens
-            .lock()
-            .await
-            .insert(host.into(), (cred.clone(), later));
+        *cache.slot(host).lock().await = Some((cred.clone(), later));
         // No AWS call happens: the cached token is still fresh.
         assert_eq!(
             cache.get(host, &AwsSettings::default()).await.unwrap(),
             cred
         );
+    }
+
+    fn token(password: &str) -> (Credential, SystemTime) {
+        let cred = Credential::Basic {
+            username: "AWS".into(),
+            password: password.into(),
+        };
+        (cred, SystemTime::now() + Duration::from_secs(3600))
+    }
+
+    /// While one host's call hangs (holding that host's lock), another host
+    /// gets its token; the hung call then fails at its time limit, naming the
+    /// host, and the next request for that host calls ECR again.
+    #[tokio::test]
+    async fn a_hung_call_holds_up_only_its_host_and_times_out() {
+        let cache = std::sync::Arc::new(EcrTokenCache::default());
+        let (entered_tx, entered) = tokio::sync::oneshot::channel();
+        let hung = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_with("a.example", Duration::from_millis(200), || async move {
+                        let _ = entered_tx.send(());
+                        std::future::pending().await
+                    })
+                    .await
+            })
+        };
+        entered.await.unwrap();
+        let other = cache
+            .get_with("b.example", Duration::from_secs(5), || async {
+                Ok(token("b"))
+            })
+            .await;
+        assert_eq!(other.unwrap(), token("b").0, "b waited for a's call");
+        assert!(!hung.is_finished(), "a's call is still running");
+        match hung.await.unwrap() {
+            Err(AuthError::Ecr { host, detail }) => {
+                assert_eq!(host, "a.example");
+                assert!(detail.contains("did not answer within"), "{detail}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let again = cache
+            .get_with("a.example", Duration::from_secs(5), || async {
+                Ok(token("a"))
+            })
+            .await;
+        assert_eq!(again.unwrap(), token("a").0);
+    }
+
+    /// Concurrent first requests for one host share one call.
+    #[tokio::test]
+    async fn concurrent_first_requests_for_a_host_share_one_call() {
+        let cache = EcrTokenCache::default();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let call = || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(token("p"))
+        };
+        let limit = Duration::from_secs(5);
+        let (one, two) = tokio::join!(
+            cache.get_with("a.example", limit, call),
+            cache.get_with("a.example", limit, call)
+        );
+        assert_eq!(one.unwrap(), two.unwrap());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
