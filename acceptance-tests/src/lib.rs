@@ -4,7 +4,8 @@
 //! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
 //! [`layer`] and [`push`]), [`workdir`] drives the terraform CLI in a temp dir, with the
 //! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
-//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors.
+//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors; [`moto`]
+//! (fake AWS) and [`refusing`] (an AWS endpoint that only errs) stand in for ECS and ECR.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
@@ -19,8 +20,10 @@ pub mod moto;
 pub mod proof;
 pub mod push;
 pub mod reattach;
+pub mod refusing;
 pub mod registry;
 pub mod run;
+pub mod running;
 pub mod tools;
 pub mod workdir;
 
@@ -28,6 +31,7 @@ pub use image::{Format, Platform, Pushed, Pusher};
 pub use mode::Mode;
 pub use registry::Registry;
 pub use run::Run;
+pub use running::Running;
 pub use workdir::Workdir;
 
 use sha2::{Digest, Sha256};
