@@ -152,5 +152,10 @@ acc_test!(ecr_true_fetches_credentials_for_any_address, |mode| {
             registry.address
         ),
     );
+    assert_error_contains(&stderr, "Connection refused");
+    assert!(
+        !stderr.contains("DispatchFailure("),
+        "the error dumps SDK internals:\n{stderr}"
+    );
     assert_error_names_attribute(&stderr, "image");
 });
