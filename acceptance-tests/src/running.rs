@@ -16,6 +16,8 @@ pub struct Running<'w> {
     pub(crate) command: String,
     out: PathBuf,
     err: PathBuf,
+    /// Started in a process group of its own, whose id is the child's pid.
+    own_group: bool,
 }
 
 impl<'w> Running<'w> {
@@ -25,6 +27,7 @@ impl<'w> Running<'w> {
         command: String,
         out: PathBuf,
         err: PathBuf,
+        own_group: bool,
     ) -> Running<'w> {
         Running {
             dir,
@@ -32,6 +35,7 @@ impl<'w> Running<'w> {
             command,
             out,
             err,
+            own_group,
         }
     }
 
@@ -39,9 +43,12 @@ impl<'w> Running<'w> {
     /// [`Workdir::spawn`]): what Ctrl-C in a terminal does, to terraform and, when
     /// terraform started it, the provider.
     pub fn interrupt(&self) {
-        let group = i32::try_from(self.child.id()).expect("a pid fits in i32");
-        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
-        let sent = unsafe { libc::kill(-group, libc::SIGINT) };
+        assert!(
+            self.own_group,
+            "`{}` has no process group of its own",
+            self.command
+        );
+        let sent = self.signal_group(libc::SIGINT);
         assert_eq!(
             sent,
             0,
@@ -54,9 +61,41 @@ impl<'w> Running<'w> {
     /// Waits for the command (at most the usual command timeout) and checks it for
     /// crashes, as [`Workdir::run`] does.
     pub fn wait(mut self) -> Run {
-        let code = wait(&mut self.child, &self.command);
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for terraform") {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!(
+                    "`{}` did not finish within {COMMAND_TIMEOUT:?}",
+                    self.command
+                );
+            }
+            sleep(Duration::from_millis(50));
+        };
         let run = self.collect(code);
         self.dir.checked(run)
+    }
+
+    /// Kills the command; with a group of its own, the whole group. NOTE: terraform
+    /// re-executes itself under a panic-catching parent (panicwrap), so killing the
+    /// pid we started alone would leave the terraform doing the work, and its
+    /// provider, running.
+    fn kill(&mut self) {
+        if self.own_group {
+            self.signal_group(libc::SIGKILL);
+        } else {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    fn signal_group(&self, signal: i32) -> i32 {
+        let group = i32::try_from(self.child.id()).expect("a pid fits in i32");
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe { libc::kill(-group, signal) }
     }
 
     pub(crate) fn collect(&self, code: Option<i32>) -> Run {
@@ -72,23 +111,7 @@ impl<'w> Running<'w> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.kill();
         }
-    }
-}
-
-fn wait(child: &mut Child, command: &str) -> Option<i32> {
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for terraform") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{command}` did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        sleep(Duration::from_millis(50));
     }
 }

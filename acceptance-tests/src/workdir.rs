@@ -281,7 +281,7 @@ impl Workdir {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {command}: {e}"));
-        Running::new(self, child, command, out, err)
+        Running::new(self, child, command, out, err, own_group)
     }
 
     /// Waits until the logs (see [`Workdir::full_log`]) hold `needle`; panics after
