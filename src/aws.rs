@@ -2,7 +2,11 @@
 //! the SDK's default chain (environment, profiles, SSO, instance roles) plus the
 //! provider's `aws { region, profile, endpoints }` block.
 
+use std::error::Error;
+use std::fmt::Debug;
+
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 
 /// The provider's `aws` block, validated. Empty fields mean "the SDK chain decides".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,4 +49,63 @@ pub async fn ecs_client(settings: &AwsSettings) -> aws_sdk_ecs::Client {
         conf = conf.endpoint_url(url);
     }
     aws_sdk_ecs::Client::from_conf(conf.build())
+}
+
+/// An AWS SDK error as one readable line: `Code: message` for an error the
+/// service answered, else the chain of causes (`dispatch failure: io error:
+/// ... Connection refused`). Not `DisplayErrorContext`, whose tail is the
+/// `Debug` dump of the whole error, raw HTTP response included, which users
+/// then read in their diagnostics.
+pub fn sdk_error_text<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + Error + 'static,
+    R: Debug,
+{
+    if let SdkError::ServiceError(service) = err {
+        let e = service.err();
+        match (e.code(), e.message()) {
+            (Some(code), Some(message)) => return format!("{code}: {message}"),
+            (Some(code), None) => return code.to_string(),
+            _ => {}
+        }
+    }
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::error::ErrorMetadata;
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+
+    #[test]
+    fn service_errors_read_as_code_and_message() {
+        let meta = ErrorMetadata::builder()
+            .code("AccessDeniedException")
+            .message("not authorized to perform: ecs:DescribeServices")
+            .build();
+        let err = SdkError::service_error(DescribeServicesError::generic(meta), "raw response");
+        assert_eq!(
+            sdk_error_text(&err),
+            "AccessDeniedException: not authorized to perform: ecs:DescribeServices"
+        );
+    }
+
+    #[test]
+    fn other_errors_read_as_their_chain_without_debug_dumps() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err: SdkError<DescribeServicesError, &str> =
+            SdkError::dispatch_failure(aws_sdk_ecs::error::ConnectorError::io(Box::new(io)));
+        let text = sdk_error_text(&err);
+        assert!(text.starts_with("dispatch failure: "), "{text}");
+        assert!(text.ends_with("Connection refused"), "{text}");
+        assert!(!text.contains("ConnectorError"), "{text}");
+    }
 }

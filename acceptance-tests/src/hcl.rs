@@ -39,6 +39,16 @@ pub fn provider_block(registry: &Registry, password: Option<&str>) -> String {
     )
 }
 
+/// `resource "stevedore_ecs_redeploy" "web"` for `cluster`/`service`; `body` adds
+/// attribute lines.
+pub fn ecs_redeploy_block(cluster: &str, service: &str, body: &str) -> String {
+    format!(
+        "\nresource \"stevedore_ecs_redeploy\" \"web\" {{\n  cluster = {}\n  service = {}\n{body}}}\n",
+        quote(cluster),
+        quote(service),
+    )
+}
+
 /// An HCL string literal (JSON string syntax, with template sequences escaped).
 pub fn quote(s: &str) -> String {
     serde_json::to_string(s)

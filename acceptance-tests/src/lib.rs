@@ -6,7 +6,9 @@
 //! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
 //! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors;
 //! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects
-//! the faults registries and networks produce, counting each.
+//! the faults registries and networks produce, counting each; [`tls`] and [`token_server`]
+//! make HTTPS and bearer-token registries; [`moto`] (fake AWS) and [`refusing`] (an AWS
+//! endpoint that only errs) stand in for ECS and ECR.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
@@ -23,8 +25,10 @@ pub mod moto;
 pub mod proof;
 pub mod push;
 pub mod reattach;
+pub mod refusing;
 pub mod registry;
 pub mod run;
+pub mod running;
 pub mod tls;
 pub mod token_server;
 pub mod tools;
@@ -35,6 +39,7 @@ pub use image::{Format, Platform, Pushed, Pusher};
 pub use mode::Mode;
 pub use registry::Registry;
 pub use run::Run;
+pub use running::Running;
 pub use workdir::Workdir;
 
 use sha2::{Digest, Sha256};

@@ -17,9 +17,16 @@ use serde_json::{json, Value};
 
 use crate::{free_port, tools};
 
-const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
-const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/ecs/aws4_request, \
-                         SignedHeaders=host;x-amz-date, Signature=00";
+const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+const ECR_TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
+
+/// A SigV4 header moto routes to `service` (`ecs`, `ecr`) by its credential scope.
+fn fake_auth(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/{service}/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=00"
+    )
+}
 
 /// Environment the provider needs to reach moto: fake credentials, no instance metadata.
 pub const AWS_ENV: [(&str, &str); 4] = [
@@ -29,12 +36,19 @@ pub const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
-/// A running moto_server, killed when dropped.
+/// A running moto_server, killed when dropped (or by [`Moto::stop`]).
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     child: Child,
     http: reqwest::blocking::Client,
+}
+
+/// The registry credentials an ECR authorization token stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EcrLogin {
+    pub username: String,
+    pub password: String,
 }
 
 impl Drop for Moto {
@@ -86,28 +100,68 @@ impl Moto {
 
     /// `provider "stevedore" { aws { ... } }` pointing ECS at this moto.
     pub fn provider_block(&self) -> String {
+        self.provider_block_with("")
+    }
+
+    /// [`Moto::provider_block`] with `extra` lines (such as `registry_auth` blocks) in the
+    /// provider block, and ECR pointed at this moto too.
+    pub fn provider_block_with(&self, extra: &str) -> String {
         format!(
-            "provider \"stevedore\" {{\n  aws {{\n    region = \"us-east-1\"\n    endpoints {{\n      ecs = \"{}\"\n    }}\n  }}\n}}\n",
-            self.url
+            "provider \"stevedore\" {{\n{extra}  aws {{\n    region = \"us-east-1\"\n    endpoints {{\n      ecs = \"{url}\"\n      ecr = \"{url}\"\n    }}\n  }}\n}}\n",
+            url = self.url
         )
+    }
+
+    /// Kills moto now: the endpoint then refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Calls ECS operation `op`; panics on an error answer.
     pub fn call(&self, op: &str, body: Value) -> Value {
+        self.call_service("ecs", ECS_TARGET_PREFIX, op, body)
+    }
+
+    /// What ECR GetAuthorizationToken answers here, decoded as a docker login does
+    /// (base64 `user:password`).
+    pub fn ecr_login(&self) -> EcrLogin {
+        use base64::Engine;
+        let out = self.call_service("ecr", ECR_TARGET_PREFIX, "GetAuthorizationToken", json!({}));
+        let token = out["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no authorizationToken in {out:#}"));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .expect("the ECR token is base64");
+        let text = String::from_utf8(decoded).expect("the ECR token is UTF-8");
+        let (username, password) = text
+            .split_once(':')
+            .expect("the ECR token is user:password");
+        EcrLogin {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    fn call_service(&self, service: &str, prefix: &str, op: &str, body: Value) -> Value {
         let answer = self
             .http
             .post(&self.url)
             .header("Content-Type", "application/x-amz-json-1.1")
-            .header("X-Amz-Target", format!("{TARGET_PREFIX}.{op}"))
-            .header("Authorization", FAKE_AUTH)
+            .header("X-Amz-Target", format!("{prefix}.{op}"))
+            .header("Authorization", fake_auth(service))
             .body(body.to_string())
             .send()
-            .unwrap_or_else(|e| panic!("ECS {op}: {e}"));
+            .unwrap_or_else(|e| panic!("{service} {op}: {e}"));
         let status = answer.status();
         let text = answer.text().unwrap_or_default();
-        assert!(status.is_success(), "ECS {op} answered {status}: {text}");
+        assert!(
+            status.is_success(),
+            "{service} {op} answered {status}: {text}"
+        );
         serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("ECS {op} answered non-JSON ({e}): {text}"))
+            .unwrap_or_else(|e| panic!("{service} {op} answered non-JSON ({e}): {text}"))
     }
 
     /// A cluster with a Fargate service running `image` on `cpu_architecture`

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
@@ -12,11 +13,12 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::reattach::Attached;
+use crate::running::Running;
 use crate::{cliconfig, tools, Mode, Run};
 
 /// No single terraform command in these tests should come near this; a hung provider must
 /// fail the test, not the CI run.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Variables that would make a test depend on the developer's shell.
 const SCRUBBED_ENV: [&str; 10] = [
@@ -189,6 +191,16 @@ impl Workdir {
         json(&self.run(&["show", "-json"]).success())
     }
 
+    /// The attributes of resource `address` in the state (`Null` when it is not there).
+    pub fn resource_values(&self, address: &str) -> Value {
+        let state = self.state_json();
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["address"] == address))
+            .map(|r| r["values"].clone())
+            .unwrap_or(Value::Null)
+    }
+
     /// Both plans terraform-plugin-testing checks after an apply, without and with refresh,
     /// with `-detailed-exitcode` (0 = no changes, 2 = changes, 1 = error).
     pub fn plans(&self) -> [Run; 2] {
@@ -236,30 +248,64 @@ impl Workdir {
     /// Runs `terraform <args> -no-color` here; panics if it times out or any output, the
     /// provider's own log included, shows a crash.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.start(args, false).wait()
+    }
+
+    /// Starts `terraform <args> -no-color` here in its own process group, as a shell
+    /// starts a foreground job, so [`Running::interrupt`] can do what Ctrl-C does.
+    pub fn spawn(&self, args: &[&str]) -> Running<'_> {
+        self.start(args, true)
+    }
+
+    /// A command in the tests' process group stops with them when they are interrupted.
+    fn start(&self, args: &[&str], own_group: bool) -> Running<'_> {
         let n = self.commands.get();
         self.commands.set(n + 1);
-        let out_path = self.root.path().join(format!("cmd{n}.stdout"));
-        let err_path = self.root.path().join(format!("cmd{n}.stderr"));
+        let out = self.root.path().join(format!("cmd{n}.stdout"));
+        let err = self.root.path().join(format!("cmd{n}.stderr"));
         let mut cmd = Command::new(&self.terraform);
         cmd.args(args)
             .arg("-no-color")
             .current_dir(&self.path)
             .stdin(Stdio::null());
+        if own_group {
+            cmd.process_group(0);
+        }
         for name in SCRUBBED_ENV {
             cmd.env_remove(name);
         }
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
-        cmd.stdout(File::create(&out_path).unwrap())
-            .stderr(File::create(&err_path).unwrap());
-
+        cmd.stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap());
         let command = format!("terraform {}", args.join(" "));
-        let code = wait(cmd, &command);
-        let run = Run {
-            command,
-            stdout: read(&out_path),
-            stderr: read(&err_path),
-            code,
-        };
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command}: {e}"));
+        Running::new(self, child, command, out, err, own_group)
+    }
+
+    /// Waits until the logs (see [`Workdir::full_log`]) hold `needle`; panics after
+    /// `limit`, or if `running` exits first.
+    pub fn wait_for_log(&self, running: &mut Running<'_>, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.full_log().contains(needle) {
+            if let Some(status) = running.child.try_wait().expect("waiting for terraform") {
+                panic!(
+                    "`{}` exited ({status}) before logging {needle:?}\n{}",
+                    running.command,
+                    running.collect(status.code())
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the logs within {limit:?}"
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Panics if `run` or the provider's own log shows a crash; returns `run`.
+    pub(crate) fn checked(&self, run: Run) -> Run {
         if let Some(marker) = run.crash_marker() {
             panic!("output contains {marker:?}\n{run}");
         }
@@ -274,25 +320,7 @@ impl Workdir {
     }
 }
 
-fn wait(mut cmd: Command, command: &str) -> Option<i32> {
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {command}: {e}"));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for terraform") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{command}` did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        sleep(Duration::from_millis(50));
-    }
-}
-
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
 }
 

@@ -3,7 +3,7 @@
 //! deployments, plans, state and import; task failures are covered in tests/ecs_fake.rs.
 
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
-use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::hcl::{ecs_redeploy_block, terraform_block};
 use acceptance_tests::moto::{Moto, Service, AWS_ENV};
 use acceptance_tests::{acc_test, Mode, Pusher, Registry, Workdir};
 use serde_json::Value;
@@ -14,13 +14,7 @@ const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 /// A config with one `stevedore_ecs_redeploy.web` for `s`; `body` adds attribute lines.
 fn config(moto: &Moto, s: &Service, body: &str) -> String {
-    format!(
-        "{}{}\nresource \"stevedore_ecs_redeploy\" \"web\" {{\n  cluster = {}\n  service = {}\n{body}}}\n",
-        terraform_block(),
-        moto.provider_block(),
-        quote(&s.cluster),
-        quote(&s.service),
-    )
+    terraform_block() + &moto.provider_block() + &ecs_redeploy_block(&s.cluster, &s.service, body)
 }
 
 fn workdir(mode: Mode, tf: &str) -> Workdir {
@@ -31,15 +25,7 @@ fn workdir(mode: Mode, tf: &str) -> Workdir {
 
 /// The resource's attributes in state (`Null` when it is not there).
 fn resource(tf: &Workdir) -> Value {
-    let state = tf.state_json();
-    state["values"]["root_module"]["resources"]
-        .as_array()
-        .and_then(|r| {
-            r.iter()
-                .find(|r| r["address"] == "stevedore_ecs_redeploy.web")
-        })
-        .map(|r| r["values"].clone())
-        .unwrap_or(Value::Null)
+    tf.resource_values("stevedore_ecs_redeploy.web")
 }
 
 /// `plan -detailed-exitcode`'s verdict: Some(true) for changes, Some(false) for none.

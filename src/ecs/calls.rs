@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 
 use super::error::EcsError;
 
@@ -70,7 +70,7 @@ where
     };
     let api = EcsError::Api {
         operation,
-        message: DisplayErrorContext(&err).to_string(),
+        message: crate::aws::sdk_error_text(&err),
     };
     if transient {
         Outcome::Retry(api)

@@ -22,7 +22,7 @@ impl DataSource for ImageManifest {
     fn schema(&self) -> Schema {
         let s = Type::String;
         Schema::new("Inspects an image in a registry: every manifest media type is accepted, attestation entries are counted apart, and `platform` makes the read fail at plan time when the image does not provide it (the ECS `CannotPullContainerError`, caught early).")
-            .attr(Attribute::required("image", s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`."))
+            .attr(Attribute::required("image", s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`. With both, the digest is read and the tag is not looked at, as Docker does."))
             .attr(Attribute::optional("platform", s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`. Without it, a single manifest or an index with one platform is resolved; otherwise the platform attributes are null."))
             .attr(Attribute::computed("id", s.clone(), "The reference, as given."))
             .attr(Attribute::computed("digest", s.clone(), "Digest of what the reference points to (the index for a multi-platform image)."))

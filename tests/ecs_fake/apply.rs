@@ -162,3 +162,46 @@ async fn a_huge_timeout_in_the_plan_does_not_panic() {
     );
     assert_eq!(fake.count("UpdateService"), 1);
 }
+
+/// Ctrl-C while UpdateService is on its way: ECS has started the deployment,
+/// so the state must record it (as an interrupted wait) rather than lose it.
+#[tokio::test]
+async fn an_interrupt_during_update_service_records_the_deployment_ecs_started() {
+    let (m, initial) = prod_web();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    // The interrupt comes after ECS took the call and before its answer arrives.
+    let fake = FakeEcs::with_hook(m, move |_, op, _| {
+        if op == "UpdateService" {
+            trigger.cancel();
+        }
+        None
+    })
+    .await;
+    let mut ctx = ctx(&fake);
+    ctx.cancel = cancel;
+    let planned = planned(None, None);
+    let req = ApplyRequest {
+        prior: Value::Null,
+        config: config_of(&planned),
+        planned,
+        planned_private: Vec::new(),
+    };
+    let began = std::time::Instant::now();
+    let r = EcsRedeploy.apply_polling(&ctx, req, fast()).await;
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(fake.count("UpdateService"), 1);
+    let started = primary_id(&fake);
+    assert_ne!(started, initial);
+    assert_eq!(r.new_state.get("deployment_id"), &Value::string(&started));
+    assert_eq!(
+        r.new_state.get("rollout_state"),
+        &Value::string("IN_PROGRESS")
+    );
+    let errors = errors(&r);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("ECS Deployment Wait Cancelled: ") && errors[0].contains(&started),
+        "{errors:?}"
+    );
+}

@@ -131,7 +131,7 @@ async fn fetch(host: &str, aws: &AwsSettings) -> Result<(Credential, SystemTime)
     let output = client.get_authorization_token().send().await.map_err(|e| {
         fail(format!(
             "{}; check the AWS credentials and the ecr:GetAuthorizationToken permission",
-            aws_sdk_ecr::error::DisplayErrorContext(&e)
+            crate::aws::sdk_error_text(&e)
         ))
     })?;
     let data = output

@@ -10,6 +10,9 @@ use crate::value::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long an interrupted apply still waits for ECS to answer UpdateService.
+const UPDATE_GRACE: Duration = Duration::from_secs(10);
+
 /// What a service is and how apply should treat it, from the planned state.
 pub struct Target<'a> {
     pub cluster: &'a str,
@@ -43,10 +46,22 @@ pub async fn deploy(
             tracing::info!(cluster = t.cluster, service = t.service, deployment_id = %a.started.deployment_id, why = %a.why, "following the ECS deployment already rolling out the digest instead of forcing another");
             a.started
         }
-        None => tokio::select! {
-            r = ecs::force_new_deployment(client, t.cluster, t.service) => r.map_err(|e| ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e))?,
-            _ = cancel.cancelled() => return Err(Diagnostic::error("ECS Deployment Cancelled", "Interrupted before ECS answered UpdateService; look at the service's deployments to see whether one started.")),
-        },
+        None => {
+            let update = ecs::force_new_deployment(client, t.cluster, t.service);
+            tokio::pin!(update);
+            // Interrupted mid-call, ECS may already have started the deployment: give it
+            // a moment to say so, so the state records it (the wait below then stops at once).
+            let answer = tokio::select! {
+                r = &mut update => r,
+                _ = cancel.cancelled() => match tokio::time::timeout(UPDATE_GRACE, update).await {
+                    Ok(r) => r,
+                    Err(_) => return Err(Diagnostic::error("ECS Deployment Cancelled", format!("Interrupted, and ECS did not answer UpdateService within {}s; look at the service's deployments to see whether one started.", UPDATE_GRACE.as_secs()))),
+                },
+            };
+            answer.map_err(|e| {
+                ecs_diagnostic("ECS Deployment Not Started", t.cluster, t.service, e)
+            })?
+        }
     };
     let Some(timeout) = t.wait else {
         return Ok(not_waited(client, t, started).await);
