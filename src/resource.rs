@@ -67,6 +67,9 @@ pub struct PlanRequest {
     pub proposed: Value,
     pub config: Value,
     pub prior_private: Vec<u8>,
+    /// Terraform stores no value of write-only attributes (1.11 and later):
+    /// plan them null.
+    pub write_only_allowed: bool,
 }
 
 #[derive(Default)]

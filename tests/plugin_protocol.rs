@@ -564,3 +564,71 @@ async fn an_unknown_password_is_never_used_as_an_empty_one() {
         "the registry was contacted"
     );
 }
+
+/// `secrets` is write-only: Terraform 1.11+ (which says so in its client
+/// capabilities) gets it planned null, so no value reaches plan or state;
+/// older Terraform, which does not know the flag, keeps the configured value.
+#[tokio::test]
+async fn secrets_are_planned_null_only_for_terraform_that_allows_write_only() {
+    use stevedore::resource::Resource;
+    use stevedore::value::Value;
+    let p = start(None, "6");
+    let mut c = pb::provider_client::ProviderClient::new(channel(&p, None).await.unwrap());
+    let schema = c
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    let block = schema.resource_schemas["stevedore_image_build"]
+        .block
+        .clone()
+        .unwrap();
+    let secrets = block
+        .attributes
+        .iter()
+        .find(|a| a.name == "secrets")
+        .unwrap();
+    assert!(secrets.write_only && secrets.sensitive && !secrets.computed);
+    assert!(
+        block.attributes.iter().filter(|a| a.write_only).count() == 1,
+        "only secrets is write-only"
+    );
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let ty = stevedore::resources::image_build::ImageBuild.schema().ty();
+    let config = Value::object([
+        ("context", Value::string(ctx.path().display().to_string())),
+        ("repository", Value::string("127.0.0.1:5000/web")),
+        ("secrets", Value::string_map([("npm", "hunter2")])),
+    ]);
+    for allowed in [true, false] {
+        let out = c
+            .plan_resource_change(pb::plan_resource_change::Request {
+                type_name: "stevedore_image_build".into(),
+                prior_state: Some(msgpack(&Value::Null, &ty)),
+                proposed_new_state: Some(msgpack(&config, &ty)),
+                config: Some(msgpack(&config, &ty)),
+                client_capabilities: Some(pb::ClientCapabilities {
+                    deferral_allowed: false,
+                    write_only_attributes_allowed: allowed,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        let planned =
+            stevedore::value::from_msgpack(&out.planned_state.unwrap().msgpack, &ty).unwrap();
+        if allowed {
+            assert!(
+                planned.get("secrets").is_null(),
+                "write-only planned {:?}",
+                planned.get("secrets")
+            );
+        } else {
+            assert_eq!(planned.get("secrets"), &config.get("secrets").clone());
+        }
+    }
+}

@@ -142,6 +142,9 @@ impl ProviderService {
                     proposed,
                     config,
                     prior_private: req.prior_private,
+                    write_only_allowed: req
+                        .client_capabilities
+                        .is_some_and(|c| c.write_only_attributes_allowed),
                 },
             ),
             |d| crate::resource::PlanResponse {

@@ -72,7 +72,11 @@ impl Resource for ImageBuild {
             }
         };
         let drifted = plan::drifted(&req.prior, &req.prior_private);
-        let planned = plan::planned(&req.prior, &proposed, hash, drifted);
+        let mut planned = plan::planned(&req.prior, &proposed, hash, drifted);
+        if req.write_only_allowed {
+            // Terraform 1.11+: the value is read from the configuration at apply.
+            planned.set("secrets", Value::Null);
+        }
         PlanResponse {
             planned,
             // NOTE: a new repository is a new image elsewhere; the old one is
@@ -99,7 +103,11 @@ impl Resource for ImageBuild {
             private: req.planned_private.clone(),
             diags,
         };
-        let publish_req = match inputs::publish_request(&req.planned) {
+        // `secrets` is write-only: Terraform 1.11+ plans it null, so its
+        // values come from the configuration (the same values before 1.11).
+        let mut wanted = req.planned.clone();
+        wanted.set("secrets", req.config.get("secrets").clone());
+        let publish_req = match inputs::publish_request(&wanted) {
             Ok(r) => r,
             Err(d) => return fail(d),
         };
@@ -263,7 +271,7 @@ fn schema() -> Schema {
         .attr(Attribute::optional("build_args", ms.clone(), "Build arguments (`ARG`)."))
         .attr(Attribute::optional("target", s.clone(), "Target stage of a multi-stage Dockerfile."))
         .attr(Attribute::optional("labels", ms.clone(), "Image labels."))
-        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive, but Terraform before 1.11 keeps them in state: prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive())
+        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive and write-only: Terraform 1.11 and later keep no value in plan or state; earlier versions keep it in state (sensitive), so there prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive().write_only())
         .attr(Attribute::optional("secret_env", ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
         .attr(Attribute::optional("secret_files", ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
         .attr(Attribute::optional("cache_from", Type::list(s.clone()), "Registry images (`repository:tag` or `@digest`) to take build cache from, pulled by the daemon with the provider's registry credentials. Not a build input: changing it plans no rebuild."))

@@ -27,6 +27,9 @@ pub struct Attribute {
     pub optional: bool,
     pub computed: bool,
     pub sensitive: bool,
+    /// Terraform 1.11 and later never store its value (plan and state hold
+    /// null); earlier versions do not know the flag.
+    pub write_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,7 @@ impl Attribute {
             optional: false,
             computed: false,
             sensitive: false,
+            write_only: false,
         }
     }
     pub fn required(name: &str, ty: Type, description: &str) -> Self {
@@ -152,6 +156,11 @@ impl Attribute {
     }
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
+        self
+    }
+
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
         self
     }
 }
