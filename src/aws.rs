@@ -5,6 +5,9 @@
 use std::error::Error;
 use std::fmt::Debug;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 
@@ -19,9 +22,21 @@ pub struct AwsSettings {
     pub ecr_endpoint: Option<String>,
 }
 
+/// Every AWS call is bounded: connecting, each attempt, and the whole call
+/// with the SDK's retries. ECS and ECR answer in well under a second; a
+/// minute means something between us and them is holding the request.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(30))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build()
+}
+
 /// Loads the shared SDK configuration for these settings.
 pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -205,3 +205,49 @@ async fn an_interrupt_during_update_service_records_the_deployment_ecs_started()
         "{errors:?}"
     );
 }
+
+/// Ctrl-C while the image check waits on a slow ECS: the apply ends within
+/// about a second, deploys nothing, and says the check was interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_the_image_check_stops_it_promptly() {
+    let (m, _) = prod_web();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let fake = FakeEcs::with_hook(m, move |_, op, _| {
+        if op == "DescribeTaskDefinition" {
+            trigger.cancel();
+            // ECS hangs on this call; the interrupt must not wait for it.
+            std::thread::sleep(std::time::Duration::from_secs(4));
+        }
+        None
+    })
+    .await;
+    let mut ctx = ctx(&fake);
+    ctx.cancel = cancel;
+    let mut planned = planned(None, None);
+    planned.set("verify_images", Value::Bool(true));
+    let req = ApplyRequest {
+        prior: Value::Null,
+        config: config_of(&planned),
+        planned,
+        planned_private: Vec::new(),
+    };
+    let began = std::time::Instant::now();
+    let r = EcsRedeploy.apply_polling(&ctx, req, fast()).await;
+    assert!(
+        began.elapsed() < std::time::Duration::from_millis(1500),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert_eq!(fake.count("DescribeTaskDefinition"), 1);
+    assert_eq!(fake.count("UpdateService"), 0, "nothing is deployed");
+    let errors = errors(&r);
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("Image Verification Cancelled: "),
+        "{errors:?}"
+    );
+    assert!(
+        r.new_state.is_null(),
+        "a create that deployed nothing leaves no state"
+    );
+}

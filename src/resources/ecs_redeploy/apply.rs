@@ -41,7 +41,16 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
             digest_set: !req.config.get("digest").is_null(),
         };
         let registry = &provider.registry;
-        match verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame).await {
+        // An interrupt stops the check at once (its ECS and registry calls
+        // are dropped); nothing has been deployed yet.
+        let checked = tokio::select! {
+            _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
+                "Image Verification Cancelled",
+                format!("Terraform was interrupted while the images of ECS service {service:?} in cluster {cluster:?} were being checked. Nothing was deployed; run apply again."),
+            ).into()),
+            checked = verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame) => checked,
+        };
+        match checked {
             Ok(w) => warnings.extend(w),
             Err(d) => return keep(d),
         }
