@@ -18,6 +18,9 @@ pub struct ProviderData {
     /// Attribute paths of the provider block Terraform did not know yet;
     /// while any is, nothing may authenticate with the rest (see `Ctx::provider`).
     pub unknown: Vec<String>,
+    /// The ECS client, made on first use (loading the AWS configuration
+    /// reads profiles and may ask an instance role), then shared.
+    ecs: tokio::sync::OnceCell<aws_sdk_ecs::Client>,
 }
 
 impl ProviderData {
@@ -27,7 +30,16 @@ impl ProviderData {
             config,
             registry,
             unknown: Vec::new(),
+            ecs: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The ECS client for the provider's `aws` block (one per run).
+    pub async fn ecs_client(&self) -> aws_sdk_ecs::Client {
+        self.ecs
+            .get_or_init(|| crate::aws::ecs_client(&self.config.aws))
+            .await
+            .clone()
     }
 
     /// A provider configured with values not known yet: usable for nothing

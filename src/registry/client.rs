@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::secrets::RegistryAuth as OciAuth;
 use sha2::Digest as _;
 use tokio::sync::Mutex;
 
@@ -144,7 +143,7 @@ impl RegistryClient {
         if let Some(existing) = self.credentials.lock().await.get(&host) {
             if existing.source != CredentialSource::Ecr {
                 return Ok(Session {
-                    auth: oci_auth(&existing.credential),
+                    auth: existing.credential.clone(),
                     note: describe_credential(&existing.credential, &existing.source),
                 });
             }
@@ -159,7 +158,7 @@ impl RegistryClient {
             })?;
         // The credential's Debug shows who and from where, never the secret.
         tracing::debug!(host = %host, credential = ?credential, "resolved registry credentials");
-        let auth = oci_auth(&credential);
+        let auth = credential.clone();
         let note = describe_credential(&credential, &source);
         let mut credentials = self.credentials.lock().await;
         let changed = credentials
@@ -199,7 +198,7 @@ impl RegistryClient {
 
 /// What one request goes out with.
 pub(super) struct Session {
-    pub(super) auth: OciAuth,
+    pub(super) auth: Credential,
     /// Which credentials were used, without secrets, for 401 messages.
     pub(super) note: String,
 }
@@ -219,21 +218,6 @@ fn describe_credential(credential: &Credential, source: &CredentialSource) -> St
         Credential::Basic { username, .. } => format!("sent user {username:?} from {from}"),
         Credential::Bearer { .. } => format!("sent a registry token from {from}"),
         Credential::IdentityToken { .. } => format!("sent an identity token from {from}"),
-    }
-}
-
-fn oci_auth(credential: &Credential) -> OciAuth {
-    match credential {
-        Credential::Anonymous => OciAuth::Anonymous,
-        Credential::Basic { username, password } => {
-            OciAuth::Basic(username.clone(), password.clone())
-        }
-        Credential::Bearer { token } => OciAuth::Bearer(token.clone()),
-        // NOTE: Docker trades an identity token for an access token with an
-        // OAuth2 refresh-token grant; oci-client has no such flow, so the
-        // token is sent as a bearer token, which registries issuing
-        // directly usable tokens accept.
-        Credential::IdentityToken { token } => OciAuth::Bearer(token.clone()),
     }
 }
 

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-
 use super::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,146 +67,107 @@ impl RegistryError {
             _ => None,
         }
     }
-
-    /// Classifies an oci-client error for `reference` on `registry`.
-    pub(crate) fn from_oci(
-        err: OciDistributionError,
-        registry: &str,
-        reference: &str,
-    ) -> RegistryError {
-        let registry = registry.to_string();
-        match err {
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let detail = envelope
-                    .errors
-                    .iter()
-                    .map(|e| {
-                        if e.message.is_empty() {
-                            format!("{:?}", e.code)
-                        } else {
-                            e.message.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let any = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(c));
-                if any(&[
-                    OciErrorCode::ManifestUnknown,
-                    OciErrorCode::NameUnknown,
-                    OciErrorCode::BlobUnknown,
-                    OciErrorCode::NotFound,
-                ]) {
-                    RegistryError::NotFound {
-                        reference: reference.into(),
-                        detail,
-                    }
-                } else if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
-                    RegistryError::Unauthorized { registry, detail }
-                } else if any(&[OciErrorCode::Toomanyrequests]) {
-                    RegistryError::Server {
-                        registry,
-                        status: 429,
-                        detail,
-                        retry_after: None,
-                    }
-                } else {
-                    RegistryError::Rejected { registry, detail }
-                }
-            }
-            OciDistributionError::UnauthorizedError { .. } => RegistryError::Unauthorized {
-                registry,
-                detail: "HTTP 401 Unauthorized".into(),
-            },
-            OciDistributionError::AuthenticationFailure(reason) => RegistryError::Unauthorized {
-                registry,
-                detail: format!("the token service said: {}", truncate(reason.trim())),
-            },
-            OciDistributionError::ImageManifestNotFoundError(detail) => RegistryError::NotFound {
-                reference: reference.into(),
-                detail,
-            },
-            OciDistributionError::ServerError { code, message, .. } => {
-                let detail = truncate(message.trim());
-                match code {
-                    404 => RegistryError::NotFound {
-                        reference: reference.into(),
-                        detail,
-                    },
-                    401 | 403 => RegistryError::Unauthorized { registry, detail },
-                    // The request itself was refused (a 400 such as "Client sent an
-                    // HTTP request to an HTTPS server"): asking again cannot help,
-                    // and "try again later" would mislead.
-                    400..=499 => RegistryError::Rejected {
-                        registry,
-                        detail: format!("HTTP {code}: {detail}"),
-                    },
-                    _ => RegistryError::Server {
-                        registry,
-                        status: code,
-                        detail,
-                        retry_after: None,
-                    },
-                }
-            }
-            OciDistributionError::RequestError(e) => RegistryError::Unreachable {
-                registry,
-                detail: error_chain(&e),
-            },
-            OciDistributionError::IoError(e) => RegistryError::Unreachable {
-                registry,
-                detail: error_chain(&e),
-            },
-            OciDistributionError::DigestError(
-                oci_client::errors::DigestError::VerificationError { expected, actual },
-            ) => RegistryError::DigestMismatch { expected, actual },
-            other => RegistryError::Rejected {
-                registry,
-                detail: error_chain(&other),
-            },
-        }
-    }
 }
 
-/// Classifies an HTTP answer we requested ourselves (the push path talks to
-/// the registry with reqwest directly). Status decides retryability first:
-/// distribution answers some 5xx with an error envelope, and those must stay
-/// transient rather than become "rejected".
+/// The distribution spec's error envelope: `{"errors":[{"code":…,"message":…}]}`.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    errors: Vec<EnvelopeError>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvelopeError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Classifies an HTTP answer we requested ourselves. Status decides
+/// retryability first: distribution answers some 5xx with an error envelope,
+/// and those must stay transient rather than become "rejected". Then the
+/// envelope's codes, then the status alone.
 pub(crate) fn from_status(
     status: u16,
     body: &str,
     registry: &str,
     reference: &str,
 ) -> RegistryError {
+    let registry = registry.to_string();
     if status >= 500 || status == 429 {
         return RegistryError::Server {
-            registry: registry.into(),
+            registry,
             status,
             detail: truncate(body.trim()),
             retry_after: None,
         };
     }
-    let err = match serde_json::from_str::<oci_client::errors::OciEnvelope>(body) {
-        Ok(envelope) if !envelope.errors.is_empty() => OciDistributionError::RegistryError {
-            envelope,
-            url: String::new(),
-        },
-        _ => OciDistributionError::ServerError {
-            code: status,
-            url: String::new(),
-            message: if body.trim().is_empty() {
-                format!("HTTP {status}")
-            } else {
-                body.to_string()
-            },
-        },
-    };
-    match RegistryError::from_oci(err, registry, reference) {
-        // An envelope with an unfamiliar code on a 401/403 is still a credentials problem.
-        RegistryError::Rejected { registry, detail } if status == 401 || status == 403 => {
+    let envelope = serde_json::from_str::<Envelope>(body)
+        .ok()
+        .filter(|e| !e.errors.is_empty());
+    if let Some(envelope) = envelope {
+        let detail = envelope
+            .errors
+            .iter()
+            .map(|e| {
+                if e.message.is_empty() {
+                    e.code.clone()
+                } else {
+                    e.message.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let any = |wanted: &[&str]| {
+            envelope
+                .errors
+                .iter()
+                .any(|e| wanted.contains(&e.code.to_ascii_uppercase().as_str()))
+        };
+        return if any(&[
+            "MANIFEST_UNKNOWN",
+            "NAME_UNKNOWN",
+            "BLOB_UNKNOWN",
+            "NOT_FOUND",
+        ]) {
+            RegistryError::NotFound {
+                reference: reference.into(),
+                detail,
+            }
+        } else if any(&["UNAUTHORIZED", "DENIED"]) || status == 401 || status == 403 {
+            // An envelope with an unfamiliar code on a 401/403 is still a
+            // credentials problem.
             RegistryError::Unauthorized { registry, detail }
-        }
-        other => other,
+        } else if any(&["TOOMANYREQUESTS"]) {
+            RegistryError::Server {
+                registry,
+                status: 429,
+                detail,
+                retry_after: None,
+            }
+        } else {
+            RegistryError::Rejected { registry, detail }
+        };
+    }
+    let detail = if body.trim().is_empty() {
+        format!("HTTP {status}")
+    } else {
+        truncate(body.trim())
+    };
+    match status {
+        404 => RegistryError::NotFound {
+            reference: reference.into(),
+            detail,
+        },
+        401 | 403 => RegistryError::Unauthorized { registry, detail },
+        // The request itself was refused (a 400 such as "Client sent an HTTP
+        // request to an HTTPS server"): asking again cannot help, and "try
+        // again later" would mislead.
+        _ => RegistryError::Rejected {
+            registry,
+            detail: format!("HTTP {status}: {detail}"),
+        },
     }
 }
 
@@ -260,28 +219,24 @@ mod tests {
 
     #[test]
     fn classifies_registry_envelopes() {
-        let envelope = |code: &str| {
-            let json = format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#);
-            OciDistributionError::RegistryError {
-                envelope: serde_json::from_str(&json).unwrap(),
-                url: "u".into(),
-            }
-        };
-        assert!(RegistryError::from_oci(envelope("MANIFEST_UNKNOWN"), "r", "r/x:1").is_not_found());
-        assert!(RegistryError::from_oci(envelope("NAME_UNKNOWN"), "r", "r/x:1").is_not_found());
+        let envelope = |code: &str| format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#);
+        assert!(from_status(404, &envelope("MANIFEST_UNKNOWN"), "r", "r/x:1").is_not_found());
+        assert!(from_status(404, &envelope("NAME_UNKNOWN"), "r", "r/x:1").is_not_found());
         assert!(matches!(
-            RegistryError::from_oci(envelope("DENIED"), "r", "x"),
+            from_status(403, &envelope("DENIED"), "r", "x"),
             RegistryError::Unauthorized { .. }
         ));
-        assert!(RegistryError::from_oci(envelope("TOOMANYREQUESTS"), "r", "x").is_transient());
-        let server = OciDistributionError::ServerError {
-            code: 503,
-            url: "u".into(),
-            message: "busy".into(),
-        };
-        let server = RegistryError::from_oci(server, "r", "x");
+        // Some registries say "too many requests" in the envelope of a 4xx.
+        assert!(from_status(400, &envelope("TOOMANYREQUESTS"), "r", "x").is_transient());
+        assert!(matches!(
+            from_status(400, &envelope("MANIFEST_INVALID"), "r", "x"),
+            RegistryError::Rejected { .. }
+        ));
+        let server = from_status(503, "busy", "r", "x");
         assert!(server.is_transient() && !server.is_not_found());
         assert_eq!(server.to_string(), "registry r answered HTTP 503: busy");
+        let missing = from_status(404, "", "r", "r/x:1");
+        assert!(missing.is_not_found(), "{missing:?}");
     }
 
     #[test]

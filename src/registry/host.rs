@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth as OciAuth;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::auth::token::{Challenge, Token, TokenCache};
+use super::auth::Credential;
 use super::client::{CONNECT_TIMEOUT, READ_TIMEOUT};
 use super::error::{error_chain, from_status, RegistryError};
 use super::push_session::redacted;
@@ -242,16 +242,19 @@ impl RegistryHost {
     pub(super) async fn authorization(
         &self,
         scopes: &[String],
-        credential: &OciAuth,
+        credential: &Credential,
     ) -> Result<Option<HeaderValue>, RegistryError> {
-        if let OciAuth::Bearer(token) = credential {
+        // NOTE: Docker trades an identity token for an access token with an
+        // OAuth2 refresh-token grant; we send it as a bearer token as is,
+        // which registries issuing directly usable tokens accept.
+        if let Credential::Bearer { token } | Credential::IdentityToken { token } = credential {
             // A registry token from the docker config goes as is.
             return header(&format!("Bearer {token}"), &self.registry).map(Some);
         }
         match (self.known_challenge(), credential) {
-            (None, _) | (Some(Challenge::Basic), OciAuth::Anonymous) => Ok(None),
-            (Some(Challenge::Basic), OciAuth::Basic(user, password)) => {
-                header(&basic(user, password), &self.registry).map(Some)
+            (None, _) | (Some(Challenge::Basic), Credential::Anonymous) => Ok(None),
+            (Some(Challenge::Basic), Credential::Basic { username, password }) => {
+                header(&basic(username, password), &self.registry).map(Some)
             }
             (Some(Challenge::Bearer { realm, service }), _) => {
                 let token = self
@@ -262,7 +265,7 @@ impl RegistryHost {
                     .await?;
                 header(&format!("Bearer {token}"), &self.registry).map(Some)
             }
-            (Some(Challenge::Basic), OciAuth::Bearer(_)) => Ok(None),
+            (Some(Challenge::Basic), _) => Ok(None),
         }
     }
 
@@ -273,7 +276,7 @@ impl RegistryHost {
         realm: &str,
         service: Option<&str>,
         scopes: &[String],
-        credential: &OciAuth,
+        credential: &Credential,
     ) -> Result<Token, RegistryError> {
         let refused = |detail: String| RegistryError::Unauthorized {
             registry: self.registry.clone(),
@@ -286,8 +289,8 @@ impl RegistryHost {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            if let OciAuth::Basic(user, _) = credential {
-                query.append_pair("account", user);
+            if let Credential::Basic { username, .. } = credential {
+                query.append_pair("account", username);
             }
             for scope in scopes {
                 query.append_pair("scope", scope);
@@ -295,10 +298,10 @@ impl RegistryHost {
         }
         tracing::debug!(registry = %self.registry, scopes = %scopes.join(" "), "fetching a registry token");
         let mut request = self.http.get(url);
-        if let OciAuth::Basic(user, password) = credential {
+        if let Credential::Basic { username, password } = credential {
             request = request.header(
                 AUTHORIZATION,
-                header(&basic(user, password), &self.registry)?,
+                header(&basic(username, password), &self.registry)?,
             );
         }
         let answer = request.send().await.map_err(|e| self.unreachable(&e))?;

@@ -8,10 +8,10 @@
 //! ([`super::client`]); this module only moves requests and classifies
 //! answers.
 
-use oci_client::secrets::RegistryAuth as OciAuth;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 
+use super::auth::Credential;
 use super::client::MANIFEST_MEDIA_TYPES;
 use super::error::{error_chain, from_status, retry_after_header, RegistryError};
 use super::host::{challenge_of, RegistryHost};
@@ -29,7 +29,7 @@ pub(super) struct Read<'a> {
     /// `manifests/<ref>` or `blobs/<digest>`.
     pub what: String,
     pub repository: &'a str,
-    pub credential: &'a OciAuth,
+    pub credential: &'a Credential,
 }
 
 impl RegistryHost {

@@ -176,7 +176,7 @@ impl Resource for EcsRedeploy {
             Ok(p) => p,
             Err(d) => return keep(state, private, d),
         };
-        let client = crate::aws::ecs_client(&provider.config.aws).await;
+        let client = provider.ecs_client().await;
         let described = tokio::select! {
             r = ecs::describe(&client, cluster, service) => r,
             _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("ECS Service Not Refreshed", "The refresh was interrupted; the state is kept as it was.")),
@@ -219,7 +219,7 @@ impl Resource for EcsRedeploy {
             )
         })?;
         let provider = ctx.provider()?;
-        let client = crate::aws::ecs_client(&provider.config.aws).await;
+        let client = provider.ecs_client().await;
         let info = ecs::describe(&client, cluster, service)
             .await
             .map_err(|e| ecs_diagnostic("ECS Service Not Imported", cluster, service, e))?;

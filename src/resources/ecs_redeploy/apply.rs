@@ -33,7 +33,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         Ok(p) => p,
         Err(d) => return keep(d.into()),
     };
-    let client = crate::aws::ecs_client(&provider.config.aws).await;
+    let client = provider.ecs_client().await;
 
     let mut warnings = Diagnostics::new();
     if planned_bool(&req, "verify_images", plan::DEFAULT_VERIFY) {
