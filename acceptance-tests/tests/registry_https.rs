@@ -189,6 +189,22 @@ fn https_trust_comes_from_certs_d_or_insecure_and_an_unknown_ca_is_refused() {
     assert_eq!(output(&insecure, "read_digest"), pushed.digest);
 }
 
+/// An HTTPS registry with `auth: token`, its CA and its token service (one user).
+fn token_registry(
+    access_log: bool,
+) -> (tempfile::TempDir, Arc<TestCa>, Arc<TokenServer>, Registry) {
+    let (dir, ca) = ca();
+    let token = Arc::new(TokenServer::start(&[(USER, PASSWORD)], 300));
+    let registry = Registry::launch(Options {
+        credentials: credentials(),
+        tls: Some(ca.clone()),
+        token: Some(token.clone()),
+        access_log,
+        ..Options::default()
+    });
+    (dir, ca, token, registry)
+}
+
 /// Token requests whose scopes are exactly `scopes` (in any order).
 fn asked(token: &TokenServer, scopes: &[&str]) -> usize {
     let mut wanted: Vec<&str> = scopes.to_vec();
@@ -207,15 +223,7 @@ fn asked(token: &TokenServer, scopes: &[&str]) -> usize {
 #[test]
 #[ignore = "acceptance: run make testacc"]
 fn token_registry_caches_tokens_mounts_across_repositories_and_keeps_tokens_out_of_logs() {
-    let (_ca_dir, ca) = ca();
-    let token = Arc::new(TokenServer::start(&[(USER, PASSWORD)], 300));
-    let registry = Registry::launch(Options {
-        credentials: credentials(),
-        tls: Some(ca.clone()),
-        token: Some(token.clone()),
-        access_log: true,
-        ..Options::default()
-    });
+    let (_ca_dir, ca, token, registry) = token_registry(true);
     let ctx = context();
     let first = format!("{}/team/first", registry.address);
     let second = format!("{}/team/second", registry.address);
@@ -333,14 +341,7 @@ fn token_registry_caches_tokens_mounts_across_repositories_and_keeps_tokens_out_
 #[test]
 #[ignore = "acceptance: run make testacc"]
 fn token_registry_anonymous_pull_and_a_wrong_password_refused_with_the_registry_named() {
-    let (_ca_dir, ca) = ca();
-    let token = Arc::new(TokenServer::start(&[(USER, PASSWORD)], 300));
-    let registry = Registry::launch(Options {
-        credentials: credentials(),
-        tls: Some(ca.clone()),
-        token: Some(token.clone()),
-        ..Options::default()
-    });
+    let (_ca_dir, ca, token, registry) = token_registry(false);
     let public = Pusher::new(&registry).docker_single("public/base", "v1", "linux/amd64");
     let private = Pusher::new(&registry).docker_single("team/private", "v1", "linux/amd64");
     let ca_file = ca.ca_file().display().to_string();

@@ -89,6 +89,20 @@ pub fn errors(r: &ApplyResponse) -> Vec<String> {
         .collect()
 }
 
+/// The apply called UpdateService once and its state records the deployment
+/// that started (not `initial`) as still in progress; returns its id.
+fn assert_recorded_in_progress(fake: &FakeEcs, initial: &str, r: &ApplyResponse) -> String {
+    assert_eq!(fake.count("UpdateService"), 1);
+    let started = primary_id(fake);
+    assert_ne!(started, initial);
+    assert_eq!(r.new_state.get("deployment_id"), &Value::string(&started));
+    assert_eq!(
+        r.new_state.get("rollout_state"),
+        &Value::string("IN_PROGRESS")
+    );
+    started
+}
+
 fn primary_id(fake: &FakeEcs) -> String {
     fake.model(|m: &mut Model| m.service(CLUSTER, SERVICE).deployments[0].id.clone())
 }
@@ -112,14 +126,7 @@ async fn a_failure_after_update_service_still_records_the_deployment() {
         Vec::new(),
     )
     .await;
-    assert_eq!(fake.count("UpdateService"), 1);
-    let started = primary_id(&fake);
-    assert_ne!(started, initial);
-    assert_eq!(r.new_state.get("deployment_id"), &Value::string(&started));
-    assert_eq!(
-        r.new_state.get("rollout_state"),
-        &Value::string("IN_PROGRESS")
-    );
+    let started = assert_recorded_in_progress(&fake, &initial, &r);
     let errors = errors(&r);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
@@ -190,14 +197,7 @@ async fn an_interrupt_during_update_service_records_the_deployment_ecs_started()
     let began = std::time::Instant::now();
     let r = EcsRedeploy.apply_polling(&ctx, req, fast()).await;
     assert!(began.elapsed() < std::time::Duration::from_secs(5));
-    assert_eq!(fake.count("UpdateService"), 1);
-    let started = primary_id(&fake);
-    assert_ne!(started, initial);
-    assert_eq!(r.new_state.get("deployment_id"), &Value::string(&started));
-    assert_eq!(
-        r.new_state.get("rollout_state"),
-        &Value::string("IN_PROGRESS")
-    );
+    let started = assert_recorded_in_progress(&fake, &initial, &r);
     let errors = errors(&r);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
