@@ -232,3 +232,27 @@ async fn push_retries_wait_as_retry_after_says() {
     assert!(matches!(exists, Ok(false)), "{exists:?}");
     assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Distribution stores no manifest over 4 MiB; an answer bigger than that is
+/// refused as invalid (not retried as a network blip), without reading it whole.
+#[tokio::test]
+async fn a_manifest_over_4_mib_is_refused_as_invalid() {
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    let host = serve(Arc::new(move |_: &str| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ok(OCI_MANIFEST, vec![b' '; 4 * 1024 * 1024 + 1])
+    }))
+    .await;
+    let image = Reference::parse(&format!("{host}/web:v1")).unwrap();
+    let err = client().get_manifest(&image).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::InvalidManifest { detail } if detail.contains("larger than the 4194304 bytes")),
+        "{err:?}"
+    );
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "asked once"
+    );
+}

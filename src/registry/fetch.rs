@@ -17,12 +17,12 @@ use super::client::{digest_with_algorithm, sha256_digest, FetchedManifest, Regis
 use super::error::RegistryError;
 use super::host::RegistryHost;
 use super::manifest;
-use super::read::{read_limited, Read};
+use super::read::{read_limited, BodyError, Read};
 use super::reference::{is_valid_digest, Reference};
 
-/// Manifests are JSON documents of a few KiB; an index of hundreds of
-/// platforms stays far below this.
-const MAX_MANIFEST: usize = 8 * 1024 * 1024;
+/// Manifests are JSON documents of a few KiB; distribution refuses to store
+/// one over 4 MiB, so none can be served bigger.
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
 impl RegistryClient {
     /// The manifest `reference` points to, as the registry serves it now
@@ -170,19 +170,18 @@ impl RegistryClient {
             return Err(noted(reader.failure(answer, &shown).await, &note));
         }
         let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-        let bytes = read_limited(answer, limit_usize).await.map_err(|detail| {
-            if detail.contains("larger than") {
-                RegistryError::TooLarge {
+        let bytes = read_limited(answer, limit_usize)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => RegistryError::TooLarge {
                     digest: digest.into(),
                     limit,
-                }
-            } else {
-                RegistryError::Unreachable {
+                },
+                BodyError::Broken(detail) => RegistryError::Unreachable {
                     registry: repository.registry.clone(),
                     detail,
-                }
-            }
-        })?;
+                },
+            })?;
         let actual = digest_with_algorithm(digest, &bytes).unwrap_or_default();
         if actual != digest {
             return Err(RegistryError::DigestMismatch {
@@ -210,12 +209,18 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = read_limited(answer, MAX_MANIFEST).await.map_err(|detail| {
-            RegistryError::Unreachable {
-                registry: reference.registry.clone(),
-                detail: format!("{shown}: {detail}"),
-            }
-        })?;
+        let bytes = read_limited(answer, MAX_MANIFEST)
+            .await
+            .map_err(|e| match e {
+                // Final, not transient: a registry serving this is not a blip.
+                BodyError::TooLarge { limit } => RegistryError::InvalidManifest {
+                    detail: format!("{shown}: the manifest is larger than the {limit} bytes a registry may serve"),
+                },
+                BodyError::Broken(detail) => RegistryError::Unreachable {
+                    registry: reference.registry.clone(),
+                    detail: format!("{shown}: {detail}"),
+                },
+            })?;
         let digest = sha256_digest(&bytes);
         // The digest asked for, else the one the registry claims, must name
         // the bytes we got: a tag's header is not trusted blindly.

@@ -308,7 +308,7 @@ impl RegistryHost {
         let status = answer.status();
         let body = read_limited(answer, MAX_TOKEN_ANSWER)
             .await
-            .map_err(|e| refused(format!("reading the token service's answer: {e}")))?;
+            .map_err(|e| refused(format!("the token service's answer: {e}")))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             let asked = scopes.join(" ");
