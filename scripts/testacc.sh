@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/testenv.sh
+# The release tests (acceptance-tests/tests/release.rs) run scripts/release.sh: zig,
+# cargo-zigbuild, the musl targets, zip, gnupg and qemu-user-static.
+bash scripts/release-tools.sh
 cargo build --bin terraform-provider-stevedore
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

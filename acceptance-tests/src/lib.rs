@@ -8,13 +8,16 @@
 //! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects
 //! the faults registries and networks produce, counting each; [`tls`] and [`token_server`]
 //! make HTTPS and bearer-token registries; [`moto`] (fake AWS) and [`refusing`] (an AWS
-//! endpoint that only errs) stand in for ECS and ECR.
+//! endpoint that only errs) stand in for ECS and ECR. [`release`] runs `scripts/release.sh`
+//! with a throwaway GPG key, [`zipfile`] reads its zips and computes Terraform's `h1:` hash,
+//! and [`provider_registry`] serves the release over the provider registry protocol.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
 
 pub mod cliconfig;
 pub mod diagnostics;
+pub mod elf;
 pub mod fault_proxy;
 pub mod hcl;
 pub mod http1;
@@ -23,16 +26,19 @@ pub mod layer;
 pub mod mode;
 pub mod moto;
 pub mod proof;
+pub mod provider_registry;
 pub mod push;
 pub mod reattach;
 pub mod refusing;
 pub mod registry;
+pub mod release;
 pub mod run;
 pub mod running;
 pub mod tls;
 pub mod token_server;
 pub mod tools;
 pub mod workdir;
+pub mod zipfile;
 
 pub use fault_proxy::{FaultProxy, Faults, Injected};
 pub use image::{Format, Platform, Pushed, Pusher};

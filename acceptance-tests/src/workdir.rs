@@ -57,20 +57,37 @@ impl Workdir {
     /// As [`Workdir::new`], with extra variables for every command (and, in reattach mode,
     /// for the provider process, which Terraform does not start).
     pub fn with_env(mode: Mode, main_tf: &str, extra: &[(&str, &str)]) -> Workdir {
-        let terraform = tools::terraform();
         let binary = tools::provider_binary();
-        let root = tempfile::Builder::new()
-            .prefix("stevedore-acc")
-            .tempdir()
-            .unwrap();
-        let path = root.path().join("work");
-        fs::create_dir(&path).unwrap();
+        let root = temp_root();
         // NOTE: Terraform 1.0.3 `init` skips reattached (unmanaged) providers entirely: with
         // TF_REATTACH_PROVIDERS set it succeeds with only `direct {}` and no network, and writes
         // no lock entry. The mirror is still written in that mode: harmless, and it keeps the
         // CLI config identical in both modes.
         let cli_config = cliconfig::write(root.path(), &binary);
+        let reattach = (mode == Mode::Reattach).then_some(binary.as_path());
+        Workdir::assemble(root, &cli_config, main_tf, extra, reattach)
+    }
 
+    /// A working dir whose CLI config is `cli_config` (its `provider_installation` says
+    /// where the provider comes from), for tests of installation itself; Terraform starts
+    /// the provider it installed.
+    pub fn with_cli_config(main_tf: &str, cli_config: &str, extra: &[(&str, &str)]) -> Workdir {
+        let root = temp_root();
+        let path = root.path().join("cli.tfrc");
+        fs::write(&path, cli_config).unwrap();
+        Workdir::assemble(root, &path, main_tf, extra, None)
+    }
+
+    fn assemble(
+        root: TempDir,
+        cli_config: &Path,
+        main_tf: &str,
+        extra: &[(&str, &str)],
+        reattach: Option<&Path>,
+    ) -> Workdir {
+        let terraform = tools::terraform();
+        let path = root.path().join("work");
+        fs::create_dir(&path).unwrap();
         let mut envs: Vec<(String, String)> = [
             ("CHECKPOINT_DISABLE", "1"),
             ("TF_IN_AUTOMATION", "1"),
@@ -85,10 +102,7 @@ impl Workdir {
             cli_config.display().to_string(),
         ));
 
-        let attached = match mode {
-            Mode::Installed => None,
-            Mode::Reattach => Some(Attached::start(&binary, root.path(), &envs)),
-        };
+        let attached = reattach.map(|binary| Attached::start(binary, root.path(), &envs));
         if let Some(a) = &attached {
             envs.push(("TF_REATTACH_PROVIDERS".into(), a.reattach.clone()));
         }
@@ -103,6 +117,28 @@ impl Workdir {
         };
         dir.write_config(main_tf);
         dir
+    }
+
+    /// The lock file `init` wrote (empty when there is none).
+    pub fn lock_file(&self) -> String {
+        read(&self.path.join(".terraform.lock.hcl"))
+    }
+
+    /// The `hashes` of the lock file's one provider entry, after checking that it is for
+    /// `source` at `version`.
+    pub fn locked_hashes(&self, source: &str, version: &str) -> Vec<String> {
+        let lock = self.lock_file();
+        assert!(lock.contains(&format!("provider \"{source}\"")), "{lock}");
+        let version_line = format!("version     = \"{version}\"");
+        assert!(lock.contains(&version_line), "{lock}");
+        let start = lock.find("hashes = [").expect("hashes in the lock file");
+        let list = &lock[start..];
+        list[..list.find(']').unwrap()]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
     }
 
     /// As [`Workdir::with_env`], with `TF_LOG=trace` for terraform and the provider, and
@@ -318,6 +354,13 @@ impl Workdir {
         }
         run
     }
+}
+
+fn temp_root() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("stevedore-acc")
+        .tempdir()
+        .unwrap()
 }
 
 pub(crate) fn read(path: &Path) -> String {
