@@ -169,7 +169,7 @@ impl RegistryClient {
         if changed {
             // Tokens were fetched with the old credential.
             if let Some(known) = self.known_host(&host) {
-                known.forget_auth().await;
+                known.forget_auth();
             }
         }
         Ok(Session { auth, note })
@@ -190,7 +190,7 @@ impl RegistryClient {
     pub(super) async fn forget_host(&self, host: &str) {
         self.credentials.lock().await.remove(host);
         if let Some(known) = self.known_host(host) {
-            known.forget_auth().await;
+            known.forget_auth();
         }
         self.ecr_tokens.invalidate(host).await;
     }

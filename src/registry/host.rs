@@ -136,10 +136,11 @@ impl RegistryHost {
             Ok(answer) => return self.settle_tls(https, answer),
             Err(_) => format!("no TLS answer within {}s", TLS_PROBE.as_secs()),
         };
-        match build(self.url_with("http")?).await {
+        let http = self.url_with("http")?;
+        match build(http.clone()).await {
             Ok(answer) => {
                 tracing::debug!(registry = %self.registry, "the registry speaks plain HTTP");
-                let _ = self.settled.set(self.url_with("http")?);
+                let _ = self.settled.set(http);
                 Ok(answer)
             }
             Err(plain) => Err(RegistryError::Unreachable {
@@ -212,7 +213,7 @@ impl RegistryHost {
 
     /// Forgets the challenge and every token (the credential changed, or
     /// the registry refused what we sent): the next request learns anew.
-    pub(super) async fn forget_auth(&self) {
+    pub(super) fn forget_auth(&self) {
         *self.challenge.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.asked.store(false, Ordering::Release);
         self.tokens.clear();
