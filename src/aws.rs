@@ -84,14 +84,7 @@ where
             _ => {}
         }
     }
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    crate::diag::error_chain(err)
 }
 
 #[cfg(test)]

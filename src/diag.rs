@@ -85,3 +85,20 @@ impl From<Vec<Diagnostic>> for Diagnostics {
         Diagnostics(v)
     }
 }
+
+/// The error and its causes on one line: the
+/// libraries' outer messages (reqwest's "error sending request", hyper's
+/// "client error (Connect)") say little; the causes say what happened.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

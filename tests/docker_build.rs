@@ -9,8 +9,8 @@ mod docker_support;
 use acceptance_tests::proof::{build_proof_program, proof_line};
 use docker_support::saved_image;
 use stevedore::docker::{
-    build, connect, ping, remove_image, BuildError, BuildRequest, BuilderKind, ContextSource,
-    SecretValue,
+    build, connect_as_the_cli_would, remove_image, BuildError, BuildRequest, BuilderKind,
+    ContextSource, SecretValue,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,12 +53,12 @@ fn unique_tag(test: &str) -> String {
 }
 
 fn docker() -> bollard::Docker {
-    connect(None, None).unwrap()
+    connect_as_the_cli_would().unwrap().docker
 }
 
 async fn build_and_export(platform: &str, arch: &str) {
+    connect_as_the_cli_would().unwrap().check().await.unwrap();
     let d = docker();
-    ping(&d).await.unwrap();
     let fx = Fixture::new(
         "FROM scratch\nCOPY hello.txt /hello.txt\n",
         &[("hello.txt", b"hi\n")],

@@ -178,7 +178,9 @@ async fn theirs(
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn the_files_sent_are_the_files_the_docker_cli_sends() {
-    let docker = stevedore::docker::connect(None, None).unwrap();
+    let docker = stevedore::docker::connect_as_the_cli_would()
+        .unwrap()
+        .docker;
     let mut wrong = Vec::new();
     for (i, ignore) in AGAINST_THE_DAEMON.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();

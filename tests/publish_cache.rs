@@ -10,7 +10,9 @@ use std::fs;
 
 use registry_fixture::TestRegistry;
 use registry_push_support::Proxy;
-use stevedore::docker::{build, connect, remove_image, BuildRequest, ContextSource};
+use stevedore::docker::{
+    build, connect_as_the_cli_would, remove_image, BuildRequest, ContextSource,
+};
 use stevedore::publish::{push_built, BlobCache, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
 use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
@@ -86,7 +88,7 @@ async fn push(
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn second_push_skips_export_and_compression() {
-    let docker = connect(None, None).unwrap();
+    let docker = connect_as_the_cli_would().unwrap().docker;
     let registry = TestRegistry::start().await;
     let client = RegistryClient::new(AuthSettings::default());
     let cache_dir = tempfile::tempdir().unwrap();
@@ -150,7 +152,7 @@ async fn second_push_skips_export_and_compression() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn cancelling_a_streamed_push_ends_it_promptly() {
-    let docker = connect(None, None).unwrap();
+    let docker = connect_as_the_cli_would().unwrap().docker;
     let registry = TestRegistry::start().await;
     let proxy = Proxy::start(&registry.host).await;
     let ctx = tempfile::tempdir().unwrap();

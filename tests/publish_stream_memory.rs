@@ -9,7 +9,9 @@ use std::fs;
 use std::path::Path;
 
 use registry_fixture::TestRegistry;
-use stevedore::docker::{build, connect, remove_image, BuildRequest, BuilderKind, ContextSource};
+use stevedore::docker::{
+    build, connect_as_the_cli_would, remove_image, BuildRequest, BuilderKind, ContextSource,
+};
 use stevedore::publish::{push_streamed, BlobCache};
 use stevedore::registry::assemble::Format;
 use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
@@ -47,7 +49,7 @@ fn write_random(path: &Path, size: usize) {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn a_200_mib_layer_streams_to_the_registry_with_bounded_memory() {
-    let d = connect(None, None).unwrap();
+    let d = connect_as_the_cli_would().unwrap().docker;
     let registry = TestRegistry::start().await;
     let ctx = tempfile::tempdir().unwrap();
     fs::write(

@@ -16,6 +16,7 @@
 //! installed; `make testacc` runs them with `--include-ignored`.
 
 pub mod cliconfig;
+pub mod daemon_access;
 pub mod diagnostics;
 pub mod elf;
 pub mod fault_proxy;

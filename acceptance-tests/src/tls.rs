@@ -75,3 +75,33 @@ impl TestCa {
         root.to_path_buf()
     }
 }
+
+impl TestCa {
+    /// A client certificate (`clientAuth`), as a TLS daemon asks of the docker CLI.
+    pub fn client(&self, name: &str) -> ServerFiles {
+        let key = KeyPair::generate().expect("generating a client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).expect("signing");
+        let files = ServerFiles {
+            certificate: self.dir.join(format!("{name}.crt")),
+            key: self.dir.join(format!("{name}.key")),
+        };
+        fs::write(&files.certificate, cert.pem()).unwrap();
+        fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// A `DOCKER_CERT_PATH`-style folder: `ca.pem` (this CA) and, with `client`, its
+    /// `cert.pem` and `key.pem`.
+    pub fn docker_cert_dir(&self, dir: &Path, client: Option<&ServerFiles>) -> PathBuf {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("ca.pem"), &self.pem).unwrap();
+        if let Some(c) = client {
+            fs::copy(&c.certificate, dir.join("cert.pem")).unwrap();
+            fs::copy(&c.key, dir.join("key.pem")).unwrap();
+        }
+        dir.to_path_buf()
+    }
+}

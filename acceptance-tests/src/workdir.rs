@@ -45,6 +45,8 @@ pub struct Workdir {
     attached: Option<Attached>,
     /// `TF_LOG_PATH`, with [`Workdir::logged`].
     tf_log: Option<PathBuf>,
+    /// A command every terraform command runs under (see [`Workdir::run_under`]).
+    prefix: Vec<String>,
     root: TempDir,
 }
 
@@ -113,10 +115,19 @@ impl Workdir {
             commands: Cell::new(0),
             attached,
             tf_log: None,
+            prefix: Vec::new(),
             root,
         };
         dir.write_config(main_tf);
         dir
+    }
+
+    /// Runs every later terraform command as `<prefix...> terraform <args>` (the provider
+    /// Terraform starts inherits what the prefix sets up). Not for reattach mode, whose
+    /// provider the harness starts.
+    pub fn run_under(&mut self, prefix: Vec<String>) {
+        assert!(self.attached.is_none(), "run_under in reattach mode");
+        self.prefix = prefix;
     }
 
     /// The lock file `init` wrote (empty when there is none).
@@ -299,7 +310,14 @@ impl Workdir {
         self.commands.set(n + 1);
         let out = self.root.path().join(format!("cmd{n}.stdout"));
         let err = self.root.path().join(format!("cmd{n}.stderr"));
-        let mut cmd = Command::new(&self.terraform);
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.terraform);
+                c
+            }
+            None => Command::new(&self.terraform),
+        };
         cmd.args(args)
             .arg("-no-color")
             .current_dir(&self.path)

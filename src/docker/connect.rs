@@ -1,89 +1,286 @@
-//! Reaching the daemon: `unix://`, `tcp://` (plain or TLS with a
-//! `DOCKER_CERT_PATH`-style directory), defaulting to `DOCKER_HOST` and then
-//! the local socket.
+//! Reaching the daemon an [`Endpoint`] names: `unix://` and plain `tcp://`
+//! directly through bollard; TLS and `ssh://` through a [`Tunnel`]. The
+//! first request is a ping whose failure names the daemon, where its address
+//! came from, and why (ssh's message, the refused certificate), not only
+//! hyper's `client error (Connect)`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bollard::{Docker, API_DEFAULT_VERSION};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::build::BuildError;
+use super::endpoint::{Endpoint, TlsFiles};
+use super::tunnel::{Dial, SshTarget, TlsTarget, Tunnel};
 
-pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+pub use super::endpoint::DEFAULT_SOCKET;
 
 /// Seconds to wait for the daemon's response headers. A classic build only
 /// answers after it has read the whole context, so this is generous.
 const REQUEST_TIMEOUT_SECS: u64 = 900;
+/// The first ping: ssh may ask a slow DNS and log in first.
+const PING_TIMEOUT: Duration = Duration::from_secs(45);
+/// The docker CLI's default port for a `tcp://` daemon with TLS.
+const TLS_PORT: u16 = 2376;
+const PLAIN_PORT: u16 = 2375;
 
-/// Connects (lazily: no request is made) to `docker_host`, or `DOCKER_HOST`,
-/// or the local socket. With `cert_path` (or `DOCKER_TLS_VERIFY` and
-/// `DOCKER_CERT_PATH` in the environment) a `tcp://` host uses TLS with
-/// `ca.pem`, `cert.pem` and `key.pem` from that directory.
-pub fn connect(docker_host: Option<&str>, cert_path: Option<&Path>) -> Result<Docker, BuildError> {
-    let env_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-    let host = docker_host
-        .map(str::to_string)
-        .or(env_host)
-        .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
-    let cert_dir = cert_path.map(Path::to_path_buf).or_else(env_cert_dir);
+/// A client for one daemon, and the tunnel it goes through, if any.
+#[derive(Clone)]
+pub struct Daemon {
+    pub docker: Docker,
+    pub endpoint: Endpoint,
+    tunnel: Option<Arc<Tunnel>>,
+}
+
+impl Daemon {
+    /// Asks the daemon for its version: the first request, so a daemon that
+    /// cannot be reached is reported here, with the reason.
+    pub async fn check(&self) -> Result<String, BuildError> {
+        let asked = async {
+            self.docker.ping().await?;
+            self.docker.version().await
+        };
+        match tokio::time::timeout(PING_TIMEOUT, asked).await {
+            Ok(Ok(version)) => Ok(version.version.unwrap_or_else(|| "unknown".to_string())),
+            Ok(Err(e)) => Err(self.unreachable(self.explain(&e))),
+            Err(_) => {
+                Err(self.unreachable(format!("no answer within {}s", PING_TIMEOUT.as_secs())))
+            }
+        }
+    }
+
+    /// The error's causes, and why the tunnel's last connection failed.
+    pub fn explain(&self, e: &bollard::errors::Error) -> String {
+        let text = crate::diag::error_chain(e);
+        match self.tunnel.as_ref().and_then(|t| t.last_error()) {
+            Some(why) => why,
+            None if self.endpoint.tls.is_none() && looks_like_tls_port(&text) => format!(
+                "{text}; if the daemon expects TLS (usually port {TLS_PORT}), set docker_tls_verify = true and docker_cert_path (or DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)"
+            ),
+            None => text,
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> BuildError {
+        BuildError::Connect {
+            host: self.endpoint.to_string(),
+            reason,
+        }
+    }
+}
+
+/// A plain client on a TLS port reads the server's alert or a closed
+/// connection where an HTTP response should be.
+fn looks_like_tls_port(text: &str) -> bool {
+    [
+        "connection closed",
+        "invalid HTTP",
+        "IncompleteMessage",
+        "reset by peer",
+        "parse",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+/// Makes (lazily: no request yet) a client for `endpoint`.
+pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
     let bad = |reason: String| BuildError::Connect {
-        host: host.clone(),
+        host: endpoint.to_string(),
         reason,
     };
-
-    let connected = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://")
-        || host.starts_with("http://")
-        || host.starts_with("https://")
+    let host = endpoint.host.as_str();
+    let (docker, tunnel) = if let Some(path) = host.strip_prefix("unix://") {
+        let docker = Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
+        (docker, None)
+    } else if host.starts_with("ssh://") {
+        let target = SshTarget::parse(host).map_err(bad)?;
+        tunnelled(Dial::Ssh(target)).map_err(bad)?
+    } else if let Some(rest) = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|s| host.strip_prefix(s))
     {
-        match cert_dir {
-            Some(dir) if !host.starts_with("http://") => {
-                for f in ["ca.pem", "cert.pem", "key.pem"] {
-                    if !dir.join(f).is_file() {
-                        return Err(bad(format!(
-                            "TLS file {} is missing",
-                            dir.join(f).display()
-                        )));
-                    }
-                }
-                Docker::connect_with_ssl(
-                    &host,
-                    &dir.join("key.pem"),
-                    &dir.join("cert.pem"),
-                    &dir.join("ca.pem"),
-                    REQUEST_TIMEOUT_SECS,
-                    API_DEFAULT_VERSION,
-                )
+        match &endpoint.tls {
+            Some(files) => {
+                let (name, port) = host_port(rest, TLS_PORT).map_err(bad)?;
+                let target = TlsTarget {
+                    config: Arc::new(tls_config(files).map_err(bad)?),
+                    host: name,
+                    port,
+                    ca_file: files.ca.clone(),
+                    client_cert: files.client.as_ref().map(|(cert, _)| cert.clone()),
+                };
+                tunnelled(Dial::Tls(target)).map_err(bad)?
             }
-            _ => Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
+            None => {
+                let (name, port) = host_port(rest, PLAIN_PORT).map_err(bad)?;
+                let address = format!("tcp://{}:{port}", bracket(&name));
+                let docker =
+                    Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
+                (docker, None)
+            }
         }
     } else {
         return Err(bad(
-            "unsupported scheme; use unix:///path/to/docker.sock or tcp://host:port".to_string(),
+            "unsupported scheme; use unix:///path/to/docker.sock, tcp://host:port or ssh://user@host"
+                .to_string(),
         ));
     };
-    connected.map_err(|e| bad(e.to_string()))
+    let docker = docker.map_err(|e| bad(crate::diag::error_chain(&e)))?;
+    Ok(Daemon {
+        docker,
+        endpoint,
+        tunnel: tunnel.map(Arc::new),
+    })
 }
 
-/// `DOCKER_CERT_PATH` (or `~/.docker`) when `DOCKER_TLS_VERIFY` is set.
-fn env_cert_dir() -> Option<PathBuf> {
-    std::env::var("DOCKER_TLS_VERIFY")
-        .ok()
-        .filter(|v| !v.is_empty() && v != "0")?;
-    std::env::var_os("DOCKER_CERT_PATH")
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))
+/// The daemon the docker CLI would use with nothing on its command line
+/// (`DOCKER_HOST`, `DOCKER_CONTEXT`, the current context, the local socket).
+pub fn connect_as_the_cli_would() -> Result<Daemon, BuildError> {
+    let endpoint = super::endpoint::resolve(&Default::default(), &|name| std::env::var(name).ok())
+        .map_err(|reason| BuildError::Connect {
+            host: "the Docker daemon".to_string(),
+            reason,
+        })?;
+    connect(endpoint)
 }
 
-/// Checks the daemon answers; returns its version string.
-pub async fn ping(docker: &Docker) -> Result<String, BuildError> {
-    docker.ping().await.map_err(|e| BuildError::Daemon {
-        action: "ping the Docker daemon",
-        source: e,
-    })?;
-    let version = docker.version().await.map_err(|e| BuildError::Daemon {
-        action: "read the Docker daemon's version",
-        source: e,
-    })?;
-    Ok(version.version.unwrap_or_else(|| "unknown".to_string()))
+fn tunnelled(
+    dial: Dial,
+) -> Result<(Result<Docker, bollard::errors::Error>, Option<Tunnel>), String> {
+    let tunnel = Tunnel::start(dial)
+        .map_err(|e| format!("could not open a local socket for the connection: {e}"))?;
+    let socket = tunnel.socket().to_string_lossy().into_owned();
+    let docker = Docker::connect_with_unix(&socket, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
+    Ok((docker, Some(tunnel)))
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// `host[:port][/]` → host and port (`default` when none is given).
+fn host_port(rest: &str, default: u16) -> Result<(String, u16), String> {
+    let rest = rest.trim_end_matches('/');
+    let url = reqwest::Url::parse(&format!("tcp://{rest}"))
+        .map_err(|e| format!("{rest:?} is not host:port ({e})"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{rest:?} names no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, url.port().unwrap_or(default)))
+}
+
+/// The client TLS settings for `files`: the CA in `ca.pem` (or the system's
+/// when there is none), the client certificate when there is one, and no
+/// check of the daemon's certificate when `verify` is off.
+pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS settings: {e}"))?;
+    let builder = if files.verify {
+        let mut roots = rustls::RootCertStore::empty();
+        match &files.ca {
+            Some(ca) => {
+                for cert in read_certs(ca)? {
+                    roots.add(cert).map_err(|e| {
+                        format!("{}: not a usable CA certificate: {e}", ca.display())
+                    })?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NotVerified(provider)))
+    };
+    match &files.client {
+        Some((cert, key)) => {
+            let chain = read_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("{}: no private key in PEM form ({e})", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("{}: {e}", cert.display()))
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: cannot read certificates ({e})", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The CLI's `--tls` without `--tlsverify`: the daemon's certificate is not
+/// checked, but its signatures on the handshake still are.
+#[derive(Debug)]
+struct NotVerified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NotVerified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

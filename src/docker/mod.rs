@@ -1,6 +1,7 @@
 //! The Docker side of `stevedore_image_build`: the build context as Docker
 //! sends it (`.dockerignore` rules, the plan-time `context_hash`, the tar),
-//! one-platform builds on the daemon through bollard, and getting the built
+//! one-platform builds on the daemon through bollard (reached as the docker CLI
+//! reaches it: `endpoint`, `connect`, `tunnel`), and getting the built
 //! image back out (`docker save`) as a stream our own push reads. Knows nothing about Terraform or registries; each part returns its
 //! own error enum and `resources` turns them into diagnostics.
 
@@ -10,11 +11,13 @@ pub mod compress;
 pub mod connect;
 pub mod context;
 pub mod context_tar;
+pub mod endpoint;
 pub mod export;
 mod hash;
 pub mod ignore;
 mod layout;
 pub mod stat_cache;
+mod tunnel;
 
 pub use crate::registry::Platform;
 pub use build::{
@@ -22,12 +25,14 @@ pub use build::{
     SecretValue,
 };
 pub use compress::{is_gzip, layer_gzip, HashingWriter, LAYER_GZIP_LEVEL};
-pub use connect::{connect, ping};
+pub use connect::{connect, connect_as_the_cli_would, Daemon};
 pub use context::{dockerfile_in_context, list_files, ContextEntry, ContextError, EntryKind};
 pub use context_tar::{write_tar, ContextJob, ContextSource};
+pub use endpoint::{resolve, DaemonSettings, Endpoint};
 pub use export::{
     config_facts, image_refs, save_reader, walk_archive, ArchiveIndex, ArchiveVisitor, ConfigFacts,
     ExportError, ImageRefs, SMALL_ENTRY,
 };
 pub use hash::{context_hash, context_hash_with, HashStats};
 pub use ignore::IgnoreMatcher;
+pub use tunnel::SshTarget;

@@ -41,8 +41,10 @@ pub fn schema() -> Schema {
     ))
     .block(NestedBlock::new("endpoints", Nesting::Single, endpoints).max(1));
     Schema::new("The stevedore provider builds container images for the platforms you name, pushes clean manifests, verifies them, and redeploys ECS services.")
-        .attr(Attribute::optional("docker_host", Type::String, "Docker daemon address; default `DOCKER_HOST`, then `unix:///var/run/docker.sock`."))
-        .attr(Attribute::optional("docker_cert_path", Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention)."))
+        .attr(Attribute::optional("docker_host", Type::String, "Docker daemon address: `unix:///path`, `tcp://host:port` (TLS with `docker_cert_path` or `docker_tls_verify`) or `ssh://[user@]host[:port]` (through the system `ssh` and `docker system dial-stdio` on the host, as `docker -H ssh://` does). When neither this nor `docker_context` is set, the daemon is the one the docker CLI would use: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current docker context, then `unix:///var/run/docker.sock`."))
+        .attr(Attribute::optional("docker_cert_path", Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention); setting it turns TLS on. Default `DOCKER_CERT_PATH`, then the Docker config directory."))
+        .attr(Attribute::optional("docker_tls_verify", Type::Bool, "Use TLS and check the daemon's certificate against `ca.pem` (the CLI's `--tlsverify`; default `DOCKER_TLS_VERIFY`). `false` with `docker_cert_path` is the CLI's `--tls`: the client certificate is sent, the daemon's is not checked."))
+        .attr(Attribute::optional("docker_context", Type::String, "A docker CLI context (`docker context ls`) whose daemon endpoint and TLS files to use, as `docker --context` does; conflicts with `docker_host`."))
         .attr(Attribute::optional("docker_config_file", Type::String, "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`."))
         .block(NestedBlock::new("registry_auth", Nesting::List, auth))
         .block(NestedBlock::new("aws", Nesting::Single, aws).max(1))
@@ -52,6 +54,8 @@ pub fn schema() -> Schema {
 pub struct ProviderConfig {
     pub docker_host: Option<String>,
     pub docker_cert_path: Option<PathBuf>,
+    pub docker_tls_verify: Option<bool>,
+    pub docker_context: Option<String>,
     pub docker_config_file: Option<PathBuf>,
     pub registry_auth: Vec<RegistryAuth>,
     pub aws: AwsSettings,
@@ -106,6 +110,26 @@ pub fn validate(config: &Value) -> Diagnostics {
             ));
         }
     }
+    if let Some(name) = config.get("docker_context").as_str() {
+        if !config.get("docker_host").is_null() {
+            diags.push(Diagnostic::attr_error(
+                "docker_context",
+                "Conflicting Docker Daemon Settings",
+                format!("docker_context = {name:?} and docker_host both name a daemon; keep one of them (the docker CLI refuses --context with -H too)."),
+            ));
+        } else if name.is_empty()
+            || name.contains(['/', '\\'])
+            || name.contains(char::is_whitespace)
+        {
+            diags.push(Diagnostic::attr_error(
+                "docker_context",
+                "Invalid Docker Context",
+                format!(
+                    "{name:?} is not a docker context name; `docker context ls` lists the names."
+                ),
+            ));
+        }
+    }
     let endpoints = config.get("aws").get("endpoints");
     for service in ["ecs", "ecr"] {
         let Some(url) = endpoints.get(service).as_str() else {
@@ -125,17 +149,13 @@ pub fn validate(config: &Value) -> Diagnostics {
 
 /// The daemon address schemes the provider can reach; anything else fails
 /// here, at validate, rather than at the first apply.
-pub const DOCKER_HOST_SCHEMES: [&str; 4] = ["unix://", "tcp://", "http://", "https://"];
+pub const DOCKER_HOST_SCHEMES: [&str; 5] = ["unix://", "tcp://", "http://", "https://", "ssh://"];
 
 fn check_docker_host(h: &str) -> Result<(), String> {
     let fix =
-        "use `unix:///var/run/docker.sock` or `tcp://host:2376` (with `docker_cert_path` for TLS)";
+        "use `unix:///var/run/docker.sock`, `tcp://host:2376` (with `docker_cert_path` for TLS) or `ssh://user@host`";
     if h.starts_with("ssh://") {
-        return Err(format!(
-            "{h:?}: ssh:// daemons are not supported yet; forward the daemon's socket instead \
-             (`ssh -NL /tmp/docker.sock:/var/run/docker.sock user@host`) and set \
-             docker_host = \"unix:///tmp/docker.sock\", or {fix}"
-        ));
+        return crate::docker::SshTarget::parse(h).map(|_| ());
     }
     if h.starts_with("npipe://") {
         return Err(format!(
@@ -228,6 +248,8 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
     Ok(ProviderConfig {
         docker_host: opt_str(config, "docker_host"),
         docker_cert_path: opt_str(config, "docker_cert_path").map(|p| expand_home(&p)),
+        docker_tls_verify: config.get("docker_tls_verify").as_bool(),
+        docker_context: opt_str(config, "docker_context"),
         docker_config_file: opt_str(config, "docker_config_file").map(|p| expand_home(&p)),
         registry_auth,
         aws: AwsSettings {
@@ -240,6 +262,17 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
 }
 
 impl ProviderConfig {
+    /// What reaching the daemon needs (see `docker::endpoint`).
+    pub fn daemon_settings(&self) -> crate::docker::DaemonSettings {
+        crate::docker::DaemonSettings {
+            host: self.docker_host.clone(),
+            cert_path: self.docker_cert_path.clone(),
+            tls_verify: self.docker_tls_verify,
+            context: self.docker_context.clone(),
+            config_file: self.docker_config_file.clone(),
+        }
+    }
+
     /// What the registry client needs: credentials per host and transports.
     pub fn auth_settings(&self) -> AuthSettings {
         AuthSettings {
@@ -319,7 +352,8 @@ mod tests {
     #[test]
     fn docker_hosts_the_provider_cannot_reach_fail_at_validate_naming_the_value() {
         for (host, why) in [
-            ("ssh://me@build-box", "ssh:// daemons are not supported yet"),
+            ("ssh://me@build-box?x=1", "takes no query"),
+            ("ssh://", "names no host"),
             (
                 "npipe:////./pipe/docker_engine",
                 "named pipes exist only for Windows",
@@ -345,10 +379,41 @@ mod tests {
             "unix:///var/run/docker.sock",
             "tcp://127.0.0.1:2376",
             "https://d:2376",
+            "ssh://me@build-box",
+            "ssh://build-box:2222/run/user/1000/docker.sock",
         ] {
             let cfg = Value::object([("docker_host", Value::string(host))]);
             assert!(!validate(&cfg).has_errors(), "{host}");
         }
+    }
+
+    #[test]
+    fn a_context_and_a_host_together_are_refused_as_the_cli_refuses_them() {
+        let both = Value::object([
+            ("docker_host", Value::string("tcp://d:2376")),
+            ("docker_context", Value::string("ci")),
+        ]);
+        let d = validate(&both);
+        assert_eq!(d.0.len(), 1);
+        assert_eq!(
+            d.0[0].attribute.as_ref().unwrap().to_string(),
+            "docker_context"
+        );
+        assert!(d.0[0].detail.contains("keep one"), "{}", d.0[0].detail);
+        for bad in ["", "a/b", "two words"] {
+            let cfg = Value::object([("docker_context", Value::string(bad))]);
+            assert!(validate(&cfg).has_errors(), "{bad:?}");
+        }
+        let ok = Value::object([("docker_context", Value::string("build-box"))]);
+        assert!(!validate(&ok).has_errors());
+        let parsed = parse(&Value::object([
+            ("docker_context", Value::string("build-box")),
+            ("docker_tls_verify", Value::Bool(false)),
+        ]))
+        .unwrap();
+        let settings = parsed.daemon_settings();
+        assert_eq!(settings.context.as_deref(), Some("build-box"));
+        assert_eq!(settings.tls_verify, Some(false));
     }
 
     #[test]

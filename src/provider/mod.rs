@@ -21,6 +21,9 @@ pub struct ProviderData {
     /// The ECS client, made on first use (loading the AWS configuration
     /// reads profiles and may ask an instance role), then shared.
     ecs: tokio::sync::OnceCell<aws_sdk_ecs::Client>,
+    /// The Docker daemon, reached (and pinged) on first use, then shared:
+    /// an ssh or TLS daemon's tunnel and connections serve every build.
+    daemon: tokio::sync::OnceCell<crate::docker::Daemon>,
 }
 
 impl ProviderData {
@@ -31,7 +34,29 @@ impl ProviderData {
             registry,
             unknown: Vec::new(),
             ecs: tokio::sync::OnceCell::new(),
+            daemon: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The daemon the provider block (or, where it says nothing, the
+    /// environment and the docker CLI's current context) names, checked to
+    /// answer. A failure is not kept: the next build tries again.
+    pub async fn daemon(&self) -> Result<&crate::docker::Daemon, crate::docker::BuildError> {
+        self.daemon
+            .get_or_try_init(|| async {
+                let settings = self.config.daemon_settings();
+                let endpoint = crate::docker::resolve(&settings, &|name| std::env::var(name).ok())
+                    .map_err(|reason| crate::docker::BuildError::Connect {
+                        host: "the Docker daemon".to_string(),
+                        reason,
+                    })?;
+                tracing::debug!(daemon = %endpoint, "connecting to the Docker daemon");
+                let daemon = crate::docker::connect(endpoint)?;
+                let version = daemon.check().await?;
+                tracing::info!(daemon = %daemon.endpoint, version, "Docker daemon answers");
+                Ok(daemon)
+            })
+            .await
     }
 
     /// The ECS client for the provider's `aws` block (one per run).

@@ -184,21 +184,7 @@ pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option
     Some(Duration::from_secs(seconds))
 }
 
-/// The error and its causes on one line: reqwest's own message only says
-/// "error sending request"; the cause says "connection refused".
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use crate::diag::error_chain;
 
 /// Error bodies can be whole HTML pages; keep diagnostics readable.
 fn truncate(text: &str) -> String {

@@ -115,11 +115,8 @@ impl Resource for ImageBuild {
             Ok(p) => p,
             Err(d) => return fail(d.into()),
         };
-        let docker = match crate::docker::connect(
-            provider.config.docker_host.as_deref(),
-            provider.config.docker_cert_path.as_deref(),
-        ) {
-            Ok(d) => d,
+        let docker = match provider.daemon().await {
+            Ok(d) => d.docker.clone(),
             Err(source) => {
                 let e = publish::PublishError::Connect { source };
                 return fail(

@@ -69,7 +69,7 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
     match e {
         PublishError::Context { .. } => ("Build Context Invalid", Some("context"), "Check `context` and `dockerfile`."),
         PublishError::Scratch { .. } => ("Image Build Failed", None, "Check free space and permissions of the temporary directory (TMPDIR)."),
-        PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` in the provider block (or DOCKER_HOST) and that the daemon is running."),
+        PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` or `docker_context` in the provider block (where they are unset: DOCKER_HOST, DOCKER_CONTEXT, the current docker context) and that the daemon is running."),
         // GOTCHA: no attribute path here. Terraform quotes the source line an
         // attribute path points at, and for `secrets = { npm = "..." }` that
         // line holds the secret in clear.
