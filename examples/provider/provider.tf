@@ -8,6 +8,13 @@ terraform {
 }
 
 provider "stevedore" {
+  # The Docker daemon: unset, it is the one the docker CLI uses (DOCKER_HOST, DOCKER_CONTEXT,
+  # the current docker context, the local socket). A remote one, for example:
+  #   docker_host      = "tcp://build-box.internal:2376"  # dockerd --tlsverify
+  #   docker_cert_path = "~/.docker/build-box"            # ca.pem, cert.pem, key.pem
+  # or docker_host = "ssh://deploy@build-box.internal"    # your ssh config and agent apply
+  # or docker_context = "build-box"
+
   # Local registry with basic auth; loopback registries may use plain HTTP.
   registry_auth {
     address  = "127.0.0.1:5000"
