@@ -45,14 +45,21 @@ impl Bench {
     }
 
     fn terraform(&self, args: &[&str]) -> f64 {
+        self.terraform_with(args, &[])
+    }
+
+    fn terraform_with(&self, args: &[&str], envs: &[(&str, &Path)]) -> f64 {
         let started = Instant::now();
         let out = Command::new(tools::terraform())
             .args(args)
+            .envs(envs.iter().copied())
             .current_dir(&self.dir)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("CHECKPOINT_DISABLE", "1")
             .env("TF_IN_AUTOMATION", "1")
             .env_remove("TF_LOG")
+            .env_remove("TF_LOG_PROVIDER")
+            .env_remove("TF_LOG_PATH")
             .output()
             .expect("run terraform");
         let took = started.elapsed().as_secs_f64() * 1000.0;
@@ -69,6 +76,39 @@ impl Bench {
     /// One plan that must find nothing to change, in ms.
     fn plan(&self) -> f64 {
         self.terraform(&["plan", "-input=false", "-lock=false", "-detailed-exitcode"])
+    }
+
+    /// One more plan with the provider's debug log, and the time the provider spent
+    /// serving each kind of RPC in it (its `rpc served` lines), as (rpc, calls, ms).
+    fn provider_time(&self) -> Vec<(String, usize, f64)> {
+        let log = self.dir.join("provider-debug.log");
+        let _ = std::fs::remove_file(&log);
+        self.terraform_with(
+            &["plan", "-input=false", "-lock=false", "-detailed-exitcode"],
+            &[
+                ("TF_LOG_PROVIDER", Path::new("DEBUG")),
+                ("TF_LOG_PATH", &log),
+            ],
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let field = |line: &str, key: &str| -> Option<String> {
+            let rest = &line[line.find(key)? + key.len()..];
+            Some(
+                rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .next()?
+                    .to_string(),
+            )
+        };
+        let mut by_rpc: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+        for line in text.lines().filter(|l| l.contains("rpc served")) {
+            let (Some(rpc), Some(micros)) = (field(line, "rpc="), field(line, "micros=")) else {
+                continue;
+            };
+            let e = by_rpc.entry(rpc).or_default();
+            e.0 += 1;
+            e.1 += micros.parse::<f64>().unwrap_or(0.0) / 1000.0;
+        }
+        by_rpc.into_iter().map(|(k, (n, ms))| (k, n, ms)).collect()
     }
 }
 
@@ -254,6 +294,16 @@ fn main() {
             "50 vs 1: {ours} {r_ours:.2}x, {theirs} {r_theirs:.2}x -> {:.2}x of null's (target <= 1.10)",
             r_ours / r_theirs
         );
+    }
+    for (name, bench) in &cases {
+        if name.starts_with("stevedore") && name.ends_with("x50") {
+            for (rpc, calls, ms) in bench.provider_time() {
+                println!(
+                    "  {name}: provider served {calls} {rpc} in {ms:.1} ms in all ({:.2} ms each)",
+                    ms / calls as f64
+                );
+            }
+        }
     }
     println!(
         "1 data source: stevedore {:.1} ms vs null {:.1} ms -> {:.2}x (target <= 1.10)",

@@ -1,7 +1,9 @@
 //! The plugin protocol: the only code that sees protobuf. `handshake` and
-//! `tls` do what go-plugin's server does, `server` answers tfplugin6,
+//! `tls` do what go-plugin's server does, `server` answers tfplugin6 (through
+//! `config_rpcs` and `lifecycle`),
 //! `plugin_services` the go-plugin services, and `serve` ties them together.
 
+mod config_rpcs;
 pub mod conn;
 pub mod convert;
 pub mod handshake;

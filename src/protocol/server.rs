@@ -2,7 +2,7 @@
 //! domain → to-proto`. Errors go back as diagnostics inside the response; a
 //! gRPC status only where the protocol prescribes one.
 
-use super::convert::{self, decode, encode};
+use super::convert;
 use super::proto as pb;
 use super::unsupported as un;
 use crate::diag::{Diagnostic, Diagnostics};
@@ -37,6 +37,13 @@ impl ProviderService {
         Ctx { data, cancel }
     }
 
+    /// What ConfigureProvider made, for every later RPC.
+    pub(super) fn set_data(&self, data: ProviderData) {
+        if let Ok(mut slot) = self.data.write() {
+            *slot = Some(Arc::new(data));
+        }
+    }
+
     pub(super) fn resource(&self, name: &str) -> Result<Arc<dyn Resource>, Diagnostic> {
         self.provider
             .resources
@@ -45,7 +52,7 @@ impl ProviderService {
             .ok_or_else(|| unknown_type("resource", name))
     }
 
-    fn data_source(&self, name: &str) -> Result<Arc<dyn DataSource>, Diagnostic> {
+    pub(super) fn data_source(&self, name: &str) -> Result<Arc<dyn DataSource>, Diagnostic> {
         self.provider
             .data_sources
             .get(name)
@@ -93,6 +100,33 @@ pub(super) async fn guard<T>(
 
 pub(super) fn diags(d: impl Into<Diagnostics>) -> Vec<pb::Diagnostic> {
     convert::diagnostics(d.into())
+}
+
+/// An RPC for a feature stevedore does not offer, answered with the
+/// diagnostic that says so (see `unsupported`) and defaults elsewhere.
+macro_rules! refuse {
+    ($method:ident, $module:ident, |$req:ident| $diagnostic:expr) => {
+        // The signature `#[tonic::async_trait]` gives the trait's methods (the
+        // attribute does not see into macros); nothing here waits.
+        fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            req: Request<pb::$module::Request>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Res<pb::$module::Response>> + Send + 'async_trait>,
+        >
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            let $req = req.into_inner();
+            #[allow(clippy::needless_update)]
+            let response = pb::$module::Response {
+                diagnostics: diags($diagnostic),
+                ..Default::default()
+            };
+            Box::pin(std::future::ready(Ok(Response::new(response))))
+        }
+    };
 }
 
 #[tonic::async_trait]
@@ -151,67 +185,32 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         req: Request<pb::validate_provider_config::Request>,
     ) -> Res<pb::validate_provider_config::Response> {
-        let req = req.into_inner();
-        let d = match decode(
-            req.config.as_ref(),
-            &config::schema().ty(),
-            "provider configuration",
-        ) {
-            Ok(cfg) => config::validate(&cfg),
-            Err(e) => e.into(),
-        };
-        Ok(Response::new(pb::validate_provider_config::Response {
-            diagnostics: diags(d),
-        }))
+        self.rpc_validate_provider_config(req).await
     }
 
     async fn validate_resource_config(
         &self,
         req: Request<pb::validate_resource_config::Request>,
     ) -> Res<pb::validate_resource_config::Response> {
-        let req = req.into_inner();
-        let d = match self.resource(&req.type_name) {
-            Ok(r) => match decode(
-                req.config.as_ref(),
-                &r.schema().ty(),
-                "resource configuration",
-            ) {
-                Ok(cfg) => r.validate(&cfg),
-                Err(e) => e.into(),
-            },
-            Err(e) => e.into(),
-        };
-        Ok(Response::new(pb::validate_resource_config::Response {
-            diagnostics: diags(d),
-        }))
+        self.rpc_validate_resource_config(req).await
     }
 
     async fn validate_data_resource_config(
         &self,
         req: Request<pb::validate_data_resource_config::Request>,
     ) -> Res<pb::validate_data_resource_config::Response> {
-        let req = req.into_inner();
-        let d = match self.data_source(&req.type_name) {
-            Ok(ds) => match decode(
-                req.config.as_ref(),
-                &ds.schema().ty(),
-                "data source configuration",
-            ) {
-                Ok(cfg) => ds.validate(&cfg),
-                Err(e) => e.into(),
-            },
-            Err(e) => e.into(),
-        };
-        Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: diags(d),
-        }))
+        self.rpc_validate_data_resource_config(req).await
     }
 
     async fn upgrade_resource_state(
         &self,
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> Res<pb::upgrade_resource_state::Response> {
-        self.rpc_upgrade_resource_state(req).await
+        timed(
+            "upgrade_resource_state",
+            self.rpc_upgrade_resource_state(req),
+        )
+        .await
     }
 
     async fn get_resource_identity_schemas(
@@ -225,67 +224,25 @@ impl pb::provider_server::Provider for ProviderService {
         ))
     }
 
-    async fn upgrade_resource_identity(
-        &self,
-        _: Request<pb::upgrade_resource_identity::Request>,
-    ) -> Res<pb::upgrade_resource_identity::Response> {
-        Ok(Response::new(pb::upgrade_resource_identity::Response {
-            upgraded_identity: None,
-            diagnostics: diags(un::identity()),
-        }))
-    }
-
     async fn configure_provider(
         &self,
         req: Request<pb::configure_provider::Request>,
     ) -> Res<pb::configure_provider::Response> {
-        let req = req.into_inner();
-        tracing::debug!(terraform_version = %req.terraform_version, "configuring provider");
-        let d = match decode(
-            req.config.as_ref(),
-            &config::schema().ty(),
-            "provider configuration",
-        )
-        .map_err(Diagnostics::from)
-        .and_then(|c| match config::unknown_paths(&c) {
-            unknown if unknown.is_empty() => config::parse(&c).map(ProviderData::new),
-            // NOTE: Terraform configures the provider with unknown values
-            // during plan when its block depends on resources not created
-            // yet; nothing may then run with the known part alone.
-            unknown => {
-                let checked = config::validate(&c);
-                if checked.has_errors() {
-                    Err(checked)
-                } else {
-                    Ok(ProviderData::not_known_yet(unknown))
-                }
-            }
-        }) {
-            Ok(data) => {
-                if let Ok(mut slot) = self.data.write() {
-                    *slot = Some(Arc::new(data));
-                }
-                Diagnostics::new()
-            }
-            Err(d) => d,
-        };
-        Ok(Response::new(pb::configure_provider::Response {
-            diagnostics: diags(d),
-        }))
+        self.rpc_configure_provider(req).await
     }
 
     async fn read_resource(
         &self,
         req: Request<pb::read_resource::Request>,
     ) -> Res<pb::read_resource::Response> {
-        self.rpc_read_resource(req).await
+        timed("read_resource", self.rpc_read_resource(req)).await
     }
 
     async fn plan_resource_change(
         &self,
         req: Request<pb::plan_resource_change::Request>,
     ) -> Res<pb::plan_resource_change::Response> {
-        self.rpc_plan_resource_change(req).await
+        timed("plan_resource_change", self.rpc_plan_resource_change(req)).await
     }
 
     async fn apply_resource_change(
@@ -302,89 +259,11 @@ impl pb::provider_server::Provider for ProviderService {
         self.rpc_import_resource_state(req).await
     }
 
-    async fn move_resource_state(
-        &self,
-        _: Request<pb::move_resource_state::Request>,
-    ) -> Res<pb::move_resource_state::Response> {
-        Ok(Response::new(pb::move_resource_state::Response {
-            diagnostics: diags(un::move_state()),
-            ..Default::default()
-        }))
-    }
-
     async fn read_data_source(
         &self,
         req: Request<pb::read_data_source::Request>,
     ) -> Res<pb::read_data_source::Response> {
-        let req = req.into_inner();
-        let out = async {
-            let ds = self.data_source(&req.type_name)?;
-            let ty = ds.schema().ty();
-            let cfg = decode(req.config.as_ref(), &ty, "data source configuration")?;
-            let ctx = self.ctx();
-            let v = guard(ds.read(&ctx, &cfg), |d| Err(d.into())).await?;
-            Ok::<_, Diagnostics>(encode(&v, &ty, "data source result")?)
-        }
-        .await;
-        let (state, d) = match out {
-            Ok(s) => (Some(s), Diagnostics::new()),
-            Err(d) => (None, d),
-        };
-        Ok(Response::new(pb::read_data_source::Response {
-            state,
-            diagnostics: diags(d),
-            deferred: None,
-        }))
-    }
-
-    async fn generate_resource_config(
-        &self,
-        _: Request<pb::generate_resource_config::Request>,
-    ) -> Res<pb::generate_resource_config::Response> {
-        Ok(Response::new(pb::generate_resource_config::Response {
-            config: None,
-            diagnostics: diags(un::generate_config()),
-        }))
-    }
-
-    async fn validate_ephemeral_resource_config(
-        &self,
-        req: Request<pb::validate_ephemeral_resource_config::Request>,
-    ) -> Res<pb::validate_ephemeral_resource_config::Response> {
-        Ok(Response::new(
-            pb::validate_ephemeral_resource_config::Response {
-                diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
-            },
-        ))
-    }
-
-    async fn open_ephemeral_resource(
-        &self,
-        req: Request<pb::open_ephemeral_resource::Request>,
-    ) -> Res<pb::open_ephemeral_resource::Response> {
-        Ok(Response::new(pb::open_ephemeral_resource::Response {
-            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
-            ..Default::default()
-        }))
-    }
-
-    async fn renew_ephemeral_resource(
-        &self,
-        req: Request<pb::renew_ephemeral_resource::Request>,
-    ) -> Res<pb::renew_ephemeral_resource::Response> {
-        Ok(Response::new(pb::renew_ephemeral_resource::Response {
-            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
-            ..Default::default()
-        }))
-    }
-
-    async fn close_ephemeral_resource(
-        &self,
-        req: Request<pb::close_ephemeral_resource::Request>,
-    ) -> Res<pb::close_ephemeral_resource::Response> {
-        Ok(Response::new(pb::close_ephemeral_resource::Response {
-            diagnostics: diags(un::ephemeral(&req.into_inner().type_name)),
-        }))
+        self.rpc_read_data_source(req).await
     }
 
     type ListResourceStream = un::OneShot<pb::list_resource::Event>;
@@ -398,15 +277,6 @@ impl pb::provider_server::Provider for ProviderService {
             ..Default::default()
         };
         Ok(Response::new(un::one_shot(event)))
-    }
-
-    async fn validate_list_resource_config(
-        &self,
-        req: Request<pb::validate_list_resource_config::Request>,
-    ) -> Res<pb::validate_list_resource_config::Response> {
-        Ok(Response::new(pb::validate_list_resource_config::Response {
-            diagnostics: diags(un::list(&req.into_inner().type_name)),
-        }))
     }
 
     async fn get_functions(
@@ -427,24 +297,6 @@ impl pb::provider_server::Provider for ProviderService {
                 text: format!("the stevedore provider defines no function {name:?}"),
                 function_argument: None,
             }),
-        }))
-    }
-
-    async fn validate_state_store_config(
-        &self,
-        _: Request<pb::validate_state_store::Request>,
-    ) -> Res<pb::validate_state_store::Response> {
-        Ok(Response::new(pb::validate_state_store::Response {
-            diagnostics: diags(un::state_store()),
-        }))
-    }
-
-    async fn configure_state_store(
-        &self,
-        _: Request<pb::configure_state_store::Request>,
-    ) -> Res<pb::configure_state_store::Response> {
-        Ok(Response::new(pb::configure_state_store::Response {
-            diagnostics: diags(un::state_store()),
         }))
     }
 
@@ -471,35 +323,6 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
-    async fn get_states(
-        &self,
-        _: Request<pb::get_states::Request>,
-    ) -> Res<pb::get_states::Response> {
-        Ok(Response::new(pb::get_states::Response {
-            state_id: vec![],
-            diagnostics: diags(un::state_store()),
-        }))
-    }
-
-    async fn delete_state(
-        &self,
-        _: Request<pb::delete_state::Request>,
-    ) -> Res<pb::delete_state::Response> {
-        Ok(Response::new(pb::delete_state::Response {
-            diagnostics: diags(un::state_store()),
-        }))
-    }
-
-    async fn plan_action(
-        &self,
-        _: Request<pb::plan_action::Request>,
-    ) -> Res<pb::plan_action::Response> {
-        Ok(Response::new(pb::plan_action::Response {
-            diagnostics: diags(un::action()),
-            deferred: None,
-        }))
-    }
-
     type InvokeActionStream = un::OneShot<pb::invoke_action::Event>;
 
     async fn invoke_action(
@@ -515,14 +338,48 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(un::one_shot(event)))
     }
 
-    async fn validate_action_config(
-        &self,
-        _: Request<pb::validate_action_config::Request>,
-    ) -> Res<pb::validate_action_config::Response> {
-        Ok(Response::new(pb::validate_action_config::Response {
-            diagnostics: diags(un::action()),
-        }))
-    }
+    refuse!(
+        upgrade_resource_identity,
+        upgrade_resource_identity,
+        |_req| un::identity()
+    );
+    refuse!(move_resource_state, move_resource_state, |_req| {
+        un::move_state()
+    });
+    refuse!(generate_resource_config, generate_resource_config, |_req| {
+        un::generate_config()
+    });
+    refuse!(
+        validate_ephemeral_resource_config,
+        validate_ephemeral_resource_config,
+        |req| un::ephemeral(&req.type_name)
+    );
+    refuse!(open_ephemeral_resource, open_ephemeral_resource, |req| {
+        un::ephemeral(&req.type_name)
+    });
+    refuse!(renew_ephemeral_resource, renew_ephemeral_resource, |req| {
+        un::ephemeral(&req.type_name)
+    });
+    refuse!(close_ephemeral_resource, close_ephemeral_resource, |req| {
+        un::ephemeral(&req.type_name)
+    });
+    refuse!(
+        validate_list_resource_config,
+        validate_list_resource_config,
+        |req| un::list(&req.type_name)
+    );
+    refuse!(validate_state_store_config, validate_state_store, |_req| {
+        un::state_store()
+    });
+    refuse!(configure_state_store, configure_state_store, |_req| {
+        un::state_store()
+    });
+    refuse!(get_states, get_states, |_req| un::state_store());
+    refuse!(delete_state, delete_state, |_req| un::state_store());
+    refuse!(plan_action, plan_action, |_req| un::action());
+    refuse!(validate_action_config, validate_action_config, |_req| {
+        un::action()
+    });
 
     async fn stop_provider(
         &self,
@@ -545,4 +402,17 @@ fn capabilities() -> pb::ServerCapabilities {
         move_resource_state: false,
         generate_resource_config: false,
     }
+}
+
+/// Runs one RPC, logging how long the provider spent on it at `debug`
+/// (`rpc` and `micros`), so plan cost can be split between Terraform and us.
+pub(super) async fn timed<T>(rpc: &'static str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    tracing::debug!(
+        rpc,
+        micros = started.elapsed().as_micros() as u64,
+        "rpc served"
+    );
+    out
 }
