@@ -259,6 +259,33 @@ async fn unserved_rpcs_answer_as_the_protocol_prescribes() {
         .unwrap()
         .into_inner();
     assert!(f.error.is_some());
+    // Every feature stevedore does not offer: one error saying so, by name.
+    macro_rules! refused {
+        ($($rpc:ident: $module:ident),+ $(,)?) => {$(
+            let r = c
+                .$rpc(pb::$module::Request::default())
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.diagnostics.len(), 1, stringify!($rpc));
+            assert_eq!(r.diagnostics[0].severity, pb::diagnostic::Severity::Error as i32);
+            assert!(r.diagnostics[0].summary.ends_with("Not Supported"), "{}: {:?}", stringify!($rpc), r.diagnostics[0].summary);
+        )+};
+    }
+    refused!(
+        upgrade_resource_identity: upgrade_resource_identity,
+        generate_resource_config: generate_resource_config,
+        validate_ephemeral_resource_config: validate_ephemeral_resource_config,
+        renew_ephemeral_resource: renew_ephemeral_resource,
+        close_ephemeral_resource: close_ephemeral_resource,
+        validate_list_resource_config: validate_list_resource_config,
+        validate_state_store_config: validate_state_store,
+        configure_state_store: configure_state_store,
+        get_states: get_states,
+        delete_state: delete_state,
+        plan_action: plan_action,
+        validate_action_config: validate_action_config,
+    );
     let s = c
         .stop_provider(pb::stop_provider::Request {})
         .await
