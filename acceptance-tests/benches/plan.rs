@@ -52,7 +52,6 @@ impl Bench {
         let started = Instant::now();
         let out = Command::new(tools::terraform())
             .args(args)
-            .envs(envs.iter().copied())
             .current_dir(&self.dir)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("CHECKPOINT_DISABLE", "1")
@@ -60,6 +59,7 @@ impl Bench {
             .env_remove("TF_LOG")
             .env_remove("TF_LOG_PROVIDER")
             .env_remove("TF_LOG_PATH")
+            .envs(envs.iter().copied())
             .output()
             .expect("run terraform");
         let took = started.elapsed().as_secs_f64() * 1000.0;
@@ -93,11 +93,8 @@ impl Bench {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let field = |line: &str, key: &str| -> Option<String> {
             let rest = &line[line.find(key)? + key.len()..];
-            Some(
-                rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                    .next()?
-                    .to_string(),
-            )
+            // Terraform re-renders the provider's JSON fields: numbers may come as 1.76e+06.
+            Some(rest.split_whitespace().next()?.to_string())
         };
         let mut by_rpc: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
         for line in text.lines().filter(|l| l.contains("rpc served")) {

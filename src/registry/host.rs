@@ -52,6 +52,10 @@ pub(super) struct RegistryHost {
     may_fall_back: bool,
     /// The base URL once a request got an answer through it.
     settled: OnceLock<Url>,
+    /// Held while the scheme is found out: requests made at once (ten refreshes)
+    /// wait for one probe instead of each trying HTTPS on a plain registry.
+    probing: tokio::sync::Mutex<()>,
+    probe_failed: AtomicBool,
     challenge: RwLock<Option<Challenge>>,
     /// `GET /v2/` was asked (before a push), so an open
     /// registry is not asked again.
@@ -87,6 +91,8 @@ impl RegistryHost {
             registry: registry.into(),
             may_fall_back,
             settled: OnceLock::new(),
+            probing: tokio::sync::Mutex::new(()),
+            probe_failed: AtomicBool::new(false),
             challenge: RwLock::new(None),
             asked: AtomicBool::new(false),
             tokens: TokenCache::default(),
@@ -127,6 +133,13 @@ impl RegistryHost {
             let answer = build(https.clone()).await;
             return self.settle_tls(https, answer);
         }
+        let probing = self.probing.lock().await;
+        if let Some(url) = self.settled.get() {
+            return build(url.clone()).await.map_err(|e| self.unreachable(&e));
+        }
+        // After a probe that reached neither scheme, waiting in line would
+        // only add one timeout per request: the rest try at once.
+        let _probing = (!self.probe_failed.load(Ordering::Relaxed)).then_some(probing);
         // A plain-HTTP server that waits for a request line would hold our
         // TLS hello until the connect timeout; the first answer is bounded.
         let tls_failure = match tokio::time::timeout(TLS_PROBE, build(https.clone())).await {
@@ -143,13 +156,16 @@ impl RegistryHost {
                 let _ = self.settled.set(http);
                 Ok(answer)
             }
-            Err(plain) => Err(RegistryError::Unreachable {
-                registry: self.registry.clone(),
-                detail: format!(
-                    "over HTTPS: {tls_failure}; over plain HTTP: {}",
-                    error_chain(&plain.without_url())
-                ),
-            }),
+            Err(plain) => {
+                self.probe_failed.store(true, Ordering::Relaxed);
+                Err(RegistryError::Unreachable {
+                    registry: self.registry.clone(),
+                    detail: format!(
+                        "over HTTPS: {tls_failure}; over plain HTTP: {}",
+                        error_chain(&plain.without_url())
+                    ),
+                })
+            }
         }
     }
 
@@ -428,3 +444,7 @@ pub(super) fn header(text: &str, registry: &str) -> Result<HeaderValue, Registry
     value.set_sensitive(true);
     Ok(value)
 }
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;
