@@ -171,8 +171,12 @@ fn inspect_error(blame: Blame, context: &str, image: &str, e: InspectError) -> D
             "\n\nECS would fail to start these tasks with `CannotPullContainerError`. Rebuild the image for that \
              platform, e.g. stevedore_image_build with platforms = [\"linux/amd64\"], or `docker buildx build \
              --platform linux/amd64 --provenance=false`."
+                .to_string()
         }
-        _ => "",
+        InspectError::Registry(r) => {
+            format!("\n\n{}", crate::resources::common::registry_hint(r, crate::resources::common::RegistryUse::Read))
+        }
+        InspectError::InvalidManifest { .. } => String::new(),
     };
     blame.error(
         summary,

@@ -84,14 +84,9 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
     }
 }
 
+/// What to do about a registry failure while pushing, tagging or deleting.
 pub fn registry_hint(e: &RegistryError) -> &'static str {
-    match e {
-        RegistryError::Unauthorized { .. } | RegistryError::Auth { .. } => "Check the registry_auth block for this host, the Docker config file, or the AWS credentials for ECR; pushing needs write access.",
-        RegistryError::Unreachable { .. } => "Check the repository's host and port, that the registry is running, and network access from where Terraform runs.",
-        RegistryError::Retried { .. } | RegistryError::Server { .. } => "The registry kept failing; try again later.",
-        RegistryError::NotFound { .. } => "The registry does not know this repository; create it first (ECR needs an aws_ecr_repository).",
-        _ => "",
-    }
+    crate::resources::common::registry_hint(e, crate::resources::common::RegistryUse::Write)
 }
 
 /// The warning when refresh could not look at the registry: not drift.
@@ -191,7 +186,7 @@ mod tests {
             d.detail
         );
         assert!(
-            d.detail.contains("Check the repository's host and port"),
+            d.detail.contains("Check the address and port"),
             "{}",
             d.detail
         );
