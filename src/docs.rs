@@ -4,7 +4,8 @@
 //! `tests/docs.rs` fails when the committed docs are stale; `make docs`
 //! rewrites them.
 
-use crate::provider::{config, Provider};
+use crate::provider::config;
+use crate::resources::Provider;
 use crate::schema::{Attribute, Block, Nesting, Schema};
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,6 +1,7 @@
-//! A certificate authority of the test's own, for registries served over HTTPS: the tests
-//! trust it the ways users do (`SSL_CERT_FILE`, Docker's `certs.d/<host>/ca.crt`), or not at
-//! all, to see the refusal.
+//! A certificate authority of the test's own, for registries served over HTTPS and for a
+//! TLS daemon's server and client certificates: the tests trust it the ways users do
+//! (`SSL_CERT_FILE`, Docker's `certs.d/<host>/ca.crt`, a `DOCKER_CERT_PATH` folder), or not
+//! at all, to see the refusal.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ pub struct TestCa {
     dir: PathBuf,
 }
 
-/// A server certificate and key on disk, for docker-registry's `http.tls`.
+/// A certificate and its key on disk (a server's for docker-registry's `http.tls` or
+/// stunnel, or a client's).
 pub struct ServerFiles {
     pub certificate: PathBuf,
     pub key: PathBuf,
@@ -51,10 +53,14 @@ impl TestCa {
 
     /// A certificate for 127.0.0.1 and localhost, signed by this CA.
     pub fn server(&self, name: &str) -> ServerFiles {
-        let key = KeyPair::generate().expect("generating a server key");
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .expect("server params");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("server params");
+        self.issue(name, params)
+    }
+
+    /// Signs `params` with `name` as common name; writes `<name>.crt` and `<name>.key`.
+    fn issue(&self, name: &str, mut params: CertificateParams) -> ServerFiles {
+        let key = KeyPair::generate().expect("generating a key");
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.signed_by(&key, &self.issuer).expect("signing");
         let files = ServerFiles {
@@ -74,23 +80,12 @@ impl TestCa {
         fs::write(dir.join("ca.crt"), &self.pem).unwrap();
         root.to_path_buf()
     }
-}
 
-impl TestCa {
     /// A client certificate (`clientAuth`), as a TLS daemon asks of the docker CLI.
     pub fn client(&self, name: &str) -> ServerFiles {
-        let key = KeyPair::generate().expect("generating a client key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.issuer).expect("signing");
-        let files = ServerFiles {
-            certificate: self.dir.join(format!("{name}.crt")),
-            key: self.dir.join(format!("{name}.key")),
-        };
-        fs::write(&files.certificate, cert.pem()).unwrap();
-        fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
+        self.issue(name, params)
     }
 
     /// A `DOCKER_CERT_PATH`-style folder: `ca.pem` (this CA) and, with `client`, its

@@ -13,7 +13,8 @@ use bollard::Docker;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::buildkit;
+#[path = "buildkit.rs"]
+mod buildkit;
 use super::context::ContextError;
 use super::context_tar::{ContextJob, ContextSource};
 use crate::registry::Platform;

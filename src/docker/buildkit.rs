@@ -13,7 +13,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::build::{finish_build, BuildError, BuildRequest, BuiltImage, TAIL_LINES};
+use super::{finish_build, BuildError, BuildRequest, BuiltImage, TAIL_LINES};
 
 /// The first Engine API version with BuildKit behind `version=2`
 /// (Docker 18.09).
@@ -82,13 +82,13 @@ async fn drive(
 ) -> Outcome {
     let body = bollard::body_try_stream(body);
     let session = session_id();
-    let options = super::build::common_options(req, req.no_cache)
+    let options = super::common_options(req, req.no_cache)
         .version(BuilderVersion::BuilderBuildKit)
         .session(&session)
         .build();
 
     let mut progress = Vertices::default();
-    let mut stream = docker.build_image(options, super::build::credentials(req), Some(body));
+    let mut stream = docker.build_image(options, super::credentials(req), Some(body));
     loop {
         let item = tokio::select! {
             _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),

@@ -14,8 +14,10 @@ use bollard::Docker;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use super::layout::read_layout;
+#[path = "layout.rs"]
+mod layout;
 pub use crate::registry::Platform;
+use layout::read_layout;
 
 /// Archive files of at most this size are documents (manifests, the
 /// config) or small layers, and are read into memory whole; larger ones are

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::export::{bad, ArchiveIndex, ExportError, ImageRefs};
+use super::{bad, ArchiveIndex, ExportError, ImageRefs};
 
 #[derive(Deserialize)]
 struct Descriptor {

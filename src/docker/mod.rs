@@ -6,7 +6,6 @@
 //! own error enum and `resources` turns them into diagnostics.
 
 pub mod build;
-mod buildkit;
 pub mod compress;
 pub mod connect;
 pub mod context;
@@ -15,7 +14,6 @@ pub mod endpoint;
 pub mod export;
 mod hash;
 pub mod ignore;
-mod layout;
 pub mod stat_cache;
 mod tunnel;
 

@@ -7,7 +7,7 @@ use super::plugin_services::{Broker, Controller, Stdio};
 use super::proto::provider_server::ProviderServer;
 use super::server::ProviderService;
 use super::{handshake, tls, MAX_MESSAGE_BYTES};
-use crate::provider::Provider;
+use crate::resources::Provider;
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::UnixListener;

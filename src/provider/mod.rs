@@ -1,14 +1,11 @@
-//! The provider: its configuration, what configuring it produces, and the
-//! list of resources and data sources it serves.
+//! The provider: its configuration and what configuring it produces (the
+//! types it serves are listed in `resources`).
 
 pub mod config;
 
 pub use config::ProviderConfig;
 
 use crate::registry::RegistryClient;
-use crate::resource::{DataSource, Resource};
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// What ConfigureProvider produces; shared by every operation after it.
 pub struct ProviderData {
@@ -74,34 +71,5 @@ impl ProviderData {
             unknown,
             ..ProviderData::new(ProviderConfig::default())
         }
-    }
-}
-
-/// The resource and data-source types, by Terraform type name.
-pub struct Provider {
-    pub resources: BTreeMap<&'static str, Arc<dyn Resource>>,
-    pub data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
-}
-
-impl Provider {
-    pub fn new() -> Self {
-        let mut resources: BTreeMap<&'static str, Arc<dyn Resource>> = BTreeMap::new();
-        let mut data_sources: BTreeMap<&'static str, Arc<dyn DataSource>> = BTreeMap::new();
-        for r in crate::resources::resources() {
-            resources.insert(r.type_name(), r);
-        }
-        for d in crate::resources::data_sources() {
-            data_sources.insert(d.type_name(), d);
-        }
-        Provider {
-            resources,
-            data_sources,
-        }
-    }
-}
-
-impl Default for Provider {
-    fn default() -> Self {
-        Self::new()
     }
 }

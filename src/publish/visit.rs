@@ -19,13 +19,12 @@ use std::io::{Read, Write};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::writers::{diff_id_of, gzip_err, sha256, BlobWriter, DiffHasher, PieceSink};
+use super::writers::{diff_id_of, gzip_err, sha256, BlobWriter, DiffHasher, PieceSink, PIECE};
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
 use crate::docker::{ArchiveVisitor, ExportError};
 use crate::registry::upload::StreamedBlob;
 
-/// Bytes per upload piece, and pieces buffered ahead of the upload.
-pub(super) const PIECE: usize = 256 * 1024;
+/// Pieces (of `PIECE` bytes) buffered ahead of the upload.
 const PIECES_AHEAD: usize = 8;
 
 /// What one pass looks for.

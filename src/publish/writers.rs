@@ -9,9 +9,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::visit::PIECE;
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
 use crate::docker::ExportError;
+
+/// Bytes per upload piece.
+pub(super) const PIECE: usize = 256 * 1024;
 
 /// sha256 of the plain bytes, inflating them first when they are gzip (the
 /// diff_id is over the uncompressed tar), counted.

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::client::sha256_digest;
+use super::digest::sha256_digest;
 use super::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use super::platform::Platform;
 

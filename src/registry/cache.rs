@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use super::client::digest_with_algorithm;
+use super::digest::digest_with_algorithm;
 use super::reference::is_valid_digest;
 
 /// Env var that moves the cache directory (shared with the layer cache);

@@ -8,9 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sha2::Digest as _;
 use tokio::sync::Mutex;
 
 use super::auth::{AuthSettings, Credential, CredentialSource, EcrTokenCache};
@@ -33,9 +31,6 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 
 /// Config blobs are small JSON documents; anything bigger is not one.
 pub const MAX_CONFIG_BLOB: u64 = 16 * 1024 * 1024;
-
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A manifest exactly as the registry served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,23 +216,6 @@ fn describe_credential(credential: &Credential, source: &CredentialSource) -> St
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// The digest of `bytes` in the algorithm `like` uses; `None` if unsupported.
-pub(super) fn digest_with_algorithm(like: &str, bytes: &[u8]) -> Option<String> {
-    let (algorithm, _) = like.split_once(':')?;
-    let hex = match algorithm {
-        "sha256" => hex::encode(sha2::Sha256::digest(bytes)),
-        "sha384" => hex::encode(sha2::Sha384::digest(bytes)),
-        "sha512" => hex::encode(sha2::Sha512::digest(bytes)),
-        _ => return None,
-    };
-    Some(format!("{algorithm}:{hex}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,17 +230,5 @@ mod tests {
         ] {
             assert!(MANIFEST_MEDIA_TYPES.contains(&wanted), "{wanted}");
         }
-    }
-
-    #[test]
-    fn digests_in_the_requested_algorithm() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert!(digest_with_algorithm("sha512:00", b"")
-            .unwrap()
-            .starts_with("sha512:cf83e135"));
-        assert_eq!(digest_with_algorithm("md5:00", b""), None);
     }
 }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 
-use super::client::{digest_with_algorithm, sha256_digest, FetchedManifest, RegistryClient};
+use super::body::{read_limited, BodyError};
+use super::client::{FetchedManifest, RegistryClient};
+use super::digest::{digest_with_algorithm, sha256_digest};
 use super::error::RegistryError;
 use super::host::RegistryHost;
 use super::manifest;
-use super::read::{read_limited, BodyError, Read};
+use super::read::Read;
 use super::reference::{is_valid_digest, Reference};
 
 /// Manifests are JSON documents of a few KiB; distribution refuses to store

@@ -15,10 +15,8 @@
 //! `certs.d/<host[:port]>/` directories (`/etc/docker/certs.d` and the
 //! rootless daemon's `$XDG_CONFIG_HOME/docker/certs.d`).
 //!
-//! Why our own token exchange: oci-client asks `GET /v2/` and fetches a new
-//! token for every push request, and cannot ask for two repositories at once
-//! (a cross-repository mount needs pull on the source too). Tokens live in
-//! memory only, and their `Debug` never shows them.
+//! Tokens come from our own exchange: one per scope for the whole run, and
+//! a mount's token covers its source too. Kept in memory only, never shown.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,10 +29,12 @@ use reqwest::{StatusCode, Url};
 
 use super::auth::token::{Challenge, Token, TokenCache};
 use super::auth::Credential;
-use super::client::{CONNECT_TIMEOUT, READ_TIMEOUT};
+use super::body::read_limited;
 use super::error::{error_chain, from_status, RegistryError};
 use super::push_session::redacted;
-use super::read::read_limited;
+
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub(super) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How long the first HTTPS attempt on a host that may fall back to plain
 /// HTTP may take to answer.

@@ -6,8 +6,10 @@
 
 pub mod assemble;
 pub mod auth;
+mod body;
 pub mod cache;
 pub mod client;
+pub mod digest;
 pub mod error;
 mod fetch;
 mod flight;

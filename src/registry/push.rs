@@ -18,7 +18,8 @@ use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{sha256_digest, RegistryClient};
+use super::client::RegistryClient;
+use super::digest::sha256_digest;
 use super::error::RegistryError;
 pub(super) use super::push_session::PushAuth;
 use super::reference::Reference;

@@ -75,7 +75,7 @@ impl PushAuth {
         let asked = super::error::retry_after_header(response.headers());
         // Error bodies are small JSON envelopes or HTML pages; a broken or
         // oversized body is reported as empty rather than masking the status.
-        let body = super::read::read_limited(response, MAX_ERROR_BODY)
+        let body = super::body::read_limited(response, MAX_ERROR_BODY)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();

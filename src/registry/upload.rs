@@ -12,7 +12,7 @@ use reqwest::{Body, Method};
 use tokio::io::AsyncReadExt as _;
 
 use super::error::RegistryError;
-use super::push::PushAuth;
+use super::push_session::PushAuth;
 use super::reference::Reference;
 
 /// Bytes read from disk per body piece.

@@ -99,6 +99,18 @@ impl Number {
 }
 
 impl Value {
+    /// A map of strings as a `BTreeMap`, leaving out entries that are not
+    /// known strings; empty for anything that is not a map.
+    pub fn to_string_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.as_map()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn string(s: impl Into<String>) -> Value {
         Value::String(s.into())
     }

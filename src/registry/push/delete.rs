@@ -98,7 +98,7 @@ impl Pusher<'_> {
                             _ => return Err(auth.failure(response, &shown).await),
                         }
                         let link = next_link(response.headers());
-                        let body = crate::registry::read::read_limited(response, MAX_TAGS_BODY)
+                        let body = crate::registry::body::read_limited(response, MAX_TAGS_BODY)
                             .await
                             .map_err(|detail| RegistryError::InvalidManifest {
                                 detail: format!("{shown}: {detail}"),

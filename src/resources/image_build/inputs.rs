@@ -2,7 +2,6 @@
 //! (unknown values skipped) and the conversion apply uses share these
 //! functions, so what validate accepts is exactly what apply can build.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -176,16 +175,6 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-pub fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_map()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The publish a wholly known planned value asks for, or the diagnostics
 /// that say why it cannot be made (which validate would have reported).
 pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
@@ -233,9 +222,9 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             .iter()
             .filter_map(|p| Platform::parse(p).ok())
             .collect(),
-        build_args: string_map(planned.get("build_args")),
+        build_args: planned.get("build_args").to_string_map(),
         target: text("target").filter(|t| !t.is_empty()),
-        labels: string_map(planned.get("labels")),
+        labels: planned.get("labels").to_string_map(),
         secrets,
         no_cache: planned.get("no_cache").as_bool().unwrap_or(false),
         format: text("manifest_format")

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use super::inputs::string_map;
 use crate::value::Value;
 
 /// What a build produces; unknown in a plan that rebuilds.
@@ -51,7 +50,7 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
         ("labels", "label"),
         ("triggers", "trigger"),
     ] {
-        for (k, v) in string_map(planned.get(name)) {
+        for (k, v) in planned.get(name).to_string_map() {
             inputs.insert(format!("{prefix}:{k}"), v);
         }
     }
@@ -145,7 +144,7 @@ pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<String> {
         return Vec::new();
     };
     let mut out = vec![top.to_string()];
-    for d in string_map(state.get("platform_digests")).into_values() {
+    for d in state.get("platform_digests").to_string_map().into_values() {
         if !out.contains(&d) {
             out.push(d);
         }

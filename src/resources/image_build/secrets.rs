@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use super::inputs::string_map;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::docker::SecretValue;
 use crate::value::{AttrPath, Value};
@@ -77,13 +76,13 @@ fn check_source(attr: &str, source: &str) -> Result<(), String> {
 /// `secret:<id>` → where it comes from, for `context_hash`: never a value
 /// nor a hash of one.
 pub fn hash_inputs(planned: &Value, inputs: &mut BTreeMap<String, String>) {
-    for (id, _) in string_map(planned.get("secrets")) {
+    for (id, _) in planned.get("secrets").to_string_map() {
         inputs.insert(format!("secret:{id}"), "secrets".into());
     }
-    for (id, var) in string_map(planned.get("secret_env")) {
+    for (id, var) in planned.get("secret_env").to_string_map() {
         inputs.insert(format!("secret:{id}"), format!("env:{var}"));
     }
-    for (id, path) in string_map(planned.get("secret_files")) {
+    for (id, path) in planned.get("secret_files").to_string_map() {
         inputs.insert(format!("secret:{id}"), format!("file:{path}"));
     }
 }
@@ -94,10 +93,10 @@ pub fn hash_inputs(planned: &Value, inputs: &mut BTreeMap<String, String>) {
 pub fn resolve(planned: &Value) -> Result<BTreeMap<String, SecretValue>, Diagnostics> {
     let mut d = Diagnostics::new();
     let mut out = BTreeMap::new();
-    for (id, value) in string_map(planned.get("secrets")) {
+    for (id, value) in planned.get("secrets").to_string_map() {
         out.insert(id, SecretValue(value));
     }
-    for (id, var) in string_map(planned.get("secret_env")) {
+    for (id, var) in planned.get("secret_env").to_string_map() {
         match std::env::var(&var) {
             Ok(value) => {
                 out.insert(id, SecretValue(value));
@@ -105,7 +104,7 @@ pub fn resolve(planned: &Value) -> Result<BTreeMap<String, SecretValue>, Diagnos
             Err(_) => d.push(Diagnostic::error("Secret Not Available", format!("secret_env[{id:?}] names the environment variable {var:?}, which the provider process does not have (or is not UTF-8); export it where terraform runs.")).at(AttrPath::attr("secret_env").then_key(&id))),
         }
     }
-    for (id, path) in string_map(planned.get("secret_files")) {
+    for (id, path) in planned.get("secret_files").to_string_map() {
         match read_secret_file(&path) {
             Ok(value) => {
                 out.insert(id, SecretValue(value));
