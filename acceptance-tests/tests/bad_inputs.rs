@@ -184,9 +184,9 @@ fn cases(ctx: &str, missing_file: &str) -> (Vec<Case>, Vec<Case>, Vec<Case>, Vec
     let providers: Vec<Case> = vec![
         (
             "p01",
-            "  docker_host = \"ssh://me@build-box\"\n".into(),
+            "  docker_host = \"ssh://me@build-box?socket=/run/docker.sock\"\n".into(),
             "docker_host",
-            "ssh://me@build-box".into(),
+            "ssh://me@build-box?socket=/run/docker.sock".into(),
         ),
         (
             "p02",
