@@ -3,8 +3,9 @@
 //! machine's daemon), `ssh://` through the system ssh and the user's ssh config (a private
 //! sshd on loopback; the far side runs the real `docker system dial-stdio`), and the docker
 //! CLI's current context (made with `docker context create` and `docker context use`).
-//! A wrong CA, a missing client certificate, a plain client on the TLS port and an ssh
-//! login refused each fail with the daemon named and the reason, never a crash.
+//! A wrong CA, a missing client certificate, a cert path that is not there, a plain client
+//! on the TLS port and an ssh login refused each fail with the daemon named and the reason,
+//! never a crash.
 
 use std::fs;
 use std::path::Path;
@@ -202,6 +203,20 @@ fn tls_daemons_refused_name_the_daemon_and_the_reason() {
             quote(&no_client.display().to_string())
         )),
         &[&address, "TLS handshake", "client certificate"],
+    );
+
+    // A cert path that is not there (a typo): named as such, not as a TLS failure.
+    let missing = ca_dir.path().join("no-such-certs");
+    fails_saying(
+        with(format!(
+            "  docker_host      = \"tcp://{address}\"\n  docker_cert_path = {}\n",
+            quote(&missing.display().to_string())
+        )),
+        &[
+            &format!("tcp://{address}"),
+            "docker_cert_path",
+            "is not a directory",
+        ],
     );
 
     // Plain HTTP to the TLS port.

@@ -142,7 +142,7 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
 pub fn connect_as_the_cli_would() -> Result<Daemon, BuildError> {
     let endpoint = super::endpoint::resolve(&Default::default(), &|name| std::env::var(name).ok())
         .map_err(|reason| BuildError::Connect {
-            host: "the Docker daemon".to_string(),
+            host: "the daemon the docker CLI would use".to_string(),
             reason,
         })?;
     connect(endpoint)

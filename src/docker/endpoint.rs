@@ -86,13 +86,7 @@ pub fn resolve(
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
     let config_dir = config_dir(settings, &env);
     if let Some(host) = &settings.host {
-        return Ok(with_env_tls(
-            host,
-            Origin::ProviderBlock,
-            settings,
-            &env,
-            &config_dir,
-        ));
+        return with_env_tls(host, Origin::ProviderBlock, settings, &env, &config_dir);
     }
     let context = match &settings.context {
         Some(name) => Some((name.clone(), "docker_context")),
@@ -103,7 +97,7 @@ pub fn resolve(
     };
     match context {
         Some((name, from)) if name != "default" => load_context(&config_dir, &name, from),
-        _ => Ok(match env("DOCKER_HOST") {
+        _ => match env("DOCKER_HOST") {
             Some(host) => with_env_tls(&host, Origin::EnvHost, settings, &env, &config_dir),
             None => with_env_tls(
                 DEFAULT_SOCKET,
@@ -112,7 +106,7 @@ pub fn resolve(
                 &env,
                 &config_dir,
             ),
-        }),
+        },
     }
 }
 
@@ -135,7 +129,7 @@ fn with_env_tls(
     settings: &DaemonSettings,
     env: &dyn Fn(&str) -> Option<String>,
     config_dir: &Path,
-) -> Endpoint {
+) -> Result<Endpoint, String> {
     let env_verify = env("DOCKER_TLS_VERIFY").is_some_and(|v| v != "0" && v != "false");
     let plain_scheme = ["http://", "unix://", "ssh://"]
         .iter()
@@ -144,19 +138,31 @@ fn with_env_tls(
         && (settings.tls_verify.unwrap_or(env_verify)
             || settings.cert_path.is_some()
             || host.starts_with("https://"));
-    let tls = tls_wanted.then(|| {
-        let dir = settings
-            .cert_path
-            .clone()
-            .or_else(|| env("DOCKER_CERT_PATH").map(PathBuf::from))
-            .unwrap_or_else(|| config_dir.to_path_buf());
-        tls_files(&dir, settings.tls_verify.unwrap_or(true))
-    });
-    Endpoint {
+    let tls = match tls_wanted {
+        false => None,
+        true => {
+            let named = match (&settings.cert_path, env("DOCKER_CERT_PATH")) {
+                (Some(dir), _) => Some((dir.clone(), "docker_cert_path")),
+                (None, Some(dir)) => Some((PathBuf::from(dir), "DOCKER_CERT_PATH")),
+                (None, None) => None,
+            };
+            if let Some((dir, name)) = &named {
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "{name} = {:?} is not a directory; it should hold ca.pem, cert.pem and key.pem",
+                        dir.display().to_string()
+                    ));
+                }
+            }
+            let dir = named.map_or_else(|| config_dir.to_path_buf(), |(dir, _)| dir);
+            Some(tls_files(&dir, settings.tls_verify.unwrap_or(true)))
+        }
+    };
+    Ok(Endpoint {
         host: host.to_string(),
         tls,
         origin,
-    }
+    })
 }
 
 fn tls_files(dir: &Path, verify: bool) -> TlsFiles {

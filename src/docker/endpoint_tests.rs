@@ -242,3 +242,30 @@ fn tls_for_a_host_follows_the_cli_flags_and_environment() {
         "no ca.pem in the config dir: the system's CAs"
     );
 }
+
+#[test]
+fn a_cert_path_that_is_not_a_directory_is_named() {
+    let store = Store::new(None);
+    let mut s = in_store(&store);
+    s.host = Some("tcp://d:2376".into());
+    s.cert_path = Some(store.path().join("no-such-certs"));
+    let err = resolve_with(&s, &[]).unwrap_err();
+    assert!(
+        err.starts_with("docker_cert_path = ") && err.contains("no-such-certs"),
+        "{err}"
+    );
+    assert!(err.contains("is not a directory"), "{err}");
+    s.cert_path = None;
+    let env = [
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", "/nonexistent/certs"),
+    ];
+    let err = resolve_with(&s, &env).unwrap_err();
+    assert!(
+        err.starts_with("DOCKER_CERT_PATH = \"/nonexistent/certs\""),
+        "{err}"
+    );
+    // Not used without TLS: no complaint, as with the docker CLI.
+    s.host = Some("unix:///s.sock".into());
+    assert!(resolve_with(&s, &env).is_ok());
+}

@@ -44,7 +44,10 @@ impl ProviderData {
                 let settings = self.config.daemon_settings();
                 let endpoint = crate::docker::resolve(&settings, &|name| std::env::var(name).ok())
                     .map_err(|reason| crate::docker::BuildError::Connect {
-                        host: "the Docker daemon".to_string(),
+                        host: settings
+                            .host
+                            .clone()
+                            .unwrap_or_else(|| "the daemon the docker CLI would use".to_string()),
                         reason,
                     })?;
                 tracing::debug!(daemon = %endpoint, "connecting to the Docker daemon");
