@@ -17,23 +17,15 @@ RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
 log() { printf 'release-tools: %s\n' "$*" >&2; }
 
-deb_installed() {
-  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
-}
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debs.sh"
 
 install_debs() {
-  local missing=() pkg
-  for pkg in zip gnupg file binutils qemu-user-static python3-venv; do
-    deb_installed "$pkg" || missing+=("$pkg")
-  done
+  local missing
+  mapfile -t missing < <(missing_debs zip gnupg file binutils qemu-user-static python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}" >/dev/null
 }
 
 install_targets() {

@@ -24,23 +24,16 @@ has_terraform() {
   [[ $version == *"Terraform v$TERRAFORM_VERSION"* ]]
 }
 
-deb_installed() {
-  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
-}
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debs.sh"
 
 install_debs() {
-  local missing=() pkg
-  for pkg in docker-registry apache2-utils skopeo python3-venv stunnel4 openssh-server openssh-client; do
-    deb_installed "$pkg" || missing+=("$pkg")
-  done
+  local missing
+  mapfile -t missing < <(missing_debs docker-registry apache2-utils skopeo python3-venv \
+    stunnel4 openssh-server openssh-client)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
   # The package's service would hold port 5000 for nothing: tests start their own registries.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
     as_root systemctl disable --now docker-registry || true
