@@ -52,13 +52,14 @@ fn unique_tag(test: &str) -> String {
     format!("stevedore-test/{test}:{}", std::process::id())
 }
 
-fn docker() -> bollard::Docker {
-    connect_as_the_cli_would().unwrap().docker
+fn daemon() -> stevedore::docker::Daemon {
+    connect_as_the_cli_would().unwrap()
 }
 
 async fn build_and_export(platform: &str, arch: &str) {
     connect_as_the_cli_would().unwrap().check().await.unwrap();
-    let d = docker();
+    let daemon = daemon();
+    let d = daemon.docker.clone();
     let fx = Fixture::new(
         "FROM scratch\nCOPY hello.txt /hello.txt\n",
         &[("hello.txt", b"hi\n")],
@@ -66,7 +67,7 @@ async fn build_and_export(platform: &str, arch: &str) {
     let tag = unique_tag(&format!("build-{}", platform.replace('/', "-")));
     let req = fx.request(platform, &tag);
     let mut lines = Vec::new();
-    let built = build(&d, req, CancellationToken::new(), |l| {
+    let built = build(&daemon, req, CancellationToken::new(), |l| {
         lines.push(l.to_string())
     })
     .await
@@ -110,13 +111,13 @@ async fn scratch_build_for_arm64() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn failing_copy_reports_step_and_tail() {
-    let d = docker();
+    let daemon = daemon();
     let fx = Fixture::new(
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
     let req = fx.request("linux/amd64", &unique_tag("fail"));
-    let err = build(&d, req, CancellationToken::new(), |_| {})
+    let err = build(&daemon, req, CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
     match &err {
@@ -140,12 +141,12 @@ async fn failing_copy_reports_step_and_tail() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn secrets_are_refused_by_the_classic_builder() {
-    let d = docker();
+    let daemon = daemon();
     let fx = Fixture::new("FROM scratch\n", &[]);
     let mut req = fx.request("linux/amd64", &unique_tag("classic-secrets"));
     req.secrets
         .insert("npm".to_string(), SecretValue("s3cr3t".to_string()));
-    let err = build(&d, req.clone(), CancellationToken::new(), |_| {})
+    let err = build(&daemon, req.clone(), CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
     assert!(
@@ -161,12 +162,12 @@ async fn secrets_are_refused_by_the_classic_builder() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn cancelled_build_stops() {
-    let d = docker();
+    let daemon = daemon();
     let fx = Fixture::new("FROM scratch\nCOPY a /a\n", &[("a", b"a")]);
     let req = fx.request("linux/amd64", &unique_tag("cancel"));
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let err = build(&d, req, cancel, |_| {}).await.unwrap_err();
+    let err = build(&daemon, req, cancel, |_| {}).await.unwrap_err();
     assert!(matches!(err, BuildError::Cancelled), "{err}");
 }
 
@@ -175,19 +176,20 @@ async fn cancelled_build_stops() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
-    let d = docker();
+    let daemon = daemon();
+    let d = daemon.docker.clone();
     let fx = Fixture::new(
         "FROM scratch\nCOPY same.txt /same.txt\n",
         &[("same.txt", b"same")],
     );
     let (amd_tag, arm_tag) = (unique_tag("cache-amd64"), unique_tag("cache-arm64"));
     let amd = fx.request("linux/amd64", &amd_tag);
-    let first = build(&d, amd, CancellationToken::new(), |_| {})
+    let first = build(&daemon, amd, CancellationToken::new(), |_| {})
         .await
         .unwrap();
     let arm = fx.request("linux/arm64", &arm_tag);
     let mut lines = Vec::new();
-    let second = build(&d, arm, CancellationToken::new(), |l| {
+    let second = build(&daemon, arm, CancellationToken::new(), |l| {
         lines.push(l.to_string())
     })
     .await
@@ -202,7 +204,8 @@ async fn arm64_after_amd64_of_same_context_is_not_served_from_cache() {
 /// BuildKit through the daemon's own `/session` endpoint: FROM scratch for
 /// both architectures, the config checked after `docker save`.
 async fn buildkit_build_and_export(test: &str, builder: BuilderKind, platform: &str, arch: &str) {
-    let d = docker();
+    let daemon = daemon();
+    let d = daemon.docker.clone();
     let fx = Fixture::new(
         "FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY hello.txt /hello.txt\n",
         &[("hello.txt", b"hi from buildkit\n")],
@@ -213,7 +216,7 @@ async fn buildkit_build_and_export(test: &str, builder: BuilderKind, platform: &
     req.no_cache = true;
     req.build_args.insert("GREETING".into(), "hello".into());
     let mut lines = Vec::new();
-    let built = build(&d, req, CancellationToken::new(), |l| {
+    let built = build(&daemon, req, CancellationToken::new(), |l| {
         lines.push(l.to_string())
     })
     .await
@@ -264,14 +267,14 @@ async fn auto_picks_buildkit_on_this_daemon() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn buildkit_failing_copy_reports_step() {
-    let d = docker();
+    let daemon = daemon();
     let fx = Fixture::new(
         "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n",
         &[("present.txt", b"p")],
     );
     let mut req = fx.request("linux/amd64", &unique_tag("bkfail"));
     req.builder = BuilderKind::BuildKit;
-    let err = build(&d, req, CancellationToken::new(), |_| {})
+    let err = build(&daemon, req, CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
     let BuildError::Failed {
@@ -294,7 +297,8 @@ async fn buildkit_failing_copy_reports_step() {
 #[ignore = "acceptance: run make testacc (needs cc with a static libc)"]
 async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
     const SECRET: &str = "npm-token-5f3c9e1a";
-    let d = docker();
+    let daemon = daemon();
+    let d = daemon.docker.clone();
     let fx = Fixture::new(
         "FROM scratch\nCOPY proof /proof\n\
          RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/proof.txt\"]\n",
@@ -309,7 +313,7 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
     req.secrets
         .insert("npm".to_string(), SecretValue(SECRET.to_string()));
     let mut lines = Vec::new();
-    let built = build(&d, req.clone(), CancellationToken::new(), |l| {
+    let built = build(&daemon, req.clone(), CancellationToken::new(), |l| {
         lines.push(l.to_string())
     })
     .await
@@ -341,13 +345,13 @@ async fn buildkit_secret_mount_reaches_run_and_stays_out_of_the_image() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn buildkit_with_secrets_failing_copy_is_failed() {
-    let d = docker();
+    let daemon = daemon();
     let fx = Fixture::new("FROM scratch\nCOPY missing.txt /m\n", &[]);
     let mut req = fx.request("linux/amd64", &unique_tag("bksecretfail"));
     req.builder = BuilderKind::BuildKit;
     req.secrets
         .insert("npm".to_string(), SecretValue("hush-7d1e".to_string()));
-    let err = build(&d, req, CancellationToken::new(), |_| {})
+    let err = build(&daemon, req, CancellationToken::new(), |_| {})
         .await
         .unwrap_err();
     let BuildError::Failed { message, .. } = &err else {
@@ -360,7 +364,8 @@ async fn buildkit_with_secrets_failing_copy_is_failed() {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn buildkit_honours_target() {
-    let d = docker();
+    let daemon = daemon();
+    let d = daemon.docker.clone();
     let fx = Fixture::new(
         "FROM scratch AS first\nCOPY a /a\nFROM first AS second\nCOPY b /b\n",
         &[("a", b"a"), ("b", b"b")],
@@ -370,7 +375,7 @@ async fn buildkit_honours_target() {
     req.builder = BuilderKind::BuildKit;
     req.target = Some("first".to_string());
     let mut lines = Vec::new();
-    build(&d, req, CancellationToken::new(), |l| {
+    build(&daemon, req, CancellationToken::new(), |l| {
         lines.push(l.to_string())
     })
     .await
@@ -379,4 +384,74 @@ async fn buildkit_honours_target() {
     let img = saved_image(&d, tag).await;
     assert_eq!(img.layers.len(), 1, "only stage `first`");
     remove_image(&d, tag).await.unwrap();
+}
+
+/// BuildKit keeps its copy of a context between builds; the next build
+/// lists every entry but is asked only for the file that changed, and the
+/// image holds the new content. A file in a subdirectory and a
+/// `.dockerignore`d one check the listing the daemon received.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn buildkit_rebuild_sends_only_the_changed_file() {
+    let daemon = daemon();
+    let big = vec![7u8; 3 << 20];
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY . /app/\n",
+        &[
+            ("big.bin", big.as_slice()),
+            ("small.txt", b"one\n"),
+            (".dockerignore", b"ignored.txt\n"),
+            ("ignored.txt", b"left out\n"),
+        ],
+    );
+    fs::create_dir(fx.ctx.path().join("sub")).unwrap();
+    fs::write(fx.ctx.path().join("sub/deep.txt"), "deep\n").unwrap();
+    let tag = unique_tag("incremental");
+    let mut req = fx.request("linux/amd64", &tag);
+    req.builder = BuilderKind::BuildKit;
+
+    let first = build(&daemon, req.clone(), CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let sent = first
+        .context_sent
+        .expect("a BuildKit build counts its context");
+    // Dockerfile, .dockerignore, big.bin, small.txt, sub, sub/deep.txt.
+    assert_eq!(sent.listed, 6, "{sent:?}");
+    assert!(
+        sent.bytes >= big.len() as u64,
+        "a new context goes whole: {sent:?}"
+    );
+
+    fs::write(fx.ctx.path().join("small.txt"), "two, longer\n").unwrap();
+    let second = build(&daemon, req, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let sent = second.context_sent.unwrap();
+    assert_eq!(
+        (sent.listed, sent.files, sent.bytes),
+        (6, 1, "two, longer\n".len() as u64),
+        "only the changed file crosses"
+    );
+    assert_ne!(first.image_id, second.image_id);
+
+    let img = saved_image(&daemon.docker, &tag).await;
+    let mut names = Vec::new();
+    let mut small = String::new();
+    let mut layer = tar::Archive::new(img.layers.last().unwrap().as_slice());
+    for entry in layer.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name.ends_with("small.txt") {
+            std::io::Read::read_to_string(&mut entry, &mut small).unwrap();
+        }
+        names.push(name);
+    }
+    assert_eq!(small, "two, longer\n");
+    assert!(
+        names.iter().any(|n| n.ends_with("sub/deep.txt")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("ignored")), "{names:?}");
+    remove_image(&daemon.docker, &tag).await.unwrap();
 }

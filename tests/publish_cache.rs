@@ -27,7 +27,7 @@ fn platform() -> &'static str {
 
 /// Builds a two-layer `FROM scratch` image with content unique to this run,
 /// so no earlier run's cache or registry state can help it.
-async fn build_image(docker: &bollard::Docker, tag: &str) {
+async fn build_image(tag: &str) {
     let ctx = tempfile::tempdir().unwrap();
     let nonce = format!("{:?}", std::time::SystemTime::now());
     fs::write(ctx.path().join("a.txt"), format!("a {nonce}\n")).unwrap();
@@ -41,11 +41,11 @@ async fn build_image(docker: &bollard::Docker, tag: &str) {
         "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n",
     )
     .unwrap();
-    build_context(docker, ctx.path(), tag).await;
+    build_context(ctx.path(), tag).await;
 }
 
 /// Builds the context in `dir` (its `Dockerfile`) as local image `tag`.
-async fn build_context(docker: &bollard::Docker, dir: &std::path::Path, tag: &str) {
+async fn build_context(dir: &std::path::Path, tag: &str) {
     let req = BuildRequest {
         context: ContextSource {
             dir: dir.to_path_buf(),
@@ -56,7 +56,8 @@ async fn build_context(docker: &bollard::Docker, dir: &std::path::Path, tag: &st
         tag: tag.to_string(),
         ..Default::default()
     };
-    build(docker, req, CancellationToken::new(), |_| {})
+    let daemon = stevedore::docker::connect_as_the_cli_would().unwrap();
+    build(&daemon, req, CancellationToken::new(), |_| {})
         .await
         .unwrap();
 }
@@ -94,7 +95,7 @@ async fn second_push_skips_export_and_compression() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = BlobCache::at(cache_dir.path());
     let tag = "stevedore-test/publish-cache:latest";
-    build_image(&docker, tag).await;
+    build_image(tag).await;
     let repo = format!("{}/cache/one", registry.host);
 
     let cold = push(&docker, &client, &repo, tag, &cache).await;
@@ -163,7 +164,7 @@ async fn cancelling_a_streamed_push_ends_it_promptly() {
     )
     .unwrap();
     let tag = format!("stevedore-test/cancel-stream:{}", std::process::id());
-    build_context(&docker, ctx.path(), &tag).await;
+    build_context(ctx.path(), &tag).await;
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
     let pusher = client.pusher(cancel.clone());

@@ -49,7 +49,8 @@ fn write_random(path: &Path, size: usize) {
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn a_200_mib_layer_streams_to_the_registry_with_bounded_memory() {
-    let d = connect_as_the_cli_would().unwrap().docker;
+    let daemon = connect_as_the_cli_would().unwrap();
+    let d = daemon.docker.clone();
     let registry = TestRegistry::start().await;
     let ctx = tempfile::tempdir().unwrap();
     fs::write(
@@ -76,7 +77,7 @@ async fn a_200_mib_layer_streams_to_the_registry_with_bounded_memory() {
     let platform: Platform = "linux/amd64".parse().unwrap();
 
     let before = peak_rss_kib();
-    build(&d, req, CancellationToken::new(), |_| {})
+    build(&daemon, req, CancellationToken::new(), |_| {})
         .await
         .unwrap();
     let pushed = push_streamed(

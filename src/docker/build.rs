@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "buildkit.rs"]
 mod buildkit;
+use super::connect::Daemon;
 use super::context::ContextError;
 use super::context_tar::{ContextJob, ContextSource};
 use crate::registry::Platform;
@@ -81,6 +82,20 @@ pub struct BuiltImage {
     /// The image's config digest, `sha256:...`.
     pub image_id: String,
     pub log_tail: Vec<String>,
+    /// What BuildKit asked for from the context; `None` when the whole
+    /// context went as a tar (the classic builder).
+    pub context_sent: Option<ContextSent>,
+}
+
+/// A BuildKit build's context transfer: the daemon keeps its copy of the
+/// context from the last build and asks only for files that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextSent {
+    /// Entries listed to the daemon.
+    pub listed: usize,
+    /// Files it asked for, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,12 +136,6 @@ pub enum BuildError {
          BuildKit, or remove `secrets`"
     )]
     SecretsNeedBuildKit { names: String },
-    #[error("could not hold the value of secret {id:?} for BuildKit: {source}")]
-    SecretFile {
-        id: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
     BadPlatform { platform: String },
     #[error(
@@ -147,11 +156,12 @@ fn failed_message(step: &Option<String>, message: &str) -> String {
 
 /// Builds `req` for one platform, sending each line of build output to `log`.
 pub async fn build(
-    docker: &Docker,
+    daemon: &Daemon,
     req: BuildRequest,
     cancel: CancellationToken,
     mut log: impl FnMut(&str),
 ) -> Result<BuiltImage, BuildError> {
+    let docker = &daemon.docker;
     let wanted = Platform::parse(&req.platform).map_err(|_| BuildError::BadPlatform {
         platform: req.platform.clone(),
     })?;
@@ -169,13 +179,13 @@ pub async fn build(
     }
     let outcome = if req.secrets.is_empty() {
         let _shared = buildkit::SECRET_ISOLATION.read().await;
-        buildkit::run(docker, &req, &cancel, &mut log).await
+        buildkit::run(daemon, &req, &cancel, &mut log).await
     } else {
         let _alone = tokio::select! {
             guard = buildkit::SECRET_ISOLATION.write() => guard,
             _ = cancel.cancelled() => return Err(BuildError::Cancelled),
         };
-        buildkit::run_with_secrets(docker, &req, &cancel, &mut log).await
+        buildkit::run(daemon, &req, &cancel, &mut log).await
     };
     match outcome {
         buildkit::Outcome::Built(built) => {
@@ -359,7 +369,11 @@ pub(crate) async fn finish_build(
             log_tail,
         });
     }
-    Ok(BuiltImage { image_id, log_tail })
+    Ok(BuiltImage {
+        image_id,
+        log_tail,
+        context_sent: None,
+    })
 }
 
 #[derive(Default)]

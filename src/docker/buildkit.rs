@@ -1,19 +1,25 @@
-//! BuildKit builds through the Engine API: `POST /build?version=2&session=<id>`
-//! with bollard opening the gRPC session over the hijacked `POST /session`.
-//! The daemon's embedded BuildKit then tags the result in its own image
-//! store, so `export` (docker save) works the same as after a classic build.
+//! BuildKit builds through the Engine API, as the docker CLI makes them: our
+//! own session (`session.rs`: the context by `DiffCopy`, credentials,
+//! secrets), then `POST /build?version=2&session=<id>&remote=client-session`.
+//! The daemon's embedded BuildKit tags the result in its own image store, so
+//! `export` (docker save) works the same as after a classic build.
 //! Progress arrives as base64 `StatusResponse` protobufs in `aux` items; we
 //! turn vertices and their logs into plain lines.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::BuilderVersion;
 use bollard::Docker;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{finish_build, BuildError, BuildRequest, BuiltImage, TAIL_LINES};
+use super::super::connect::Daemon;
+use super::super::context_tar::ContextJob;
+use super::super::filesync::{Dirs, SentCount};
+use super::super::raw::{error_message, Lines};
+use super::super::session::{self, Services};
+use super::{finish_build, BuildError, BuildRequest, BuiltImage, ContextSent, TAIL_LINES};
+use std::sync::atomic::Ordering;
 
 /// The first Engine API version with BuildKit behind `version=2`
 /// (Docker 18.09).
@@ -55,81 +61,21 @@ pub(crate) enum Outcome {
 
 /// One BuildKit build of `req`, its progress sent to `log` line by line.
 pub(crate) async fn run(
-    docker: &Docker,
+    daemon: &Daemon,
     req: &BuildRequest,
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Outcome {
-    let (body, context) = req.context.stream();
-    let outcome = drive(docker, req, body, cancel, log).await;
+    let context = ContextJob::default();
+    let outcome = drive(daemon, req, &context, cancel, log).await;
     match outcome {
         Outcome::Built(built) => Outcome::Built(built),
         Outcome::Failed(BuildError::Cancelled) => Outcome::Failed(BuildError::Cancelled),
-        // A build that failed on a cut-off context is the context's failure.
+        // A build that failed on an unreadable context is the context's failure.
         other => match context.failure() {
             Some(source) => Outcome::Failed(BuildError::Context { source }),
             None => other,
         },
-    }
-}
-
-async fn drive(
-    docker: &Docker,
-    req: &BuildRequest,
-    body: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
-    cancel: &CancellationToken,
-    log: &mut impl FnMut(&str),
-) -> Outcome {
-    let body = bollard::body_try_stream(body);
-    let session = session_id();
-    let options = super::common_options(req, req.no_cache)
-        .version(BuilderVersion::BuilderBuildKit)
-        .session(&session)
-        .build();
-
-    let mut progress = Vertices::default();
-    let mut stream = docker.build_image(options, super::credentials(req), Some(body));
-    loop {
-        let item = tokio::select! {
-            _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
-            item = stream.next() => item,
-        };
-        let Some(item) = item else { break };
-        match item {
-            Ok(info) => match info.aux {
-                Some(BuildInfoAux::BuildKit(status)) => progress.status(status, log),
-                Some(BuildInfoAux::Default(id)) => progress.image_id = id.id.or(progress.image_id),
-                None => {
-                    if let Some(text) = info.stream.as_deref() {
-                        progress.plain(text, log);
-                    }
-                }
-            },
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Outcome::Failed(progress.failed(error));
-            }
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code,
-                message,
-            }) if !progress.started() => {
-                return Outcome::Unavailable(format!("HTTP {status_code}: {message}"));
-            }
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                return Outcome::Failed(progress.failed(message));
-            }
-            Err(source) if !progress.started() => return Outcome::Unavailable(source.to_string()),
-            Err(source) => {
-                return Outcome::Failed(BuildError::Daemon {
-                    action: "run the BuildKit build",
-                    source,
-                })
-            }
-        }
-    }
-    let tail = progress.tail.into_iter().collect();
-    match finish_build(docker, &req.tag, progress.image_id, tail, None).await {
-        Ok(built) => Outcome::Built(built),
-        Err(e) => Outcome::Failed(e),
     }
 }
 
@@ -145,208 +91,126 @@ async fn drive(
 // processes against the same daemon are out of our reach (README limits).
 pub(crate) static SECRET_ISOLATION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// BuildKit with secret mounts. bollard's `/build?version=2` session serves
-/// registry auth only, so a build with secrets goes through bollard's Moby
-/// driver instead: a `Solve` on dockerd's `/grpc` endpoint whose session also
-/// serves our secrets. The price: bollard's `solve` returns only the final
-/// status, so there are no progress lines; the context is uploaded from
-/// memory; and the driver's future is not `Send`, so it runs on a thread with
-/// its own runtime.
-pub(crate) async fn run_with_secrets(
-    docker: &Docker,
+/// Our session (context by `DiffCopy`, registry credentials, secrets), then
+/// `POST /build?version=2&remote=client-session` using it, its progress
+/// read line by line.
+async fn drive(
+    daemon: &Daemon,
     req: &BuildRequest,
+    context: &ContextJob,
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Outcome {
-    let context = match req.context.bytes().await {
-        Ok(bytes) => bytes,
-        Err(source) => return Outcome::Failed(BuildError::Context { source }),
+    let (dockerfile_dir, dockerfile_name) = match req.dockerfile.rsplit_once('/') {
+        Some((dir, name)) => (req.context.dir.join(dir), name.to_string()),
+        None => (req.context.dir.clone(), req.dockerfile.clone()),
     };
-    let files = match secret_files(req) {
-        Ok(files) => files,
-        Err(e) => return Outcome::Failed(e),
+    let sent = std::sync::Arc::new(SentCount::default());
+    let services = Services {
+        files: Dirs {
+            context: req.context.dir.clone(),
+            dockerfile: req.context.dockerfile.clone(),
+            dockerfile_dir,
+            job: context.clone(),
+            sent: sent.clone(),
+        },
+        credentials: req.registry_credentials.0.clone(),
+        secrets: req.secrets.clone(),
     };
-    let options = frontend_options(req, &files);
-    log("building with BuildKit and secret mounts (the daemon sends no progress on this path)");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (thread_docker, tag, cancel2) = (docker.clone(), req.tag.clone(), cancel.clone());
-    let credentials = req.registry_credentials.0.clone();
-    std::thread::spawn(move || {
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .map(|rt| {
-                rt.block_on(async {
-                    use bollard::grpc::driver::Build;
-                    let driver = bollard::grpc::driver::moby::Moby::new(&thread_docker);
-                    let load = bollard::grpc::build::ImageBuildLoadInput::Upload(context);
-                    let creds = (!credentials.is_empty()).then(|| {
-                        credentials
-                            .iter()
-                            .map(|(host, c)| (host.as_str(), c.clone()))
-                            .collect()
-                    });
-                    tokio::select! {
-                        _ = cancel2.cancelled() => None,
-                        r = driver.docker_build(&tag, options, load, creds, None) => Some(r),
-                    }
-                })
-            });
-        // The secret files live until the solve is over, then go.
-        drop(files);
-        let _ = tx.send(result);
-    });
-    let result = tokio::select! {
+    let (name, key) = shared_key(&req.context.dir);
+    let opened = tokio::select! {
         _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
-        r = rx => r,
+        opened = session::open(&daemon.raw, &name, &key, services) => opened,
     };
-    match result {
-        Ok(Ok(Some(Ok(())))) => {}
-        Ok(Ok(None)) => return Outcome::Failed(BuildError::Cancelled),
-        Ok(Ok(Some(Err(e)))) => return solve_failed(e),
-        Ok(Err(reason)) => {
-            return Outcome::Unavailable(format!("no runtime for the session: {reason}"))
+    let session = match opened {
+        Ok(session) => session,
+        Err(reason) => return Outcome::Unavailable(format!("no BuildKit session: {reason}")),
+    };
+    let options = super::common_options(req, req.no_cache)
+        .dockerfile(&dockerfile_name)
+        .version(BuilderVersion::BuilderBuildKit)
+        .session(&session.id)
+        .remote("client-session")
+        .build();
+    let query = match serde_urlencoded::to_string(&options) {
+        Ok(q) => q,
+        Err(e) => return Outcome::Unavailable(format!("build options: {e}")),
+    };
+    let path = format!("/build?{query}");
+    let posted = tokio::select! {
+        _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
+        posted = daemon.raw.post(&path, &[]) => posted,
+    };
+    let response = match posted {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => return Outcome::Unavailable(error_message(r).await),
+        Err(reason) => return Outcome::Unavailable(reason),
+    };
+
+    let mut progress = Vertices::default();
+    let mut lines = Lines::new(response.into_body());
+    loop {
+        let line = tokio::select! {
+            _ = cancel.cancelled() => return Outcome::Failed(BuildError::Cancelled),
+            line = lines.next() => line,
+        };
+        let line = match line {
+            None => break,
+            Some(Ok(line)) => line,
+            Some(Err(reason)) if !progress.started() => return Outcome::Unavailable(reason),
+            Some(Err(reason)) => {
+                return Outcome::Failed(
+                    progress.failed(format!("the daemon's build stream broke: {reason}")),
+                )
+            }
+        };
+        let info: BuildInfo = match serde_json::from_slice(&line) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "unreadable build progress line");
+                continue;
+            }
+        };
+        if let Some(message) = info.error_detail.and_then(|d| d.message) {
+            return Outcome::Failed(progress.failed(message));
         }
-        Err(_) => return Outcome::Unavailable("the BuildKit session thread ended early".into()),
+        match info.aux {
+            Some(BuildInfoAux::BuildKit(status)) => progress.status(status, log),
+            Some(BuildInfoAux::Default(id)) => progress.image_id = id.id.or(progress.image_id),
+            None => {
+                if let Some(text) = info.stream.as_deref() {
+                    progress.plain(text, log);
+                }
+            }
+        }
     }
-    match finish_build(docker, &req.tag, None, Vec::new(), None).await {
-        Ok(built) => Outcome::Built(built),
+    drop(session);
+    let tail = progress.tail.into_iter().collect();
+    match finish_build(&daemon.docker, &req.tag, progress.image_id, tail, None).await {
+        Ok(built) => Outcome::Built(BuiltImage {
+            context_sent: Some(ContextSent {
+                listed: sent.listed.load(Ordering::Relaxed),
+                files: sent.files.load(Ordering::Relaxed),
+                bytes: sent.bytes.load(Ordering::Relaxed),
+            }),
+            ..built
+        }),
         Err(e) => Outcome::Failed(e),
     }
 }
 
-/// A failed `Solve`: a status from BuildKit is the build failing; a
-/// transport error means the session never came up.
-fn solve_failed(e: bollard::grpc::error::GrpcError) -> Outcome {
-    use bollard::grpc::error::GrpcError;
-    match e {
-        GrpcError::TonicStatus { err } => Outcome::Failed(BuildError::Failed {
-            step: None,
-            message: err.message().trim().to_string(),
-            log_tail: Vec::new(),
-        }),
-        other => Outcome::Unavailable(other.to_string()),
-    }
-}
-
-fn frontend_options(
-    req: &BuildRequest,
-    files: &[SecretFile],
-) -> bollard::grpc::build::ImageBuildFrontendOptions {
-    use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildPlatform, SecretSource};
-    let mut parts = req.platform.splitn(3, '/');
-    let platform = ImageBuildPlatform {
-        os: parts.next().unwrap_or_default().to_string(),
-        architecture: parts.next().unwrap_or_default().to_string(),
-        variant: parts.next().map(str::to_string),
-    };
-    let mut opts = ImageBuildFrontendOptions::builder()
-        .dockerfile(std::path::Path::new(&req.dockerfile))
-        .nocache(req.no_cache)
-        .platforms(&platform);
-    if let Some(target) = req.target.as_deref() {
-        opts = opts.target(target);
-    }
-    for (k, v) in &req.build_args {
-        opts = opts.buildarg(k, v);
-    }
-    if req.cache_inline {
-        opts = opts.buildarg("BUILDKIT_INLINE_CACHE", "1");
-    }
-    for image in &req.cache_from {
-        let entry = bollard::moby::buildkit::v1::CacheOptionsEntry {
-            r#type: "registry".into(),
-            attrs: [("ref".to_string(), image.clone())].into(),
-        };
-        opts = opts.cachefrom(&entry);
-    }
-    for (k, v) in &req.labels {
-        opts = opts.label(k, v);
-    }
-    for file in files {
-        opts = opts.set_secret(&file.id, &SecretSource::File(file.path.clone()));
-    }
-    opts.build()
-}
-
-/// A secret's value as something bollard's secret provider can read by path
-/// (it knows only files and environment variables).
-struct SecretFile {
-    id: String,
-    path: std::path::PathBuf,
-    _holder: Holder,
-}
-
-#[allow(
-    dead_code,
-    reason = "held only so that dropping it frees or deletes the value"
-)]
-enum Holder {
-    /// An anonymous in-memory file, read through `/proc/self/fd/N`: the value
-    /// never reaches a filesystem.
-    #[cfg(target_os = "linux")]
-    Memfd(std::fs::File),
-    /// Elsewhere a 0600 temp file, deleted when the build is over. It is
-    /// plain text on disk while the build runs; there is no better source
-    /// bollard can read.
-    Temp(tempfile::NamedTempFile),
-}
-
-fn secret_files(req: &BuildRequest) -> Result<Vec<SecretFile>, BuildError> {
-    req.secrets
-        .iter()
-        .map(|(id, value)| {
-            let (path, holder) =
-                hold_secret(value.0.as_bytes()).map_err(|source| BuildError::SecretFile {
-                    id: id.clone(),
-                    source,
-                })?;
-            Ok(SecretFile {
-                id: id.clone(),
-                path,
-                _holder: holder,
-            })
-        })
-        .collect()
-}
-
-#[cfg(target_os = "linux")]
-fn hold_secret(value: &[u8]) -> std::io::Result<(std::path::PathBuf, Holder)> {
-    use std::io::Write;
-    use std::os::fd::FromRawFd;
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a
-    // new descriptor or -1; it touches no memory of ours.
-    let fd = unsafe { libc::memfd_create(c"stevedore-secret".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created, is valid, and nothing else owns it.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(value)?;
-    Ok((format!("/proc/self/fd/{fd}").into(), Holder::Memfd(file)))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn hold_secret(value: &[u8]) -> std::io::Result<(std::path::PathBuf, Holder)> {
-    use std::io::Write;
-    // tempfile creates files with mode 0600.
-    let mut file = tempfile::NamedTempFile::new()?;
-    file.write_all(value)?;
-    file.flush()?;
-    Ok((file.path().to_path_buf(), Holder::Temp(file)))
-}
-
-/// A session id no other build uses: BuildKit keys sessions by it.
-fn session_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("stevedore-{}-{nanos:x}-{n}", std::process::id())
+/// The session's name and shared key for a context directory: the key stays
+/// the same from build to build (and across provider processes), so BuildKit
+/// finds its copy of the context and asks only for what changed.
+fn shared_key(dir: &std::path::Path) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "context".to_string());
+    let digest = Sha256::digest(format!("stevedore:{}", dir.display()).as_bytes());
+    (name, hex::encode(digest))
 }
 
 /// What the status stream told us so far.

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::build::BuildError;
 use super::endpoint::{Endpoint, TlsFiles};
+use super::raw::RawTarget;
 use super::tunnel::{Dial, SshTarget, TlsTarget, Tunnel};
 
 pub use super::endpoint::DEFAULT_SOCKET;
@@ -32,6 +33,8 @@ const PLAIN_PORT: u16 = 2375;
 pub struct Daemon {
     pub docker: Docker,
     pub endpoint: Endpoint,
+    /// Where connections of our own go (BuildKit sessions and builds).
+    pub(crate) raw: RawTarget,
     tunnel: Option<Arc<Tunnel>>,
 }
 
@@ -91,9 +94,9 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
         reason,
     };
     let host = endpoint.host.as_str();
-    let (docker, tunnel) = if let Some(path) = host.strip_prefix("unix://") {
+    let (docker, tunnel, raw) = if let Some(path) = host.strip_prefix("unix://") {
         let docker = Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
-        (docker, None)
+        (docker, None, RawTarget::Unix(path.into()))
     } else if host.starts_with("ssh://") {
         let target = SshTarget::parse(host).map_err(bad)?;
         tunnelled(Dial::Ssh(target)).map_err(bad)?
@@ -115,10 +118,13 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
             }
             None => {
                 let (name, port) = host_port(rest, PLAIN_PORT).map_err(bad)?;
-                let address = format!("tcp://{}:{port}", bracket(&name));
-                let docker =
-                    Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
-                (docker, None)
+                let address = format!("{}:{port}", bracket(&name));
+                let docker = Docker::connect_with_http(
+                    &format!("tcp://{address}"),
+                    REQUEST_TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                );
+                (docker, None, RawTarget::Tcp(address))
             }
         }
     } else {
@@ -131,6 +137,7 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
     Ok(Daemon {
         docker,
         endpoint,
+        raw,
         tunnel: tunnel.map(Arc::new),
     })
 }
@@ -146,14 +153,19 @@ pub fn connect_as_the_cli_would() -> Result<Daemon, BuildError> {
     connect(endpoint)
 }
 
-fn tunnelled(
-    dial: Dial,
-) -> Result<(Result<Docker, bollard::errors::Error>, Option<Tunnel>), String> {
+type Connected = (
+    Result<Docker, bollard::errors::Error>,
+    Option<Tunnel>,
+    RawTarget,
+);
+
+fn tunnelled(dial: Dial) -> Result<Connected, String> {
     let tunnel = Tunnel::start(dial)
         .map_err(|e| format!("could not open a local socket for the connection: {e}"))?;
     let socket = tunnel.socket().to_string_lossy().into_owned();
     let docker = Docker::connect_with_unix(&socket, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
-    Ok((docker, Some(tunnel)))
+    let raw = RawTarget::Unix(tunnel.socket().to_path_buf());
+    Ok((docker, Some(tunnel), raw))
 }
 
 fn bracket(host: &str) -> String {

@@ -149,6 +149,14 @@ pub fn list_files(context: &Path, dockerfile: &Path) -> Result<Vec<ContextEntry>
     Ok(out)
 }
 
+/// Every entry under `root`, no ignore file applied, sorted by path.
+pub fn list_all(root: &Path) -> Result<Vec<ContextEntry>, ContextError> {
+    let mut out = Vec::new();
+    walk(root, "", &IgnoreMatcher::default(), &mut out)?;
+    out.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(out)
+}
+
 fn walk(
     root: &Path,
     rel_dir: &str,

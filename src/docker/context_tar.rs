@@ -125,6 +125,11 @@ impl ContextJob {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
     }
+
+    /// Keeps `e` as the reason the context could not be sent.
+    pub(crate) fn record(&self, e: ContextError) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
 }
 
 impl ContextSource {
@@ -158,24 +163,6 @@ impl ContextSource {
             let _ = tx.blocking_send(Err(std::io::Error::other(shown)));
         });
         (tokio_stream::wrappers::ReceiverStream::new(rx), job)
-    }
-
-    /// The whole tar in memory, for the one path that needs it so (BuildKit
-    /// with secrets, whose session uploads the context from a buffer).
-    pub async fn bytes(&self) -> Result<Bytes, ContextError> {
-        let (dir, dockerfile) = (self.dir.clone(), self.dockerfile.clone());
-        let job = tokio::task::spawn_blocking(move || {
-            let entries = list_files(&dir, &dockerfile)?;
-            let mut out = Vec::new();
-            write_tar(&dir, &entries, &mut out)?;
-            Ok::<_, ContextError>(Bytes::from(out))
-        });
-        job.await.unwrap_or_else(|e| {
-            Err(ContextError::Io {
-                path: PathBuf::from("<build context>"),
-                source: std::io::Error::other(format!("the tar writer stopped: {e}")),
-            })
-        })
     }
 }
 
@@ -273,7 +260,6 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, [".dockerignore", "Dockerfile", "a.txt"]);
-        assert_eq!(source.bytes().await.unwrap().as_ref(), bytes.as_slice());
 
         // A context that cannot be listed ends the stream with an error the job names.
         let gone = ContextSource {

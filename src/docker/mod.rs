@@ -12,15 +12,18 @@ pub mod context;
 pub mod context_tar;
 pub mod endpoint;
 pub mod export;
+mod filesync;
 mod hash;
 pub mod ignore;
+mod raw;
+mod session;
 pub mod stat_cache;
 mod tunnel;
 
 pub use crate::registry::Platform;
 pub use build::{
-    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, RegistryCredentials,
-    SecretValue,
+    build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, ContextSent,
+    RegistryCredentials, SecretValue,
 };
 pub use compress::{is_gzip, layer_gzip, HashingWriter, LAYER_GZIP_LEVEL};
 pub use connect::{connect, connect_as_the_cli_would, Daemon};

@@ -28,7 +28,6 @@ pub use stream::push_streamed;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bollard::Docker;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::{self, BuildRequest, BuilderKind, SecretValue};
@@ -75,7 +74,7 @@ pub struct Published {
 /// Builds every platform, pushes, tags and verifies. Build output goes to
 /// `log` line by line. Local build tags are removed afterwards, also on failure.
 pub async fn build_and_push(
-    docker: &Docker,
+    daemon: &docker::Daemon,
     registry: &RegistryClient,
     req: &PublishRequest,
     cancel: CancellationToken,
@@ -93,6 +92,7 @@ pub async fn build_and_push(
         .iter()
         .map(|p| format!("stevedore-build/{build_id}:{}", p.slug()))
         .collect();
+    let docker = &daemon.docker;
     let log = std::sync::Mutex::new(&mut log);
     let result = async {
         let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
@@ -105,7 +105,7 @@ pub async fn build_and_push(
             .zip(&local_tags)
             .map(|(platform, tag)| {
                 publish_platform(
-                    docker,
+                    daemon,
                     registry,
                     req,
                     &dockerfile,
@@ -162,7 +162,7 @@ fn say<L: FnMut(&str)>(log: &SharedLog<'_, L>, line: &str) {
 /// One platform: build from the streamed context, then [`push_built`] by digest.
 #[allow(clippy::too_many_arguments)]
 async fn publish_platform<L: FnMut(&str) + Send>(
-    docker: &Docker,
+    daemon: &docker::Daemon,
     registry: &RegistryClient,
     req: &PublishRequest,
     dockerfile: &str,
@@ -198,7 +198,7 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         String::new()
     };
     let started = std::time::Instant::now();
-    docker::build(docker, build, cancel.clone(), |line| {
+    let built_image = docker::build(daemon, build, cancel.clone(), |line| {
         say(log, &format!("{prefix}{line}"))
     })
     .await
@@ -210,9 +210,25 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         },
     })?;
     let built = started.elapsed();
+    if let Some(sent) = built_image.context_sent {
+        say(
+            log,
+            &format!(
+                "{prefix}context: the daemon asked for {} of {} entries ({} bytes); it had the rest from its last build",
+                sent.files, sent.listed, sent.bytes
+            ),
+        );
+    }
     let pusher = registry.pusher(cancel.clone());
     let pushed = push_built(
-        docker, &pusher, repo, tag, platform, req.format, cache, cancel,
+        &daemon.docker,
+        &pusher,
+        repo,
+        tag,
+        platform,
+        req.format,
+        cache,
+        cancel,
     )
     .await?;
     let s = &pushed.stats;

@@ -115,8 +115,8 @@ impl Resource for ImageBuild {
             Ok(p) => p,
             Err(d) => return fail(d.into()),
         };
-        let docker = match provider.daemon().await {
-            Ok(d) => d.docker.clone(),
+        let daemon = match provider.daemon().await {
+            Ok(d) => d.clone(),
             Err(source) => {
                 let e = publish::PublishError::Connect { source };
                 return fail(
@@ -144,7 +144,7 @@ impl Resource for ImageBuild {
         let log = |line: &str| build_log.line(line);
         // Boxed: the whole publish is a deep future, too deep for the async-trait's one.
         let published = Box::pin(publish::build_and_push(
-            &docker,
+            &daemon,
             &provider.registry,
             &publish_req,
             ctx.cancel.clone(),

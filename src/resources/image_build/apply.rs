@@ -73,7 +73,7 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
         // GOTCHA: no attribute path here. Terraform quotes the source line an
         // attribute path points at, and for `secrets = { npm = "..." }` that
         // line holds the secret in clear.
-        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. } | BuildError::SecretFile { .. }, .. } => ("Image Build Failed", None, ""),
+        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", None, ""),
         PublishError::Build { source: BuildError::BuildKitUnavailable | BuildError::BuildKitRefused { .. }, .. } => ("Image Build Failed", Some("builder"), "Set `builder = \"classic\"` (without `secrets`), or use a daemon with BuildKit (Docker 18.09+ on Linux)."),
         PublishError::Build { source: BuildError::Connect { .. } | BuildError::Daemon { .. }, .. } => ("Image Build Failed", None, "Check that the Docker daemon is running and reachable."),
         PublishError::Build { .. } => ("Image Build Failed", None, "Fix the Dockerfile step named above; the log tail shows the daemon's own output."),
