@@ -115,7 +115,11 @@ async fn drive(
             sent: sent.clone(),
         },
         credentials: req.registry_credentials.0.clone(),
-        secrets: req.secrets.clone(),
+        secrets: req
+            .secrets
+            .iter()
+            .map(|(id, value)| (id.clone(), value.0.as_bytes().to_vec()))
+            .collect(),
     };
     let (name, key) = shared_key(&req.context.dir);
     let opened = tokio::select! {
@@ -205,10 +209,14 @@ async fn drive(
 fn shared_key(dir: &std::path::Path) -> (String, String) {
     use sha2::{Digest, Sha256};
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let name = dir
+    // A header value: printable ASCII only.
+    let name: String = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "context".to_string());
+        .unwrap_or_else(|| "context".to_string())
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
     let digest = Sha256::digest(format!("stevedore:{}", dir.display()).as_bytes());
     (name, hex::encode(digest))
 }

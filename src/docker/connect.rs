@@ -12,8 +12,8 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::build::BuildError;
 use super::endpoint::{Endpoint, TlsFiles};
+use super::error::BuildError;
 use super::raw::RawTarget;
 use super::tunnel::{Dial, SshTarget, TlsTarget, Tunnel};
 

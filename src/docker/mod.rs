@@ -11,6 +11,7 @@ pub mod connect;
 pub mod context;
 pub mod context_tar;
 pub mod endpoint;
+mod error;
 pub mod export;
 mod filesync;
 mod hash;

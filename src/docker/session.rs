@@ -25,7 +25,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use super::build::SecretValue;
 use super::filesync::Dirs;
 use super::raw::{error_message, RawTarget};
 
@@ -42,7 +41,8 @@ pub(crate) struct Services {
     pub files: Dirs,
     /// Registry credentials by host, for `cache_from` pulls.
     pub credentials: HashMap<String, DockerCredentials>,
-    pub secrets: BTreeMap<String, SecretValue>,
+    /// Secret values by id.
+    pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
 /// An open session; dropping it closes the connection, which ends the
@@ -231,7 +231,7 @@ impl Auth for Credentials {
 }
 
 /// Secret values, held in memory only and handed out by id.
-struct SecretStore(BTreeMap<String, SecretValue>);
+struct SecretStore(BTreeMap<String, Vec<u8>>);
 
 #[tonic::async_trait]
 impl Secrets for SecretStore {
@@ -242,7 +242,7 @@ impl Secrets for SecretStore {
         let id = &request.get_ref().id;
         match self.0.get(id) {
             Some(value) => Ok(Response::new(GetSecretResponse {
-                data: value.0.as_bytes().to_vec(),
+                data: value.clone(),
             })),
             // BuildKit reports NotFound as "secret <id> not found".
             None => Err(Status::not_found(format!("secret {id} not found"))),

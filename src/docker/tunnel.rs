@@ -167,8 +167,14 @@ impl Drop for Tunnel {
 
 async fn accept_loop(listener: UnixListener, dial: Arc<Dial>, errors: Arc<Mutex<Option<String>>>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::debug!(error = %e, "tunnel accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let dial = dial.clone();
         let errors = errors.clone();
