@@ -465,8 +465,9 @@ acc_test!(secrets_are_never_shown, |mode| {
         &digest,
         SECRET.as_bytes()
     ));
-    // The log is at trace and holds the provider's own build lines, yet not the value.
-    tf.assert_provider_logged("building with BuildKit and secret mounts");
+    // The log is at trace and holds the build's own progress, down to the
+    // step that mounted the secret, yet not the value.
+    tf.assert_provider_logged("RUN --mount=type=secret,id=npm");
     assert!(!tf.full_log().contains(SECRET), "the secret is in the log");
     // The classic builder cannot mount secrets: a clear error, still without the value.
     let classic = format!("{extra}  builder = \"classic\"\n");
@@ -541,7 +542,7 @@ acc_test!(secret_env_and_secret_files_never_enter_terraform, |mode| {
             "the RUN step did not see the {what} secret"
         );
     }
-    tf.assert_provider_logged("building with BuildKit and secret mounts");
+    tf.assert_provider_logged("RUN --mount=type=secret,id=npm");
     let state = fs::read_to_string(tf.path.join("terraform.tfstate")).unwrap();
     for value in [FROM_ENV, FROM_FILE] {
         assert!(!state.contains(value), "a secret value is in the state");

@@ -45,6 +45,11 @@ fn status(registry: &Registry, name: &str, reference: &str) -> u16 {
     req.send().unwrap().status().as_u16()
 }
 
+/// Held shared by the tests that count on a step staying in the daemon's
+/// build cache, and alone by the one that empties it (`docker builder prune`),
+/// which would otherwise land between another test's two builds.
+static BUILD_CACHE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The planned change of the one resource, from `plan -out` + `show -json`.
 fn planned_change(tf: &Workdir) -> Value {
     let plan = tf.plan_json();
@@ -142,6 +147,7 @@ acc_test!(
 );
 
 acc_test!(no_cache_runs_cached_steps_again, |mode| {
+    let _cache = BUILD_CACHE.read().unwrap_or_else(|e| e.into_inner());
     let registry = Registry::start();
     let ctx = tempfile::Builder::new()
         .prefix("stevedore-ctx")
@@ -303,6 +309,7 @@ fn diff_ids(registry: &Registry, name: &str, tag: &str) -> Vec<String> {
 #[test]
 #[ignore = "acceptance: run make testacc"]
 fn cache_from_an_inline_cache_image_skips_the_slow_step() {
+    let _alone = BUILD_CACHE.write().unwrap_or_else(|e| e.into_inner());
     let registry = Registry::start();
     let ctx = tempfile::Builder::new()
         .prefix("stevedore-ctx")
@@ -355,3 +362,84 @@ fn cache_from_an_inline_cache_image_skips_the_slow_step() {
     assert_ne!(first[3], second[3], "the late file changed");
     tf.assert_plans_empty();
 }
+
+/// The layers of a two-layer image, as the registry serves its manifest.
+fn layer_digests(registry: &Registry, name: &str, reference: &str) -> Vec<String> {
+    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
+    let mut req = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("Accept", ACCEPT);
+    if let Some(c) = &registry.credentials {
+        req = req.basic_auth(&c.username, Some(&c.password));
+    }
+    let manifest: Value = serde_json::from_slice(&req.send().unwrap().bytes().unwrap()).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// One platform in the Docker format: the daemon pushes the layers (logging in
+// with the provider's credentials), stevedore reads its manifest back and tags
+// that. After a one-file change only the new layer is sent; switched off, the
+// image is streamed from the provider instead, and both ways end verified.
+acc_test!(
+    the_daemon_pushes_one_platform_and_stevedore_checks_it,
+    |mode| {
+        let registry = Registry::with_auth("dp", "daemon-push-7731");
+        let ctx = tempfile::Builder::new()
+            .prefix("stevedore-ctx")
+            .tempdir()
+            .unwrap();
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY base.txt /base.txt\nCOPY app.txt /app.txt\n",
+        )
+        .unwrap();
+        fs::write(
+            ctx.path().join("base.txt"),
+            ctx.path().display().to_string(),
+        )
+        .unwrap();
+        fs::write(ctx.path().join("app.txt"), "version 1\n").unwrap();
+        let repo = format!("{}/web", registry.address);
+        let main_tf = config(
+            &provider_block(&registry, None),
+            ctx.path(),
+            &repo,
+            "  tags = [\"latest\", \"v1\"]\n",
+        );
+        let tf = Workdir::logged(mode, &main_tf, &[]);
+        tf.init().success();
+        tf.apply().success();
+        tf.assert_provider_logged("the daemon sent the layers, its manifest checked");
+        let first = tf.output("digest").as_str().unwrap().to_string();
+        let first_layers = layer_digests(&registry, "web", "v1");
+        assert_eq!(first_layers.len(), 2);
+        tf.assert_plans_empty();
+
+        fs::write(ctx.path().join("app.txt"), "version 2\n").unwrap();
+        tf.apply().success();
+        tf.assert_provider_logged("0 layers compressed, 1 uploaded, 1 already there");
+        let second = tf.output("digest").as_str().unwrap().to_string();
+        assert_ne!(first, second);
+        let second_layers = layer_digests(&registry, "web", "latest");
+        assert_eq!(
+            second_layers[0], first_layers[0],
+            "the unchanged layer is reused"
+        );
+        assert_ne!(second_layers[1], first_layers[1]);
+        assert_eq!(status(&registry, "web", &second), 200);
+        tf.assert_plans_empty();
+
+        // Switched off: the provider streams the image itself.
+        let streamed = Workdir::logged(mode, &main_tf, &[("STEVEDORE_PUSH_THROUGH_DAEMON", "0")]);
+        fs::write(ctx.path().join("app.txt"), "version 3\n").unwrap();
+        streamed.init().success();
+        streamed.apply().success();
+        streamed.assert_provider_logged("streamed from the daemon");
+        assert!(!streamed.full_log().contains("the daemon sent the layers"));
+    }
+);

@@ -237,7 +237,16 @@ fn token_registry_caches_tokens_mounts_across_repositories_and_keeps_tokens_out_
             "  keep_remotely = false\n  depends_on = [stevedore_image_build.first]\n",
         );
     let ca_file = ca.ca_file().display().to_string();
-    let tf = Workdir::logged(Mode::Installed, &main_tf, &[("SSL_CERT_FILE", &ca_file)]);
+    // The provider's own pushes are under test, not the daemon's: with one
+    // platform the daemon would send the layers and ask for its own tokens.
+    let tf = Workdir::logged(
+        Mode::Installed,
+        &main_tf,
+        &[
+            ("SSL_CERT_FILE", &ca_file),
+            ("STEVEDORE_PUSH_THROUGH_DAEMON", "0"),
+        ],
+    );
     tf.init().success();
     tf.apply().success();
 

@@ -8,6 +8,7 @@
 //! every tag back before saying it worked.
 
 pub mod cache;
+mod daemon_push;
 mod delete;
 mod error;
 mod from_daemon;
@@ -151,6 +152,22 @@ pub async fn build_and_push(
     result
 }
 
+/// Set to `0` to never let the daemon push (always stream the image from
+/// the provider), e.g. when the daemon cannot reach the registry.
+pub const PUSH_THROUGH_DAEMON_ENV: &str = "STEVEDORE_PUSH_THROUGH_DAEMON";
+
+/// Whether the daemon pushes this build's layers: one platform in the
+/// Docker format (the daemon pushes exactly that manifest; several
+/// platforms would move the tag between them), a daemon that reaches the
+/// registry meant, and not switched off.
+fn through_daemon(req: &PublishRequest, daemon: &docker::Daemon, repo: &Reference) -> bool {
+    req.platforms.len() == 1
+        && req.format == Format::Docker
+        && !req.tags.is_empty()
+        && std::env::var(PUSH_THROUGH_DAEMON_ENV).map_or(true, |v| v != "0")
+        && daemon_push::daemon_reaches(&daemon.endpoint, repo)
+}
+
 /// Build output lines, from every platform building at once.
 type SharedLog<'a, L> = std::sync::Mutex<&'a mut L>;
 
@@ -159,7 +176,8 @@ fn say<L: FnMut(&str)>(log: &SharedLog<'_, L>, line: &str) {
     (*log)(line);
 }
 
-/// One platform: build from the streamed context, then [`push_built`] by digest.
+/// One platform: build from the streamed context, then push it by digest: the
+/// cached way, else through the daemon (one platform), else streamed.
 #[allow(clippy::too_many_arguments)]
 async fn publish_platform<L: FnMut(&str) + Send>(
     daemon: &docker::Daemon,
@@ -220,17 +238,44 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         );
     }
     let pusher = registry.pusher(cancel.clone());
-    let pushed = push_built(
-        &daemon.docker,
-        &pusher,
-        repo,
-        tag,
-        platform,
-        req.format,
-        cache,
-        cancel,
-    )
-    .await?;
+    let docker = &daemon.docker;
+    let pushed = match push_cached(docker, &pusher, repo, tag, platform, req.format, cache).await? {
+        Some(pushed) => pushed,
+        None => {
+            let by_daemon = if through_daemon(req, daemon, repo) {
+                let attempt = daemon_push::DaemonPush {
+                    docker,
+                    registry,
+                    repo,
+                    tag: &req.tags[0],
+                    image: tag,
+                    platform,
+                    cache,
+                    cancel,
+                };
+                match attempt.run().await {
+                    Ok(pushed) => Some(pushed),
+                    Err(_) if cancel.is_cancelled() => return Err(PublishError::Cancelled),
+                    Err(why) => {
+                        tracing::info!(reason = %why, "the daemon's push was not used; streaming the image");
+                        say(log, &format!("{prefix}the daemon's push was not used ({why}); sending the image from here"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            match by_daemon {
+                Some(pushed) => pushed,
+                None => {
+                    push_streamed(
+                        docker, &pusher, repo, tag, platform, req.format, cache, cancel,
+                    )
+                    .await?
+                }
+            }
+        }
+    };
     let s = &pushed.stats;
     tracing::info!(
         target: "stevedore::timing",
@@ -238,6 +283,7 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         build_s = built.as_secs_f64(),
         push_s = (started.elapsed() - built).as_secs_f64(),
         export_skipped = s.export_skipped,
+        pushed_by_daemon = s.pushed_by_daemon,
         "platform built and pushed"
     );
     say(
@@ -248,6 +294,8 @@ async fn publish_platform<L: FnMut(&str) + Send>(
             pushed.digest,
             if s.export_skipped {
                 "export skipped: the registry had every layer"
+            } else if s.pushed_by_daemon {
+                "the daemon sent the layers, its manifest checked"
             } else {
                 "streamed from the daemon"
             },
@@ -267,42 +315,15 @@ async fn cache_credentials(
     registry: &RegistryClient,
     cache_from: &[Reference],
 ) -> docker::RegistryCredentials {
-    use crate::registry::Credential;
-    use bollard::auth::DockerCredentials;
     let mut out = std::collections::HashMap::new();
     for reference in cache_from {
         let host = reference.api_host().to_string();
         if out.contains_key(&host) {
             continue;
         }
-        let credential = match registry.auth_settings().resolve(&host).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(registry = %host, error = %e, "no credentials for a cache_from registry; the daemon pulls anonymously");
-                continue;
-            }
-        };
-        let base = DockerCredentials {
-            serveraddress: Some(host.clone()),
-            ..DockerCredentials::default()
-        };
-        let creds = match credential {
-            Credential::Anonymous => continue,
-            Credential::Basic { username, password } => DockerCredentials {
-                username: Some(username),
-                password: Some(password),
-                ..base
-            },
-            Credential::Bearer { token } => DockerCredentials {
-                registrytoken: Some(token),
-                ..base
-            },
-            Credential::IdentityToken { token } => DockerCredentials {
-                identitytoken: Some(token),
-                ..base
-            },
-        };
-        out.insert(host, creds);
+        if let Some(creds) = daemon_push::docker_credentials(registry, &host).await {
+            out.insert(host, creds);
+        }
     }
     docker::RegistryCredentials(out)
 }

@@ -35,6 +35,8 @@ pub struct PushStats {
     pub layers_existed: usize,
     /// Linked from another repository of the same registry.
     pub layers_mounted: usize,
+    /// The daemon sent the layers (`docker push`); we checked its manifest.
+    pub pushed_by_daemon: bool,
 }
 
 /// What the tags now point to.
