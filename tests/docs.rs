@@ -34,3 +34,50 @@ fn docs_are_fresh() {
         );
     }
 }
+
+/// The README's layout section names every folder of `src/`, `acceptance-tests/`,
+/// `benches/` and `examples/`, and nothing under `src/` that is not there.
+#[test]
+fn readme_layout_matches_the_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let layout = readme
+        .split("\n## Layout")
+        .nth(1)
+        .expect("README has a Layout section");
+    let layout = layout.split("\n## ").next().unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            let name = format!("src/{}", entry.file_name().to_string_lossy());
+            if !layout.contains(&format!("`{name}`")) && !layout.contains(&format!("`{name}/")) {
+                missing.push(name);
+            }
+        }
+    }
+    for top in ["proto/", "acceptance-tests/", "benches/", "examples/"] {
+        if !layout.contains(top) {
+            missing.push(top.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README layout does not name {missing:?}"
+    );
+    let mut stale = Vec::new();
+    for word in layout.split('`').skip(1).step_by(2) {
+        if let Some(dir) = word.strip_prefix("src/") {
+            let path = root
+                .join("src")
+                .join(dir.split_whitespace().next().unwrap_or(dir));
+            if !path.exists() && !path.with_extension("rs").exists() {
+                stale.push(word.to_string());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "README layout names what is not in src/: {stale:?}"
+    );
+}

@@ -6,6 +6,9 @@
 //! and one small file. Cold: new random data (nothing in the daemon's build
 //! cache, the layer cache or the registry) and a new repository for each
 //! contender and round. Warm: then the small file changes, three times.
+//! The provider goes twice, each with its own context and repository: with
+//! the daemon pushing the layers (the one-platform default) and with the
+//! image streamed out of the daemon by the provider.
 //! Also a two-platform cold apply, reported with its time. The provider
 //! runs in debug (reattach) mode, so its peak RSS and its own timing lines
 //! (build, streamed push, tag and verify) can be read; Terraform's share is
@@ -131,6 +134,21 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// One contender's times: cold applies, warm applies, and the warm
+/// applies' provider splits.
+#[derive(Default)]
+struct Runs {
+    cold: Vec<f64>,
+    warm: Vec<f64>,
+    splits: Vec<(f64, [f64; 7])>,
+}
+
+/// The provider's two ways to push one platform: the daemon sends the
+/// layers (the default), or the provider streams the image out of the
+/// daemon (`STEVEDORE_PUSH_THROUGH_DAEMON=0`, what several platforms and the
+/// OCI format use).
+const WAYS: [(&str, &str); 2] = [("daemon push", "1"), ("streamed push", "0")];
+
 fn main() {
     let rounds: usize = std::env::var("STEVEDORE_BENCH_ROUNDS")
         .ok()
@@ -139,88 +157,95 @@ fn main() {
     let registry = Registry::start();
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
-    let (mut cold_tf, mut cold_sh, mut warm_tf, mut warm_sh) = (vec![], vec![], vec![], vec![]);
-    let mut splits = Vec::new();
-    let mut warm_daemon_push = Vec::new();
+    let mut tf_runs: Vec<Runs> = WAYS.iter().map(|_| Runs::default()).collect();
+    let (mut cold_sh, mut warm_sh, mut warm_daemon_push) = (vec![], vec![], vec![]);
     let mut rss: f64 = 0.0;
     let mut images = Vec::new();
     for round in 0..rounds {
-        let tf_ctx = tempfile::tempdir().unwrap();
         let sh_ctx = tempfile::tempdir().unwrap();
-        write_context(tf_ctx.path(), seed());
         write_context(sh_ctx.path(), seed() ^ 0x5555);
-        let repo = format!("{}/tf{round}", registry.address);
         let target = format!("{}/sh{round}:latest", registry.address);
         images.push(target.clone());
-        let cache_round = format!("{cache_dir}/{round}");
-        let tf = Workdir::logged(
-            Mode::Reattach,
-            &config(tf_ctx.path(), &repo, "[\"linux/amd64\"]"),
-            &[("STEVEDORE_CACHE_DIR", &cache_round)],
-        );
-        tf.init().success();
-        // Alternate who goes first.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for who in order {
-            if who == 0 {
-                cold_tf.push(apply(&tf));
-            } else {
-                cold_sh.push(script(sh_ctx.path(), &target).0);
+        let mut contenders = Vec::new();
+        for (way, (_, switch)) in WAYS.iter().enumerate() {
+            let ctx = tempfile::tempdir().unwrap();
+            write_context(ctx.path(), seed() ^ way as u64);
+            let repo = format!("{}/tf{round}-{way}", registry.address);
+            let tf = Workdir::logged(
+                Mode::Reattach,
+                &config(ctx.path(), &repo, "[\"linux/amd64\"]"),
+                &[
+                    ("STEVEDORE_CACHE_DIR", &format!("{cache_dir}/{round}-{way}")),
+                    ("STEVEDORE_PUSH_THROUGH_DAEMON", switch),
+                ],
+            );
+            tf.init().success();
+            contenders.push((ctx, tf));
+        }
+        // Alternate who goes first: the script, then each way, or the reverse.
+        let mut order: Vec<Option<usize>> = std::iter::once(None)
+            .chain((0..WAYS.len()).map(Some))
+            .collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for who in &order {
+            match who {
+                Some(way) => tf_runs[*way].cold.push(apply(&contenders[*way].1)),
+                None => cold_sh.push(script(sh_ctx.path(), &target).0),
             }
         }
         for change in 0..CHANGES {
-            for who in order {
-                let ctx = if who == 0 { &tf_ctx } else { &sh_ctx };
+            for who in &order {
+                let ctx = match who {
+                    Some(way) => contenders[*way].0.path(),
+                    None => sh_ctx.path(),
+                };
                 std::fs::write(
-                    ctx.path().join("small.txt"),
+                    ctx.join("small.txt"),
                     format!("round {round} change {change} {}\n", seed()),
                 )
                 .unwrap();
-                if who == 0 {
-                    let before = tf.provider_log().len();
-                    warm_tf.push(apply(&tf));
-                    let after = tf.provider_log();
-                    let split = provider_split(&after[before..]);
-                    splits.push((warm_tf[warm_tf.len() - 1], split));
-                } else {
-                    let (total, push) = script(sh_ctx.path(), &target);
-                    warm_sh.push(total);
-                    warm_daemon_push.push(push);
+                match who {
+                    Some(way) => {
+                        let tf = &contenders[*way].1;
+                        let before = tf.provider_log().len();
+                        let took = apply(tf);
+                        let split = provider_split(&tf.provider_log()[before..]);
+                        tf_runs[*way].warm.push(took);
+                        tf_runs[*way].splits.push((took, split));
+                    }
+                    None => {
+                        let (total, push) = script(sh_ctx.path(), &target);
+                        warm_sh.push(total);
+                        warm_daemon_push.push(push);
+                    }
                 }
             }
         }
-        if let Some(pid) = tf.provider_pid() {
-            rss = rss.max(peak_rss_mb(pid));
+        for (_, tf) in &contenders {
+            if let Some(pid) = tf.provider_pid() {
+                rss = rss.max(peak_rss_mb(pid));
+            }
+            tf.destroy().success();
         }
-        tf.destroy().success();
     }
-    let (ct, cs, wt, ws) = (
-        median(&mut cold_tf),
-        median(&mut cold_sh),
-        median(&mut warm_tf),
-        median(&mut warm_sh),
-    );
-    println!("apply vs docker build + docker push ({BIG_FILES} x {BIG_MB} MB random + 1 small file, local docker-registry, medians of {rounds} rounds; {} warm runs each):", warm_tf.len());
-    println!("  cold:             terraform apply {ct:6.2} s   docker build + push {cs:6.2} s   ratio {:.2}x", ct / cs);
-    println!("  one file changed: terraform apply {wt:6.2} s   docker build + push {ws:6.2} s   ratio {:.2}x", wt / ws);
+    let (cs, ws) = (median(&mut cold_sh), median(&mut warm_sh));
+    println!("apply vs docker build + docker push ({BIG_FILES} x {BIG_MB} MB random + 1 small file, local docker-registry, medians of {rounds} rounds; {} warm runs each):", warm_sh.len());
+    println!("  docker build + push: cold {cs:6.2} s, one file changed {ws:6.2} s (of which docker push {:.2} s)", median(&mut warm_daemon_push));
+    for ((way, _), runs) in WAYS.iter().zip(tf_runs.iter_mut()) {
+        let (ct, wt) = (median(&mut runs.cold), median(&mut runs.warm));
+        println!("  terraform apply, {way}:");
+        println!("    cold:             {ct:6.2} s   ratio {:.2}x", ct / cs);
+        println!("    one file changed: {wt:6.2} s   ratio {:.2}x", wt / ws);
+        runs.splits.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (total, s) = runs.splits[runs.splits.len() / 2];
+        println!(
+            "    median warm apply {total:.2} s: build {:.2} s, push {:.2} s (stream thread: waited {:.2} s on the daemon, hashed {:.2} s, compressed {:.2} s, waited {:.2} s on uploads), tags + verify {:.2} s, terraform and the rest {:.2} s",
+            s[0], s[1], s[3], s[4], s[5], s[6], s[2], total - s[0] - s[1] - s[2]
+        );
+    }
     println!("  provider peak RSS: {rss:.1} MB");
-    splits.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (total, s) = splits[splits.len() / 2];
-    println!(
-        "  median warm apply {total:.2} s: build {:.2} s, streamed push {:.2} s (of which the stream thread waited {:.2} s on the daemon, hashed {:.2} s, compressed {:.2} s, waited {:.2} s on uploads), tags + verify {:.2} s, terraform and the rest {:.2} s",
-        s[0], s[1], s[3], s[4], s[5], s[6], s[2], total - s[0] - s[1] - s[2]
-    );
-    // The alternative issue 13 asks to measure: the daemon pushes only the new
-    // layers (as `docker push` does) and stevedore writes the manifests. Its
-    // cost is `docker push` of the script's rebuilt image in place of our
-    // streamed push.
-    let daemon_push = median(&mut warm_daemon_push);
-    let projected = total - s[1] + daemon_push;
-    println!(
-        "  daemon-side push of the new layers (docker push, warm): {daemon_push:.2} s against the streamed push's {:.2} s; an apply built that way would take about {projected:.2} s, {:.2}x the script",
-        s[1],
-        projected / ws
-    );
 
     // Two platforms, cold.
     let ctx = tempfile::tempdir().unwrap();
