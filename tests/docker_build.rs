@@ -36,7 +36,7 @@ impl Fixture {
                 dockerfile: "Dockerfile".into(),
             },
             dockerfile: "Dockerfile".to_string(),
-            platform: platform.to_string(),
+            platform: platform.parse().unwrap(),
             tag: tag.to_string(),
             labels: BTreeMap::from([("org.example.test".to_string(), "1".to_string())]),
             // The tests below were written for the classic builder; the

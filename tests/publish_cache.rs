@@ -52,7 +52,7 @@ async fn build_context(dir: &std::path::Path, tag: &str) {
             dockerfile: "Dockerfile".into(),
         },
         dockerfile: "Dockerfile".to_string(),
-        platform: platform().to_string(),
+        platform: platform().parse().unwrap(),
         tag: tag.to_string(),
         ..Default::default()
     };

@@ -66,7 +66,7 @@ async fn a_200_mib_layer_streams_to_the_registry_with_bounded_memory() {
             dockerfile: "Dockerfile".into(),
         },
         dockerfile: "Dockerfile".to_string(),
-        platform: "linux/amd64".to_string(),
+        platform: "linux/amd64".parse().unwrap(),
         tag: tag.clone(),
         builder: BuilderKind::Classic,
         ..Default::default()

@@ -48,8 +48,8 @@ pub struct BuildRequest {
     pub context: ContextSource,
     /// The Dockerfile's path inside the tar.
     pub dockerfile: String,
-    /// `os/arch[/variant]`, e.g. `linux/amd64`.
-    pub platform: String,
+    /// The platform to build for, parsed and checked where it was given.
+    pub platform: Platform,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -106,14 +106,12 @@ pub async fn build(
     mut log: impl FnMut(&str),
 ) -> Result<BuiltImage, BuildError> {
     let docker = &daemon.docker;
-    let wanted = Platform::parse(&req.platform).map_err(|_| BuildError::BadPlatform {
-        platform: req.platform.clone(),
-    })?;
+    let wanted = req.platform.clone();
     let buildkit = match req.builder {
         BuilderKind::Classic => false,
-        BuilderKind::BuildKit if buildkit::supported(docker).await? => true,
+        BuilderKind::BuildKit if buildkit::supported(daemon).await? => true,
         BuilderKind::BuildKit => return Err(BuildError::BuildKitUnavailable),
-        BuilderKind::Auto => buildkit::supported(docker).await?,
+        BuilderKind::Auto => buildkit::supported(daemon).await?,
     };
     if !buildkit {
         if req.builder == BuilderKind::Auto {
@@ -395,7 +393,7 @@ pub(super) fn common_options(req: &BuildRequest, no_cache: bool) -> BuildImageOp
         .cachefrom(&req.cache_from)
         .dockerfile(&req.dockerfile)
         .t(&req.tag)
-        .platform(&req.platform)
+        .platform(&req.platform.to_string())
         .target(req.target.as_deref().unwrap_or(""))
         .buildargs(&build_args)
         .labels(&labels)

@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::BuilderVersion;
-use bollard::Docker;
 use tokio_util::sync::CancellationToken;
 
 use super::super::connect::Daemon;
@@ -28,8 +27,8 @@ const MIN_API: (u32, u32) = (1, 39);
 /// Whether the daemon can build with BuildKit: a Linux engine at API 1.39 or
 /// later. Windows engines answer `version=2` with an error, so they are
 /// classic-only.
-pub(crate) async fn supported(docker: &Docker) -> Result<bool, BuildError> {
-    let version = docker
+pub(crate) async fn supported(daemon: &Daemon) -> Result<bool, BuildError> {
+    let version = daemon
         .version()
         .await
         .map_err(|source| BuildError::Daemon {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bollard::models::SystemVersion;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -36,6 +37,9 @@ pub struct Daemon {
     /// Where connections of our own go (BuildKit sessions and builds).
     pub(crate) raw: RawTarget,
     tunnel: Option<Arc<Tunnel>>,
+    /// The daemon's answer to `GET /version`, once asked: whether it has
+    /// BuildKit does not change while we talk to it.
+    version: Arc<tokio::sync::OnceCell<SystemVersion>>,
 }
 
 impl Daemon {
@@ -45,12 +49,21 @@ impl Daemon {
         // One request: `GET /version` fails just as `/_ping` would, and over
         // ssh each request is a login of its own.
         match tokio::time::timeout(PING_TIMEOUT, self.docker.version()).await {
-            Ok(Ok(version)) => Ok(version.version.unwrap_or_else(|| "unknown".to_string())),
+            Ok(Ok(version)) => {
+                let shown = version.version.clone();
+                let _ = self.version.set(version);
+                Ok(shown.unwrap_or_else(|| "unknown".to_string()))
+            }
             Ok(Err(e)) => Err(self.unreachable(self.explain(&e))),
             Err(_) => {
                 Err(self.unreachable(format!("no answer within {}s", PING_TIMEOUT.as_secs())))
             }
         }
+    }
+
+    /// The daemon's version answer: the one [`Daemon::check`] got, or a new one.
+    pub(crate) async fn version(&self) -> Result<&SystemVersion, bollard::errors::Error> {
+        self.version.get_or_try_init(|| self.docker.version()).await
     }
 
     /// The error's causes, and why the tunnel's last connection failed.
@@ -139,6 +152,7 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
         endpoint,
         raw,
         tunnel: tunnel.map(Arc::new),
+        version: Arc::default(),
     })
 }
 

@@ -41,8 +41,6 @@ pub enum BuildError {
          BuildKit, or remove `secrets`"
     )]
     SecretsNeedBuildKit { names: String },
-    #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
-    BadPlatform { platform: String },
     #[error(
         "the daemon built {actual} although {expected} was asked, even without its build \
          cache; check that the Dockerfile's base images exist for {expected}"

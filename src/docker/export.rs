@@ -33,8 +33,6 @@ pub enum ExportError {
     Daemon { image: String, detail: String },
     #[error("the daemon's image archive is not usable: {reason}")]
     BadArchive { reason: String },
-    #[error("invalid platform {platform:?}: expected os/arch[/variant], e.g. linux/amd64")]
-    BadPlatform { platform: String },
     #[error(
         "the daemon built {actual} but {expected} was asked; the image would not run on \
          {expected} (on Apple Silicon this is the arm64-instead-of-amd64 failure): make \

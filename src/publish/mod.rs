@@ -198,7 +198,7 @@ async fn publish_platform<L: FnMut(&str) + Send>(
             dockerfile: req.dockerfile.clone(),
         },
         dockerfile: dockerfile.to_string(),
-        platform: shown.clone(),
+        platform: platform.clone(),
         build_args: req.build_args.clone(),
         target: req.target.clone(),
         labels: req.labels.clone(),

@@ -52,6 +52,13 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// `linux/amd64`, the platform a build gets when none is asked for.
+impl Default for Platform {
+    fn default() -> Platform {
+        Platform::new("linux", "amd64", None)
+    }
+}
+
 impl Platform {
     /// A platform as a registry or config blob states it, unvalidated.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
