@@ -30,13 +30,18 @@ const BIG_MB: usize = 100;
 const CHANGES: usize = 3;
 
 fn write_context(dir: &Path, seed: u64) {
+    write_files(dir, seed, BIG_FILES, BIG_MB);
+}
+
+/// `files` random files of `mb` MB each and a small one, a COPY layer each.
+fn write_files(dir: &Path, seed: u64, files: usize, mb: usize) {
     let mut dockerfile = String::from("FROM scratch\n");
     let mut x = seed | 1;
     let mut buf = vec![0u8; 1 << 20];
-    for i in 0..BIG_FILES {
+    for i in 0..files {
         let name = format!("big{i}.bin");
         let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(&name)).unwrap());
-        for _ in 0..BIG_MB {
+        for _ in 0..mb {
             for c in buf.chunks_mut(8) {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -259,6 +264,25 @@ fn main() {
     tf.init().success();
     let two = apply(&tf);
     println!("  two platforms (linux/amd64 + linux/arm64), cold: terraform apply {two:.2} s");
+    tf.destroy().success();
+
+    // One 1 GB layer through the provider's own (streamed) push: its peak RSS
+    // must not grow with the layer.
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(ctx.path(), seed(), 1, 1024);
+    let repo = format!("{}/big", registry.address);
+    let tf = Workdir::with_env(
+        Mode::Reattach,
+        &config(ctx.path(), &repo, "[\"linux/amd64\"]"),
+        &[
+            ("STEVEDORE_CACHE_DIR", &format!("{cache_dir}/big")),
+            ("STEVEDORE_PUSH_THROUGH_DAEMON", "0"),
+        ],
+    );
+    tf.init().success();
+    let big = apply(&tf);
+    let big_rss = tf.provider_pid().map_or(f64::NAN, peak_rss_mb);
+    println!("  one 1 GB layer, streamed push, cold: terraform apply {big:.2} s, provider peak RSS {big_rss:.1} MB");
     tf.destroy().success();
     let mut rmi = vec!["rmi", "-f"];
     rmi.extend(images.iter().map(String::as_str));

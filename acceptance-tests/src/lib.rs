@@ -16,6 +16,7 @@
 //! installed; `make testacc` runs them with `--include-ignored`.
 
 pub mod cliconfig;
+pub mod context;
 pub mod daemon_access;
 pub mod diagnostics;
 pub mod elf;

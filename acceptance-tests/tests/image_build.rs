@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::Path;
 
+use acceptance_tests::context::build_context;
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
@@ -20,20 +21,12 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.o
 
 /// A build context: a scratch Dockerfile copying `app.txt`, plus a `.dockerignore`d file.
 fn context() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("stevedore-ctx")
-        .tempdir()
-        .unwrap();
-    let p = dir.path();
-    fs::write(
-        p.join("Dockerfile"),
-        "FROM scratch\nCOPY app.txt /app.txt\n",
-    )
-    .unwrap();
-    fs::write(p.join("app.txt"), "version 1\n").unwrap();
-    fs::write(p.join(".dockerignore"), "notes.md\n").unwrap();
-    fs::write(p.join("notes.md"), "ignored\n").unwrap();
-    dir
+    build_context(&[
+        ("Dockerfile", b"FROM scratch\nCOPY app.txt /app.txt\n"),
+        ("app.txt", b"version 1\n"),
+        (".dockerignore", b"notes.md\n"),
+        ("notes.md", b"ignored\n"),
+    ])
 }
 
 /// A config building `context` into `repository` with `extra` attribute lines, and every

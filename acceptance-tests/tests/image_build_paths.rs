@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::Path;
 
+use acceptance_tests::context::build_context;
 use acceptance_tests::hcl::{provider_block, quote, terraform_block};
 use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
 use acceptance_tests::{acc_test, Registry, Workdir};
@@ -14,15 +15,10 @@ use serde_json::Value;
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 fn context(dockerfile_at: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("stevedore-ctx")
-        .tempdir()
-        .unwrap();
-    let path = dir.path().join(dockerfile_at);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, "FROM scratch\nCOPY app.txt /app.txt\n").unwrap();
-    fs::write(dir.path().join("app.txt"), "version 1\n").unwrap();
-    dir
+    build_context(&[
+        (dockerfile_at, b"FROM scratch\nCOPY app.txt /app.txt\n"),
+        ("app.txt", b"version 1\n"),
+    ])
 }
 
 fn config(provider: &str, ctx: &Path, repo: &str, extra: &str) -> String {
@@ -34,15 +30,20 @@ fn config(provider: &str, ctx: &Path, repo: &str, extra: &str) -> String {
     )
 }
 
+/// `GET` of a manifest as the registry serves it to the credentials it wants.
+fn get_manifest(registry: &Registry, name: &str, reference: &str) -> reqwest::blocking::Response {
+    registry
+        .request(
+            reqwest::Method::GET,
+            &format!("/v2/{name}/manifests/{reference}"),
+        )
+        .header("accept", ACCEPT)
+        .send()
+        .unwrap()
+}
+
 fn status(registry: &Registry, name: &str, reference: &str) -> u16 {
-    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
-    let mut req = reqwest::blocking::Client::new()
-        .get(&url)
-        .header("accept", ACCEPT);
-    if let Some(c) = &registry.credentials {
-        req = req.basic_auth(&c.username, Some(&c.password));
-    }
-    req.send().unwrap().status().as_u16()
+    get_manifest(registry, name, reference).status().as_u16()
 }
 
 /// Held shared by the tests that count on a step staying in the daemon's
@@ -365,14 +366,8 @@ fn cache_from_an_inline_cache_image_skips_the_slow_step() {
 
 /// The layers of a two-layer image, as the registry serves its manifest.
 fn layer_digests(registry: &Registry, name: &str, reference: &str) -> Vec<String> {
-    let url = format!("{}/v2/{name}/manifests/{reference}", registry.url());
-    let mut req = reqwest::blocking::Client::new()
-        .get(&url)
-        .header("Accept", ACCEPT);
-    if let Some(c) = &registry.credentials {
-        req = req.basic_auth(&c.username, Some(&c.password));
-    }
-    let manifest: Value = serde_json::from_slice(&req.send().unwrap().bytes().unwrap()).unwrap();
+    let served = get_manifest(registry, name, reference).bytes().unwrap();
+    let manifest: Value = serde_json::from_slice(&served).unwrap();
     manifest["layers"]
         .as_array()
         .unwrap()
@@ -389,21 +384,19 @@ acc_test!(
     the_daemon_pushes_one_platform_and_stevedore_checks_it,
     |mode| {
         let registry = Registry::with_auth("dp", "daemon-push-7731");
-        let ctx = tempfile::Builder::new()
-            .prefix("stevedore-ctx")
-            .tempdir()
-            .unwrap();
-        fs::write(
-            ctx.path().join("Dockerfile"),
-            "FROM scratch\nCOPY base.txt /base.txt\nCOPY app.txt /app.txt\n",
-        )
-        .unwrap();
+        let ctx = build_context(&[
+            (
+                "Dockerfile",
+                b"FROM scratch\nCOPY base.txt /base.txt\nCOPY app.txt /app.txt\n",
+            ),
+            ("app.txt", b"version 1\n"),
+        ]);
+        // The base layer is this test's own: no other build makes the same one.
         fs::write(
             ctx.path().join("base.txt"),
             ctx.path().display().to_string(),
         )
         .unwrap();
-        fs::write(ctx.path().join("app.txt"), "version 1\n").unwrap();
         let repo = format!("{}/web", registry.address);
         let main_tf = config(
             &provider_block(&registry, None),

@@ -8,10 +8,10 @@
 //! The registry listens on 127.0.0.1 and speaks only TLS: the provider tries HTTPS first on
 //! loopback too, and checks the certificate unless `insecure = true`.
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+use acceptance_tests::context::build_context;
 use acceptance_tests::diagnostics::flatten;
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::registry::{Credentials, Options};
@@ -42,17 +42,10 @@ fn credentials() -> Option<Credentials> {
 }
 
 fn context() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("stevedore-ctx")
-        .tempdir()
-        .unwrap();
-    fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY app.txt /app.txt\n",
-    )
-    .unwrap();
-    fs::write(dir.path().join("app.txt"), "served over TLS\n").unwrap();
-    dir
+    build_context(&[
+        ("Dockerfile", b"FROM scratch\nCOPY app.txt /app.txt\n"),
+        ("app.txt", b"served over TLS\n"),
+    ])
 }
 
 fn provider(address: &str, password: Option<&str>, extra: &str) -> String {

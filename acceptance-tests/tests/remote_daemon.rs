@@ -11,6 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use acceptance_tests::context::build_context;
 use acceptance_tests::daemon_access::{with_passwd, Sshd, Stunnel};
 use acceptance_tests::diagnostics::flatten;
 use acceptance_tests::hcl::{quote, terraform_block};
@@ -22,21 +23,11 @@ use serde_json::Value;
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 fn context(marker: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("stevedore-ctx")
-        .tempdir()
-        .unwrap();
-    fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY app.txt /app.txt\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.path().join("app.txt"),
-        format!("built through {marker}\n"),
-    )
-    .unwrap();
-    dir
+    let app = format!("built through {marker}\n");
+    build_context(&[
+        ("Dockerfile", b"FROM scratch\nCOPY app.txt /app.txt\n"),
+        ("app.txt", app.as_bytes()),
+    ])
 }
 
 fn config(registry: &Registry, provider_extra: &str, ctx: &Path) -> String {
