@@ -13,7 +13,7 @@ use registry_push_support::Proxy;
 use stevedore::docker::{
     build, connect_as_the_cli_would, remove_image, BuildRequest, ContextSource,
 };
-use stevedore::publish::{push_built, BlobCache, PushStats, PushedManifest};
+use stevedore::publish::{push_built, BlobCache, DaemonPush, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
 use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
 use tokio_util::sync::CancellationToken;
@@ -200,4 +200,70 @@ async fn cancelling_a_streamed_push_ends_it_promptly() {
         "ended {took:?} after the cancel"
     );
     remove_image(&docker, &tag).await.unwrap();
+}
+
+/// Cancelling while the daemon pushes (StopProvider) ends the attempt
+/// within a second, and closing our request stops the daemon's uploads.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn cancelling_the_daemons_push_ends_it_promptly() {
+    let docker = connect_as_the_cli_would().unwrap().docker;
+    let registry = TestRegistry::start().await;
+    let proxy = Proxy::start(&registry.host).await;
+    let ctx = tempfile::tempdir().unwrap();
+    registry_push_support::write_layer(&ctx.path().join("big.bin"), 98, 300 << 20);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY big.bin /big.bin\n",
+    )
+    .unwrap();
+    let tag = format!("stevedore-test/cancel-daemon-push:{}", std::process::id());
+    build_context(ctx.path(), &tag).await;
+    let client = RegistryClient::new(AuthSettings::default());
+    let cancel = CancellationToken::new();
+    let repo = Reference::parse(&format!("{}/by-daemon", proxy.host)).unwrap();
+    let wanted: Platform = platform().parse().unwrap();
+    let no_cache = BlobCache::disabled();
+    let attempt = DaemonPush {
+        docker: &docker,
+        registry: &client,
+        repo: &repo,
+        tag: "latest",
+        image: &tag,
+        platform: &wanted,
+        cache: &no_cache,
+        cancel: &cancel,
+    };
+    let watch = async {
+        // The daemon is uploading the big layer once it has started it.
+        while !proxy
+            .requests()
+            .iter()
+            .any(|(m, p)| (m == "PATCH" || m == "PUT") && p.contains("/blobs/uploads/"))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+        std::time::Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(attempt.run(), watch);
+    let took = cancelled_at.elapsed();
+    assert_eq!(result.map(|p| p.digest).unwrap_err(), "cancelled");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "ended {took:?} after the cancel"
+    );
+    // The daemon saw its client go and stopped: no manifest arrives.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        !proxy
+            .requests()
+            .iter()
+            .any(|(m, p)| m == "PUT" && p.contains("/manifests/")),
+        "{:?}",
+        proxy.requests()
+    );
+    stevedore::docker::remove_image(&docker, &tag)
+        .await
+        .unwrap();
 }

@@ -29,7 +29,7 @@ use crate::registry::reference::is_loopback_host;
 use crate::registry::{Platform, Reference, RegistryClient};
 
 /// What the daemon's push is asked to do.
-pub(super) struct DaemonPush<'a> {
+pub struct DaemonPush<'a> {
     pub docker: &'a Docker,
     pub registry: &'a RegistryClient,
     pub repo: &'a Reference,
@@ -63,7 +63,7 @@ pub(super) fn daemon_reaches(endpoint: &Endpoint, repo: &Reference) -> bool {
 impl DaemonPush<'_> {
     /// Pushes through the daemon; `Err` with the reason when the caller
     /// should stream the image instead.
-    pub(super) async fn run(&self) -> Result<PushedManifest, Skip> {
+    pub async fn run(&self) -> Result<PushedManifest, Skip> {
         let target = self.repo.repository_reference();
         let options = bollard::query_parameters::TagImageOptionsBuilder::new()
             .repo(&target)

@@ -19,6 +19,7 @@ mod visit;
 mod writers;
 
 pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
+pub use daemon_push::DaemonPush;
 pub use delete::{delete_pushed, protected, DeleteOutcome};
 pub use error::{PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
