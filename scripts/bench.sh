@@ -4,7 +4,9 @@
 #   - terraform plan wall time with 1 vs 50 data sources and 1 vs 50 unchanged image builds,
 #     beside the Go null provider's 1 vs 50 null_data_source and null_resource;
 #   - terraform apply of an image build beside docker build + docker push, cold and after
-#     a one-file change, with the provider's peak RSS and where the warm apply spends time;
+#     a one-file change, with the daemon pushing the layers and with the provider streaming
+#     the image, the provider's peak RSS (also for one 1 GB layer) and where the warm apply
+#     spends time;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
 #   - pushing a ~500 MB 5-layer image beside docker push and skopeo copy, cold and
 #     warm, with peak RSS (benches/push.rs; needs docker, skopeo, docker-registry);

@@ -267,3 +267,53 @@ async fn cancelling_the_daemons_push_ends_it_promptly() {
         .await
         .unwrap();
 }
+
+/// The daemon's push names the image `<repository>:<tag>` locally: a name
+/// the user already had then points at what the registry got (as after
+/// `docker push`), and a name that was not there is gone again.
+#[tokio::test]
+#[ignore = "acceptance: run make testacc"]
+async fn the_daemons_push_leaves_local_names_as_a_user_expects() {
+    let docker = connect_as_the_cli_would().unwrap().docker;
+    let registry = TestRegistry::start().await;
+    let client = RegistryClient::new(AuthSettings::default());
+    let cancel = CancellationToken::new();
+    let wanted: Platform = platform().parse().unwrap();
+    let no_cache = BlobCache::disabled();
+    let pid = std::process::id();
+    let built = format!("stevedore-test/names-built:{pid}");
+    build_image(&built).await;
+    let kept = Reference::parse(&format!("{}/kept", registry.host)).unwrap();
+    let fresh = Reference::parse(&format!("{}/fresh", registry.host)).unwrap();
+    let users = format!("{}:v{pid}", kept.repository_reference());
+    build_image(&users).await;
+    for repo in [&kept, &fresh] {
+        let pushed = DaemonPush {
+            docker: &docker,
+            registry: &client,
+            repo,
+            tag: &format!("v{pid}"),
+            image: &built,
+            platform: &wanted,
+            cache: &no_cache,
+            cancel: &cancel,
+        }
+        .run()
+        .await
+        .unwrap();
+        assert!(pushed.stats.pushed_by_daemon);
+    }
+    let id = |name: String| {
+        let docker = docker.clone();
+        async move { docker.inspect_image(&name).await.ok().and_then(|i| i.id) }
+    };
+    assert_eq!(
+        id(users.clone()).await,
+        id(built.clone()).await,
+        "the user's name follows the push"
+    );
+    let made = format!("{}:v{pid}", fresh.repository_reference());
+    assert_eq!(id(made).await, None, "a name we made is removed");
+    remove_image(&docker, &users).await.unwrap();
+    remove_image(&docker, &built).await.unwrap();
+}

@@ -505,9 +505,16 @@ acc_test!(secret_env_and_secret_files_never_enter_terraform, |mode| {
         .tempdir()
         .unwrap();
     build_proof_program(ctx.path());
+    // Without a step of its own, BuildKit merges this build with the other
+    // mode's identical one, and only one of them reports the merged steps.
+    fs::write(
+        ctx.path().join("nonce.txt"),
+        ctx.path().display().to_string(),
+    )
+    .unwrap();
     fs::write(
         ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY proof /proof\n\
+        "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
          RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/npm.txt\"]\n\
          RUN --mount=type=secret,id=pip [\"/proof\", \"/run/secrets/pip\", \"/pip.txt\"]\n",
     )

@@ -65,6 +65,11 @@ impl DaemonPush<'_> {
     /// should stream the image instead.
     pub async fn run(&self) -> Result<PushedManifest, Skip> {
         let target = self.repo.repository_reference();
+        let full = format!("{target}:{}", self.tag);
+        // A local image the user already had under that name keeps the name
+        // pointing at what the registry now has, as after `docker push`;
+        // a name we made is removed again below.
+        let had_name = self.docker.inspect_image(&full).await.is_ok();
         let options = bollard::query_parameters::TagImageOptionsBuilder::new()
             .repo(&target)
             .tag(self.tag)
@@ -74,14 +79,15 @@ impl DaemonPush<'_> {
             .await
             .map_err(|e| format!("could not tag the image for the daemon's push: {e}"))?;
         let pushed = self.push(&target).await;
-        // The registry name stays off the daemon's image list, as after
-        // our own push; the build tag still holds the image.
-        let untag = bollard::query_parameters::RemoveImageOptionsBuilder::new()
-            .noprune(true)
-            .build();
-        let full = format!("{target}:{}", self.tag);
-        if let Err(e) = self.docker.remove_image(&full, Some(untag), None).await {
-            tracing::debug!(image = %full, error = %e, "could not remove the push tag");
+        if !had_name {
+            // Off the daemon's image list again, as after our own push; the
+            // build tag still holds the image.
+            let untag = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                .noprune(true)
+                .build();
+            if let Err(e) = self.docker.remove_image(&full, Some(untag), None).await {
+                tracing::debug!(image = %full, error = %e, "could not remove the push tag");
+            }
         }
         let (digest, stats) = pushed?;
         self.adopt(&digest, stats).await
