@@ -147,6 +147,24 @@ async fn second_push_skips_export_and_compression() {
     remove_image(&docker, tag).await.unwrap();
 }
 
+/// A registry behind a proxy that records requests, and a local image
+/// `stevedore-test/<name>` of one 300 MB layer (from `seed`): long enough to
+/// cancel its push halfway.
+async fn big_image_behind_a_proxy(name: &str, seed: u64) -> (TestRegistry, Proxy, String) {
+    let registry = TestRegistry::start().await;
+    let proxy = Proxy::start(&registry.host).await;
+    let ctx = tempfile::tempdir().unwrap();
+    registry_push_support::write_layer(&ctx.path().join("big.bin"), seed, 300 << 20);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY big.bin /big.bin\n",
+    )
+    .unwrap();
+    let tag = format!("stevedore-test/{name}:{}", std::process::id());
+    build_context(ctx.path(), &tag).await;
+    (registry, proxy, tag)
+}
+
 /// StopProvider during a streamed push: once a layer's bytes are on their
 /// way (the proxy saw the PATCH), cancelling ends the push within a second
 /// and closes the daemon's export stream.
@@ -154,17 +172,7 @@ async fn second_push_skips_export_and_compression() {
 #[ignore = "acceptance: run make testacc"]
 async fn cancelling_a_streamed_push_ends_it_promptly() {
     let docker = connect_as_the_cli_would().unwrap().docker;
-    let registry = TestRegistry::start().await;
-    let proxy = Proxy::start(&registry.host).await;
-    let ctx = tempfile::tempdir().unwrap();
-    registry_push_support::write_layer(&ctx.path().join("big.bin"), 99, 300 << 20);
-    fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY big.bin /big.bin\n",
-    )
-    .unwrap();
-    let tag = format!("stevedore-test/cancel-stream:{}", std::process::id());
-    build_context(ctx.path(), &tag).await;
+    let (_registry, proxy, tag) = big_image_behind_a_proxy("cancel-stream", 99).await;
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
     let pusher = client.pusher(cancel.clone());
@@ -208,17 +216,7 @@ async fn cancelling_a_streamed_push_ends_it_promptly() {
 #[ignore = "acceptance: run make testacc"]
 async fn cancelling_the_daemons_push_ends_it_promptly() {
     let docker = connect_as_the_cli_would().unwrap().docker;
-    let registry = TestRegistry::start().await;
-    let proxy = Proxy::start(&registry.host).await;
-    let ctx = tempfile::tempdir().unwrap();
-    registry_push_support::write_layer(&ctx.path().join("big.bin"), 98, 300 << 20);
-    fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY big.bin /big.bin\n",
-    )
-    .unwrap();
-    let tag = format!("stevedore-test/cancel-daemon-push:{}", std::process::id());
-    build_context(ctx.path(), &tag).await;
+    let (_registry, proxy, tag) = big_image_behind_a_proxy("cancel-daemon-push", 98).await;
     let client = RegistryClient::new(AuthSettings::default());
     let cancel = CancellationToken::new();
     let repo = Reference::parse(&format!("{}/by-daemon", proxy.host)).unwrap();
