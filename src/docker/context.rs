@@ -232,13 +232,13 @@ fn walk(
 }
 
 #[cfg(unix)]
-fn permission_bits(meta: &fs::Metadata) -> u32 {
+pub(crate) fn permission_bits(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o7777
 }
 
 #[cfg(not(unix))]
-fn permission_bits(meta: &fs::Metadata) -> u32 {
+pub(crate) fn permission_bits(meta: &fs::Metadata) -> u32 {
     match (meta.is_dir(), meta.permissions().readonly()) {
         (true, _) => 0o755,
         (false, true) => 0o444,

@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::context::{io_err, list_all, list_files, ContextEntry, ContextError, EntryKind};
+use super::context::{
+    io_err, list_all, list_files, permission_bits, ContextEntry, ContextError, EntryKind,
+};
 use super::context_tar::ContextJob;
 use super::ignore::IgnoreMatcher;
 
@@ -200,7 +202,8 @@ pub(crate) fn listing(
         for n in 1..segs.len() {
             let parent = segs[..n].join("/");
             if seen.insert(parent.clone()) {
-                let meta = std::fs::symlink_metadata(root.join(&parent)).map_err(io_err(root))?;
+                let path = root.join(&parent);
+                let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
                 out.push(listed(root, &entry_from(root, &parent, &meta)?)?);
             }
         }
@@ -234,21 +237,6 @@ fn entry_from(
         mode: permission_bits(meta),
         kind,
     })
-}
-
-#[cfg(unix)]
-fn permission_bits(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-#[cfg(not(unix))]
-fn permission_bits(meta: &std::fs::Metadata) -> u32 {
-    if meta.permissions().readonly() {
-        0o444
-    } else {
-        0o644
-    }
 }
 
 /// The stat fsutil sends: Go's `os.FileMode` bits, owner 0:0 (as the docker
