@@ -14,8 +14,9 @@ fn main() {
         std::process::exit(1);
     }
     stevedore::logging::init();
-    // reqwest, bollard and the TLS server share one process-wide crypto provider.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // reqwest, bollard and the TLS server share one process-wide crypto
+    // provider, whose randomness comes from the OS (see tls_crypto).
+    let _ = stevedore::protocol::crypto_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

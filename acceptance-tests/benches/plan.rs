@@ -4,7 +4,10 @@
 //!   - 1 vs 50 `stevedore_image_manifest` data sources (50 distinct tags of a
 //!     local docker-registry) beside 1 vs 50 `null_data_source`;
 //!   - 1 vs 50 unchanged `stevedore_image_build` (20 files each, applied
-//!     once first) beside 1 vs 50 `null_resource`.
+//!     once first) beside 1 vs 50 `null_resource`, with and without refresh
+//!     (without: no registry request, so what is left is Terraform's own work
+//!     on each object, which grows with its attribute count, and
+//!     `PlanResourceChange`).
 //!
 //! The targets (issue 8): stevedore's 50-vs-1 ratio within 1.1× of null's
 //! for the same kind of object, one data source within 1.10× of null's.
@@ -73,9 +76,14 @@ impl Bench {
         took
     }
 
-    /// One plan that must find nothing to change, in ms.
-    fn plan(&self) -> f64 {
-        self.terraform(&["plan", "-input=false", "-lock=false", "-detailed-exitcode"])
+    /// One plan that must find nothing to change, in ms; without refresh it
+    /// is Terraform's own work and `PlanResourceChange` only.
+    fn plan(&self, refresh: bool) -> f64 {
+        let mut args = vec!["plan", "-input=false", "-lock=false", "-detailed-exitcode"];
+        if !refresh {
+            args.push("-refresh=false");
+        }
+        self.terraform(&args)
     }
 
     /// One more plan with the provider's debug log, and the time the provider spent
@@ -226,74 +234,89 @@ fn main() {
     // The provider's caches are the user's; the bench keeps its own.
     std::env::set_var("STEVEDORE_CACHE_DIR", &cache);
     let mirror = mirror(root.path());
-    let mut cases: Vec<(String, Bench)> = Vec::new();
+    // (name, bench, refresh)
+    let mut cases: Vec<(String, std::rc::Rc<Bench>, bool)> = Vec::new();
     for n in [1usize, 50] {
-        let builds = Bench::new(
+        let builds = std::rc::Rc::new(Bench::new(
             root.path(),
             &format!("build{n}"),
             &mirror,
             &image_builds(&registry, root.path(), n),
-        );
+        ));
         builds.terraform(&["apply", "-auto-approve", "-input=false", "-parallelism=4"]);
-        let nulls = Bench::new(
+        let nulls = std::rc::Rc::new(Bench::new(
             root.path(),
             &format!("null{n}"),
             &mirror,
             &null_resources(n),
-        );
+        ));
         nulls.terraform(&["apply", "-auto-approve", "-input=false"]);
+        let ds = Bench::new(
+            root.path(),
+            &format!("ds{n}"),
+            &mirror,
+            &data_sources(&registry, n),
+        );
+        cases.push((format!("stevedore_image_manifest x{n}"), ds.into(), true));
+        let null_ds = Bench::new(
+            root.path(),
+            &format!("nullds{n}"),
+            &mirror,
+            &null_data_sources(n),
+        );
+        cases.push((format!("null_data_source x{n}"), null_ds.into(), true));
+        cases.push((format!("stevedore_image_build x{n}"), builds.clone(), true));
+        cases.push((format!("null_resource x{n}"), nulls.clone(), true));
+        // Without refresh: no registry request, only Terraform's work on each
+        // object (whose cost grows with its attributes) and PlanResourceChange.
         cases.push((
-            format!("stevedore_image_manifest x{n}"),
-            Bench::new(
-                root.path(),
-                &format!("ds{n}"),
-                &mirror,
-                &data_sources(&registry, n),
-            ),
+            format!("stevedore_image_build -refresh=false x{n}"),
+            builds,
+            false,
         ));
-        cases.push((
-            format!("null_data_source x{n}"),
-            Bench::new(
-                root.path(),
-                &format!("nullds{n}"),
-                &mirror,
-                &null_data_sources(n),
-            ),
-        ));
-        cases.push((format!("stevedore_image_build x{n}"), builds));
-        cases.push((format!("null_resource x{n}"), nulls));
+        cases.push((format!("null_resource -refresh=false x{n}"), nulls, false));
     }
-    for (_, bench) in &cases {
-        bench.plan(); // warm-up: page cache, provider caches
+    for (_, bench, refresh) in &cases {
+        bench.plan(*refresh); // warm-up: page cache, provider caches
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..rounds {
-        for (i, (_, bench)) in cases.iter().enumerate() {
-            times[i].push(bench.plan());
+        for (i, (_, bench, refresh)) in cases.iter().enumerate() {
+            times[i].push(bench.plan(*refresh));
         }
     }
     let medians: Vec<f64> = times.into_iter().map(median).collect();
-    for ((name, _), m) in cases.iter().zip(&medians) {
-        println!("terraform plan, {name:<30} median {m:>7.1} ms over {rounds} interleaved rounds");
+    for ((name, _, _), m) in cases.iter().zip(&medians) {
+        println!("terraform plan, {name:<42} median {m:>7.1} ms over {rounds} interleaved rounds");
     }
     let at = |name: &str| {
-        let i = cases.iter().position(|(n, _)| n == name).unwrap();
+        let i = cases.iter().position(|(n, _, _)| n == name).unwrap();
         medians[i]
     };
     let ratio = |kind: &str| at(&format!("{kind} x50")) / at(&format!("{kind} x1"));
     let pairs = [
         ("stevedore_image_manifest", "null_data_source"),
         ("stevedore_image_build", "null_resource"),
+        (
+            "stevedore_image_build -refresh=false",
+            "null_resource -refresh=false",
+        ),
     ];
+    // Ratios hide a difference in the one-object plan, so the added wall
+    // time per extra object is shown beside them.
+    let per_extra = |kind: &str| (at(&format!("{kind} x50")) - at(&format!("{kind} x1"))) / 49.0;
     for (ours, theirs) in pairs {
         let (r_ours, r_theirs) = (ratio(ours), ratio(theirs));
         println!(
-            "50 vs 1: {ours} {r_ours:.2}x, {theirs} {r_theirs:.2}x -> {:.2}x of null's (target <= 1.10)",
-            r_ours / r_theirs
+            "50 vs 1: {ours} {r_ours:.2}x, {theirs} {r_theirs:.2}x -> {:.2}x of null's (target <= 1.10); \
+             per extra object {:.2} ms vs {:.2} ms",
+            r_ours / r_theirs,
+            per_extra(ours),
+            per_extra(theirs)
         );
     }
-    for (name, bench) in &cases {
-        if name.starts_with("stevedore") && name.ends_with("x50") {
+    for (name, bench, refresh) in &cases {
+        if *refresh && name.starts_with("stevedore") && name.ends_with("x50") {
             for (rpc, calls, ms) in bench.provider_time() {
                 println!(
                     "  {name}: provider served {calls} {rpc} in {ms:.1} ms in all ({:.2} ms each)",

@@ -15,6 +15,8 @@ pub mod tls;
 mod tls_crypto;
 mod unsupported;
 
+pub use tls_crypto::provider as crypto_provider;
+
 #[allow(clippy::all, clippy::pedantic)]
 pub mod proto {
     tonic::include_proto!("tfplugin6");

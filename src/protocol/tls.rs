@@ -7,7 +7,7 @@
 //! hence aws-lc-rs for verification; everything that takes randomness runs
 //! on ring instead (see `tls_crypto` for why).
 
-use super::tls_crypto::{server_provider, ServerKey};
+use super::tls_crypto::{provider, ServerKey};
 use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
@@ -45,7 +45,7 @@ pub fn setup(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
         .map_err(|e| TlsError::ClientCert(e.to_string()))?;
     let (cert, key) = server_certificate()?;
     let cert_field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(cert.as_ref());
-    let provider = Arc::new(server_provider());
+    let provider = Arc::new(provider());
     let verifier = Arc::new(PinnedClient {
         cert: client.into_owned(),
         provider: provider.clone(),

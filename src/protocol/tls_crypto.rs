@@ -1,14 +1,18 @@
-//! The crypto behind the plugin's TLS server: every operation that needs
-//! randomness (the server key, the certificate's signature, key shares,
-//! handshake signatures, hello randoms) runs on *ring*, whose generator is
-//! the OS's (`getrandom`); aws-lc only verifies Terraform's signatures.
+//! The process's TLS crypto, for the plugin's TLS server and (installed as
+//! rustls's process default) every client: registries, the Docker daemon.
+//! Every operation that needs randomness (the server key, the certificate's
+//! signature, key shares, handshake signatures, hello randoms) runs on
+//! *ring*, whose generator is the OS's (`getrandom`); aws-lc only verifies
+//! signatures and runs the cipher suites.
 //!
 //! Why: the first random byte aws-lc hands out in a process seeds its DRBG
-//! tree from CPU jitter entropy, which took ~25 ms, half of the provider's
-//! start-up, and Terraform starts the provider three times per plan. *ring*
-//! cannot verify Terraform's ECDSA P-521/SHA-512 client certificate, so
-//! verification stays on aws-lc; verifying takes no randomness, so it never
-//! triggers that seeding.
+//! tree from CPU jitter entropy, which took 25-60 ms, and Terraform starts the
+//! provider three times per plan: in the server it was half of start-up, in
+//! a client the first HTTPS hello of every refresh (even the probe that finds
+//! a registry speaks plain HTTP) waited for it. *ring* cannot verify
+//! Terraform's ECDSA P-521/SHA-512 client certificate, so verification stays
+//! on aws-lc; verifying takes no randomness, so it never triggers that
+//! seeding.
 
 use std::sync::Arc;
 
@@ -21,10 +25,11 @@ use rustls::crypto::{
 use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, NamedGroup, PeerMisbehaved, SignatureAlgorithm, SignatureScheme};
 
-/// The provider for the plugin's TLS server: aws-lc's cipher suites (which
-/// take no randomness) and signature verification, *ring*'s key exchange and
-/// the OS generator for everything else.
-pub fn server_provider() -> CryptoProvider {
+/// The provider for the plugin's TLS server and the process default:
+/// aws-lc's cipher suites (which take no randomness) and signature
+/// verification, *ring*'s key exchange and the OS generator for everything
+/// else.
+pub fn provider() -> CryptoProvider {
     let aws = rustls::crypto::aws_lc_rs::default_provider();
     CryptoProvider {
         kx_groups: vec![&X25519, &SECP256R1, &SECP384R1],
@@ -232,8 +237,7 @@ mod tests {
             .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
             .unwrap();
         let signature = signer.sign(b"message").unwrap();
-        let algorithms: WebPkiSupportedAlgorithms =
-            server_provider().signature_verification_algorithms;
+        let algorithms: WebPkiSupportedAlgorithms = provider().signature_verification_algorithms;
         let point = key.pair.public_key().as_ref().to_vec();
         let verify = |message: &[u8]| {
             algorithms
