@@ -8,21 +8,62 @@ use crate::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::value::{AttrPath, Type, Value};
 use std::path::PathBuf;
 
+crate::model! {
+    /// The `provider "stevedore"` block.
+    pub struct ProviderModel, names attr {
+        docker_host,
+        docker_cert_path,
+        docker_tls_verify,
+        docker_context,
+        docker_config_file,
+        registry_auth,
+        aws,
+    }
+}
+
+crate::model! {
+    /// One `registry_auth` block.
+    pub struct RegistryAuthModel, names auth_attr {
+        address,
+        username,
+        password,
+        insecure,
+        ecr,
+    }
+}
+
+crate::model! {
+    /// The `aws` block.
+    pub struct AwsModel, names aws_attr {
+        region,
+        profile,
+        endpoints,
+    }
+}
+
+crate::model! {
+    /// The `aws.endpoints` block.
+    pub struct EndpointsModel, names endpoint_attr {
+        ecs,
+        ecr,
+    }
+}
+
 pub fn schema() -> Schema {
     let auth = Block::new("Credentials and transport settings for one registry.")
-        .attr(Attribute::required("address", Type::String, "Registry host and optional port, e.g. `127.0.0.1:5000` or `ghcr.io`."))
-        .attr(Attribute::optional("username", Type::String, "User name for basic authentication."))
-        .attr(Attribute::optional("password", Type::String, "Password or token for basic authentication.").sensitive())
-        .attr(Attribute::optional("insecure", Type::Bool, "Skip TLS certificate verification for this registry, and allow plain HTTP when it does not speak TLS (HTTPS is tried first). Loopback registries may use plain HTTP without it; their certificates are still checked."))
-        .attr(Attribute::optional("ecr", Type::Bool, "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for `*.dkr.ecr.*.amazonaws.com`)."));
+        .attr(Attribute::required(auth_attr::address, Type::String, "Registry host and optional port, e.g. `127.0.0.1:5000` or `ghcr.io`."))
+        .attr(Attribute::optional(auth_attr::username, Type::String, "User name for basic authentication."))
+        .attr(Attribute::optional(auth_attr::password, Type::String, "Password or token for basic authentication.").sensitive())
+        .attr(Attribute::optional(auth_attr::insecure, Type::Bool, "Skip TLS certificate verification for this registry, and allow plain HTTP when it does not speak TLS (HTTPS is tried first). Loopback registries may use plain HTTP without it; their certificates are still checked."))
+        .attr(Attribute::optional(auth_attr::ecr, Type::Bool, "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for `*.dkr.ecr.*.amazonaws.com`)."));
     let endpoints = Block::new("Endpoint overrides, for LocalStack or moto.")
         .attr(Attribute::optional(
-            "ecs",
+            endpoint_attr::ecs,
             Type::String,
             "ECS endpoint URL.",
         ))
         .attr(Attribute::optional(
-            "ecr",
+            endpoint_attr::ecr,
             Type::String,
             "ECR endpoint URL.",
         ));
@@ -30,24 +71,24 @@ pub fn schema() -> Schema {
         "AWS settings for ECR credentials and ECS. Unset fields follow the AWS SDK's own chain.",
     )
     .attr(Attribute::optional(
-        "region",
+        aws_attr::region,
         Type::String,
         "AWS region; default from `AWS_REGION`, the profile, ...",
     ))
     .attr(Attribute::optional(
-        "profile",
+        aws_attr::profile,
         Type::String,
         "Named profile from the shared AWS config files.",
     ))
-    .block(NestedBlock::new("endpoints", Nesting::Single, endpoints).max(1));
+    .block(NestedBlock::new(aws_attr::endpoints, Nesting::Single, endpoints).max(1));
     Schema::new("The stevedore provider builds container images for the platforms you name, pushes clean manifests, verifies them, and redeploys ECS services.")
-        .attr(Attribute::optional("docker_host", Type::String, "Docker daemon address: `unix:///path`, `tcp://host:port` (TLS with `docker_cert_path` or `docker_tls_verify`) or `ssh://[user@]host[:port]` (through the system `ssh` and `docker system dial-stdio` on the host, as `docker -H ssh://` does). When neither this nor `docker_context` is set, the daemon is the one the docker CLI would use: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current docker context, then `unix:///var/run/docker.sock`."))
-        .attr(Attribute::optional("docker_cert_path", Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention); setting it turns TLS on. Default `DOCKER_CERT_PATH`, then the Docker config directory."))
-        .attr(Attribute::optional("docker_tls_verify", Type::Bool, "Use TLS and check the daemon's certificate against `ca.pem` (the CLI's `--tlsverify`; default `DOCKER_TLS_VERIFY`). `false` with `docker_cert_path` is the CLI's `--tls`: the client certificate is sent, the daemon's is not checked."))
-        .attr(Attribute::optional("docker_context", Type::String, "A docker CLI context (`docker context ls`) whose daemon endpoint and TLS files to use, as `docker --context` does; conflicts with `docker_host`."))
-        .attr(Attribute::optional("docker_config_file", Type::String, "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`."))
-        .block(NestedBlock::new("registry_auth", Nesting::List, auth))
-        .block(NestedBlock::new("aws", Nesting::Single, aws).max(1))
+        .attr(Attribute::optional(attr::docker_host, Type::String, "Docker daemon address: `unix:///path`, `tcp://host:port` (TLS with `docker_cert_path` or `docker_tls_verify`) or `ssh://[user@]host[:port]` (through the system `ssh` and `docker system dial-stdio` on the host, as `docker -H ssh://` does). When neither this nor `docker_context` is set, the daemon is the one the docker CLI would use: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current docker context, then `unix:///var/run/docker.sock`."))
+        .attr(Attribute::optional(attr::docker_cert_path, Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention); setting it turns TLS on. Default `DOCKER_CERT_PATH`, then the Docker config directory."))
+        .attr(Attribute::optional(attr::docker_tls_verify, Type::Bool, "Use TLS and check the daemon's certificate against `ca.pem` (the CLI's `--tlsverify`; default `DOCKER_TLS_VERIFY`). `false` with `docker_cert_path` is the CLI's `--tls`: the client certificate is sent, the daemon's is not checked."))
+        .attr(Attribute::optional(attr::docker_context, Type::String, "A docker CLI context (`docker context ls`) whose daemon endpoint and TLS files to use, as `docker --context` does; conflicts with `docker_host`."))
+        .attr(Attribute::optional(attr::docker_config_file, Type::String, "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`."))
+        .block(NestedBlock::new(attr::registry_auth, Nesting::List, auth))
+        .block(NestedBlock::new(attr::aws, Nesting::Single, aws).max(1))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -61,11 +102,9 @@ pub struct ProviderConfig {
     pub aws: AwsSettings,
 }
 
-fn opt_str(v: &Value, name: &str) -> Option<String> {
-    v.get(name)
-        .as_str()
-        .map(str::to_string)
-        .filter(|s| !s.is_empty())
+/// A known, non-empty string attribute.
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string).filter(|s| !s.is_empty())
 }
 
 /// Expands a leading `~/` the way a shell would, since users copy paths from docs.
@@ -78,42 +117,44 @@ pub fn expand_home(p: &str) -> PathBuf {
 
 /// Static checks; unknown values (config depending on other resources) pass.
 pub fn validate(config: &Value) -> Diagnostics {
+    let config = ProviderModel::from_value(config);
     let mut diags = Diagnostics::new();
-    if let Some(blocks) = config.get("registry_auth").as_list() {
+    if let Some(blocks) = config.registry_auth.as_list() {
         for (i, b) in blocks.iter().enumerate() {
-            let at = AttrPath::attr("registry_auth").then_index(i);
-            if let Some(addr) = b.get("address").as_str() {
+            let b = RegistryAuthModel::from_value(b);
+            let at = AttrPath::attr(attr::registry_auth).then_index(i);
+            if let Some(addr) = b.address.as_str() {
                 if let Err(why) = check_address(addr) {
                     diags.push(
                         Diagnostic::error("Invalid Registry Address", why)
-                            .at(at.then_attr("address")),
+                            .at(at.then_attr(auth_attr::address)),
                     );
                 }
             }
-            if b.get("password").as_str().is_some() && b.get("username").is_null() {
+            if b.password.as_str().is_some() && b.username.is_null() {
                 diags.push(
                     Diagnostic::error(
                         "Password Without Username",
                         "registry_auth sets a password but no username; set `username` as well (for tokens, use the user name the registry expects, e.g. `AWS` for ECR or `oauth2accesstoken` for GCR).",
                     )
-                    .at(at.then_attr("username")),
+                    .at(at.then_attr(auth_attr::username)),
                 );
             }
         }
     }
-    if let Some(h) = config.get("docker_host").as_str() {
+    if let Some(h) = config.docker_host.as_str() {
         if let Err(why) = check_docker_host(h) {
             diags.push(Diagnostic::attr_error(
-                "docker_host",
+                attr::docker_host,
                 "Invalid Docker Host",
                 why,
             ));
         }
     }
-    if let Some(name) = config.get("docker_context").as_str() {
-        if !config.get("docker_host").is_null() {
+    if let Some(name) = config.docker_context.as_str() {
+        if !config.docker_host.is_null() {
             diags.push(Diagnostic::attr_error(
-                "docker_context",
+                attr::docker_context,
                 "Conflicting Docker Daemon Settings",
                 format!("docker_context = {name:?} and docker_host both name a daemon; keep one of them (the docker CLI refuses --context with -H too)."),
             ));
@@ -122,7 +163,7 @@ pub fn validate(config: &Value) -> Diagnostics {
             || name.contains(char::is_whitespace)
         {
             diags.push(Diagnostic::attr_error(
-                "docker_context",
+                attr::docker_context,
                 "Invalid Docker Context",
                 format!(
                     "{name:?} is not a docker context name; `docker context ls` lists the names."
@@ -130,16 +171,19 @@ pub fn validate(config: &Value) -> Diagnostics {
             ));
         }
     }
-    let endpoints = config.get("aws").get("endpoints");
-    for service in ["ecs", "ecr"] {
-        let Some(url) = endpoints.get(service).as_str() else {
+    let endpoints = EndpointsModel::from_value(&AwsModel::from_value(&config.aws).endpoints);
+    for (service, url) in [
+        (endpoint_attr::ecs, &endpoints.ecs),
+        (endpoint_attr::ecr, &endpoints.ecr),
+    ] {
+        let Some(url) = url.as_str() else {
             continue;
         };
         let ok = reqwest::Url::parse(url)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
         if !ok {
-            let at = AttrPath::attr("aws")
-                .then_attr("endpoints")
+            let at = AttrPath::attr(attr::aws)
+                .then_attr(aws_attr::endpoints)
                 .then_attr(service);
             diags.push(Diagnostic::error("Invalid Endpoint", format!("aws.endpoints.{service} = {url:?} is not an http(s) URL; use e.g. \"http://127.0.0.1:5055\" for moto or LocalStack.")).at(at));
         }
@@ -230,33 +274,37 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
+    let config = ProviderModel::from_value(config);
     let registry_auth = config
-        .get("registry_auth")
+        .registry_auth
         .as_list()
         .unwrap_or(&[])
         .iter()
-        .map(|b| RegistryAuth {
-            address: b.get("address").as_str().unwrap_or_default().to_string(),
-            username: opt_str(b, "username"),
-            password: b.get("password").as_str().map(str::to_string),
-            insecure: b.get("insecure").as_bool().unwrap_or(false),
-            ecr: b.get("ecr").as_bool().unwrap_or(false),
+        .map(|b| {
+            let b = RegistryAuthModel::from_value(b);
+            RegistryAuth {
+                address: b.address.as_str().unwrap_or_default().to_string(),
+                username: opt_str(&b.username),
+                password: b.password.as_str().map(str::to_string),
+                insecure: b.insecure.as_bool().unwrap_or(false),
+                ecr: b.ecr.as_bool().unwrap_or(false),
+            }
         })
         .collect();
-    let aws_block = config.get("aws");
-    let endpoints = aws_block.get("endpoints");
+    let aws = AwsModel::from_value(&config.aws);
+    let endpoints = EndpointsModel::from_value(&aws.endpoints);
     Ok(ProviderConfig {
-        docker_host: opt_str(config, "docker_host"),
-        docker_cert_path: opt_str(config, "docker_cert_path").map(|p| expand_home(&p)),
-        docker_tls_verify: config.get("docker_tls_verify").as_bool(),
-        docker_context: opt_str(config, "docker_context"),
-        docker_config_file: opt_str(config, "docker_config_file").map(|p| expand_home(&p)),
+        docker_host: opt_str(&config.docker_host),
+        docker_cert_path: opt_str(&config.docker_cert_path).map(|p| expand_home(&p)),
+        docker_tls_verify: config.docker_tls_verify.as_bool(),
+        docker_context: opt_str(&config.docker_context),
+        docker_config_file: opt_str(&config.docker_config_file).map(|p| expand_home(&p)),
         registry_auth,
         aws: AwsSettings {
-            region: opt_str(aws_block, "region"),
-            profile: opt_str(aws_block, "profile"),
-            ecs_endpoint: opt_str(endpoints, "ecs"),
-            ecr_endpoint: opt_str(endpoints, "ecr"),
+            region: opt_str(&aws.region),
+            profile: opt_str(&aws.profile),
+            ecs_endpoint: opt_str(&endpoints.ecs),
+            ecr_endpoint: opt_str(&endpoints.ecr),
         },
     })
 }
@@ -288,13 +336,34 @@ mod tests {
     use super::*;
 
     fn auth(addr: &str, user: Option<&str>, pass: Option<&str>) -> Value {
-        Value::object([
-            ("address", Value::string(addr)),
-            ("username", Value::opt_string(user)),
-            ("password", Value::opt_string(pass)),
-            ("insecure", Value::Null),
-            ("ecr", Value::Null),
-        ])
+        RegistryAuthModel {
+            address: Value::string(addr),
+            username: Value::opt_string(user),
+            password: Value::opt_string(pass),
+            ..Default::default()
+        }
+        .into_value()
+    }
+
+    #[test]
+    fn the_schema_declares_the_models() {
+        let provider = schema().block;
+        crate::schema::assert_declares(&provider, ProviderModel::ATTRIBUTES);
+        let nested = |block: &crate::schema::Block, name: &str| {
+            block
+                .blocks
+                .iter()
+                .find(|b| b.name == name)
+                .unwrap()
+                .block
+                .clone()
+        };
+        let auth = nested(&provider, attr::registry_auth);
+        crate::schema::assert_declares(&auth, RegistryAuthModel::ATTRIBUTES);
+        let aws = nested(&provider, attr::aws);
+        crate::schema::assert_declares(&aws, AwsModel::ATTRIBUTES);
+        let endpoints = nested(&aws, aws_attr::endpoints);
+        crate::schema::assert_declares(&endpoints, EndpointsModel::ATTRIBUTES);
     }
 
     #[test]
@@ -422,11 +491,16 @@ mod tests {
             ("docker_host", Value::string("unix:///x")),
             (
                 "registry_auth",
-                Value::List(vec![auth("h:1", Some("u"), None), {
-                    let mut a = auth("h:2", Some("u"), None);
-                    a.set("password", Value::Unknown);
-                    a
-                }]),
+                Value::List(vec![
+                    auth("h:1", Some("u"), None),
+                    RegistryAuthModel {
+                        address: Value::string("h:2"),
+                        username: Value::string("u"),
+                        password: Value::Unknown,
+                        ..Default::default()
+                    }
+                    .into_value(),
+                ]),
             ),
         ]);
         assert_eq!(unknown_paths(&cfg), ["registry_auth[1].password"]);

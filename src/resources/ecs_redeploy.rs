@@ -39,6 +39,33 @@ impl EcsRedeploy {
 
 pub const TYPE_NAME: &str = "stevedore_ecs_redeploy";
 
+crate::model! {
+    /// The resource's configuration and state.
+    pub struct RedeployModel, names attr {
+        cluster,
+        service,
+        digest,
+        triggers,
+        wait_for_steady_state,
+        verify_images,
+        timeouts,
+        id,
+        deployment_id,
+        rollout_state,
+        task_definition_arn,
+        running_count,
+        running_image_digests,
+    }
+}
+
+crate::model! {
+    /// The `timeouts` block.
+    pub struct TimeoutsModel, names timeouts_attr {
+        create,
+        update,
+    }
+}
+
 /// The resource's documentation (Markdown). GOTCHA: the docs generator takes
 /// everything up to the first ". " as the front-matter summary, newlines
 /// included, so the first sentence must end with ". " inside its paragraph.
@@ -89,32 +116,40 @@ impl Resource for EcsRedeploy {
     fn schema(&self) -> Schema {
         let s = Type::String;
         let timeouts = Block::new("How long to wait for the rollout.")
-            .attr(Attribute::optional("create", s.clone(), TIMEOUT_DOC))
-            .attr(Attribute::optional("update", s.clone(), TIMEOUT_DOC));
+            .attr(Attribute::optional(
+                timeouts_attr::create,
+                s.clone(),
+                TIMEOUT_DOC,
+            ))
+            .attr(Attribute::optional(
+                timeouts_attr::update,
+                s.clone(),
+                TIMEOUT_DOC,
+            ));
         Schema::new(DESCRIPTION)
-            .attr(Attribute::required("cluster", s.clone(), "Cluster name or ARN."))
-            .attr(Attribute::required("service", s.clone(), "Service name or ARN."))
-            .attr(Attribute::optional("digest", s.clone(), "Image digest; a change forces a new deployment."))
-            .attr(Attribute::optional("triggers", Type::map(s.clone()), "Arbitrary values; any change forces a new deployment."))
-            .attr(Attribute::optional_computed("wait_for_steady_state", Type::Bool, "Wait until the new deployment completes. Default `true`."))
-            .attr(Attribute::optional_computed("verify_images", Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
-            .attr(Attribute::computed("id", s.clone(), "`cluster/service`."))
-            .attr(Attribute::computed("deployment_id", s.clone(), "Id of the deployment this resource started, or followed."))
-            .attr(Attribute::computed("rollout_state", s.clone(), "Rollout state of that deployment when apply returned."))
-            .attr(Attribute::computed("task_definition_arn", s.clone(), "Task definition of that deployment."))
-            .attr(Attribute::computed("running_count", Type::Number, "Running tasks of that deployment."))
-            .attr(Attribute::computed("running_image_digests", Type::list(s), "Image digests reported by the service's running tasks after the rollout."))
-            .block(NestedBlock::new("timeouts", Nesting::Single, timeouts).max(1))
+            .attr(Attribute::required(attr::cluster, s.clone(), "Cluster name or ARN."))
+            .attr(Attribute::required(attr::service, s.clone(), "Service name or ARN."))
+            .attr(Attribute::optional(attr::digest, s.clone(), "Image digest; a change forces a new deployment."))
+            .attr(Attribute::optional(attr::triggers, Type::map(s.clone()), "Arbitrary values; any change forces a new deployment."))
+            .attr(Attribute::optional_computed(attr::wait_for_steady_state, Type::Bool, "Wait until the new deployment completes. Default `true`."))
+            .attr(Attribute::optional_computed(attr::verify_images, Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
+            .attr(Attribute::computed(attr::id, s.clone(), "`cluster/service`."))
+            .attr(Attribute::computed(attr::deployment_id, s.clone(), "Id of the deployment this resource started, or followed."))
+            .attr(Attribute::computed(attr::rollout_state, s.clone(), "Rollout state of that deployment when apply returned."))
+            .attr(Attribute::computed(attr::task_definition_arn, s.clone(), "Task definition of that deployment."))
+            .attr(Attribute::computed(attr::running_count, Type::Number, "Running tasks of that deployment."))
+            .attr(Attribute::computed(attr::running_image_digests, Type::list(s), "Image digests reported by the service's running tasks after the rollout."))
+            .block(NestedBlock::new(attr::timeouts, Nesting::Single, timeouts).max(1))
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
+        let config = RedeployModel::from_value(config);
         let mut d = Diagnostics::new();
-        for name in ["cluster", "service"] {
-            if config
-                .get(name)
-                .as_str()
-                .is_some_and(|v| v.trim().is_empty())
-            {
+        for (name, value) in [
+            (attr::cluster, &config.cluster),
+            (attr::service, &config.service),
+        ] {
+            if value.as_str().is_some_and(|v| v.trim().is_empty()) {
                 d.push(Diagnostic::attr_error(
                     name,
                     "Empty Value",
@@ -122,18 +157,22 @@ impl Resource for EcsRedeploy {
                 ));
             }
         }
-        if let Some(digest) = config.get("digest").as_str() {
+        if let Some(digest) = config.digest.as_str() {
             if !crate::registry::reference::is_valid_digest(digest) {
                 d.push(Diagnostic::attr_error(
-                    "digest",
+                    attr::digest,
                     "Invalid Digest",
                     format!("digest = {digest:?} is not an image digest; give `algorithm:hex` such as `sha256:` and 64 hex digits, e.g. stevedore_image_build.app.digest (not image_uri, and not a tag)."),
                 ));
             }
         }
-        for op in ["create", "update"] {
-            let path = AttrPath::attr("timeouts").then_attr(op);
-            if let Some(text) = config.at(&path).as_str() {
+        let timeouts = TimeoutsModel::from_value(&config.timeouts);
+        for (op, value) in [
+            (timeouts_attr::create, &timeouts.create),
+            (timeouts_attr::update, &timeouts.update),
+        ] {
+            let path = AttrPath::attr(attr::timeouts).then_attr(op);
+            if let Some(text) = value.as_str() {
                 let checked = duration::parse(text)
                     .and_then(|t| duration::check_bound(&format!("timeouts.{op}"), text, t));
                 if let Err(e) = checked {
@@ -223,37 +262,32 @@ impl Resource for EcsRedeploy {
         let info = ecs::describe(&client, cluster, service)
             .await
             .map_err(|e| ecs_diagnostic("ECS Service Not Imported", cluster, service, e))?;
-        Ok(Value::object([
-            ("cluster", Value::string(cluster)),
-            ("service", Value::string(service)),
-            ("digest", Value::Null),
-            ("triggers", Value::Null),
-            ("wait_for_steady_state", Value::Bool(plan::DEFAULT_WAIT)),
-            ("verify_images", Value::Bool(plan::DEFAULT_VERIFY)),
-            ("timeouts", Value::Null),
-            ("id", Value::string(format!("{cluster}/{service}"))),
+        Ok(RedeployModel {
+            cluster: Value::string(cluster),
+            service: Value::string(service),
+            digest: Value::Null,
+            triggers: Value::Null,
+            wait_for_steady_state: Value::Bool(plan::DEFAULT_WAIT),
+            verify_images: Value::Bool(plan::DEFAULT_VERIFY),
+            timeouts: Value::Null,
+            id: Value::string(format!("{cluster}/{service}")),
             // The service's PRIMARY deployment stands in for "the one this resource started".
-            (
-                "deployment_id",
-                Value::opt_string(info.primary_deployment_id),
-            ),
-            (
-                "rollout_state",
-                Value::opt_string(info.primary_rollout_state),
-            ),
-            (
-                "task_definition_arn",
-                Value::opt_string(info.task_definition_arn),
-            ),
-            ("running_count", Value::int(info.running_count.into())),
-            ("running_image_digests", Value::Null),
-        ]))
+            deployment_id: Value::opt_string(info.primary_deployment_id),
+            rollout_state: Value::opt_string(info.primary_rollout_state),
+            task_definition_arn: Value::opt_string(info.task_definition_arn),
+            running_count: Value::int(info.running_count.into()),
+            running_image_digests: Value::Null,
+        }
+        .into_value())
     }
 }
 
 /// `cluster` and `service` of a state or plan, when both are known strings.
 fn names(v: &Value) -> Option<(&str, &str)> {
-    Some((v.get("cluster").as_str()?, v.get("service").as_str()?))
+    Some((
+        v.get(attr::cluster).as_str()?,
+        v.get(attr::service).as_str()?,
+    ))
 }
 
 /// `CLUSTER/SERVICE`, split at the last `/`: cluster ARNs
@@ -268,7 +302,7 @@ fn split_import_id(id: &str) -> Option<(&str, &str)> {
 /// get here anyway, it falls back to the default or is capped at the bound.
 fn timeout(planned: &Value, op: &str) -> Duration {
     planned
-        .at(&AttrPath::attr("timeouts").then_attr(op))
+        .at(&AttrPath::attr(attr::timeouts).then_attr(op))
         .as_str()
         .and_then(|t| duration::parse(t).ok())
         .unwrap_or(DEFAULT_TIMEOUT)
@@ -293,6 +327,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_schema_declares_the_models() {
+        let schema = EcsRedeploy.schema().block;
+        crate::schema::assert_declares(&schema, RedeployModel::ATTRIBUTES);
+        let timeouts = &schema
+            .blocks
+            .iter()
+            .find(|b| b.name == attr::timeouts)
+            .unwrap()
+            .block;
+        crate::schema::assert_declares(timeouts, TimeoutsModel::ATTRIBUTES);
+    }
+
+    #[test]
     fn import_ids_split_at_the_last_slash() {
         let cases = [
             ("prod/web", Some(("prod", "web"))),
@@ -311,22 +358,22 @@ mod tests {
 
     fn config(timeouts: Value) -> Value {
         Value::object([
-            ("cluster", Value::string("prod")),
-            ("service", Value::string("web")),
-            ("timeouts", timeouts),
+            (attr::cluster, Value::string("prod")),
+            (attr::service, Value::string("web")),
+            (attr::timeouts, timeouts),
         ])
     }
 
     #[test]
     fn malformed_timeouts_are_blamed_on_their_attribute() {
         let d = EcsRedeploy.validate(&config(Value::object([
-            ("create", Value::string("15x")),
-            ("update", Value::string("1h30m")),
+            (timeouts_attr::create, Value::string("15x")),
+            (timeouts_attr::update, Value::string("1h30m")),
         ])));
         assert_eq!(d.0.len(), 1, "{d:?}");
         assert_eq!(
             d.0[0].attribute,
-            Some(AttrPath::attr("timeouts").then_attr("create"))
+            Some(AttrPath::attr(attr::timeouts).then_attr(timeouts_attr::create))
         );
         assert!(
             d.0[0].detail.contains("unknown unit \"x\""),
@@ -338,14 +385,14 @@ mod tests {
     #[test]
     fn timeouts_above_a_day_are_refused_naming_path_and_value() {
         let d = EcsRedeploy.validate(&config(Value::object([
-            ("create", Value::string("24h")),
-            ("update", Value::string("2562047h")),
+            (timeouts_attr::create, Value::string("24h")),
+            (timeouts_attr::update, Value::string("2562047h")),
         ])));
         assert_eq!(d.0.len(), 1, "{d:?}");
         assert_eq!(d.0[0].summary, "Invalid Timeout");
         assert_eq!(
             d.0[0].attribute,
-            Some(AttrPath::attr("timeouts").then_attr("update"))
+            Some(AttrPath::attr(attr::timeouts).then_attr(timeouts_attr::update))
         );
         assert!(
             d.0[0]
@@ -361,37 +408,43 @@ mod tests {
         assert!(EcsRedeploy.validate(&config(Value::Null)).is_empty());
         assert!(EcsRedeploy
             .validate(&config(Value::object([
-                ("create", Value::Unknown),
-                ("update", Value::Null)
+                (timeouts_attr::create, Value::Unknown),
+                (timeouts_attr::update, Value::Null)
             ])))
             .is_empty());
         let mut c = config(Value::Null);
-        c.set("service", Value::Unknown);
+        c.set(attr::service, Value::Unknown);
         assert!(EcsRedeploy.validate(&c).is_empty());
     }
 
     #[test]
     fn empty_cluster_or_service_is_refused() {
         let mut c = config(Value::Null);
-        c.set("cluster", Value::string(" "));
+        c.set(attr::cluster, Value::string(" "));
         let d = EcsRedeploy.validate(&c);
         assert_eq!(d.0.len(), 1);
-        assert_eq!(d.0[0].attribute, Some(AttrPath::attr("cluster")));
+        assert_eq!(d.0[0].attribute, Some(AttrPath::attr(attr::cluster)));
     }
 
     #[test]
     fn timeouts_default_to_fifteen_minutes() {
         let planned = config(Value::object([
-            ("create", Value::string("90s")),
-            ("update", Value::Null),
+            (timeouts_attr::create, Value::string("90s")),
+            (timeouts_attr::update, Value::Null),
         ]));
-        assert_eq!(timeout(&planned, "create"), Duration::from_secs(90));
-        assert_eq!(timeout(&planned, "update"), DEFAULT_TIMEOUT);
-        assert_eq!(timeout(&config(Value::Null), "create"), DEFAULT_TIMEOUT);
+        assert_eq!(
+            timeout(&planned, timeouts_attr::create),
+            Duration::from_secs(90)
+        );
+        assert_eq!(timeout(&planned, timeouts_attr::update), DEFAULT_TIMEOUT);
+        assert_eq!(
+            timeout(&config(Value::Null), timeouts_attr::create),
+            DEFAULT_TIMEOUT
+        );
         let huge = config(Value::object([
-            ("create", Value::string("2562047h")),
-            ("update", Value::Null),
+            (timeouts_attr::create, Value::string("2562047h")),
+            (timeouts_attr::update, Value::Null),
         ]));
-        assert_eq!(timeout(&huge, "create"), duration::MAX);
+        assert_eq!(timeout(&huge, timeouts_attr::create), duration::MAX);
     }
 }

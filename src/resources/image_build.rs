@@ -29,16 +29,48 @@ pub struct ImageBuild;
 
 pub const TYPE_NAME: &str = "stevedore_image_build";
 
+crate::model! {
+    /// The resource's configuration and state.
+    pub struct BuildModel, names attr {
+        context,
+        dockerfile,
+        repository,
+        tags,
+        platforms,
+        build_args,
+        target,
+        labels,
+        secrets,
+        secret_env,
+        secret_files,
+        cache_from,
+        cache_inline,
+        build_log_file,
+        no_cache,
+        manifest_format,
+        builder,
+        keep_remotely,
+        triggers,
+        id,
+        context_hash,
+        digest,
+        image_uri,
+        platform_digests,
+        manifest_media_type,
+        image_id,
+    }
+}
+
 fn defaults() -> Vec<(&'static str, Value)> {
     vec![
-        ("dockerfile", Value::string("Dockerfile")),
-        ("tags", Value::string_list(["latest"])),
-        ("platforms", Value::string_list(["linux/amd64"])),
-        ("no_cache", Value::Bool(false)),
-        ("manifest_format", Value::string("docker")),
-        ("builder", Value::string("auto")),
-        ("keep_remotely", Value::Bool(true)),
-        ("cache_inline", Value::Bool(false)),
+        (attr::dockerfile, Value::string("Dockerfile")),
+        (attr::tags, Value::string_list(["latest"])),
+        (attr::platforms, Value::string_list(["linux/amd64"])),
+        (attr::no_cache, Value::Bool(false)),
+        (attr::manifest_format, Value::string("docker")),
+        (attr::builder, Value::string("auto")),
+        (attr::keep_remotely, Value::Bool(true)),
+        (attr::cache_inline, Value::Bool(false)),
     ]
 }
 
@@ -75,13 +107,13 @@ impl Resource for ImageBuild {
         let mut planned = plan::planned(&req.prior, &proposed, hash, drifted);
         if req.write_only_allowed {
             // Terraform 1.11+: the value is read from the configuration at apply.
-            planned.set("secrets", Value::Null);
+            planned.set(attr::secrets, Value::Null);
         }
         PlanResponse {
             planned,
             // NOTE: a new repository is a new image elsewhere; the old one is
             // left to delete (which honours keep_remotely).
-            requires_replace: vec![AttrPath::attr("repository")],
+            requires_replace: vec![AttrPath::attr(attr::repository)],
             planned_private: req.prior_private,
             diags,
         }
@@ -90,7 +122,7 @@ impl Resource for ImageBuild {
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
         // Known outputs in the plan mean nothing to build (only keep_remotely
         // changed): the planned state is the new state.
-        if !req.planned.get("digest").is_unknown() {
+        if !req.planned.get(attr::digest).is_unknown() {
             return ApplyResponse {
                 new_state: req.planned,
                 private: req.planned_private,
@@ -106,7 +138,7 @@ impl Resource for ImageBuild {
         // `secrets` is write-only: Terraform 1.11+ plans it null, so its
         // values come from the configuration (the same values before 1.11).
         let mut wanted = req.planned.clone();
-        wanted.set("secrets", req.config.get("secrets").clone());
+        wanted.set(attr::secrets, req.config.get(attr::secrets).clone());
         let publish_req = match inputs::publish_request(&wanted) {
             Ok(r) => r,
             Err(d) => return fail(d),
@@ -129,15 +161,10 @@ impl Resource for ImageBuild {
                 );
             }
         };
-        let repo_text = req
-            .planned
-            .get("repository")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let planned = BuildModel::from_value(&req.planned);
+        let repo_text = planned.repository.as_str().unwrap_or_default().to_string();
         let mut build_log =
-            match build_log::BuildLog::open(&repo_text, req.planned.get("build_log_file").as_str())
-            {
+            match build_log::BuildLog::open(&repo_text, planned.build_log_file.as_str()) {
                 Ok(l) => l,
                 Err(d) => return fail(d.into()),
             };
@@ -177,10 +204,9 @@ impl Resource for ImageBuild {
             private,
             diags,
         };
-        let (Some(repo_text), Some(tags)) = (
-            state.get("repository").as_str(),
-            state.get("tags").as_list(),
-        ) else {
+        let model = BuildModel::from_value(&state);
+        let (Some(repo_text), Some(tags)) = (model.repository.as_str(), model.tags.as_list())
+        else {
             return keep(state, private, Diagnostics::new());
         };
         let Ok((registry, repository)) = parse_repository(repo_text) else {
@@ -225,7 +251,7 @@ impl Resource for ImageBuild {
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, private: &[u8]) -> Diagnostics {
-        if prior.get("keep_remotely").as_bool() != Some(false) {
+        if BuildModel::from_value(&prior).keep_remotely.as_bool() != Some(false) {
             // NO-OP: keep_remotely leaves the image where it is.
             return Diagnostics::new();
         }
@@ -236,9 +262,10 @@ impl Resource for ImageBuild {
 /// `context_hash` at plan time, or unknown while context, Dockerfile or an
 /// input is. Hashing reads every file, so it runs off the async threads.
 async fn context_hash(planned: &Value) -> Result<Value, Diagnostic> {
+    let model = BuildModel::from_value(planned);
     let (Some(context), Some(dockerfile), Some(extra)) = (
-        planned.get("context").as_str().map(str::to_string),
-        planned.get("dockerfile").as_str().map(str::to_string),
+        model.context.as_str().map(str::to_string),
+        model.dockerfile.as_str().map(str::to_string),
         plan::hash_inputs(planned),
     ) else {
         return Ok(Value::Unknown);
@@ -260,32 +287,32 @@ fn schema() -> Schema {
     let s = Type::String;
     let ms = Type::map(Type::String);
     Schema::new("Builds an image with the Docker daemon for the platforms asked (default `linux/amd64` on any host), pushes exactly one manifest per platform with no attestation entries, and reads every tag back from the registry to prove it. Import is not supported: declare the resource and apply.")
-        .attr(Attribute::required("context", s.clone(), "Build context directory."))
-        .attr(Attribute::optional_computed("dockerfile", s.clone(), "Dockerfile path relative to `context`; it must stay inside the context. Default `Dockerfile`."))
-        .attr(Attribute::required("repository", s.clone(), "Repository to push to, without tag or digest, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/web`. A change replaces the resource."))
-        .attr(Attribute::optional_computed("tags", Type::list(s.clone()), "Tags to push. Default `[\"latest\"]`."))
-        .attr(Attribute::optional_computed("platforms", Type::list(s.clone()), "Platforms to build, `os/arch[/variant]`. Default `[\"linux/amd64\"]`. One platform: the tags point at its manifest; several: at an index listing exactly these."))
-        .attr(Attribute::optional("build_args", ms.clone(), "Build arguments (`ARG`)."))
-        .attr(Attribute::optional("target", s.clone(), "Target stage of a multi-stage Dockerfile."))
-        .attr(Attribute::optional("labels", ms.clone(), "Image labels."))
-        .attr(Attribute::optional("secrets", ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive and write-only: Terraform 1.11 and later keep no value in plan or state; earlier versions keep it in state (sensitive), so there prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive().write_only())
-        .attr(Attribute::optional("secret_env", ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
-        .attr(Attribute::optional("secret_files", ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
-        .attr(Attribute::optional("cache_from", Type::list(s.clone()), "Registry images (`repository:tag` or `@digest`) to take build cache from, pulled by the daemon with the provider's registry credentials. Not a build input: changing it plans no rebuild."))
-        .attr(Attribute::optional_computed("cache_inline", Type::Bool, "Embed BuildKit inline cache metadata in the pushed image, so a later build can name it in `cache_from`. Default `false`."))
-        .attr(Attribute::optional("build_log_file", s.clone(), "File to write the full build output to as the build runs (so `tail -f` shows progress in CI); relative paths are from the directory terraform runs in. Build steps also go to the provider log at `info`."))
-        .attr(Attribute::optional_computed("no_cache", Type::Bool, "Build without the layer cache. Default `false`."))
-        .attr(Attribute::optional_computed("manifest_format", s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
-        .attr(Attribute::optional_computed("builder", s.clone(), &format!("One of {}. `auto` (default) uses BuildKit when the daemon offers it (Docker 18.09+ on Linux), else the classic builder; `secrets` need BuildKit.", quoted(&inputs::BUILDERS))))
-        .attr(Attribute::optional_computed("keep_remotely", Type::Bool, "Leave the pushed image in the registry on destroy. Default `true`. With `false`, destroy deletes the pushed manifests if the registry allows it."))
-        .attr(Attribute::optional("triggers", ms.clone(), "Arbitrary values; any change forces a rebuild."))
-        .attr(Attribute::computed("id", s.clone(), "Same as `image_uri`."))
-        .attr(Attribute::computed("context_hash", s.clone(), "sha256 over the files the build would send (after `.dockerignore`), the Dockerfile and every build input. Known at plan time."))
-        .attr(Attribute::computed("digest", s.clone(), "What the tags point to: the manifest for one platform, the index for several."))
-        .attr(Attribute::computed("image_uri", s.clone(), "`repository@digest`: immutable, what a task definition should use."))
-        .attr(Attribute::computed("platform_digests", ms.clone(), "Platform → that platform's manifest digest."))
-        .attr(Attribute::computed("manifest_media_type", s.clone(), "Media type of what the tags point to."))
-        .attr(Attribute::computed("image_id", ms, "Platform → config digest (the image ID)."))
+        .attr(Attribute::required(attr::context, s.clone(), "Build context directory."))
+        .attr(Attribute::optional_computed(attr::dockerfile, s.clone(), "Dockerfile path relative to `context`; it must stay inside the context. Default `Dockerfile`."))
+        .attr(Attribute::required(attr::repository, s.clone(), "Repository to push to, without tag or digest, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/web`. A change replaces the resource."))
+        .attr(Attribute::optional_computed(attr::tags, Type::list(s.clone()), "Tags to push. Default `[\"latest\"]`."))
+        .attr(Attribute::optional_computed(attr::platforms, Type::list(s.clone()), "Platforms to build, `os/arch[/variant]`. Default `[\"linux/amd64\"]`. One platform: the tags point at its manifest; several: at an index listing exactly these."))
+        .attr(Attribute::optional(attr::build_args, ms.clone(), "Build arguments (`ARG`)."))
+        .attr(Attribute::optional(attr::target, s.clone(), "Target stage of a multi-stage Dockerfile."))
+        .attr(Attribute::optional(attr::labels, ms.clone(), "Image labels."))
+        .attr(Attribute::optional(attr::secrets, ms.clone(), "BuildKit secret mounts by id (`RUN --mount=type=secret,id=...`) with their values. Sensitive and write-only: Terraform 1.11 and later keep no value in plan or state; earlier versions keep it in state (sensitive), so there prefer `secret_env` or `secret_files`, whose values never enter Terraform. Only the ids enter `context_hash`, so a changed value alone plans no rebuild (and BuildKit reuses cached steps: set `no_cache` to run them again).").sensitive().write_only())
+        .attr(Attribute::optional(attr::secret_env, ms.clone(), "Secret id → name of an environment variable of the provider process (it inherits terraform's environment); read at apply."))
+        .attr(Attribute::optional(attr::secret_files, ms.clone(), "Secret id → path of a file (relative to the directory terraform runs in, at most 500 KiB); read at apply."))
+        .attr(Attribute::optional(attr::cache_from, Type::list(s.clone()), "Registry images (`repository:tag` or `@digest`) to take build cache from, pulled by the daemon with the provider's registry credentials. Not a build input: changing it plans no rebuild."))
+        .attr(Attribute::optional_computed(attr::cache_inline, Type::Bool, "Embed BuildKit inline cache metadata in the pushed image, so a later build can name it in `cache_from`. Default `false`."))
+        .attr(Attribute::optional(attr::build_log_file, s.clone(), "File to write the full build output to as the build runs (so `tail -f` shows progress in CI); relative paths are from the directory terraform runs in. Build steps also go to the provider log at `info`."))
+        .attr(Attribute::optional_computed(attr::no_cache, Type::Bool, "Build without the layer cache. Default `false`."))
+        .attr(Attribute::optional_computed(attr::manifest_format, s.clone(), &format!("One of {}: `docker` (default, widest runtime support) or `oci` media types.", quoted(&inputs::MANIFEST_FORMATS))))
+        .attr(Attribute::optional_computed(attr::builder, s.clone(), &format!("One of {}. `auto` (default) uses BuildKit when the daemon offers it (Docker 18.09+ on Linux), else the classic builder; `secrets` need BuildKit.", quoted(&inputs::BUILDERS))))
+        .attr(Attribute::optional_computed(attr::keep_remotely, Type::Bool, "Leave the pushed image in the registry on destroy. Default `true`. With `false`, destroy deletes the pushed manifests if the registry allows it."))
+        .attr(Attribute::optional(attr::triggers, ms.clone(), "Arbitrary values; any change forces a rebuild."))
+        .attr(Attribute::computed(attr::id, s.clone(), "Same as `image_uri`."))
+        .attr(Attribute::computed(attr::context_hash, s.clone(), "sha256 over the files the build would send (after `.dockerignore`), the Dockerfile and every build input. Known at plan time."))
+        .attr(Attribute::computed(attr::digest, s.clone(), "What the tags point to: the manifest for one platform, the index for several."))
+        .attr(Attribute::computed(attr::image_uri, s.clone(), "`repository@digest`: immutable, what a task definition should use."))
+        .attr(Attribute::computed(attr::platform_digests, ms.clone(), "Platform → that platform's manifest digest."))
+        .attr(Attribute::computed(attr::manifest_media_type, s.clone(), "Media type of what the tags point to."))
+        .attr(Attribute::computed(attr::image_id, ms, "Platform → config digest (the image ID)."))
 }
 
 fn quoted(values: &[&str]) -> String {
@@ -294,4 +321,21 @@ fn quoted(values: &[&str]) -> String {
         .map(|v| format!("`{v}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_declares_the_model() {
+        crate::schema::assert_declares(&schema().block, BuildModel::ATTRIBUTES);
+    }
+
+    #[test]
+    fn every_default_is_an_attribute_of_the_model() {
+        for (name, _) in defaults() {
+            assert!(BuildModel::ATTRIBUTES.contains(&name), "{name}");
+        }
+    }
 }

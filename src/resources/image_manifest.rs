@@ -13,6 +13,25 @@ pub struct ImageManifest;
 
 pub const TYPE_NAME: &str = "stevedore_image_manifest";
 
+crate::model! {
+    /// The data source's configuration (`image`, `platform`) and what it reads.
+    pub struct ManifestModel, names attr {
+        image,
+        platform,
+        id,
+        digest,
+        media_type,
+        is_index,
+        platforms,
+        attestation_count,
+        platform_digest,
+        image_uri,
+        os,
+        architecture,
+        variant,
+    }
+}
+
 #[async_trait]
 impl DataSource for ImageManifest {
     fn type_name(&self) -> &'static str {
@@ -22,36 +41,37 @@ impl DataSource for ImageManifest {
     fn schema(&self) -> Schema {
         let s = Type::String;
         Schema::new("Inspects an image in a registry: every manifest media type is accepted, attestation entries are counted apart, and `platform` makes the read fail at plan time when the image does not provide it (the ECS `CannotPullContainerError`, caught early).")
-            .attr(Attribute::required("image", s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`. With both, the digest is read and the tag is not looked at, as Docker does."))
-            .attr(Attribute::optional("platform", s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`. Without it, a single manifest or an index with one platform is resolved; otherwise the platform attributes are null."))
-            .attr(Attribute::computed("id", s.clone(), "The reference, as given."))
-            .attr(Attribute::computed("digest", s.clone(), "Digest of what the reference points to (the index for a multi-platform image)."))
-            .attr(Attribute::computed("media_type", s.clone(), "Media type of that manifest or index."))
-            .attr(Attribute::computed("is_index", Type::Bool, "True for an OCI index or Docker manifest list."))
-            .attr(Attribute::computed("platforms", Type::list(s.clone()), "Platforms provided, `os/arch[/variant]`, attestation entries excluded."))
-            .attr(Attribute::computed("attestation_count", Type::Number, "Number of attestation manifests (buildx provenance/SBOM) in the index."))
-            .attr(Attribute::computed("platform_digest", s.clone(), "Digest of the manifest for the requested platform (or the only one)."))
-            .attr(Attribute::computed("image_uri", s.clone(), "`repository@platform_digest`: an immutable reference for task definitions."))
-            .attr(Attribute::computed("os", s.clone(), "Operating system from the chosen manifest's config."))
-            .attr(Attribute::computed("architecture", s.clone(), "Architecture from the chosen manifest's config."))
-            .attr(Attribute::computed("variant", s, "CPU variant from the chosen manifest's config, if any."))
+            .attr(Attribute::required(attr::image, s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`. With both, the digest is read and the tag is not looked at, as Docker does."))
+            .attr(Attribute::optional(attr::platform, s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`. Without it, a single manifest or an index with one platform is resolved; otherwise the platform attributes are null."))
+            .attr(Attribute::computed(attr::id, s.clone(), "The reference, as given."))
+            .attr(Attribute::computed(attr::digest, s.clone(), "Digest of what the reference points to (the index for a multi-platform image)."))
+            .attr(Attribute::computed(attr::media_type, s.clone(), "Media type of that manifest or index."))
+            .attr(Attribute::computed(attr::is_index, Type::Bool, "True for an OCI index or Docker manifest list."))
+            .attr(Attribute::computed(attr::platforms, Type::list(s.clone()), "Platforms provided, `os/arch[/variant]`, attestation entries excluded."))
+            .attr(Attribute::computed(attr::attestation_count, Type::Number, "Number of attestation manifests (buildx provenance/SBOM) in the index."))
+            .attr(Attribute::computed(attr::platform_digest, s.clone(), "Digest of the manifest for the requested platform (or the only one)."))
+            .attr(Attribute::computed(attr::image_uri, s.clone(), "`repository@platform_digest`: an immutable reference for task definitions."))
+            .attr(Attribute::computed(attr::os, s.clone(), "Operating system from the chosen manifest's config."))
+            .attr(Attribute::computed(attr::architecture, s.clone(), "Architecture from the chosen manifest's config."))
+            .attr(Attribute::computed(attr::variant, s, "CPU variant from the chosen manifest's config, if any."))
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
+        let config = ManifestModel::from_value(config);
         let mut d = Diagnostics::new();
-        if let Some(image) = config.get("image").as_str() {
+        if let Some(image) = config.image.as_str() {
             if let Err(e) = Reference::parse(image) {
                 d.push(Diagnostic::attr_error(
-                    "image",
+                    attr::image,
                     "Invalid Image Reference",
                     format!("{e}"),
                 ));
             }
         }
-        if let Some(p) = config.get("platform").as_str() {
+        if let Some(p) = config.platform.as_str() {
             if let Err(e) = Platform::parse(p) {
                 d.push(Diagnostic::attr_error(
-                    "platform",
+                    attr::platform,
                     "Invalid Platform",
                     format!("{e}"),
                 ));
@@ -65,13 +85,14 @@ impl DataSource for ImageManifest {
         if d.has_errors() {
             return Err(d);
         }
-        let image = config.get("image").as_str().unwrap_or_default().to_string();
+        let config = ManifestModel::from_value(config);
+        let image = config.image.as_str().unwrap_or_default().to_string();
         let reference = Reference::parse(&image).map_err(|e| {
-            Diagnostic::attr_error("image", "Invalid Image Reference", e.to_string())
+            Diagnostic::attr_error(attr::image, "Invalid Image Reference", e.to_string())
         })?;
-        let platform = match config.get("platform").as_str() {
+        let platform = match config.platform.as_str() {
             Some(p) => Some(Platform::parse(p).map_err(|e| {
-                Diagnostic::attr_error("platform", "Invalid Platform", e.to_string())
+                Diagnostic::attr_error(attr::platform, "Invalid Platform", e.to_string())
             })?),
             None => None,
         };
@@ -85,29 +106,29 @@ impl DataSource for ImageManifest {
     }
 }
 
-fn state(image: &str, config: &Value, i: Inspection) -> Value {
-    Value::object([
-        ("image", Value::string(image)),
-        ("platform", config.get("platform").clone()),
-        ("id", Value::string(image)),
-        ("digest", Value::string(i.digest)),
-        ("media_type", Value::string(i.media_type)),
-        ("is_index", Value::Bool(i.is_index)),
-        ("platforms", Value::string_list(i.platforms)),
-        ("attestation_count", Value::int(i.attestation_count)),
-        ("platform_digest", Value::opt_string(i.platform_digest)),
-        ("image_uri", Value::opt_string(i.image_uri)),
-        ("os", Value::opt_string(i.os)),
-        ("architecture", Value::opt_string(i.architecture)),
-        ("variant", Value::opt_string(i.variant)),
-    ])
+fn state(image: &str, config: ManifestModel, i: Inspection) -> Value {
+    ManifestModel {
+        image: Value::string(image),
+        platform: config.platform,
+        id: Value::string(image),
+        digest: Value::string(i.digest),
+        media_type: Value::string(i.media_type),
+        is_index: Value::Bool(i.is_index),
+        platforms: Value::string_list(i.platforms),
+        attestation_count: Value::int(i.attestation_count),
+        platform_digest: Value::opt_string(i.platform_digest),
+        image_uri: Value::opt_string(i.image_uri),
+        os: Value::opt_string(i.os),
+        architecture: Value::opt_string(i.architecture),
+        variant: Value::opt_string(i.variant),
+    }
+    .into_value()
 }
 
 /// Turns an inspection failure into a diagnostic on the attribute to blame.
 pub fn inspect_diagnostic(image: &str, e: InspectError) -> Diagnostic {
     match e {
-        InspectError::PlatformMissing { .. } => Diagnostic::attr_error(
-            "platform",
+        InspectError::PlatformMissing { .. } => Diagnostic::attr_error(attr::platform,
             "Platform Not In Image",
             format!(
                 "{e}.\n\nA runtime that needs this platform (ECS Fargate, Lambda, Cloud Run) would fail to pull it with \
@@ -116,6 +137,16 @@ pub fn inspect_diagnostic(image: &str, e: InspectError) -> Diagnostic {
             ),
         ),
         InspectError::Registry(r) => registry_diagnostic(image, r),
-        other => Diagnostic::attr_error("image", "Invalid Image In Registry", other.to_string()),
+        other => Diagnostic::attr_error(attr::image, "Invalid Image In Registry", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_declares_the_model() {
+        crate::schema::assert_declares(&ImageManifest.schema().block, ManifestModel::ATTRIBUTES);
     }
 }

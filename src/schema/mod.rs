@@ -79,6 +79,18 @@ impl Schema {
     }
 }
 
+/// Checks that a block declares exactly the attributes and nested blocks a
+/// model has (in any order): for each type's schema test.
+#[cfg(test)]
+pub fn assert_declares(block: &Block, model: &[&str]) {
+    let mut declared: Vec<&str> = block.attributes.iter().map(|a| a.name.as_str()).collect();
+    declared.extend(block.blocks.iter().map(|b| b.name.as_str()));
+    declared.sort_unstable();
+    let mut wanted = model.to_vec();
+    wanted.sort_unstable();
+    assert_eq!(declared, wanted, "the schema and the model disagree");
+}
+
 impl Block {
     pub fn new(description: &str) -> Self {
         Block {

@@ -7,6 +7,7 @@
 //! (tf-provider's serde approach cannot carry unknowns in arbitrary places).
 
 mod json;
+mod model;
 mod msgpack;
 mod path;
 mod types;

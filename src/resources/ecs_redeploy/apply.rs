@@ -1,6 +1,7 @@
 //! Apply: check the images, start (or adopt) a deployment, follow it, and
 //! record what happened, also when it went wrong after ECS was changed.
 
+use super::{attr, timeouts_attr};
 use super::{deploy, follow, names, plan, prove, timeout, verify};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, DeploymentOutcome, PollPolicy};
@@ -11,7 +12,7 @@ use std::time::Duration;
 pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
     // Planned known deployment outputs mean the plan started no deployment
     // (only wait/verify/timeouts changed): the planned state is the new state.
-    if !req.planned.get("deployment_id").is_unknown() {
+    if !req.planned.get(attr::deployment_id).is_unknown() {
         return ApplyResponse {
             new_state: req.planned,
             private: req.planned_private,
@@ -36,9 +37,9 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
     let client = provider.ecs_client().await;
 
     let mut warnings = Diagnostics::new();
-    if planned_bool(&req, "verify_images", plan::DEFAULT_VERIFY) {
+    if planned_bool(&req, attr::verify_images, plan::DEFAULT_VERIFY) {
         let blame = verify::Blame {
-            digest_set: !req.config.get("digest").is_null(),
+            digest_set: !req.config.get(attr::digest).is_null(),
         };
         let registry = &provider.registry;
         // An interrupt stops the check at once (its ECS and registry calls
@@ -60,7 +61,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         service,
         wait: wait_for(&req),
     };
-    let digest = req.planned.get("digest").as_str();
+    let digest = req.planned.get(attr::digest).as_str();
     let adopted = match adopt(ctx, &client, &target, digest, &req).await {
         Ok(adopted) => adopted,
         Err(d) => {
@@ -108,13 +109,13 @@ fn planned_bool(req: &ApplyRequest, name: &str, default: bool) -> bool {
 
 /// How long to wait for the rollout, or `None` when not waiting.
 fn wait_for(req: &ApplyRequest) -> Option<Duration> {
-    if !planned_bool(req, "wait_for_steady_state", plan::DEFAULT_WAIT) {
+    if !planned_bool(req, attr::wait_for_steady_state, plan::DEFAULT_WAIT) {
         return None;
     }
     let op = if req.prior.is_null() {
-        "create"
+        timeouts_attr::create
     } else {
-        "update"
+        timeouts_attr::update
     };
     Some(timeout(&req.planned, op))
 }
@@ -131,7 +132,7 @@ async fn adopt(
     let (Some(digest), Ok(provider)) = (digest, ctx.provider()) else {
         return Ok(None);
     };
-    let recorded = req.prior.get("deployment_id").as_str();
+    let recorded = req.prior.get(attr::deployment_id).as_str();
     let look = follow::adoptable(
         client,
         &provider.registry,

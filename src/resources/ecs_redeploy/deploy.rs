@@ -2,6 +2,7 @@
 //! follow it when asked, and turn the outcome (success or failure) into the
 //! state that tells what happened.
 
+use super::attr;
 use super::follow::Adopted;
 use super::{ecs_diagnostic, plan};
 use crate::diag::Diagnostic;
@@ -89,19 +90,19 @@ pub async fn deploy(
 
 fn completed(o: DeploymentOutcome) -> Vec<(&'static str, Value)> {
     vec![
-        ("deployment_id", Value::string(o.deployment_id)),
+        (attr::deployment_id, Value::string(o.deployment_id)),
         // Services without rollout states (older ECS) report none; COMPLETED is what the wait proved.
         (
-            "rollout_state",
+            attr::rollout_state,
             Value::string(o.rollout_state.unwrap_or_else(|| "COMPLETED".into())),
         ),
         (
-            "task_definition_arn",
+            attr::task_definition_arn,
             Value::opt_string(o.task_definition_arn),
         ),
-        ("running_count", Value::int(o.running_count.into())),
+        (attr::running_count, Value::int(o.running_count.into())),
         (
-            "running_image_digests",
+            attr::running_image_digests,
             Value::string_list(o.running_image_digests),
         ),
     ]
@@ -133,14 +134,14 @@ async fn not_waited(
     Recorded {
         deployment_id: started.deployment_id.clone(),
         outputs: vec![
-            ("deployment_id", Value::string(started.deployment_id)),
-            ("rollout_state", rollout_state),
+            (attr::deployment_id, Value::string(started.deployment_id)),
+            (attr::rollout_state, rollout_state),
             (
-                "task_definition_arn",
+                attr::task_definition_arn,
                 Value::opt_string(started.task_definition_arn),
             ),
-            ("running_count", running_count),
-            ("running_image_digests", Value::Null),
+            (attr::running_count, running_count),
+            (attr::running_image_digests, Value::Null),
         ],
         error: None,
         outcome: None,
@@ -169,14 +170,14 @@ fn failed(t: &Target<'_>, started: StartedDeployment, e: EcsError) -> Recorded {
     Recorded {
         deployment_id: started.deployment_id.clone(),
         outputs: vec![
-            ("deployment_id", Value::string(started.deployment_id)),
-            ("rollout_state", Value::string(rollout_state)),
+            (attr::deployment_id, Value::string(started.deployment_id)),
+            (attr::rollout_state, Value::string(rollout_state)),
             (
-                "task_definition_arn",
+                attr::task_definition_arn,
                 Value::opt_string(started.task_definition_arn),
             ),
-            ("running_count", Value::Null),
-            ("running_image_digests", Value::Null),
+            (attr::running_count, Value::Null),
+            (attr::running_image_digests, Value::Null),
         ],
         error: Some(diag),
         outcome: None,
@@ -251,17 +252,17 @@ mod tests {
         for (err, state, summary) in cases {
             let explanation = err.to_string();
             let r = failed(&target(), started(), err);
-            assert_eq!(output(&r, "deployment_id"), &Value::string("ecs-svc/7"));
+            assert_eq!(output(&r, attr::deployment_id), &Value::string("ecs-svc/7"));
             assert_eq!(
-                output(&r, "rollout_state"),
+                output(&r, attr::rollout_state),
                 &Value::string(state),
                 "{summary}"
             );
             assert_eq!(
-                output(&r, "task_definition_arn"),
+                output(&r, attr::task_definition_arn),
                 &Value::string("arn:td/web:4")
             );
-            assert_eq!(output(&r, "running_count"), &Value::Null);
+            assert_eq!(output(&r, attr::running_count), &Value::Null);
             let diag = r.error.as_ref().expect("a failure is an error");
             assert_eq!(diag.summary, summary);
             assert!(diag.detail.starts_with(&explanation), "{}", diag.detail);
@@ -285,10 +286,10 @@ mod tests {
             error: None,
             outcome: None,
         };
-        assert_eq!(output(&r, "rollout_state"), &Value::string("COMPLETED"));
-        assert_eq!(output(&r, "running_count"), &Value::int(2));
+        assert_eq!(output(&r, attr::rollout_state), &Value::string("COMPLETED"));
+        assert_eq!(output(&r, attr::running_count), &Value::int(2));
         assert_eq!(
-            output(&r, "running_image_digests"),
+            output(&r, attr::running_image_digests),
             &Value::string_list(["sha256:aa"])
         );
         assert!(private_for(&r).is_empty());

@@ -5,18 +5,19 @@
 //! §3.6): computed values we cannot know before apply are planned unknown, and
 //! an update that starts no deployment plans the prior values exactly.
 
+use super::attr;
 use crate::value::Value;
 
 /// The attributes whose change forces a new deployment.
-pub const DEPLOY_INPUTS: [&str; 4] = ["cluster", "service", "digest", "triggers"];
+pub const DEPLOY_INPUTS: [&str; 4] = [attr::cluster, attr::service, attr::digest, attr::triggers];
 
 /// What a deployment produces; unknown in a plan that starts one.
 pub const DEPLOYMENT_OUTPUTS: [&str; 5] = [
-    "deployment_id",
-    "rollout_state",
-    "task_definition_arn",
-    "running_count",
-    "running_image_digests",
+    attr::deployment_id,
+    attr::rollout_state,
+    attr::task_definition_arn,
+    attr::running_count,
+    attr::running_image_digests,
 ];
 
 pub const DEFAULT_WAIT: bool = true;
@@ -47,14 +48,17 @@ pub fn id(cluster: &Value, service: &Value) -> Value {
 pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bool) -> Value {
     let mut planned = proposed.clone();
     for (name, default) in [
-        ("wait_for_steady_state", DEFAULT_WAIT),
-        ("verify_images", DEFAULT_VERIFY),
+        (attr::wait_for_steady_state, DEFAULT_WAIT),
+        (attr::verify_images, DEFAULT_VERIFY),
     ] {
         if config.get(name).is_null() {
             planned.set(name, Value::Bool(default));
         }
     }
-    planned.set("id", id(proposed.get("cluster"), proposed.get("service")));
+    planned.set(
+        attr::id,
+        id(proposed.get(attr::cluster), proposed.get(attr::service)),
+    );
     let deploy = needs_deployment(prior, proposed, prior_failed);
     for name in DEPLOYMENT_OUTPUTS {
         // NOTE: on update ProposedNew already carries the prior computed values;
@@ -74,48 +78,56 @@ pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bo
 /// apply must try again rather than report "no changes" over a broken rollout.
 /// (A failed create needs no marker: Terraform taints it and plans a replacement.)
 pub fn failed_marker(deployment_id: &str) -> Vec<u8> {
-    serde_json::json!({ "failed_deployment": deployment_id })
-        .to_string()
-        .into_bytes()
+    let marker = FailedMarker {
+        failed_deployment: deployment_id.to_string(),
+    };
+    serde_json::to_vec(&marker).unwrap_or_default()
+}
+
+/// The private state [`failed_marker`] writes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FailedMarker {
+    failed_deployment: String,
 }
 
 /// Whether `private` holds [`failed_marker`]. Anything else (empty, older
 /// formats) means the recorded deployment succeeded or was imported.
 pub fn has_failed_marker(private: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(private)
-        .ok()
-        .is_some_and(|v| v.get("failed_deployment").is_some_and(|id| id.is_string()))
+    serde_json::from_slice::<FailedMarker>(private).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use super::super::{RedeployModel, TimeoutsModel};
+
     fn state(digest: &str) -> Value {
-        Value::object([
-            ("cluster", Value::string("prod")),
-            ("service", Value::string("web")),
-            ("digest", Value::string(digest)),
-            ("triggers", Value::Null),
-            ("wait_for_steady_state", Value::Bool(true)),
-            ("verify_images", Value::Bool(true)),
-            ("timeouts", Value::Null),
-            ("id", Value::string("prod/web")),
-            ("deployment_id", Value::string("ecs-svc/1")),
-            ("rollout_state", Value::string("COMPLETED")),
-            ("task_definition_arn", Value::string("arn:td/web:3")),
-            ("running_count", Value::int(2)),
-            ("running_image_digests", Value::string_list(["sha256:aa"])),
-        ])
+        RedeployModel {
+            cluster: Value::string("prod"),
+            service: Value::string("web"),
+            digest: Value::string(digest),
+            triggers: Value::Null,
+            wait_for_steady_state: Value::Bool(true),
+            verify_images: Value::Bool(true),
+            timeouts: Value::Null,
+            id: Value::string("prod/web"),
+            deployment_id: Value::string("ecs-svc/1"),
+            rollout_state: Value::string("COMPLETED"),
+            task_definition_arn: Value::string("arn:td/web:3"),
+            running_count: Value::int(2),
+            running_image_digests: Value::string_list(["sha256:aa"]),
+        }
+        .into_value()
     }
 
     fn config_of(v: &Value) -> Value {
         let mut c = v.clone();
-        for name in
-            DEPLOYMENT_OUTPUTS
-                .iter()
-                .chain(&["id", "wait_for_steady_state", "verify_images"])
-        {
+        for name in DEPLOYMENT_OUTPUTS.iter().chain(&[
+            attr::id,
+            attr::wait_for_steady_state,
+            attr::verify_images,
+        ]) {
             c.set(name, Value::Null);
         }
         c
@@ -135,25 +147,25 @@ mod tests {
             ("nothing changed", prior.clone(), false, false),
             (
                 "digest changed",
-                with(prior.clone(), "digest", Value::string("sha256:bb")),
+                with(prior.clone(), attr::digest, Value::string("sha256:bb")),
                 false,
                 true,
             ),
             (
                 "digest unknown",
-                with(prior.clone(), "digest", Value::Unknown),
+                with(prior.clone(), attr::digest, Value::Unknown),
                 false,
                 true,
             ),
             (
                 "digest removed",
-                with(prior.clone(), "digest", Value::Null),
+                with(prior.clone(), attr::digest, Value::Null),
                 false,
                 true,
             ),
             (
                 "triggers added",
-                with(prior.clone(), "triggers", triggers.clone()),
+                with(prior.clone(), attr::triggers, triggers.clone()),
                 false,
                 true,
             ),
@@ -161,7 +173,7 @@ mod tests {
                 "trigger value unknown",
                 with(
                     prior.clone(),
-                    "triggers",
+                    attr::triggers,
                     Value::Map([("release".to_string(), Value::Unknown)].into()),
                 ),
                 false,
@@ -169,25 +181,29 @@ mod tests {
             ),
             (
                 "cluster changed",
-                with(prior.clone(), "cluster", Value::string("staging")),
+                with(prior.clone(), attr::cluster, Value::string("staging")),
                 false,
                 true,
             ),
             (
                 "service changed",
-                with(prior.clone(), "service", Value::string("api")),
+                with(prior.clone(), attr::service, Value::string("api")),
                 false,
                 true,
             ),
             (
                 "only wait changed",
-                with(prior.clone(), "wait_for_steady_state", Value::Bool(false)),
+                with(
+                    prior.clone(),
+                    attr::wait_for_steady_state,
+                    Value::Bool(false),
+                ),
                 false,
                 false,
             ),
             (
                 "only verify changed",
-                with(prior.clone(), "verify_images", Value::Bool(false)),
+                with(prior.clone(), attr::verify_images, Value::Bool(false)),
                 false,
                 false,
             ),
@@ -195,8 +211,12 @@ mod tests {
                 "only timeouts changed",
                 with(
                     prior.clone(),
-                    "timeouts",
-                    Value::object([("create", Value::string("1h")), ("update", Value::Null)]),
+                    attr::timeouts,
+                    TimeoutsModel {
+                        create: Value::string("1h"),
+                        update: Value::Null,
+                    }
+                    .into_value(),
                 ),
                 false,
                 false,
@@ -229,17 +249,21 @@ mod tests {
         for name in DEPLOYMENT_OUTPUTS {
             assert_eq!(planned.get(name), &Value::Unknown, "{name}");
         }
-        assert_eq!(planned.get("id"), &Value::string("prod/web"));
-        assert_eq!(planned.get("wait_for_steady_state"), &Value::Bool(true));
-        assert_eq!(planned.get("verify_images"), &Value::Bool(true));
-        assert_eq!(planned.get("digest"), &Value::string("sha256:aa"));
+        assert_eq!(planned.get(attr::id), &Value::string("prod/web"));
+        assert_eq!(planned.get(attr::wait_for_steady_state), &Value::Bool(true));
+        assert_eq!(planned.get(attr::verify_images), &Value::Bool(true));
+        assert_eq!(planned.get(attr::digest), &Value::string("sha256:aa"));
     }
 
     #[test]
     fn create_with_unknown_service_plans_unknown_id() {
-        let config = with(config_of(&state("sha256:aa")), "service", Value::Unknown);
+        let config = with(
+            config_of(&state("sha256:aa")),
+            attr::service,
+            Value::Unknown,
+        );
         assert_eq!(
-            planned(&Value::Null, &config, &config, false).get("id"),
+            planned(&Value::Null, &config, &config, false).get(attr::id),
             &Value::Unknown
         );
     }
@@ -254,16 +278,23 @@ mod tests {
     #[test]
     fn explicit_settings_win_over_defaults() {
         let prior = state("sha256:aa");
-        let proposed = with(prior.clone(), "wait_for_steady_state", Value::Bool(false));
+        let proposed = with(
+            prior.clone(),
+            attr::wait_for_steady_state,
+            Value::Bool(false),
+        );
         let config = with(
             config_of(&prior),
-            "wait_for_steady_state",
+            attr::wait_for_steady_state,
             Value::Bool(false),
         );
         let planned = planned(&prior, &proposed, &config, false);
-        assert_eq!(planned.get("wait_for_steady_state"), &Value::Bool(false));
         assert_eq!(
-            planned.get("deployment_id"),
+            planned.get(attr::wait_for_steady_state),
+            &Value::Bool(false)
+        );
+        assert_eq!(
+            planned.get(attr::deployment_id),
             &Value::string("ecs-svc/1"),
             "no new deployment"
         );
@@ -272,21 +303,21 @@ mod tests {
     #[test]
     fn changed_digest_plans_a_new_deployment() {
         let prior = state("sha256:aa");
-        let proposed = with(prior.clone(), "digest", Value::string("sha256:bb"));
+        let proposed = with(prior.clone(), attr::digest, Value::string("sha256:bb"));
         let planned = planned(&prior, &proposed, &config_of(&proposed), false);
         for name in DEPLOYMENT_OUTPUTS {
             assert_eq!(planned.get(name), &Value::Unknown, "{name}");
         }
-        assert_eq!(planned.get("id"), &Value::string("prod/web"));
+        assert_eq!(planned.get(attr::id), &Value::string("prod/web"));
     }
 
     #[test]
     fn moved_service_plans_the_new_id() {
         let prior = state("sha256:aa");
-        let proposed = with(prior.clone(), "cluster", Value::string("staging"));
+        let proposed = with(prior.clone(), attr::cluster, Value::string("staging"));
         let planned = planned(&prior, &proposed, &config_of(&proposed), false);
-        assert_eq!(planned.get("id"), &Value::string("staging/web"));
-        assert_eq!(planned.get("deployment_id"), &Value::Unknown);
+        assert_eq!(planned.get(attr::id), &Value::string("staging/web"));
+        assert_eq!(planned.get(attr::deployment_id), &Value::Unknown);
     }
 
     #[test]

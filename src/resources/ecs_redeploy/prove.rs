@@ -4,6 +4,7 @@
 //! either). The usual cause of a mismatch is a task definition pinning another
 //! image than the one built, which no ECS state would ever flag.
 
+use super::attr;
 use crate::diag::Diagnostic;
 use crate::ecs::RunningTask;
 use crate::registry::{manifest, Reference, RegistryClient};
@@ -124,5 +125,5 @@ fn mismatch(
             images.join("; "),
         ),
     )
-    .at(AttrPath::attr("digest"))
+    .at(AttrPath::attr(attr::digest))
 }

@@ -5,6 +5,7 @@
 //! EC2 or capacity providers the CPU of the cluster's container instances
 //! (when that can't be known, a warning and no platform requirement).
 
+use super::attr;
 use super::ecs_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, ClusterArchitecture, ServiceInfo, TaskDefImages};
@@ -27,7 +28,7 @@ impl Blame {
     fn error(self, summary: &str, detail: String) -> Diagnostic {
         let d = Diagnostic::error(summary, detail);
         if self.digest_set {
-            d.at(AttrPath::attr("digest"))
+            d.at(AttrPath::attr(attr::digest))
         } else {
             d
         }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{attr, BuildModel};
 use crate::diag::Diagnostic;
 use crate::docker::BuildError;
 use crate::publish::{PublishError, Published};
@@ -11,16 +12,16 @@ use crate::value::Value;
 
 /// The state after a successful publish: `planned` with the outputs filled in.
 pub fn state_after(planned: &Value, published: &Published) -> Value {
-    let mut state = planned.clone();
-    let repo = planned.get("repository").as_str().unwrap_or_default();
+    let mut state = BuildModel::from_value(planned);
+    let repo = state.repository.as_str().unwrap_or_default();
     let uri = format!("{repo}@{}", published.digest);
-    state.set("digest", Value::string(&published.digest));
-    state.set("image_uri", Value::string(&uri));
-    state.set("id", Value::string(uri));
-    state.set("manifest_media_type", Value::string(&published.media_type));
-    state.set("platform_digests", map(&published.platform_digests));
-    state.set("image_id", map(&published.image_ids));
-    state
+    state.digest = Value::string(&published.digest);
+    state.image_uri = Value::string(&uri);
+    state.id = Value::string(uri);
+    state.manifest_media_type = Value::string(&published.media_type);
+    state.platform_digests = map(&published.platform_digests);
+    state.image_id = map(&published.image_ids);
+    state.into_value()
 }
 
 fn map(m: &BTreeMap<String, String>) -> Value {
@@ -67,14 +68,14 @@ pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) ->
 
 fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'static str) {
     match e {
-        PublishError::Context { .. } => ("Build Context Invalid", Some("context"), "Check `context` and `dockerfile`."),
+        PublishError::Context { .. } => ("Build Context Invalid", Some(attr::context), "Check `context` and `dockerfile`."),
         PublishError::Scratch { .. } => ("Image Build Failed", None, "Check free space and permissions of the temporary directory (TMPDIR)."),
         PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` or `docker_context` in the provider block (where they are unset: DOCKER_HOST, DOCKER_CONTEXT, the current docker context) and that the daemon is running."),
         // GOTCHA: no attribute path here. Terraform quotes the source line an
         // attribute path points at, and for `secrets = { npm = "..." }` that
         // line holds the secret in clear.
         PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", None, ""),
-        PublishError::Build { source: BuildError::BuildKitUnavailable | BuildError::BuildKitRefused { .. }, .. } => ("Image Build Failed", Some("builder"), "Set `builder = \"classic\"` (without `secrets`), or use a daemon with BuildKit (Docker 18.09+ on Linux)."),
+        PublishError::Build { source: BuildError::BuildKitUnavailable | BuildError::BuildKitRefused { .. }, .. } => ("Image Build Failed", Some(attr::builder), "Set `builder = \"classic\"` (without `secrets`), or use a daemon with BuildKit (Docker 18.09+ on Linux)."),
         PublishError::Build { source: BuildError::Connect { .. } | BuildError::Daemon { .. }, .. } => ("Image Build Failed", None, "Check that the Docker daemon is running and reachable."),
         PublishError::Build { .. } => ("Image Build Failed", None, "Fix the Dockerfile step named above; the log tail shows the daemon's own output."),
         PublishError::Export { .. } | PublishError::Compress { .. } => ("Image Export Failed", None, ""),

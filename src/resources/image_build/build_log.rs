@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::Write;
 
+use super::attr;
 use crate::diag::Diagnostic;
 
 pub struct BuildLog {
@@ -21,7 +22,7 @@ impl BuildLog {
             Some(p) => {
                 let f = File::create(p).map_err(|e| {
                     Diagnostic::attr_error(
-                        "build_log_file",
+                        attr::build_log_file,
                         "Build Log Not Writable",
                         format!("build_log_file = {p:?} cannot be written: {e}. Point it at a writable path (relative paths are from the directory terraform runs in)."),
                     )
@@ -112,6 +113,6 @@ mod tests {
         let err = BuildLog::open("r/web", Some("/nonexistent-dir/build.log"))
             .err()
             .unwrap();
-        assert_eq!(err.attribute.unwrap().to_string(), "build_log_file");
+        assert_eq!(err.attribute.unwrap().to_string(), attr::build_log_file);
     }
 }

@@ -2,6 +2,7 @@
 //! to delete comes from the private marker apply wrote, never from the
 //! refreshed `digest`, which may name someone else's image.
 
+use super::BuildModel;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::publish::{self, DeleteOutcome};
 use crate::registry::{parse_repository, Reference};
@@ -13,7 +14,8 @@ use crate::value::Value;
 /// `tags` still names. A registry that cannot delete gets a warning, since
 /// the resource is gone from state either way.
 pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> Diagnostics {
-    let Some(repo_text) = prior.get("repository").as_str() else {
+    let model = BuildModel::from_value(prior);
+    let Some(repo_text) = model.repository.as_str() else {
         return Diagnostics::new();
     };
     let Ok((registry, repository)) = parse_repository(repo_text) else {
@@ -33,8 +35,8 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         )
         .into();
     }
-    let own_tags: Vec<String> = prior
-        .get("tags")
+    let own_tags: Vec<String> = model
+        .tags
         .as_list()
         .unwrap_or_default()
         .iter()

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{attr, BuildModel};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::docker::{dockerfile_in_context, BuilderKind, ContextError};
 use crate::publish::PublishRequest;
@@ -40,26 +41,27 @@ pub fn valid_tag(tag: &str) -> bool {
 
 /// Static checks; values still unknown are skipped.
 pub fn validate(config: &Value) -> Diagnostics {
+    let m = BuildModel::from_value(config);
     let mut d = Diagnostics::new();
-    if let Some(e) = check_context(config) {
+    if let Some(e) = check_context(&m) {
         d.push(e);
     }
-    if let Some(repo) = config.get("repository").as_str() {
+    if let Some(repo) = m.repository.as_str() {
         if let Err(e) = parse_repository(repo) {
             d.push(Diagnostic::attr_error(
-                "repository",
+                attr::repository,
                 "Invalid Repository",
                 e.to_string(),
             ));
         }
     }
-    check_list(&mut d, config, "platforms", |p| {
+    check_list(&mut d, &m.platforms, attr::platforms, |p| {
         Platform::parse(p)
             .err()
             .map(|e| ("Invalid Platform", e.to_string()))
     });
-    for (i, r) in config
-        .get("cache_from")
+    for (i, r) in m
+        .cache_from
         .as_list()
         .unwrap_or_default()
         .iter()
@@ -71,21 +73,25 @@ pub fn validate(config: &Value) -> Diagnostics {
                     "Invalid Cache Image",
                     format!("cache_from has {:?}: {e}", r.as_str().unwrap_or_default()),
                 )
-                .at(AttrPath::attr("cache_from").then_index(i)),
+                .at(AttrPath::attr(attr::cache_from).then_index(i)),
             );
         }
     }
-    check_list(&mut d, config, "tags", |t| {
+    check_list(&mut d, &m.tags, attr::tags, |t| {
         (!valid_tag(t)).then(|| {
             ("Invalid Tag", format!("{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting with . or -"))
         })
     });
     super::secrets::validate(config, &mut d);
-    for (name, allowed) in [
-        ("manifest_format", &MANIFEST_FORMATS[..]),
-        ("builder", &BUILDERS[..]),
+    for (name, value, allowed) in [
+        (
+            attr::manifest_format,
+            &m.manifest_format,
+            &MANIFEST_FORMATS[..],
+        ),
+        (attr::builder, &m.builder, &BUILDERS[..]),
     ] {
-        if let Some(v) = config.get(name).as_str() {
+        if let Some(v) = value.as_str() {
             if !allowed.contains(&v) {
                 d.push(Diagnostic::attr_error(
                     name,
@@ -99,16 +105,16 @@ pub fn validate(config: &Value) -> Diagnostics {
 }
 
 /// The context and Dockerfile, checked on disk when both are known.
-fn check_context(config: &Value) -> Option<Diagnostic> {
-    let context = config.get("context").as_str()?;
-    let dockerfile = match config.get("dockerfile") {
+fn check_context(config: &BuildModel) -> Option<Diagnostic> {
+    let context = config.context.as_str()?;
+    let dockerfile = match &config.dockerfile {
         Value::Null => DEFAULT_DOCKERFILE,
         Value::String(s) => s.as_str(),
         _ => return None,
     };
     if Path::new(dockerfile).is_absolute() {
         return Some(Diagnostic::attr_error(
-            "dockerfile",
+            attr::dockerfile,
             "Dockerfile Outside The Context",
             format!("dockerfile = {dockerfile:?} is absolute; give a path relative to `context` ({context})."),
         ));
@@ -121,24 +127,24 @@ fn check_context(config: &Value) -> Option<Diagnostic> {
 /// A context problem, blamed on `context` or on `dockerfile`.
 pub fn context_diagnostic(e: ContextError) -> Diagnostic {
     let (attr, summary) = match &e {
-        ContextError::ContextMissing { .. } => ("context", "Build Context Not Found"),
-        ContextError::DockerfileMissing { .. } => ("dockerfile", "Dockerfile Not Found"),
+        ContextError::ContextMissing { .. } => (attr::context, "Build Context Not Found"),
+        ContextError::DockerfileMissing { .. } => (attr::dockerfile, "Dockerfile Not Found"),
         ContextError::DockerfileOutsideContext { .. } => {
-            ("dockerfile", "Dockerfile Outside The Context")
+            (attr::dockerfile, "Dockerfile Outside The Context")
         }
-        ContextError::BadIgnoreFile { .. } => ("context", "Invalid .dockerignore"),
-        _ => ("context", "Build Context Unreadable"),
+        ContextError::BadIgnoreFile { .. } => (attr::context, "Invalid .dockerignore"),
+        _ => (attr::context, "Build Context Unreadable"),
     };
     Diagnostic::attr_error(attr, summary, format!("{e}."))
 }
 
 fn check_list(
     d: &mut Diagnostics,
-    config: &Value,
+    list: &Value,
     name: &str,
     check: impl Fn(&str) -> Option<(&'static str, String)>,
 ) {
-    let Some(items) = config.get(name).as_list() else {
+    let Some(items) = list.as_list() else {
         return;
     };
     if items.is_empty() {
@@ -182,8 +188,9 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
     if d.has_errors() {
         return Err(d);
     }
-    let text = |name: &str| planned.get(name).as_str().map(str::to_string);
-    let (Some(context), Some(repo_text)) = (text("context"), text("repository")) else {
+    let m = BuildModel::from_value(planned);
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let (Some(context), Some(repo_text)) = (text(&m.context), text(&m.repository)) else {
         d.push(Diagnostic::internal(
             "apply got a plan without a known context or repository",
         ));
@@ -198,7 +205,7 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
         },
         Err(e) => {
             d.push(Diagnostic::attr_error(
-                "repository",
+                attr::repository,
                 "Invalid Repository",
                 e.to_string(),
             ));
@@ -214,33 +221,33 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
     };
     Ok(PublishRequest {
         context: PathBuf::from(context),
-        dockerfile: PathBuf::from(text("dockerfile").unwrap_or_else(|| DEFAULT_DOCKERFILE.into())),
+        dockerfile: PathBuf::from(text(&m.dockerfile).unwrap_or_else(|| DEFAULT_DOCKERFILE.into())),
         repository,
-        tags: strings(planned.get("tags")),
+        tags: strings(&m.tags),
         // validate above proved every entry parses.
-        platforms: strings(planned.get("platforms"))
+        platforms: strings(&m.platforms)
             .iter()
             .filter_map(|p| Platform::parse(p).ok())
             .collect(),
-        build_args: planned.get("build_args").to_string_map(),
-        target: text("target").filter(|t| !t.is_empty()),
-        labels: planned.get("labels").to_string_map(),
+        build_args: m.build_args.to_string_map(),
+        target: text(&m.target).filter(|t| !t.is_empty()),
+        labels: m.labels.to_string_map(),
         secrets,
-        no_cache: planned.get("no_cache").as_bool().unwrap_or(false),
-        format: text("manifest_format")
+        no_cache: m.no_cache.as_bool().unwrap_or(false),
+        format: text(&m.manifest_format)
             .as_deref()
             .and_then(format)
             .unwrap_or(Format::Docker),
-        builder: text("builder")
+        builder: text(&m.builder)
             .as_deref()
             .and_then(builder)
             .unwrap_or_default(),
         // validate above proved every entry parses.
-        cache_from: strings(planned.get("cache_from"))
+        cache_from: strings(&m.cache_from)
             .iter()
             .filter_map(|r| Reference::parse(r).ok())
             .collect(),
-        cache_inline: planned.get("cache_inline").as_bool().unwrap_or(false),
+        cache_inline: m.cache_inline.as_bool().unwrap_or(false),
     })
 }
 
@@ -253,8 +260,8 @@ mod tests {
         std::fs::create_dir_all(&ctx).unwrap();
         std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
         let mut v = Value::object([
-            ("context", Value::string(ctx.display().to_string())),
-            ("repository", Value::string("127.0.0.1:5000/web")),
+            (attr::context, Value::string(ctx.display().to_string())),
+            (attr::repository, Value::string("127.0.0.1:5000/web")),
         ]);
         for (k, val) in pairs {
             v.set(k, val.clone());
@@ -274,22 +281,38 @@ mod tests {
     fn validate_blames_the_attribute_at_fault() {
         assert!(validate(&config(&[])).is_empty());
         let cases: [(&str, Value, &str); 8] = [
-            ("context", Value::string("/nonexistent/ctx"), "context"),
-            ("dockerfile", Value::string("../Dockerfile"), "dockerfile"),
-            ("dockerfile", Value::string("/etc/passwd"), "dockerfile"),
             (
-                "repository",
+                attr::context,
+                Value::string("/nonexistent/ctx"),
+                attr::context,
+            ),
+            (
+                attr::dockerfile,
+                Value::string("../Dockerfile"),
+                attr::dockerfile,
+            ),
+            (
+                attr::dockerfile,
+                Value::string("/etc/passwd"),
+                attr::dockerfile,
+            ),
+            (
+                attr::repository,
                 Value::string("127.0.0.1:5000/web:v1"),
-                "repository",
+                attr::repository,
             ),
             (
-                "platforms",
+                attr::platforms,
                 Value::string_list(["linux/amd64", "linux/amd46"]),
-                "platforms",
+                attr::platforms,
             ),
-            ("tags", Value::string_list(["ok", "-bad"]), "tags"),
-            ("manifest_format", Value::string("v1"), "manifest_format"),
-            ("builder", Value::string("kaniko"), "builder"),
+            (attr::tags, Value::string_list(["ok", "-bad"]), attr::tags),
+            (
+                attr::manifest_format,
+                Value::string("v1"),
+                attr::manifest_format,
+            ),
+            (attr::builder, Value::string("kaniko"), attr::builder),
         ];
         for (name, value, attr) in cases {
             let got = blamed(&config(&[(name, value)]));
@@ -297,24 +320,24 @@ mod tests {
             assert!(got[0].contains(attr), "{name}: {got:?}");
         }
         let got = validate(&config(&[(
-            "platforms",
+            attr::platforms,
             Value::string_list(["linux/amd64", "linux/amd46"]),
         )]));
         assert_eq!(
             got.0[0].attribute,
-            Some(AttrPath::attr("platforms").then_index(1))
+            Some(AttrPath::attr(attr::platforms).then_index(1))
         );
     }
 
     #[test]
     fn validate_skips_unknown_values() {
         for name in [
-            "context",
-            "dockerfile",
-            "repository",
-            "platforms",
-            "tags",
-            "manifest_format",
+            attr::context,
+            attr::dockerfile,
+            attr::repository,
+            attr::platforms,
+            attr::tags,
+            attr::manifest_format,
         ] {
             assert!(
                 validate(&config(&[(name, Value::Unknown)])).is_empty(),
@@ -322,7 +345,7 @@ mod tests {
             );
         }
         let partly = Value::List(vec![Value::string("linux/amd64"), Value::Unknown]);
-        assert!(validate(&config(&[("platforms", partly)])).is_empty());
+        assert!(validate(&config(&[(attr::platforms, partly)])).is_empty());
     }
 
     #[test]

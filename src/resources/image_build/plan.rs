@@ -8,16 +8,17 @@
 
 use std::collections::BTreeMap;
 
+use super::{attr, BuildModel};
 use crate::value::Value;
 
 /// What a build produces; unknown in a plan that rebuilds.
 pub const OUTPUTS: [&str; 6] = [
-    "id",
-    "digest",
-    "image_uri",
-    "platform_digests",
-    "manifest_media_type",
-    "image_id",
+    attr::id,
+    attr::digest,
+    attr::image_uri,
+    attr::platform_digests,
+    attr::manifest_media_type,
+    attr::image_id,
 ];
 
 /// Everything besides the files that decides what gets pushed, as the
@@ -27,35 +28,35 @@ pub const OUTPUTS: [&str; 6] = [
 pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
     let mut inputs = BTreeMap::new();
     for name in [
-        "build_args",
-        "labels",
-        "secrets",
-        "secret_env",
-        "secret_files",
-        "triggers",
-        "tags",
-        "platforms",
-        "target",
-        "no_cache",
-        "manifest_format",
-        "builder",
-        "cache_inline",
+        attr::build_args,
+        attr::labels,
+        attr::secrets,
+        attr::secret_env,
+        attr::secret_files,
+        attr::triggers,
+        attr::tags,
+        attr::platforms,
+        attr::target,
+        attr::no_cache,
+        attr::manifest_format,
+        attr::builder,
+        attr::cache_inline,
     ] {
         if !planned.get(name).is_wholly_known() {
             return None;
         }
     }
     for (name, prefix) in [
-        ("build_args", "build_arg"),
-        ("labels", "label"),
-        ("triggers", "trigger"),
+        (attr::build_args, "build_arg"),
+        (attr::labels, "label"),
+        (attr::triggers, "trigger"),
     ] {
         for (k, v) in planned.get(name).to_string_map() {
             inputs.insert(format!("{prefix}:{k}"), v);
         }
     }
     super::secrets::hash_inputs(planned, &mut inputs);
-    for name in ["tags", "platforms"] {
+    for name in [attr::tags, attr::platforms] {
         let list: Vec<&str> = planned
             .get(name)
             .as_list()
@@ -65,17 +66,17 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
             .collect();
         inputs.insert(name.to_string(), list.join("\n"));
     }
-    for name in ["target", "manifest_format", "builder"] {
+    for name in [attr::target, attr::manifest_format, attr::builder] {
         if let Some(v) = planned.get(name).as_str() {
             inputs.insert(name.to_string(), v.to_string());
         }
     }
-    let no_cache = planned.get("no_cache").as_bool().unwrap_or(false);
-    inputs.insert("no_cache".into(), no_cache.to_string());
+    let no_cache = planned.get(attr::no_cache).as_bool().unwrap_or(false);
+    inputs.insert(attr::no_cache.into(), no_cache.to_string());
     // Inline cache metadata changes the image config; absent (false) adds
     // nothing, so the hashes of existing states stay as they were.
-    if planned.get("cache_inline").as_bool() == Some(true) {
-        inputs.insert("cache_inline".into(), "true".into());
+    if planned.get(attr::cache_inline).as_bool() == Some(true) {
+        inputs.insert(attr::cache_inline.into(), "true".into());
     }
     Some(inputs)
 }
@@ -87,7 +88,7 @@ pub fn needs_rebuild(prior: &Value, planned: &Value, drifted: bool) -> bool {
     if prior.is_null() || drifted {
         return true;
     }
-    ["context_hash", "repository"].iter().any(|name| {
+    [attr::context_hash, attr::repository].iter().any(|name| {
         let new = planned.get(name);
         !new.is_wholly_known() || new != prior.get(name)
     })
@@ -97,7 +98,7 @@ pub fn needs_rebuild(prior: &Value, planned: &Value, drifted: bool) -> bool {
 /// `context_hash` set and the outputs unknown on a rebuild, else from prior.
 pub fn planned(prior: &Value, proposed: &Value, context_hash: Value, drifted: bool) -> Value {
     let mut planned = proposed.clone();
-    planned.set("context_hash", context_hash);
+    planned.set(attr::context_hash, context_hash);
     let rebuild = needs_rebuild(prior, &planned, drifted);
     for name in OUTPUTS {
         let value = if rebuild {
@@ -110,20 +111,41 @@ pub fn planned(prior: &Value, proposed: &Value, context_hash: Value, drifted: bo
     planned
 }
 
+/// Private state after a successful apply (see [`pushed_marker`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PushedMarker {
+    pushed_digest: Option<String>,
+    /// Absent in markers written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pushed_manifests: Option<Vec<String>>,
+}
+
+impl PushedMarker {
+    fn read(private: &[u8]) -> Option<PushedMarker> {
+        serde_json::from_slice(private).ok()
+    }
+}
+
 /// Private state after a successful apply: the digest the tags were left at
 /// and every manifest the apply pushed (the index or single manifest first,
 /// then each platform's), which destroy may delete and nothing else.
 pub fn pushed_marker(digest: &str, platform_digests: &[&str]) -> Vec<u8> {
-    let mut manifests = vec![digest];
-    manifests.extend(platform_digests.iter().filter(|d| **d != digest));
-    serde_json::json!({ "pushed_digest": digest, "pushed_manifests": manifests })
-        .to_string()
-        .into_bytes()
+    let mut manifests = vec![digest.to_string()];
+    manifests.extend(
+        platform_digests
+            .iter()
+            .filter(|d| **d != digest)
+            .map(|d| d.to_string()),
+    );
+    let marker = PushedMarker {
+        pushed_digest: Some(digest.to_string()),
+        pushed_manifests: Some(manifests),
+    };
+    serde_json::to_vec(&marker).unwrap_or_default()
 }
 
 pub fn marker_digest(private: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(private).ok()?;
-    v.get("pushed_digest")?.as_str().map(str::to_string)
+    PushedMarker::read(private)?.pushed_digest
 }
 
 /// The manifests the last successful apply pushed, from its marker. Markers
@@ -131,20 +153,21 @@ pub fn marker_digest(private: &[u8]) -> Option<String> {
 /// state's `platform_digests` then complete it, as only apply writes those.
 /// Empty without a marker: nothing is known to be ours.
 pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(private) else {
+    let Some(marker) = PushedMarker::read(private) else {
         return Vec::new();
     };
-    if let Some(list) = v.get("pushed_manifests").and_then(|l| l.as_array()) {
-        return list
-            .iter()
-            .filter_map(|d| d.as_str().map(str::to_string))
-            .collect();
+    if let Some(list) = marker.pushed_manifests {
+        return list;
     }
-    let Some(top) = v.get("pushed_digest").and_then(|d| d.as_str()) else {
+    let Some(top) = marker.pushed_digest else {
         return Vec::new();
     };
     let mut out = vec![top.to_string()];
-    for d in state.get("platform_digests").to_string_map().into_values() {
+    for d in state
+        .get(attr::platform_digests)
+        .to_string_map()
+        .into_values()
+    {
         if !out.contains(&d) {
             out.push(d);
         }
@@ -159,7 +182,7 @@ pub fn drifted(prior: &Value, private: &[u8]) -> bool {
     if prior.is_null() {
         return false;
     }
-    match (prior.get("digest").as_str(), marker_digest(private)) {
+    match (prior.get(attr::digest).as_str(), marker_digest(private)) {
         (None, _) => true,
         (Some(now), Some(pushed)) => now != pushed,
         (Some(_), None) => false,
@@ -171,7 +194,8 @@ pub fn drifted(prior: &Value, private: &[u8]) -> bool {
 /// names the state's digest; otherwise `digest`, `image_uri` and `id`
 /// say what is there (null when missing), which [`drifted`] then sees.
 pub fn refreshed(state: &Value, resolved: &BTreeMap<String, Option<String>>) -> Value {
-    let ours = state.get("digest").as_str();
+    let model = BuildModel::from_value(state);
+    let ours = model.digest.as_str();
     let observed = if resolved.values().any(Option::is_none) {
         None
     } else {
@@ -184,14 +208,14 @@ pub fn refreshed(state: &Value, resolved: &BTreeMap<String, Option<String>>) -> 
             None => return state.clone(),
         }
     };
-    let mut new = state.clone();
     let uri = observed
         .as_ref()
-        .and_then(|d| state.get("repository").as_str().map(|r| format!("{r}@{d}")));
-    new.set("digest", Value::opt_string(observed));
-    new.set("image_uri", Value::opt_string(uri.clone()));
-    new.set("id", Value::opt_string(uri));
-    new
+        .and_then(|d| model.repository.as_str().map(|r| format!("{r}@{d}")));
+    let mut new = model.clone();
+    new.digest = Value::opt_string(observed);
+    new.image_uri = Value::opt_string(uri.clone());
+    new.id = Value::opt_string(uri);
+    new.into_value()
 }
 
 #[cfg(test)]

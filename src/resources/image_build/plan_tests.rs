@@ -2,41 +2,44 @@ use super::*;
 
 fn state(digest: Option<&str>) -> Value {
     Value::object([
-        ("context", Value::string("/ctx")),
-        ("dockerfile", Value::string("Dockerfile")),
-        ("repository", Value::string("127.0.0.1:5000/web")),
-        ("tags", Value::string_list(["latest", "v1"])),
-        ("platforms", Value::string_list(["linux/amd64"])),
-        ("build_args", Value::string_map([("V", "1")])),
-        ("target", Value::Null),
-        ("labels", Value::Null),
-        ("secrets", Value::string_map([("npm", "hunter2")])),
-        ("secret_env", Value::Null),
-        ("secret_files", Value::Null),
-        ("no_cache", Value::Bool(false)),
-        ("manifest_format", Value::string("docker")),
-        ("builder", Value::string("auto")),
-        ("keep_remotely", Value::Bool(true)),
-        ("triggers", Value::Null),
+        (attr::context, Value::string("/ctx")),
+        (attr::dockerfile, Value::string("Dockerfile")),
+        (attr::repository, Value::string("127.0.0.1:5000/web")),
+        (attr::tags, Value::string_list(["latest", "v1"])),
+        (attr::platforms, Value::string_list(["linux/amd64"])),
+        (attr::build_args, Value::string_map([("V", "1")])),
+        (attr::target, Value::Null),
+        (attr::labels, Value::Null),
+        (attr::secrets, Value::string_map([("npm", "hunter2")])),
+        (attr::secret_env, Value::Null),
+        (attr::secret_files, Value::Null),
+        (attr::no_cache, Value::Bool(false)),
+        (attr::manifest_format, Value::string("docker")),
+        (attr::builder, Value::string("auto")),
+        (attr::keep_remotely, Value::Bool(true)),
+        (attr::triggers, Value::Null),
         (
-            "id",
+            attr::id,
             Value::opt_string(digest.map(|d| format!("127.0.0.1:5000/web@{d}"))),
         ),
-        ("context_hash", Value::string("sha256:h1")),
-        ("digest", Value::opt_string(digest)),
+        (attr::context_hash, Value::string("sha256:h1")),
+        (attr::digest, Value::opt_string(digest)),
         (
-            "image_uri",
+            attr::image_uri,
             Value::opt_string(digest.map(|d| format!("127.0.0.1:5000/web@{d}"))),
         ),
         (
-            "platform_digests",
+            attr::platform_digests,
             Value::string_map([("linux/amd64", "sha256:m")]),
         ),
         (
-            "manifest_media_type",
+            attr::manifest_media_type,
             Value::string("application/vnd.docker.distribution.manifest.v2+json"),
         ),
-        ("image_id", Value::string_map([("linux/amd64", "sha256:c")])),
+        (
+            attr::image_id,
+            Value::string_map([("linux/amd64", "sha256:c")]),
+        ),
     ])
 }
 
@@ -54,28 +57,28 @@ fn rebuild_decisions() {
         (
             "hash changed",
             prior.clone(),
-            with("context_hash", Value::string("sha256:h2")),
+            with(attr::context_hash, Value::string("sha256:h2")),
             false,
             true,
         ),
         (
             "hash unknown",
             prior.clone(),
-            with("context_hash", Value::Unknown),
+            with(attr::context_hash, Value::Unknown),
             false,
             true,
         ),
         (
             "repository changed",
             prior.clone(),
-            with("repository", Value::string("127.0.0.1:5000/api")),
+            with(attr::repository, Value::string("127.0.0.1:5000/api")),
             false,
             true,
         ),
         (
             "keep_remotely only",
             prior.clone(),
-            with("keep_remotely", Value::Bool(false)),
+            with(attr::keep_remotely, Value::Bool(false)),
             false,
             false,
         ),
@@ -93,13 +96,13 @@ fn planned_outputs_unknown_on_rebuild_and_prior_otherwise() {
     assert_eq!(same, prior, "an unchanged plan is exactly the prior state");
 
     let changed = planned(&prior, &prior, Value::string("sha256:h2"), false);
-    assert_eq!(changed.get("context_hash"), &Value::string("sha256:h2"));
+    assert_eq!(changed.get(attr::context_hash), &Value::string("sha256:h2"));
     for name in OUTPUTS {
         assert!(changed.get(name).is_unknown(), "{name}");
     }
     let created = planned(&Value::Null, &prior, Value::string("sha256:h1"), false);
-    assert!(created.get("digest").is_unknown());
-    assert_eq!(created.get("context_hash"), &Value::string("sha256:h1"));
+    assert!(created.get(attr::digest).is_unknown());
+    assert_eq!(created.get(attr::context_hash), &Value::string("sha256:h1"));
 }
 
 #[test]
@@ -107,17 +110,18 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
     let s = state(None);
     let inputs = hash_inputs(&s).unwrap();
     assert_eq!(inputs["build_arg:V"], "1");
-    assert_eq!(inputs["tags"], "latest\nv1");
-    assert_eq!(inputs["platforms"], "linux/amd64");
-    assert_eq!(inputs["manifest_format"], "docker");
-    assert_eq!(inputs["no_cache"], "false");
+    assert_eq!(inputs[attr::tags], "latest\nv1");
+    assert_eq!(inputs[attr::platforms], "linux/amd64");
+    assert_eq!(inputs[attr::manifest_format], "docker");
+    assert_eq!(inputs[attr::no_cache], "false");
     assert_eq!(
-        inputs["secret:npm"], "secrets",
+        inputs["secret:npm"],
+        attr::secrets,
         "the id and its source, no value"
     );
     assert!(!inputs.values().any(|v| v.contains("hunter2")));
     let mut new_value = s.clone();
-    new_value.set("secrets", Value::string_map([("npm", "other")]));
+    new_value.set(attr::secrets, Value::string_map([("npm", "other")]));
     assert_eq!(
         hash_inputs(&new_value),
         Some(inputs.clone()),
@@ -125,25 +129,25 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
     );
 
     for (name, v) in [
-        ("build_args", Value::string_map([("V", "2")])),
-        ("secrets", Value::string_map([("gh", "other")])),
-        ("secret_env", Value::string_map([("npm", "NPM_TOKEN")])),
-        ("triggers", Value::string_map([("r", "1")])),
-        ("platforms", Value::string_list(["linux/arm64"])),
-        ("target", Value::string("runtime")),
-        ("no_cache", Value::Bool(true)),
-        ("manifest_format", Value::string("oci")),
-        ("labels", Value::string_map([("team", "web")])),
+        (attr::build_args, Value::string_map([("V", "2")])),
+        (attr::secrets, Value::string_map([("gh", "other")])),
+        (attr::secret_env, Value::string_map([("npm", "NPM_TOKEN")])),
+        (attr::triggers, Value::string_map([("r", "1")])),
+        (attr::platforms, Value::string_list(["linux/arm64"])),
+        (attr::target, Value::string("runtime")),
+        (attr::no_cache, Value::Bool(true)),
+        (attr::manifest_format, Value::string("oci")),
+        (attr::labels, Value::string_map([("team", "web")])),
     ] {
         let mut changed = s.clone();
         changed.set(name, v);
         assert_ne!(hash_inputs(&changed), Some(inputs.clone()), "{name}");
     }
     let mut unknown = s.clone();
-    unknown.set("build_args", Value::string_map([("V", "1")]));
+    unknown.set(attr::build_args, Value::string_map([("V", "1")]));
     if let Value::Map(m) = &mut unknown {
         m.insert(
-            "triggers".into(),
+            attr::triggers.into(),
             Value::Map([("r".to_string(), Value::Unknown)].into()),
         );
     }
@@ -180,17 +184,17 @@ fn refresh_reports_moved_and_missing_tags() {
     );
 
     let moved = refreshed(&s, &resolved(Some("sha256:a"), Some("sha256:b")));
-    assert_eq!(moved.get("digest"), &Value::string("sha256:b"));
+    assert_eq!(moved.get(attr::digest), &Value::string("sha256:b"));
     assert_eq!(
-        moved.get("image_uri"),
+        moved.get(attr::image_uri),
         &Value::string("127.0.0.1:5000/web@sha256:b")
     );
-    assert_eq!(moved.get("id"), moved.get("image_uri"));
-    assert_eq!(moved.get("context_hash"), s.get("context_hash"));
+    assert_eq!(moved.get(attr::id), moved.get(attr::image_uri));
+    assert_eq!(moved.get(attr::context_hash), s.get(attr::context_hash));
 
     let missing = refreshed(&s, &resolved(None, Some("sha256:a")));
-    assert!(missing.get("digest").is_null());
-    assert!(missing.get("image_uri").is_null());
+    assert!(missing.get(attr::digest).is_null());
+    assert!(missing.get(attr::image_uri).is_null());
     assert!(drifted(&missing, &pushed_marker("sha256:a", &[])));
 }
 

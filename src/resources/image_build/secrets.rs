@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{attr, BuildModel};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::docker::SecretValue;
 use crate::value::{AttrPath, Value};
@@ -14,27 +15,27 @@ use crate::value::{AttrPath, Value};
 pub const MAX_SECRET_BYTES: u64 = 500 * 1024;
 
 /// The secret attributes, in the order their ids are checked.
-pub const SOURCES: [&str; 3] = ["secrets", "secret_env", "secret_files"];
+pub const SOURCES: [&str; 3] = [attr::secrets, attr::secret_env, attr::secret_files];
 
 /// Static checks of known values: ids valid and used once across the three
 /// maps; the variables and files exist (they are read at apply).
 pub fn validate(config: &Value, d: &mut Diagnostics) {
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for attr in SOURCES {
-        let Value::Map(entries) = config.get(attr) else {
+    for name in SOURCES {
+        let Value::Map(entries) = config.get(name) else {
             continue;
         };
         for (id, source) in entries {
-            let at = AttrPath::attr(attr).then_key(id);
+            let at = AttrPath::attr(name).then_key(id);
             if !valid_id(id) {
-                d.push(Diagnostic::error("Invalid Secret Id", format!("{attr} has the id {id:?}; secret ids are 1 to 64 letters, digits, `_`, `-` and `.`, as `RUN --mount=type=secret,id=...` names them.")).at(at.clone()));
+                d.push(Diagnostic::error("Invalid Secret Id", format!("{name} has the id {id:?}; secret ids are 1 to 64 letters, digits, `_`, `-` and `.`, as `RUN --mount=type=secret,id=...` names them.")).at(at.clone()));
             }
-            if let Some(first) = seen.insert(id.clone(), attr) {
+            if let Some(first) = seen.insert(id.clone(), name) {
                 d.push(
                     Diagnostic::error(
                         "Secret Given Twice",
                         format!(
-                            "the secret id {id:?} is set in both {first} and {attr}; keep one."
+                            "the secret id {id:?} is set in both {first} and {name}; keep one."
                         ),
                     )
                     .at(at.clone()),
@@ -43,7 +44,7 @@ pub fn validate(config: &Value, d: &mut Diagnostics) {
             let Some(source) = source.as_str() else {
                 continue;
             };
-            if let Err(why) = check_source(attr, source) {
+            if let Err(why) = check_source(name, source) {
                 d.push(Diagnostic::error("Secret Not Available", why).at(at));
             }
         }
@@ -57,13 +58,13 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
-fn check_source(attr: &str, source: &str) -> Result<(), String> {
-    match attr {
-        "secret_env" => match std::env::var_os(source) {
+fn check_source(name: &str, source: &str) -> Result<(), String> {
+    match name {
+        attr::secret_env => match std::env::var_os(source) {
             Some(_) => Ok(()),
             None => Err(format!("secret_env names the environment variable {source:?}, which the provider process does not have; export it where terraform runs (the provider inherits terraform's environment).")),
         },
-        "secret_files" => match std::fs::metadata(source) {
+        attr::secret_files => match std::fs::metadata(source) {
             Ok(m) if !m.is_file() => Err(format!("secret_files names {source:?}, which is not a file.")),
             Ok(m) if m.len() > MAX_SECRET_BYTES => Err(format!("secret_files names {source:?}, which has {} bytes; BuildKit takes secrets of at most {MAX_SECRET_BYTES}.", m.len())),
             Ok(_) => Ok(()),
@@ -76,13 +77,14 @@ fn check_source(attr: &str, source: &str) -> Result<(), String> {
 /// `secret:<id>` → where it comes from, for `context_hash`: never a value
 /// nor a hash of one.
 pub fn hash_inputs(planned: &Value, inputs: &mut BTreeMap<String, String>) {
-    for (id, _) in planned.get("secrets").to_string_map() {
-        inputs.insert(format!("secret:{id}"), "secrets".into());
+    let planned = BuildModel::from_value(planned);
+    for (id, _) in planned.secrets.to_string_map() {
+        inputs.insert(format!("secret:{id}"), attr::secrets.into());
     }
-    for (id, var) in planned.get("secret_env").to_string_map() {
+    for (id, var) in planned.secret_env.to_string_map() {
         inputs.insert(format!("secret:{id}"), format!("env:{var}"));
     }
-    for (id, path) in planned.get("secret_files").to_string_map() {
+    for (id, path) in planned.secret_files.to_string_map() {
         inputs.insert(format!("secret:{id}"), format!("file:{path}"));
     }
 }
@@ -91,20 +93,21 @@ pub fn hash_inputs(planned: &Value, inputs: &mut BTreeMap<String, String>) {
 /// provider's environment, or the file. Errors name the attribute and the
 /// id, never a value.
 pub fn resolve(planned: &Value) -> Result<BTreeMap<String, SecretValue>, Diagnostics> {
+    let planned = BuildModel::from_value(planned);
     let mut d = Diagnostics::new();
     let mut out = BTreeMap::new();
-    for (id, value) in planned.get("secrets").to_string_map() {
+    for (id, value) in planned.secrets.to_string_map() {
         out.insert(id, SecretValue(value));
     }
-    for (id, var) in planned.get("secret_env").to_string_map() {
+    for (id, var) in planned.secret_env.to_string_map() {
         match std::env::var(&var) {
             Ok(value) => {
                 out.insert(id, SecretValue(value));
             }
-            Err(_) => d.push(Diagnostic::error("Secret Not Available", format!("secret_env[{id:?}] names the environment variable {var:?}, which the provider process does not have (or is not UTF-8); export it where terraform runs.")).at(AttrPath::attr("secret_env").then_key(&id))),
+            Err(_) => d.push(Diagnostic::error("Secret Not Available", format!("secret_env[{id:?}] names the environment variable {var:?}, which the provider process does not have (or is not UTF-8); export it where terraform runs.")).at(AttrPath::attr(attr::secret_env).then_key(&id))),
         }
     }
-    for (id, path) in planned.get("secret_files").to_string_map() {
+    for (id, path) in planned.secret_files.to_string_map() {
         match read_secret_file(&path) {
             Ok(value) => {
                 out.insert(id, SecretValue(value));
@@ -114,7 +117,7 @@ pub fn resolve(planned: &Value) -> Result<BTreeMap<String, SecretValue>, Diagnos
                     "Secret Not Available",
                     format!("secret_files[{id:?}]: {why}"),
                 )
-                .at(AttrPath::attr("secret_files").then_key(&id)),
+                .at(AttrPath::attr(attr::secret_files).then_key(&id)),
             ),
         }
     }
@@ -156,26 +159,27 @@ mod tests {
     fn only_ids_and_sources_enter_the_hash() {
         let mut inputs = BTreeMap::new();
         let planned = cfg(&[
-            ("secrets", &[("npm", "hunter2")]),
-            ("secret_env", &[("gh", "GH_TOKEN")]),
-            ("secret_files", &[("pip", "./pip.conf")]),
+            (attr::secrets, &[("npm", "hunter2")]),
+            (attr::secret_env, &[("gh", "GH_TOKEN")]),
+            (attr::secret_files, &[("pip", "./pip.conf")]),
         ]);
         hash_inputs(&planned, &mut inputs);
         assert_eq!(
             inputs,
             BTreeMap::from([
                 ("secret:gh".to_string(), "env:GH_TOKEN".to_string()),
-                ("secret:npm".to_string(), "secrets".to_string()),
+                ("secret:npm".to_string(), attr::secrets.to_string()),
                 ("secret:pip".to_string(), "file:./pip.conf".to_string()),
             ])
         );
         let mut other = BTreeMap::new();
         hash_inputs(
-            &cfg(&[("secrets", &[("npm", "another value")])]),
+            &cfg(&[(attr::secrets, &[("npm", "another value")])]),
             &mut other,
         );
         assert_eq!(
-            other["secret:npm"], "secrets",
+            other["secret:npm"],
+            attr::secrets,
             "a new value alone changes nothing"
         );
     }
@@ -187,8 +191,8 @@ mod tests {
         std::fs::write(&file, "from-a-file").unwrap();
         std::env::set_var("STEVEDORE_TEST_SECRET_7731", "from-the-env");
         let planned = cfg(&[
-            ("secret_env", &[("a", "STEVEDORE_TEST_SECRET_7731")]),
-            ("secret_files", &[("b", file.to_str().unwrap())]),
+            (attr::secret_env, &[("a", "STEVEDORE_TEST_SECRET_7731")]),
+            (attr::secret_files, &[("b", file.to_str().unwrap())]),
         ]);
         let got = resolve(&planned).unwrap();
         assert_eq!(got["a"].0, "from-the-env");
@@ -198,9 +202,9 @@ mod tests {
     #[test]
     fn missing_sources_and_reused_ids_are_attributed_without_values() {
         let planned = cfg(&[
-            ("secrets", &[("npm", "hunter2")]),
-            ("secret_env", &[("npm", "STEVEDORE_TEST_UNSET_9912")]),
-            ("secret_files", &[("bad id!", "/nonexistent/tok")]),
+            (attr::secrets, &[("npm", "hunter2")]),
+            (attr::secret_env, &[("npm", "STEVEDORE_TEST_UNSET_9912")]),
+            (attr::secret_files, &[("bad id!", "/nonexistent/tok")]),
         ]);
         let mut d = Diagnostics::new();
         validate(&planned, &mut d);
