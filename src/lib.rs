@@ -7,11 +7,13 @@
 //! domain modules (`registry`, `aws`, ...) into Terraform behaviour.
 
 pub mod aws;
+pub mod cache_dir;
 pub mod diag;
 pub mod docker;
 pub mod docs;
 pub mod ecs;
 pub mod logging;
+pub mod oci;
 pub mod protocol;
 pub mod provider;
 pub mod publish;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use sha2::Digest as _;
 use stevedore::registry::{
     inspect, AuthSettings, InspectError, Reference, RegistryClient, RegistryError, RetryPolicy,
 };
@@ -13,9 +12,8 @@ use tokio::net::TcpListener;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
+use stevedore::oci::digest::sha256_digest as sha256;
+use stevedore::oci::Digest;
 
 /// One canned answer: status, headers, body.
 struct Answer {
@@ -228,7 +226,9 @@ async fn push_retries_wait_as_retry_after_says() {
             first_backoff: std::time::Duration::from_millis(10),
             max_backoff: std::time::Duration::from_secs(5),
         });
-    let exists = pusher.blob_exists(&repo, &sha256(b"layer")).await;
+    let exists = pusher
+        .blob_exists(&repo, &Digest::sha256_of(b"layer"))
+        .await;
     assert!(matches!(exists, Ok(false)), "{exists:?}");
     assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use registry_fixture::{sha256, Entry, Flavor, TestRegistry};
 use registry_push_support::{push_image_blobs, write_layer, Image, Proxy};
+use stevedore::oci::Digest;
 use stevedore::registry::assemble::{index, Format, IndexEntry};
 use stevedore::registry::{
     verify_pushed, AuthSettings, BlobPush, Expected, ExpectedManifest, Platform, Reference,
@@ -75,7 +76,7 @@ async fn push_platforms(
     format: Format,
     platforms: &[&str],
     tag: &str,
-) -> (Expected, String) {
+) -> (Expected, Digest) {
     let pusher = client.pusher(CancellationToken::new());
     let mut images = Vec::new();
     for (seed, platform) in platforms.iter().enumerate() {

@@ -6,6 +6,7 @@ mod registry_fixture;
 use registry_fixture::{
     Entry, Flavor, TestRegistry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
+use stevedore::oci::Digest;
 use stevedore::registry::{
     inspect, AuthSettings, InspectError, Platform, Reference, RegistryAuth, RegistryClient,
     RegistryError,
@@ -377,6 +378,7 @@ async fn registry_refuses_oci_index_without_matching_accept() {
 async fn blobs_are_verified_and_size_limited() {
     let registry = TestRegistry::start().await;
     let digest = registry.push_blob("web", b"{\"os\":\"linux\"}").await;
+    let digest = Digest::parse(&digest).unwrap();
     let repo = reference(&registry, "web");
     assert_eq!(
         client().get_blob(&repo, &digest).await.unwrap(),
@@ -387,7 +389,7 @@ async fn blobs_are_verified_and_size_limited() {
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::TooLarge { .. }), "{err:?}");
-    let absent = format!("sha256:{}", "0".repeat(64));
+    let absent = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
     assert!(client()
         .get_blob(&repo, &absent)
         .await

@@ -18,7 +18,7 @@ mod buildkit;
 use super::connect::Daemon;
 use super::context_tar::{ContextJob, ContextSource};
 pub use super::error::BuildError;
-use crate::registry::Platform;
+use crate::oci::Platform;
 
 pub(crate) const TAIL_LINES: usize = 20;
 

@@ -3,10 +3,11 @@
 //! compressed while it streams from the daemon and while its compressed
 //! bytes stream to the registry, with no copy of it anywhere whole.
 
+use crate::oci::Digest;
 use std::io::Write;
 
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// The gzip level for layer blobs: 1, flate2's `Compression::fast()`.
 ///
@@ -45,9 +46,9 @@ impl<W> HashingWriter<W> {
     }
 
     /// `sha256:<hex>` of what went through, and how many bytes that was.
-    pub fn digest(self) -> (String, u64, W) {
+    pub fn digest(self) -> (Digest, u64, W) {
         (
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            Digest::from_sha256(self.hasher.finalize()),
             self.written,
             self.inner,
         )

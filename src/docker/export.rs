@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 #[path = "layout.rs"]
 mod layout;
-pub use crate::registry::Platform;
+pub use crate::oci::Platform;
 use layout::read_layout;
 
 /// Archive files of at most this size are documents (manifests, the

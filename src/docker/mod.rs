@@ -21,7 +21,7 @@ mod session;
 pub mod stat_cache;
 mod tunnel;
 
-pub use crate::registry::Platform;
+pub use crate::oci::Platform;
 pub use build::{
     build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, ContextSent,
     RegistryCredentials, SecretValue,

@@ -124,15 +124,10 @@ impl StatCache {
 
     /// The user's cache for `context`, as `$STEVEDORE_CACHE_DIR` says.
     pub fn for_context(context: &Path) -> StatCache {
-        let root = match std::env::var_os(crate::registry::cache::CACHE_DIR_ENV) {
-            Some(dir) if dir.is_empty() => return StatCache::disabled(),
-            Some(dir) => PathBuf::from(dir),
-            None => match dirs::cache_dir() {
-                Some(dir) => dir.join("stevedore"),
-                None => return StatCache::disabled(),
-            },
-        };
-        StatCache::load(&root, context)
+        match crate::cache_dir::root() {
+            Some(root) => StatCache::load(&root, context),
+            None => StatCache::disabled(),
+        }
     }
 
     /// The remembered sha256 of `rel` if `stat` says it cannot have changed.

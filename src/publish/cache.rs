@@ -19,15 +19,12 @@
 //! daemon reports. What the cache is trusted for is that the blob it names
 //! is the gzip of that diff_id: we wrote that ourselves after compressing.
 
+use crate::oci::Digest;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-/// Env var that moves the cache; an empty value turns it off.
-pub const CACHE_DIR_ENV: &str = "STEVEDORE_CACHE_DIR";
 
 /// Repositories remembered per layer, most recent first; enough to find a
 /// mount source without the entry growing with every repository ever used.
@@ -38,7 +35,7 @@ const REPOSITORIES_KEPT: usize = 8;
 pub struct CachedLayer {
     pub diff_id: String,
     /// `sha256:` of the gzip blob.
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     /// Size of the uncompressed layer, which lets an export recognise the
     /// layer by size before reading it (absent in entries of older versions).
@@ -59,12 +56,9 @@ impl BlobCache {
     /// `$STEVEDORE_CACHE_DIR`, else `$XDG_CACHE_HOME/stevedore` or
     /// `~/.cache/stevedore` (the platform's cache dir elsewhere).
     pub fn from_env() -> BlobCache {
-        let dir = match std::env::var_os(CACHE_DIR_ENV) {
-            Some(dir) if dir.is_empty() => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => dirs::cache_dir().map(|d| d.join("stevedore")),
-        };
-        BlobCache { dir }
+        BlobCache {
+            dir: crate::cache_dir::root(),
+        }
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> BlobCache {
@@ -92,7 +86,7 @@ impl BlobCache {
     pub fn record_layer(
         &self,
         diff_id: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         diff_size: Option<u64>,
         repository: Option<&str>,
@@ -102,7 +96,7 @@ impl BlobCache {
         };
         let mut repositories: Vec<String> = repository.map(str::to_string).into_iter().collect();
         let mut diff_size = diff_size;
-        if let Some(old) = self.layer(diff_id).filter(|old| old.digest == digest) {
+        if let Some(old) = self.layer(diff_id).filter(|old| old.digest == *digest) {
             diff_size = diff_size.or(old.diff_size);
             repositories.extend(
                 old.repositories
@@ -113,7 +107,7 @@ impl BlobCache {
         repositories.truncate(REPOSITORIES_KEPT);
         let entry = CachedLayer {
             diff_id: diff_id.to_string(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             size,
             diff_size,
             repositories,
@@ -206,7 +200,7 @@ fn used_or_dropped<T>(path: &Path, entry: Option<T>) -> Option<T> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    crate::oci::digest::sha256_digest(bytes)
 }
 
 fn hex_of(digest: &str) -> Option<&str> {

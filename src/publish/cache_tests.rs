@@ -4,6 +4,10 @@ const DIFF_ID: &str = "sha256:11111111111111111111111111111111111111111111111111
 const BLOB: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const OTHER_BLOB: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
+fn digest(text: &str) -> Digest {
+    Digest::parse(text).unwrap()
+}
+
 fn cache() -> (tempfile::TempDir, BlobCache) {
     let dir = tempfile::tempdir().unwrap();
     let cache = BlobCache::at(dir.path());
@@ -19,9 +23,9 @@ fn layer_file(dir: &tempfile::TempDir) -> PathBuf {
 #[test]
 fn layer_round_trip_keeps_newest_repository_first() {
     let (_dir, cache) = cache();
-    cache.record_layer(DIFF_ID, BLOB, 42, None, Some("r.example/a"));
-    cache.record_layer(DIFF_ID, BLOB, 42, None, Some("r.example/b"));
-    cache.record_layer(DIFF_ID, BLOB, 42, None, Some("r.example/a"));
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, Some("r.example/a"));
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, Some("r.example/b"));
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, Some("r.example/a"));
     let got = cache.layer(DIFF_ID).unwrap();
     assert_eq!(got.digest, BLOB);
     assert_eq!(got.size, 42);
@@ -31,8 +35,8 @@ fn layer_round_trip_keeps_newest_repository_first() {
 #[test]
 fn new_blob_digest_forgets_repositories_of_the_old_one() {
     let (_dir, cache) = cache();
-    cache.record_layer(DIFF_ID, BLOB, 42, None, Some("r.example/a"));
-    cache.record_layer(DIFF_ID, OTHER_BLOB, 40, None, None);
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, Some("r.example/a"));
+    cache.record_layer(DIFF_ID, &digest(OTHER_BLOB), 40, None, None);
     let got = cache.layer(DIFF_ID).unwrap();
     assert_eq!((got.digest.as_str(), got.size), (OTHER_BLOB, 40));
     assert!(got.repositories.is_empty());
@@ -42,7 +46,7 @@ fn new_blob_digest_forgets_repositories_of_the_old_one() {
 fn corrupt_or_mismatched_layer_entry_is_a_miss() {
     let (dir, cache) = cache();
     assert_eq!(cache.layer(DIFF_ID), None);
-    cache.record_layer(DIFF_ID, BLOB, 42, None, None);
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, None);
     let path = layer_file(&dir);
     let good = fs::read(&path).unwrap();
     for bad in [
@@ -60,7 +64,7 @@ fn corrupt_or_mismatched_layer_entry_is_a_miss() {
         );
     }
     // A corrupt entry is simply replaced by the next record.
-    cache.record_layer(DIFF_ID, BLOB, 42, None, None);
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, None);
     assert_eq!(cache.layer(DIFF_ID).unwrap().digest, BLOB);
 }
 
@@ -89,10 +93,10 @@ fn config_whose_bytes_do_not_hash_to_the_id_is_rejected() {
 #[test]
 fn odd_digests_never_become_paths() {
     let (dir, cache) = cache();
-    for digest in ["sha256:../../etc/passwd", "sha512:abc", "", "sha256:ABCD"] {
-        cache.record_layer(digest, BLOB, 1, None, None);
-        assert_eq!(cache.layer(digest), None);
-        assert_eq!(cache.config(digest), None);
+    for bad in ["sha256:../../etc/passwd", "sha512:abc", "", "sha256:ABCD"] {
+        cache.record_layer(bad, &digest(BLOB), 1, None, None);
+        assert_eq!(cache.layer(bad), None);
+        assert_eq!(cache.config(bad), None);
     }
     assert!(!dir.path().join("layers").exists());
 }
@@ -100,7 +104,7 @@ fn odd_digests_never_become_paths() {
 #[test]
 fn disabled_cache_misses_and_writes_nothing() {
     let cache = BlobCache::disabled();
-    cache.record_layer(DIFF_ID, BLOB, 42, None, None);
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, None);
     cache.record_config(b"{}");
     assert_eq!(cache.layer(DIFF_ID), None);
     assert_eq!(cache.config(&sha256(b"{}")), None);
@@ -112,7 +116,7 @@ fn unwritable_cache_dir_is_not_an_error() {
     let file = dir.path().join("a-file");
     fs::write(&file, b"").unwrap();
     let cache = BlobCache::at(&file);
-    cache.record_layer(DIFF_ID, BLOB, 42, None, None);
+    cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, None);
     assert_eq!(cache.layer(DIFF_ID), None);
 }
 

@@ -15,6 +15,7 @@
 //! the caller streams the image itself; the tags are written after that
 //! either way.
 
+use crate::oci::Digest;
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 use futures::StreamExt;
@@ -24,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::cache::BlobCache;
 use super::push::{PushStats, PushedManifest};
 use crate::docker::Endpoint;
+use crate::oci::reference::is_loopback_host;
 use crate::registry::manifest::DOCKER_MANIFEST;
-use crate::registry::reference::is_loopback_host;
 use crate::registry::{Platform, Reference, RegistryClient};
 
 /// What the daemon's push is asked to do.
@@ -95,7 +96,7 @@ impl DaemonPush<'_> {
 
     /// The daemon's push of `target:tag`: the manifest digest it reports,
     /// and how many layers it sent and found.
-    async fn push(&self, target: &str) -> Result<(String, PushStats), Skip> {
+    async fn push(&self, target: &str) -> Result<(Digest, PushStats), Skip> {
         let credentials = docker_credentials(self.registry, self.repo.api_host()).await;
         let options = bollard::query_parameters::PushImageOptionsBuilder::new()
             .tag(self.tag)
@@ -133,10 +134,10 @@ impl DaemonPush<'_> {
     }
 
     /// Reads the daemon's manifest back and takes it if it is the image.
-    async fn adopt(&self, digest: &str, stats: PushStats) -> Result<PushedManifest, Skip> {
+    async fn adopt(&self, digest: &Digest, stats: PushStats) -> Result<PushedManifest, Skip> {
         let reference = Reference {
             tag: None,
-            digest: Some(digest.to_string()),
+            digest: Some(digest.clone()),
             ..self.repo.clone()
         };
         let fetched = self
@@ -152,6 +153,8 @@ impl DaemonPush<'_> {
         let image_id = inspect.id.unwrap_or_default();
         let diff_ids = inspect.root_fs.and_then(|r| r.layers).unwrap_or_default();
         let manifest = checked(&fetched.media_type, &fetched.bytes, &image_id, &diff_ids)?;
+        let config_digest =
+            Digest::parse(&image_id).map_err(|e| format!("the built image's id: {e}"))?;
         let repository = self.repo.repository_reference();
         for (diff_id, layer) in diff_ids.iter().zip(&manifest.layers) {
             self.cache
@@ -163,7 +166,7 @@ impl DaemonPush<'_> {
             media_type: DOCKER_MANIFEST,
             size: fetched.bytes.len() as u64,
             bytes: fetched.bytes,
-            config_digest: image_id,
+            config_digest,
             stats: PushStats {
                 pushed_by_daemon: true,
                 ..stats
@@ -173,10 +176,10 @@ impl DaemonPush<'_> {
 }
 
 /// `latest: digest: sha256:… size: 528` → the digest.
-fn reported_digest(status: &str) -> Option<String> {
+fn reported_digest(status: &str) -> Option<Digest> {
     let (_, rest) = status.split_once("digest: ")?;
-    let digest = rest.split_whitespace().next()?;
-    (digest.starts_with("sha256:") && digest.len() == 71).then(|| digest.to_string())
+    let digest = Digest::parse(rest.split_whitespace().next()?).ok()?;
+    digest.starts_with("sha256:").then_some(digest)
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,7 +194,7 @@ struct Manifest {
 
 #[derive(Debug, Deserialize)]
 struct Descriptor {
-    digest: String,
+    digest: Digest,
     size: u64,
 }
 
@@ -309,7 +312,7 @@ mod tests {
         let d = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(
             reported_digest(&format!("latest: digest: {d} size: 528")),
-            Some(d)
+            Some(Digest::parse(&d).unwrap())
         );
         assert_eq!(reported_digest("Pushed"), None);
         assert_eq!(

@@ -7,6 +7,7 @@
 //! a digest someone else pushed is never ours to delete, even when refresh
 //! wrote it into state after they moved one of our tags.
 
+use crate::oci::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
@@ -17,7 +18,7 @@ use crate::registry::push::{Deleted, TagList};
 use crate::registry::{Reference, RegistryClient, RegistryError};
 
 /// A tag and the digests it keeps alive.
-type TagTargets = (String, Vec<String>);
+type TagTargets = (String, Vec<Digest>);
 
 /// Foreign tags resolved at once while looking for references.
 const PARALLEL_LOOKUPS: usize = 8;
@@ -25,11 +26,11 @@ const PARALLEL_LOOKUPS: usize = 8;
 /// What destroy did with each manifest it pushed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteOutcome {
-    pub deleted: Vec<String>,
+    pub deleted: Vec<Digest>,
     /// Already gone.
-    pub absent: Vec<String>,
+    pub absent: Vec<Digest>,
     /// Ours, but named by tags outside the resource's `tags`: left in place.
-    pub kept: BTreeMap<String, Vec<String>>,
+    pub kept: BTreeMap<Digest, Vec<String>>,
     /// The registry refused DELETE with this status (405, 501); nothing
     /// after that point was tried.
     pub unsupported: Option<u16>,
@@ -42,7 +43,7 @@ pub struct DeleteOutcome {
 pub async fn delete_pushed(
     registry: &RegistryClient,
     repo: &Reference,
-    pushed: &[String],
+    pushed: &[Digest],
     own_tags: &[String],
     cancel: CancellationToken,
 ) -> Result<DeleteOutcome, RegistryError> {
@@ -127,11 +128,8 @@ async fn lookup(
 }
 
 /// Which of `pushed` a foreign tag keeps alive, with the tags that do.
-pub fn protected(
-    pushed: &[String],
-    referenced: &[(String, Vec<String>)],
-) -> BTreeMap<String, Vec<String>> {
-    let mut kept: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+pub fn protected(pushed: &[Digest], referenced: &[TagTargets]) -> BTreeMap<Digest, Vec<String>> {
+    let mut kept: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
     for (tag, digests) in referenced {
         for digest in digests.iter().filter(|d| pushed.contains(d)) {
             kept.entry(digest.clone()).or_default().insert(tag.clone());
@@ -150,27 +148,36 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    /// A digest standing for the manifest called `name`.
+    fn d(name: &str) -> Digest {
+        Digest::sha256_of(name.as_bytes())
+    }
+
+    fn ds(names: &[&str]) -> Vec<Digest> {
+        names.iter().map(|n| d(n)).collect()
+    }
+
     #[test]
     fn a_foreign_tag_protects_what_it_names_and_what_its_index_lists() {
-        let pushed = s(&["sha256:index", "sha256:amd64", "sha256:arm64"]);
+        let pushed = ds(&["index", "amd64", "arm64"]);
         let referenced = vec![
-            ("release".to_string(), s(&["sha256:other", "sha256:arm64"])),
-            ("pinned".to_string(), s(&["sha256:amd64"])),
-            ("also".to_string(), s(&["sha256:amd64"])),
-            ("unrelated".to_string(), s(&["sha256:zzz"])),
+            ("release".to_string(), ds(&["other", "arm64"])),
+            ("pinned".to_string(), ds(&["amd64"])),
+            ("also".to_string(), ds(&["amd64"])),
+            ("unrelated".to_string(), ds(&["zzz"])),
         ];
         let kept = protected(&pushed, &referenced);
         assert_eq!(
             kept,
             BTreeMap::from([
-                ("sha256:amd64".to_string(), s(&["also", "pinned"])),
-                ("sha256:arm64".to_string(), s(&["release"])),
+                (d("amd64"), s(&["also", "pinned"])),
+                (d("arm64"), s(&["release"])),
             ])
         );
     }
 
     #[test]
     fn nothing_foreign_protects_nothing() {
-        assert!(protected(&s(&["sha256:a"]), &[]).is_empty());
+        assert!(protected(&ds(&["a"]), &[]).is_empty());
     }
 }

@@ -18,7 +18,7 @@ mod stream;
 mod visit;
 mod writers;
 
-pub use cache::{BlobCache, CachedLayer, CACHE_DIR_ENV};
+pub use cache::{BlobCache, CachedLayer};
 pub use daemon_push::DaemonPush;
 pub use delete::{delete_pushed, protected, DeleteOutcome};
 pub use error::{PublishError, Step};
@@ -27,6 +27,7 @@ pub use layers::Arrived;
 pub use push::{push_config_and_manifest, push_tags, PushStats, PushedManifest, Tagged};
 pub use stream::push_streamed;
 
+use crate::oci::Digest;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -65,12 +66,12 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     /// What the tags point to: the manifest (one platform) or the index.
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: String,
     /// Platform (`os/arch[/variant]`) → that platform's manifest digest.
-    pub platform_digests: BTreeMap<String, String>,
+    pub platform_digests: BTreeMap<String, Digest>,
     /// Platform → config digest (the image ID).
-    pub image_ids: BTreeMap<String, String>,
+    pub image_ids: BTreeMap<String, Digest>,
 }
 
 /// Builds every platform, pushes, tags and verifies. Build output goes to
@@ -372,7 +373,7 @@ fn expected(tagged: &Tagged, manifests: &[PushedManifest]) -> Expected {
 /// Keyed by the platforms as requested (`linux/arm64`), not as the config
 /// spells them, so callers can look up what they asked for.
 fn published(tagged: &Tagged, requested: &[String], manifests: &[PushedManifest]) -> Published {
-    let by = |f: fn(&PushedManifest) -> &String| {
+    let by = |f: fn(&PushedManifest) -> &Digest| {
         requested
             .iter()
             .cloned()

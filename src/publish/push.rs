@@ -2,6 +2,7 @@
 //! its layers are in the repository, then the tags pointed at that manifest
 //! (one platform) or at an index of exactly the platforms built.
 
+use crate::oci::Digest;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PublishError;
@@ -13,13 +14,13 @@ use crate::registry::{Platform, Reference, RegistryClient, RegistryError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedManifest {
     pub platform: Platform,
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: &'static str,
     pub size: u64,
     /// The manifest exactly as pushed; tags get these same bytes.
     pub bytes: Vec<u8>,
     /// The config digest: the image ID.
-    pub config_digest: String,
+    pub config_digest: Digest,
     pub stats: PushStats,
 }
 
@@ -42,7 +43,7 @@ pub struct PushStats {
 /// What the tags now point to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tagged {
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: &'static str,
 }
 

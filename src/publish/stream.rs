@@ -7,6 +7,7 @@
 //! pass by without being compressed. What a pass missed (a layer mistaken
 //! for a present one, an upload cut off) is fetched by another pass.
 
+use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use futures::stream::FuturesUnordered;
@@ -45,7 +46,7 @@ pub async fn push_streamed(
     };
     let diff_ids = image_diff_ids(docker, image).await.map_err(export_err)?;
     let mut stats = PushStats::default();
-    let mut blobs: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut blobs: BTreeMap<String, (Digest, u64)> = BTreeMap::new();
     let mut wanted = Wanted::default();
     for diff_id in &diff_ids {
         if blobs.contains_key(diff_id) || wanted.needed.contains(diff_id) {
@@ -175,8 +176,8 @@ fn ordered_blobs(
     layer_paths: &[String],
     diff_ids: &[String],
     seen: &BTreeMap<String, Seen>,
-    blobs: &BTreeMap<String, (String, u64)>,
-) -> Result<Vec<(String, u64)>, ExportError> {
+    blobs: &BTreeMap<String, (Digest, u64)>,
+) -> Result<Vec<(Digest, u64)>, ExportError> {
     if layer_paths.len() != diff_ids.len() {
         return Err(docker::export::bad(format!(
             "the config lists {} diff_ids but the archive has {} layers",
@@ -212,7 +213,7 @@ struct PassOutcome {
     seen: BTreeMap<String, Seen>,
     /// diff_id → ((blob digest, size), whether the repository had it) of
     /// the layers this pass compressed and sent.
-    uploaded: BTreeMap<String, ((String, u64), bool)>,
+    uploaded: BTreeMap<String, ((Digest, u64), bool)>,
 }
 
 /// One export stream, read on a blocking thread, with its uploads run here.
@@ -255,8 +256,8 @@ async fn export_pass(
         walked.map(|index| (index, visitor.seen))
     });
     let mut uploads = FuturesUnordered::new();
-    let mut outcomes: BTreeMap<usize, Result<Option<String>, RegistryError>> = BTreeMap::new();
-    let mut small: BTreeMap<String, ((String, u64), bool)> = BTreeMap::new();
+    let mut outcomes: BTreeMap<usize, Result<Option<Digest>, RegistryError>> = BTreeMap::new();
+    let mut small: BTreeMap<String, ((Digest, u64), bool)> = BTreeMap::new();
     let walked = loop {
         tokio::select! {
             Some(job) = jobs.recv() => uploads.push(run_job(pusher, repo, job)),
@@ -312,8 +313,8 @@ async fn export_pass(
 }
 
 enum Done {
-    Streamed(usize, Result<Option<String>, RegistryError>),
-    Small(String, Result<((String, u64), bool), RegistryError>),
+    Streamed(usize, Result<Option<Digest>, RegistryError>),
+    Small(String, Result<((Digest, u64), bool), RegistryError>),
 }
 
 async fn run_job(pusher: &Pusher<'_>, repo: &Reference, job: Job) -> Done {
@@ -342,8 +343,8 @@ async fn run_job(pusher: &Pusher<'_>, repo: &Reference, job: Job) -> Done {
 /// Files an upload's outcome; `Some` is a failure that ends the publish.
 fn record(
     done: Done,
-    outcomes: &mut BTreeMap<usize, Result<Option<String>, RegistryError>>,
-    small: &mut BTreeMap<String, ((String, u64), bool)>,
+    outcomes: &mut BTreeMap<usize, Result<Option<Digest>, RegistryError>>,
+    small: &mut BTreeMap<String, ((Digest, u64), bool)>,
     shown: &str,
 ) -> Option<PublishError> {
     match done {
@@ -381,9 +382,10 @@ mod tests {
             (paths[0].clone(), seen("sha256:a")),
             (paths[1].clone(), seen("sha256:tampered")),
         ]);
+        let (ga, gb) = (Digest::sha256_of(b"ga"), Digest::sha256_of(b"gb"));
         let blobs = BTreeMap::from([
-            ("sha256:a".to_string(), ("sha256:ga".to_string(), 1)),
-            ("sha256:b".to_string(), ("sha256:gb".to_string(), 1)),
+            ("sha256:a".to_string(), (ga.clone(), 1)),
+            ("sha256:b".to_string(), (gb.clone(), 1)),
         ]);
         match ordered_blobs(&paths, &diff_ids, &seen_files, &blobs) {
             Err(ExportError::DiffIdMismatch {
@@ -406,7 +408,7 @@ mod tests {
         ]);
         assert_eq!(
             ordered_blobs(&paths, &diff_ids, &good, &blobs).unwrap(),
-            [("sha256:ga".to_string(), 1), ("sha256:gb".to_string(), 1)]
+            [(ga, 1), (gb, 1)]
         );
     }
 }

@@ -13,13 +13,14 @@
 //! out not to be wanted. A layer we wrongly took for a present one is
 //! "missed" and fetched by another pass over a new export.
 
+use crate::oci::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::writers::{diff_id_of, gzip_err, sha256, BlobWriter, DiffHasher, PieceSink, PIECE};
+use super::writers::{diff_id_of, gzip_err, BlobWriter, DiffHasher, PieceSink, PIECE};
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
 use crate::docker::{ArchiveVisitor, ExportError};
 use crate::registry::upload::StreamedBlob;
@@ -45,7 +46,7 @@ pub(super) enum Job {
     /// A small layer, compressed in memory.
     Small {
         diff_id: String,
-        digest: String,
+        digest: Digest,
         gz: Vec<u8>,
     },
 }
@@ -57,7 +58,7 @@ pub(super) struct Seen {
     /// Uncompressed size.
     pub diff_size: u64,
     /// The blob made of it here (digest, size), if it was uploaded.
-    pub blob: Option<(String, u64)>,
+    pub blob: Option<(Digest, u64)>,
     /// The streamed upload that carried it, whose outcome decides.
     pub upload: Option<usize>,
 }
@@ -134,7 +135,7 @@ impl Visitor {
             enc.write_all(bytes).map_err(gzip_err)?;
             enc.finish().map_err(gzip_err)?
         };
-        let digest = sha256(&gz);
+        let digest = Digest::sha256_of(&gz);
         let blob = Some((digest.clone(), gz.len() as u64));
         if self.scheduled.insert(diff_id.clone()) {
             let job = Job::Small {
@@ -249,7 +250,7 @@ impl Visitor {
         name: &str,
         diff_id: String,
         diff_size: u64,
-        blob: Option<(String, u64)>,
+        blob: Option<(Digest, u64)>,
         upload: Option<usize>,
     ) {
         let seen = Seen {

@@ -1,8 +1,11 @@
 use std::io::Read;
 
-use super::super::writers::sha256 as sha;
 use super::*;
 use crate::docker::{walk_archive, SMALL_ENTRY};
+
+fn sha(bytes: &[u8]) -> String {
+    crate::oci::digest::sha256_digest(bytes)
+}
 
 /// Noise that gzip cannot shrink, so sizes stay distinct.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -49,14 +52,16 @@ fn run(tar: Vec<u8>, wanted: Wanted) -> (Visitor, Received) {
                     while let Some(p) = pieces.blocking_recv() {
                         bytes.extend_from_slice(&p);
                     }
-                    got.streamed
-                        .push((bytes, digest.blocking_recv().ok().flatten()));
+                    got.streamed.push((
+                        bytes,
+                        digest.blocking_recv().ok().flatten().map(String::from),
+                    ));
                 }
                 Job::Small {
                     diff_id,
                     digest,
                     gz,
-                } => got.small.push((diff_id, digest, gz)),
+                } => got.small.push((diff_id, digest.to_string(), gz)),
             }
         }
         got
@@ -117,7 +122,7 @@ fn a_needed_large_layer_is_gzipped_and_streamed_with_its_digests() {
     let seen = &v.seen["abc/layer.tar"];
     assert_eq!(seen.diff_id, sha(&layer));
     assert_eq!(seen.diff_size, layer.len() as u64);
-    assert_eq!(seen.blob, Some((sha(gz), gz.len() as u64)));
+    assert_eq!(seen.blob, Some((Digest::sha256_of(gz), gz.len() as u64)));
     assert!(v.missed.is_empty());
 }
 

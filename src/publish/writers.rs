@@ -6,7 +6,6 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
@@ -50,7 +49,7 @@ impl DiffHasher {
             Some(DiffState::Gzip(w)) => w.finish().map_err(gzip_err)?,
         };
         let (digest, size, _) = sink.digest();
-        Ok((digest, size))
+        Ok((digest.into(), size))
     }
 }
 
@@ -58,10 +57,6 @@ pub(super) fn diff_id_of(bytes: &[u8]) -> Result<String, ExportError> {
     let mut h = DiffHasher::default();
     h.update(bytes)?;
     Ok(h.finish()?.0)
-}
-
-pub(super) fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 pub(super) fn gzip_err(e: std::io::Error) -> ExportError {

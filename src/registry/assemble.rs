@@ -6,11 +6,11 @@
 //! annotations: the same image pushed twice gets the same digest, and
 //! nothing in an index can be taken for a buildx attestation.
 
+use crate::oci::Digest;
 use serde::Serialize;
 
-use super::digest::sha256_digest;
 use super::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use super::platform::Platform;
+use crate::oci::platform::Platform;
 
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -61,13 +61,13 @@ impl Format {
 pub struct Assembled {
     pub bytes: Vec<u8>,
     pub media_type: &'static str,
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// One platform's manifest as an index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     pub media_type: String,
     pub platform: Platform,
@@ -159,7 +159,7 @@ fn finish(document: &impl Serialize, media_type: &'static str) -> Assembled {
     // Serializing these structs (strings and integers only) cannot fail.
     let bytes = serde_json::to_vec(document).unwrap_or_else(|_| unreachable!());
     Assembled {
-        digest: sha256_digest(&bytes),
+        digest: Digest::sha256_of(&bytes),
         bytes,
         media_type,
     }
@@ -185,13 +185,13 @@ mod tests {
         );
         assert_eq!(String::from_utf8(got.bytes.clone()).unwrap(), want);
         assert_eq!(got.media_type, DOCKER_MANIFEST);
-        assert_eq!(got.digest, sha256_digest(want.as_bytes()));
+        assert_eq!(got.digest, Digest::sha256_of(want.as_bytes()));
     }
 
     #[test]
     fn oci_index_lists_exactly_the_entries_without_annotations() {
         let entry = |digest: &str, platform: &str| IndexEntry {
-            digest: digest.into(),
+            digest: Digest::parse(digest).unwrap(),
             size: 5,
             media_type: OCI_MANIFEST.into(),
             platform: Platform::parse(platform).unwrap(),

@@ -17,12 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use super::digest::digest_with_algorithm;
-use super::reference::is_valid_digest;
+use crate::oci::digest::digest_with_algorithm;
+use crate::oci::reference::is_valid_digest;
 
-/// Env var that moves the cache directory (shared with the layer cache);
-/// an empty value turns the disk cache off.
-pub const CACHE_DIR_ENV: &str = "STEVEDORE_CACHE_DIR";
 const SUBDIR: &str = "registry-content";
 
 /// Per-process entries beyond this are not kept (they are small JSON
@@ -64,15 +61,10 @@ impl ContentCache {
         }
     }
 
-    /// The user's shared cache, as [`CACHE_DIR_ENV`] says. Nothing is
+    /// The user's shared cache (see [`crate::cache_dir`]). Nothing is
     /// touched on disk until the first read or write.
     pub fn from_env() -> ContentCache {
-        let root = match std::env::var_os(CACHE_DIR_ENV) {
-            Some(dir) if dir.is_empty() => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => dirs::cache_dir().map(|d| d.join("stevedore")),
-        };
-        match root {
+        match crate::cache_dir::root() {
             Some(root) => ContentCache::with_disk(DiskCache::new(root.join(SUBDIR))),
             None => ContentCache::memory_only(),
         }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::registry::digest::sha256_digest;
+use crate::oci::digest::sha256_digest;
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -17,7 +17,8 @@ use super::error::RegistryError;
 use super::flight::Flights;
 use super::host::RegistryHost;
 use super::manifest;
-use super::reference::Reference;
+use crate::oci::reference::Reference;
+use crate::oci::Digest;
 
 /// Every manifest type we can read. A registry only serves an OCI index to a
 /// client that accepts it: CNCF distribution answers 404 "OCI index found,
@@ -39,7 +40,7 @@ pub struct FetchedManifest {
     pub media_type: String,
     /// sha256 of `bytes`, computed here rather than taken from the
     /// `Docker-Content-Digest` header, so it names what we actually read.
-    pub digest: String,
+    pub digest: Digest,
 }
 
 struct HostCredential {
@@ -56,7 +57,7 @@ pub struct RegistryClient {
     hosts: std::sync::Mutex<HashMap<String, Arc<RegistryHost>>>,
     pub(super) content: ContentCache,
     pub(super) manifest_flights: Flights<FetchedManifest>,
-    pub(super) head_flights: Flights<Option<String>>,
+    pub(super) head_flights: Flights<Option<Digest>>,
     pub(super) blob_flights: Flights<Arc<Vec<u8>>>,
 }
 
@@ -97,7 +98,7 @@ impl RegistryClient {
     pub async fn get_blob(
         &self,
         repository: &Reference,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Vec<u8>, RegistryError> {
         self.get_blob_limited(repository, digest, MAX_CONFIG_BLOB)
             .await

@@ -2,6 +2,7 @@
 //! image, bad credentials, an unreachable host, a failing server, or content
 //! that does not match its digest. Messages never carry credentials.
 
+use crate::oci::Digest;
 use std::time::Duration;
 
 use super::auth::AuthError;
@@ -29,7 +30,7 @@ pub enum RegistryError {
     #[error("invalid manifest: {detail}")]
     InvalidManifest { detail: String },
     #[error("blob {digest} is larger than the {limit} bytes allowed")]
-    TooLarge { digest: String, limit: u64 },
+    TooLarge { digest: Digest, limit: u64 },
     #[error("cannot get credentials for {registry}: {source}")]
     Auth { registry: String, source: AuthError },
     #[error("cannot read {path}: {detail}")]

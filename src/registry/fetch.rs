@@ -15,12 +15,13 @@ use reqwest::{Method, StatusCode};
 
 use super::body::{read_limited, BodyError};
 use super::client::{FetchedManifest, RegistryClient};
-use super::digest::{digest_with_algorithm, sha256_digest};
 use super::error::RegistryError;
 use super::host::RegistryHost;
 use super::manifest;
 use super::read::Read;
-use super::reference::{is_valid_digest, Reference};
+use crate::oci::digest::digest_with_algorithm;
+use crate::oci::Digest;
+use crate::oci::Reference;
 
 /// Manifests are JSON documents of a few KiB; distribution refuses to store
 /// one over 4 MiB, so none can be served bigger.
@@ -72,7 +73,7 @@ impl RegistryClient {
         &self,
         repo: &Reference,
         tags: &[String],
-    ) -> Result<BTreeMap<String, Option<String>>, RegistryError> {
+    ) -> Result<BTreeMap<String, Option<Digest>>, RegistryError> {
         let lookups = tags.iter().map(|tag| async move {
             let mut tagged = repo.clone();
             tagged.tag = Some(tag.clone());
@@ -105,7 +106,7 @@ impl RegistryClient {
     pub async fn head_manifest(
         &self,
         reference: &Reference,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<Digest>, RegistryError> {
         let key = format!("HEAD {reference}");
         self.head_flights
             .run(&key, || async {
@@ -121,8 +122,7 @@ impl RegistryClient {
                     .headers()
                     .get("docker-content-digest")
                     .and_then(|v| v.to_str().ok())
-                    .filter(|d| is_valid_digest(d))
-                    .map(str::to_string);
+                    .and_then(|d| Digest::parse(d).ok());
                 Ok(match (&reference.digest, named) {
                     // A HEAD by digest found it; the digest is the one asked for.
                     (Some(asked), _) => Some(asked.clone()),
@@ -137,10 +137,10 @@ impl RegistryClient {
     pub async fn get_blob_limited(
         &self,
         repository: &Reference,
-        digest: &str,
+        digest: &Digest,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        if !is_valid_digest(digest) || digest_with_algorithm(digest, b"").is_none() {
+        if digest.recompute(b"").is_none() {
             return Err(RegistryError::InvalidManifest {
                 detail: format!("unsupported or malformed blob digest {digest:?}"),
             });
@@ -161,7 +161,7 @@ impl RegistryClient {
     async fn fetch_blob(
         &self,
         repository: &Reference,
-        digest: &str,
+        digest: &Digest,
         limit: u64,
     ) -> Result<Arc<Vec<u8>>, RegistryError> {
         let shown = repository.with_digest(digest).to_string();
@@ -176,7 +176,7 @@ impl RegistryClient {
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge { .. } => RegistryError::TooLarge {
-                    digest: digest.into(),
+                    digest: digest.clone(),
                     limit,
                 },
                 BodyError::Broken(detail) => RegistryError::Unreachable {
@@ -184,11 +184,11 @@ impl RegistryClient {
                     detail,
                 },
             })?;
-        let actual = digest_with_algorithm(digest, &bytes).unwrap_or_default();
-        if actual != digest {
+        let actual = digest.recompute(&bytes);
+        if actual.as_ref() != Some(digest) {
             return Err(RegistryError::DigestMismatch {
-                expected: digest.into(),
-                actual,
+                expected: digest.to_string(),
+                actual: actual.map(String::from).unwrap_or_default(),
             });
         }
         self.content.put(digest, &bytes);
@@ -223,11 +223,13 @@ impl RegistryClient {
                     detail: format!("{shown}: {detail}"),
                 },
             })?;
-        let digest = sha256_digest(&bytes);
+        let digest = Digest::sha256_of(&bytes);
         // The digest asked for, else the one the registry claims, must name
         // the bytes we got: a tag's header is not trusted blindly.
-        for expected in [reference.digest.clone(), header].into_iter().flatten() {
-            let actual = digest_with_algorithm(&expected, &bytes).unwrap_or_else(|| digest.clone());
+        let asked = reference.digest.as_ref().map(Digest::to_string);
+        for expected in [asked, header].into_iter().flatten() {
+            let actual =
+                digest_with_algorithm(&expected, &bytes).unwrap_or_else(|| digest.to_string());
             if actual != expected {
                 return Err(RegistryError::DigestMismatch { expected, actual });
             }
@@ -270,7 +272,7 @@ fn manifest_path(reference: &Reference) -> String {
 }
 
 /// A manifest from bytes already checked against `digest`.
-fn fetched(bytes: &[u8], digest: String, shown: &str) -> Result<FetchedManifest, RegistryError> {
+fn fetched(bytes: &[u8], digest: Digest, shown: &str) -> Result<FetchedManifest, RegistryError> {
     // The type comes from the document itself (required for Docker types,
     // set by every OCI producer we know; structure decides when absent), so
     // a cached manifest needs nothing but its bytes.

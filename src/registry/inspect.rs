@@ -7,20 +7,21 @@
 use super::client::RegistryClient;
 use super::error::RegistryError;
 use super::manifest::{self, Descriptor, ImageConfig, Manifest};
-use super::platform::Platform;
-use super::reference::Reference;
+use crate::oci::platform::Platform;
+use crate::oci::reference::Reference;
+use crate::oci::Digest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
     /// Digest of what the reference points to (index or manifest).
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: String,
     pub is_index: bool,
     /// `os/arch[/variant]` of the index entries without attestations, or of
     /// a single manifest's config.
     pub platforms: Vec<String>,
     pub attestation_count: i64,
-    pub platform_digest: Option<String>,
+    pub platform_digest: Option<Digest>,
     /// `registry/repository@platform_digest`.
     pub image_uri: Option<String>,
     pub os: Option<String>,
@@ -42,7 +43,7 @@ pub enum InspectError {
     #[error("image {image}: the index entry {digest} claims {claimed}, but its config says {actual}; the image was assembled wrongly and will not run as {claimed}")]
     ConfigMismatch {
         image: String,
-        digest: String,
+        digest: Digest,
         claimed: String,
         actual: String,
     },
@@ -170,8 +171,8 @@ fn missing(
     }
 }
 
-fn choose(result: &mut Inspection, reference: &Reference, digest: &str, config: &ImageConfig) {
-    result.platform_digest = Some(digest.to_string());
+fn choose(result: &mut Inspection, reference: &Reference, digest: &Digest, config: &ImageConfig) {
+    result.platform_digest = Some(digest.clone());
     result.image_uri = Some(format!("{}@{digest}", reference.repository_reference()));
     result.os = Some(config.os.clone()).filter(|s| !s.is_empty());
     result.architecture = Some(config.architecture.clone()).filter(|s| !s.is_empty());

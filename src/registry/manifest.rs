@@ -2,11 +2,12 @@
 //! manifest list, OCI image manifest and index) and image config blobs, read
 //! into the few fields inspection needs.
 
+use crate::oci::Digest;
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::platform::Platform;
+use crate::oci::platform::Platform;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -40,7 +41,7 @@ pub enum ManifestError {
 pub struct Descriptor {
     #[serde(default)]
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     #[serde(default)]
     pub size: i64,
     #[serde(default)]

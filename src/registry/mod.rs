@@ -1,5 +1,5 @@
-//! Everything about registries, knowing nothing of Terraform: reference and
-//! platform parsing, credential resolution, the distribution-API client and
+//! Everything about registries, knowing nothing of Terraform: credential
+//! resolution, the distribution-API client and
 //! image inspection, and pushing images and proving what the registry then
 //! serves. Callers get typed values and this module's own errors;
 //! `resources/*` turns them into diagnostics.
@@ -9,26 +9,23 @@ pub mod auth;
 mod body;
 pub mod cache;
 pub mod client;
-pub mod digest;
 pub mod error;
 mod fetch;
 mod flight;
 mod host;
 pub mod inspect;
 pub mod manifest;
-pub mod platform;
 pub mod push;
 mod push_session;
 mod read;
-pub mod reference;
 pub mod upload;
 pub mod verify;
 
+pub use crate::oci::{is_loopback_host, parse_repository, Reference, ReferenceError};
+pub use crate::oci::{Platform, PlatformError};
 pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};
 pub use client::{FetchedManifest, RegistryClient, MANIFEST_MEDIA_TYPES};
 pub use error::RegistryError;
 pub use inspect::{inspect, InspectError, Inspection};
-pub use platform::{Platform, PlatformError};
 pub use push::{BlobPush, Pusher, RetryPolicy};
-pub use reference::{is_loopback_host, parse_repository, Reference, ReferenceError};
 pub use verify::{verify_pushed, Expected, ExpectedManifest, VerifyError};

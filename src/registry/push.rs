@@ -19,10 +19,10 @@ use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::client::RegistryClient;
-use super::digest::sha256_digest;
 use super::error::RegistryError;
 pub(super) use super::push_session::PushAuth;
-use super::reference::Reference;
+use crate::oci::reference::Reference;
+use crate::oci::Digest;
 
 mod delete;
 pub use delete::{Deleted, TagList};
@@ -104,7 +104,11 @@ impl<'a> Pusher<'a> {
     }
 
     /// True if `repo` holds blob `digest` (HEAD; 404 means no).
-    pub async fn blob_exists(&self, repo: &Reference, digest: &str) -> Result<bool, RegistryError> {
+    pub async fn blob_exists(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
         self.with_retries(repo, Access::Push, |auth| {
             let shown = shown.clone();
@@ -135,7 +139,7 @@ impl<'a> Pusher<'a> {
     pub async fn mount_blob(
         &self,
         repo: &Reference,
-        digest: &str,
+        digest: &Digest,
         from_repo: &str,
     ) -> Result<bool, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
@@ -171,8 +175,8 @@ impl<'a> Pusher<'a> {
         &self,
         repo: &Reference,
         bytes: &[u8],
-    ) -> Result<String, RegistryError> {
-        let digest = sha256_digest(bytes);
+    ) -> Result<Digest, RegistryError> {
+        let digest = Digest::sha256_of(bytes);
         if !self.blob_exists(repo, &digest).await? {
             let source = super::upload::Source::Bytes(bytes);
             self.with_retries(repo, Access::Push, |auth| {
@@ -191,7 +195,7 @@ impl<'a> Pusher<'a> {
         &self,
         repo: &Reference,
         path: &std::path::Path,
-        digest: &str,
+        digest: &Digest,
         size: u64,
     ) -> Result<BlobPush, RegistryError> {
         let on_disk = tokio::fs::metadata(path)
@@ -224,7 +228,7 @@ impl<'a> Pusher<'a> {
         &self,
         repo: &Reference,
         blob: super::upload::StreamedBlob,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<Digest>, RegistryError> {
         let auth = tokio::select! {
             _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
             auth = self.authorize(repo, Access::Push) => auth?,
@@ -243,12 +247,12 @@ impl<'a> Pusher<'a> {
         tag_or_digest: &str,
         bytes: &[u8],
         media_type: &str,
-    ) -> Result<String, RegistryError> {
-        let ours = sha256_digest(bytes);
+    ) -> Result<Digest, RegistryError> {
+        let ours = Digest::sha256_of(bytes);
         if tag_or_digest.contains(':') && tag_or_digest != ours {
             return Err(RegistryError::DigestMismatch {
                 expected: tag_or_digest.into(),
-                actual: ours,
+                actual: ours.into(),
             });
         }
         let shown = format!("{}:{tag_or_digest}", repo.repository_reference());
@@ -285,7 +289,7 @@ impl<'a> Pusher<'a> {
         // the registry stored something other than what we sent.
         match reported {
             Some(reported) if reported != ours => Err(RegistryError::DigestMismatch {
-                expected: ours,
+                expected: ours.into(),
                 actual: reported,
             }),
             _ => Ok(ours),

@@ -29,7 +29,7 @@ impl PushAuth {
             && self.base.scheme() == "https"
             && !url
                 .host_str()
-                .is_some_and(super::reference::is_loopback_host);
+                .is_some_and(crate::oci::reference::is_loopback_host);
         let builder = self.http.request(method, url);
         match (&self.header, same_host && !downgraded) {
             (Some(value), true) => builder.header(AUTHORIZATION, value.clone()),

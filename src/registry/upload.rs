@@ -4,6 +4,7 @@
 //! over the file and no chunk bookkeeping; the body is a stream of small
 //! reads, so memory stays flat however large the layer.
 
+use crate::oci::Digest;
 use std::path::Path;
 
 use futures::{stream, StreamExt as _};
@@ -13,7 +14,7 @@ use tokio::io::AsyncReadExt as _;
 
 use super::error::RegistryError;
 use super::push_session::PushAuth;
-use super::reference::Reference;
+use crate::oci::reference::Reference;
 
 /// Bytes read from disk per body piece.
 const READ_SIZE: usize = 256 * 1024;
@@ -59,7 +60,7 @@ pub(super) async fn upload(
     auth: PushAuth,
     repo: &Reference,
     source: &Source<'_>,
-    digest: &str,
+    digest: &Digest,
     size: u64,
 ) -> Result<(), RegistryError> {
     let shown = repo.with_digest(digest).to_string();
@@ -91,7 +92,7 @@ pub struct StreamedBlob {
     pub pieces: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     /// The blob's digest once all pieces are sent, or `None` to abandon the
     /// upload (the bytes turned out not to be wanted).
-    pub digest: tokio::sync::oneshot::Receiver<Option<String>>,
+    pub digest: tokio::sync::oneshot::Receiver<Option<Digest>>,
 }
 
 /// Opens a session (POST), sends the pieces as one streamed PATCH, as the
@@ -102,7 +103,7 @@ pub(super) async fn upload_streamed(
     auth: PushAuth,
     repo: &Reference,
     blob: StreamedBlob,
-) -> Result<Option<String>, RegistryError> {
+) -> Result<Option<Digest>, RegistryError> {
     let shown = format!("{} (streamed layer)", repo.repository_reference());
     let location = open_session(&auth, repo, &shown).await?;
     let pieces =

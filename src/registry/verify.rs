@@ -8,19 +8,20 @@
 //! when the digest differs, the caller needs to know how (an index with an
 //! attestation, a missing platform), so the shape is checked first.
 
+use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
 use super::manifest::{self, Descriptor, ImageConfig, Manifest, DOCKER_LIST, OCI_INDEX};
-use super::platform::Platform;
-use super::reference::Reference;
+use crate::oci::platform::Platform;
+use crate::oci::reference::Reference;
 
 /// What stevedore pushed under the tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     /// Digest of the manifest or index the tags should serve.
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: String,
     /// Per platform (`os/arch[/variant]`), the image manifest pushed for it.
     /// One entry and an image media type: the tags serve that manifest.
@@ -29,7 +30,7 @@ pub struct Expected {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedManifest {
-    pub digest: String,
+    pub digest: Digest,
     pub os: String,
     pub architecture: String,
     pub variant: Option<String>,
@@ -59,7 +60,7 @@ pub enum VerifyError {
     #[error("tag {tag} serves manifest {digest} as {claimed}, but its config says {actual}: the image inside is not built for the platform it was pushed as")]
     ConfigDiffers {
         tag: String,
-        digest: String,
+        digest: Digest,
         claimed: String,
         actual: String,
     },
@@ -80,11 +81,11 @@ pub async fn verify_pushed(
 
 /// What a tag serves, summarised for comparison and for messages.
 struct Served {
-    digest: String,
+    digest: Digest,
     media_type: String,
     /// Index entries that are not attestations, or the config's platform
     /// of a single manifest (with its digest).
-    platforms: Vec<(Platform, String)>,
+    platforms: Vec<(Platform, Digest)>,
     attestations: usize,
 }
 

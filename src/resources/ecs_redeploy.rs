@@ -158,7 +158,7 @@ impl Resource for EcsRedeploy {
             }
         }
         if let Some(digest) = config.digest.as_str() {
-            if !crate::registry::reference::is_valid_digest(digest) {
+            if !crate::oci::reference::is_valid_digest(digest) {
                 d.push(Diagnostic::attr_error(
                     attr::digest,
                     "Invalid Digest",

@@ -183,11 +183,7 @@ impl Resource for ImageBuild {
                 new_state: apply::state_after(&req.planned, &published),
                 private: plan::pushed_marker(
                     &published.digest,
-                    &published
-                        .platform_digests
-                        .values()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
+                    &published.platform_digests.values().collect::<Vec<_>>(),
                 ),
                 diags: Diagnostics::new(),
             },

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use stevedore::oci::Digest;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use stevedore::registry::{Pusher, Reference};
 /// A blob on disk.
 pub struct Layer {
     pub path: PathBuf,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -48,7 +49,7 @@ pub fn write_layer(path: &Path, seed: u64, size: u64) -> Layer {
     file.flush().unwrap();
     Layer {
         path: path.to_path_buf(),
-        digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+        digest: Digest::from_sha256(hasher.finalize()),
         size,
     }
 }
@@ -71,7 +72,7 @@ pub fn config_json(platform: &str, seed: u64) -> Vec<u8> {
 /// config and manifest blobs, but not the manifest itself.
 pub struct Image {
     pub layers: Vec<Layer>,
-    pub config_digest: String,
+    pub config_digest: Digest,
     pub manifest: Assembled,
 }
 

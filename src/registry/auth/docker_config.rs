@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::{normalize_address, AuthError, Credential, CredentialSource};
-use crate::registry::reference::DOCKER_HUB;
+use crate::oci::reference::DOCKER_HUB;
 
 /// Helpers may prompt a keychain; do not hang a Terraform run forever on one.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ pub use docker_config::DockerConfig;
 pub use ecr::{is_ecr_host, EcrTokenCache};
 
 use crate::aws::AwsSettings;
-use crate::registry::reference::{is_loopback_host, DOCKER_HUB};
+use crate::oci::reference::{is_loopback_host, DOCKER_HUB};
 
 /// One `registry_auth` block, as configured.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -2,11 +2,12 @@
 //! which registries may refuse: CNCF distribution answers 405 unless
 //! `storage.delete.enabled` is set, and some hosted registries never allow it.
 
+use crate::oci::Digest;
 use reqwest::Method;
 
 use super::Pusher;
+use crate::oci::reference::Reference;
 use crate::registry::error::RegistryError;
-use crate::registry::reference::Reference;
 
 /// What became of a manifest delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,7 @@ impl Pusher<'_> {
     pub async fn delete_manifest(
         &self,
         repo: &Reference,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Deleted, RegistryError> {
         let shown = repo.with_digest(digest).to_string();
         self.with_retries(repo, super::Access::Delete, |auth| {

@@ -5,6 +5,7 @@ use super::{attr, timeouts_attr};
 use super::{deploy, follow, names, plan, prove, timeout, verify};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, DeploymentOutcome, PollPolicy};
+use crate::oci::Digest;
 use crate::registry::RegistryClient;
 use crate::resource::{ApplyRequest, ApplyResponse, Ctx};
 use std::time::Duration;
@@ -61,8 +62,13 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         service,
         wait: wait_for(&req),
     };
-    let digest = req.planned.get(attr::digest).as_str();
-    let adopted = match adopt(ctx, &client, &target, digest, &req).await {
+    // validate proved a known digest well formed.
+    let digest = req
+        .planned
+        .get(attr::digest)
+        .as_str()
+        .and_then(|d| Digest::parse(d).ok());
+    let adopted = match adopt(ctx, &client, &target, digest.as_deref(), &req).await {
         Ok(adopted) => adopted,
         Err(d) => {
             warnings.push(d);
@@ -76,7 +82,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
             return keep(warnings);
         }
     };
-    if let (Some(digest), Some(outcome)) = (digest, &recorded.outcome) {
+    if let (Some(digest), Some(outcome)) = (&digest, &recorded.outcome) {
         let proof = tokio::select! {
             proof = prove_digest(&client, &provider.registry, digest, outcome) => proof,
             _ = ctx.cancel.cancelled() => Ok(Some(Diagnostic::warning(
@@ -155,7 +161,7 @@ async fn adopt(
 async fn prove_digest(
     client: &aws_sdk_ecs::Client,
     registry: &RegistryClient,
-    digest: &str,
+    digest: &Digest,
     outcome: &DeploymentOutcome,
 ) -> Result<Option<Diagnostic>, Diagnostic> {
     let task_definition = outcome.task_definition_arn.as_deref();

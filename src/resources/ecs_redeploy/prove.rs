@@ -7,12 +7,13 @@
 use super::attr;
 use crate::diag::Diagnostic;
 use crate::ecs::RunningTask;
+use crate::oci::Digest;
 use crate::registry::{manifest, Reference, RegistryClient};
 use crate::value::AttrPath;
 
 /// What the tasks were compared with.
 pub struct Asked<'a> {
-    pub digest: &'a str,
+    pub digest: &'a Digest,
     pub deployment_id: &'a str,
     pub task_definition: Option<&'a str>,
     /// Container images of that task definition.
@@ -75,7 +76,7 @@ async fn platform_manifests(registry: &RegistryClient, asked: &Asked<'_>) -> Vec
             return manifests
                 .iter()
                 .filter(|d| !d.is_attestation())
-                .map(|d| d.digest.clone())
+                .map(|d| d.digest.to_string())
                 .collect();
         }
         return Vec::new();

@@ -1,6 +1,7 @@
 //! Apply, refresh and delete against the daemon and the registry, and the
 //! diagnostics their failures become.
 
+use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::{attr, BuildModel};
@@ -15,7 +16,7 @@ pub fn state_after(planned: &Value, published: &Published) -> Value {
     let mut state = BuildModel::from_value(planned);
     let repo = state.repository.as_str().unwrap_or_default();
     let uri = format!("{repo}@{}", published.digest);
-    state.digest = Value::string(&published.digest);
+    state.digest = Value::string(published.digest.as_str());
     state.image_uri = Value::string(&uri);
     state.id = Value::string(uri);
     state.manifest_media_type = Value::string(&published.media_type);
@@ -24,8 +25,8 @@ pub fn state_after(planned: &Value, published: &Published) -> Value {
     state.into_value()
 }
 
-fn map(m: &BTreeMap<String, String>) -> Value {
-    Value::string_map(m.iter().map(|(k, v)| (k.clone(), v.clone())))
+fn map(m: &BTreeMap<String, Digest>) -> Value {
+    Value::string_map(m.iter().map(|(k, v)| (k.clone(), v.to_string())))
 }
 
 /// The diagnostic for a failed publish. `updating`: a previous image exists

@@ -6,6 +6,7 @@
 //! §3.6): what apply will produce is planned unknown; an update that builds
 //! nothing plans the prior values exactly, so apply returns them unchanged.
 
+use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::{attr, BuildModel};
@@ -114,10 +115,10 @@ pub fn planned(prior: &Value, proposed: &Value, context_hash: Value, drifted: bo
 /// Private state after a successful apply (see [`pushed_marker`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PushedMarker {
-    pushed_digest: Option<String>,
+    pushed_digest: Option<Digest>,
     /// Absent in markers written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pushed_manifests: Option<Vec<String>>,
+    pushed_manifests: Option<Vec<Digest>>,
 }
 
 impl PushedMarker {
@@ -129,22 +130,22 @@ impl PushedMarker {
 /// Private state after a successful apply: the digest the tags were left at
 /// and every manifest the apply pushed (the index or single manifest first,
 /// then each platform's), which destroy may delete and nothing else.
-pub fn pushed_marker(digest: &str, platform_digests: &[&str]) -> Vec<u8> {
-    let mut manifests = vec![digest.to_string()];
+pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest]) -> Vec<u8> {
+    let mut manifests = vec![digest.clone()];
     manifests.extend(
         platform_digests
             .iter()
             .filter(|d| **d != digest)
-            .map(|d| d.to_string()),
+            .map(|d| (*d).clone()),
     );
     let marker = PushedMarker {
-        pushed_digest: Some(digest.to_string()),
+        pushed_digest: Some(digest.clone()),
         pushed_manifests: Some(manifests),
     };
     serde_json::to_vec(&marker).unwrap_or_default()
 }
 
-pub fn marker_digest(private: &[u8]) -> Option<String> {
+pub fn marker_digest(private: &[u8]) -> Option<Digest> {
     PushedMarker::read(private)?.pushed_digest
 }
 
@@ -152,7 +153,7 @@ pub fn marker_digest(private: &[u8]) -> Option<String> {
 /// written before `pushed_manifests` existed hold only `pushed_digest`; the
 /// state's `platform_digests` then complete it, as only apply writes those.
 /// Empty without a marker: nothing is known to be ours.
-pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<String> {
+pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<Digest> {
     let Some(marker) = PushedMarker::read(private) else {
         return Vec::new();
     };
@@ -162,11 +163,15 @@ pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<String> {
     let Some(top) = marker.pushed_digest else {
         return Vec::new();
     };
-    let mut out = vec![top.to_string()];
-    for d in state
-        .get(attr::platform_digests)
-        .to_string_map()
-        .into_values()
+    let mut out = vec![top];
+    // Written by apply from digests it computed; one that does not parse
+    // was not written by us and is not ours to delete.
+    let platform_digests = BuildModel::from_value(state)
+        .platform_digests
+        .to_string_map();
+    for d in platform_digests
+        .values()
+        .filter_map(|d| Digest::parse(d).ok())
     {
         if !out.contains(&d) {
             out.push(d);
@@ -193,7 +198,7 @@ pub fn drifted(prior: &Value, private: &[u8]) -> bool {
 /// (`None`: tag or repository missing). Unchanged when every tag still
 /// names the state's digest; otherwise `digest`, `image_uri` and `id`
 /// say what is there (null when missing), which [`drifted`] then sees.
-pub fn refreshed(state: &Value, resolved: &BTreeMap<String, Option<String>>) -> Value {
+pub fn refreshed(state: &Value, resolved: &BTreeMap<String, Option<Digest>>) -> Value {
     let model = BuildModel::from_value(state);
     let ours = model.digest.as_str();
     let observed = if resolved.values().any(Option::is_none) {
@@ -212,7 +217,7 @@ pub fn refreshed(state: &Value, resolved: &BTreeMap<String, Option<String>>) -> 
         .as_ref()
         .and_then(|d| model.repository.as_str().map(|r| format!("{r}@{d}")));
     let mut new = model.clone();
-    new.digest = Value::opt_string(observed);
+    new.digest = Value::opt_string(observed.map(String::from));
     new.image_uri = Value::opt_string(uri.clone());
     new.id = Value::opt_string(uri);
     new.into_value()

@@ -1,5 +1,19 @@
 use super::*;
 
+/// A well-formed digest standing for the manifest called `name`, as text.
+fn h(name: &str) -> &'static str {
+    Box::leak(
+        Digest::sha256_of(name.as_bytes())
+            .to_string()
+            .into_boxed_str(),
+    )
+}
+
+/// The same digest as a [`Digest`].
+fn dg(name: &str) -> Digest {
+    Digest::sha256_of(name.as_bytes())
+}
+
 fn state(digest: Option<&str>) -> Value {
     Value::object([
         (attr::context, Value::string("/ctx")),
@@ -30,22 +44,19 @@ fn state(digest: Option<&str>) -> Value {
         ),
         (
             attr::platform_digests,
-            Value::string_map([("linux/amd64", "sha256:m")]),
+            Value::string_map([("linux/amd64", h("m"))]),
         ),
         (
             attr::manifest_media_type,
             Value::string("application/vnd.docker.distribution.manifest.v2+json"),
         ),
-        (
-            attr::image_id,
-            Value::string_map([("linux/amd64", "sha256:c")]),
-        ),
+        (attr::image_id, Value::string_map([("linux/amd64", h("c"))])),
     ])
 }
 
 #[test]
 fn rebuild_decisions() {
-    let prior = state(Some("sha256:a"));
+    let prior = state(Some(h("a")));
     let with = |name: &str, v: Value| {
         let mut p = prior.clone();
         p.set(name, v);
@@ -91,7 +102,7 @@ fn rebuild_decisions() {
 
 #[test]
 fn planned_outputs_unknown_on_rebuild_and_prior_otherwise() {
-    let prior = state(Some("sha256:a"));
+    let prior = state(Some(h("a")));
     let same = planned(&prior, &prior, Value::string("sha256:h1"), false);
     assert_eq!(same, prior, "an unchanged plan is exactly the prior state");
 
@@ -156,14 +167,14 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
 
 #[test]
 fn drift_compares_state_digest_with_the_pushed_marker() {
-    let marker = pushed_marker("sha256:a", &["sha256:a"]);
-    assert_eq!(marker_digest(&marker).as_deref(), Some("sha256:a"));
-    assert!(!drifted(&state(Some("sha256:a")), &marker));
-    assert!(drifted(&state(Some("sha256:b")), &marker), "moved");
+    let marker = pushed_marker(&dg("a"), &[&dg("a")]);
+    assert_eq!(marker_digest(&marker).as_deref(), Some(h("a")));
+    assert!(!drifted(&state(Some(h("a"))), &marker));
+    assert!(drifted(&state(Some(h("b"))), &marker), "moved");
     assert!(drifted(&state(None), &marker), "missing");
     assert!(drifted(&state(None), &[]), "missing without marker");
     assert!(
-        !drifted(&state(Some("sha256:b")), &[]),
+        !drifted(&state(Some(h("b"))), &[]),
         "no marker: nothing to compare"
     );
     assert!(!drifted(&Value::Null, &marker), "create");
@@ -171,56 +182,53 @@ fn drift_compares_state_digest_with_the_pushed_marker() {
 
 #[test]
 fn refresh_reports_moved_and_missing_tags() {
-    let s = state(Some("sha256:a"));
+    let s = state(Some(h("a")));
     let resolved = |a: Option<&str>, b: Option<&str>| {
         BTreeMap::from([
-            ("latest".to_string(), a.map(str::to_string)),
-            ("v1".to_string(), b.map(str::to_string)),
+            ("latest".to_string(), a.map(|d| Digest::parse(d).unwrap())),
+            ("v1".to_string(), b.map(|d| Digest::parse(d).unwrap())),
         ])
     };
-    assert_eq!(
-        refreshed(&s, &resolved(Some("sha256:a"), Some("sha256:a"))),
-        s
-    );
+    assert_eq!(refreshed(&s, &resolved(Some(h("a")), Some(h("a")))), s);
 
-    let moved = refreshed(&s, &resolved(Some("sha256:a"), Some("sha256:b")));
-    assert_eq!(moved.get(attr::digest), &Value::string("sha256:b"));
+    let moved = refreshed(&s, &resolved(Some(h("a")), Some(h("b"))));
+    assert_eq!(moved.get(attr::digest), &Value::string(h("b")));
     assert_eq!(
         moved.get(attr::image_uri),
-        &Value::string("127.0.0.1:5000/web@sha256:b")
+        &Value::string(format!("127.0.0.1:5000/web@{}", h("b")))
     );
     assert_eq!(moved.get(attr::id), moved.get(attr::image_uri));
     assert_eq!(moved.get(attr::context_hash), s.get(attr::context_hash));
 
-    let missing = refreshed(&s, &resolved(None, Some("sha256:a")));
+    let missing = refreshed(&s, &resolved(None, Some(h("a"))));
     assert!(missing.get(attr::digest).is_null());
     assert!(missing.get(attr::image_uri).is_null());
-    assert!(drifted(&missing, &pushed_marker("sha256:a", &[])));
+    assert!(drifted(&missing, &pushed_marker(&dg("a"), &[])));
 }
 
 #[test]
 fn pushed_manifests_come_from_the_marker_not_from_refreshed_state() {
     // Refresh wrote someone else's digest into `digest`: destroy must not see it as ours.
-    let drifted_state = state(Some("sha256:theirs"));
-    let marker = pushed_marker("sha256:index", &["sha256:amd64", "sha256:arm64"]);
+    let drifted_state = state(Some(h("theirs")));
+    let marker = pushed_marker(&dg("index"), &[&dg("amd64"), &dg("arm64")]);
     assert_eq!(
         pushed_manifests(&marker, &drifted_state),
-        ["sha256:index", "sha256:amd64", "sha256:arm64"]
+        [h("index"), h("amd64"), h("arm64")]
     );
-    let single = pushed_marker("sha256:m", &["sha256:m"]);
-    assert_eq!(pushed_manifests(&single, &drifted_state), ["sha256:m"]);
+    let single = pushed_marker(&dg("m"), &[&dg("m")]);
+    assert_eq!(pushed_manifests(&single, &drifted_state), [h("m")]);
 }
 
 #[test]
 fn pushed_manifests_of_an_older_marker_add_the_platform_digests_of_state() {
-    let old_marker = br#"{"pushed_digest":"sha256:a"}"#;
+    let old_marker = format!(r#"{{"pushed_digest":"{}"}}"#, h("a")).into_bytes();
     assert_eq!(
-        pushed_manifests(old_marker, &state(Some("sha256:theirs"))),
-        ["sha256:a", "sha256:m"]
+        pushed_manifests(&old_marker, &state(Some(h("theirs")))),
+        [h("a"), h("m")]
     );
     assert!(
-        pushed_manifests(&[], &state(Some("sha256:a"))).is_empty(),
+        pushed_manifests(&[], &state(Some(h("a")))).is_empty(),
         "no marker: nothing is ours"
     );
-    assert!(pushed_manifests(b"not json", &state(Some("sha256:a"))).is_empty());
+    assert!(pushed_manifests(b"not json", &state(Some(h("a")))).is_empty());
 }

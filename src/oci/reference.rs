@@ -7,6 +7,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+pub use super::digest::is_valid_digest;
+use super::digest::Digest;
+
 /// The registry Docker assumes when a reference names none.
 pub const DOCKER_HUB: &str = "docker.io";
 /// Where Docker Hub actually serves the distribution API.
@@ -22,10 +25,6 @@ static COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\w[\w.-]{0,127}$").unwrap_or_else(|_| unreachable!()));
-static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
-        .unwrap_or_else(|_| unreachable!())
-});
 // Hostname labels or an IPv4 address, or a bracketed IPv6 address, then an optional port.
 static HOST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -65,7 +64,7 @@ pub struct Reference {
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 impl Reference {
@@ -78,10 +77,7 @@ impl Reference {
             return Err(ReferenceError::Empty);
         }
         let (name_and_tag, digest) = match trimmed.split_once('@') {
-            Some((left, digest)) => {
-                validate_digest(input, digest)?;
-                (left, Some(digest.to_string()))
-            }
+            Some((left, digest)) => (left, Some(parse_digest(input, digest)?)),
             None => (trimmed, None),
         };
         let (name, tag) = split_tag(name_and_tag);
@@ -108,12 +104,12 @@ impl Reference {
     }
 
     /// A reference to another manifest in the same repository, by digest.
-    pub fn with_digest(&self, digest: &str) -> Reference {
+    pub fn with_digest(&self, digest: &Digest) -> Reference {
         Reference {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             tag: None,
-            digest: Some(digest.to_string()),
+            digest: Some(digest.clone()),
         }
     }
 
@@ -265,25 +261,11 @@ fn validate_repository(
     Ok(())
 }
 
-fn validate_digest(input: &str, digest: &str) -> Result<(), ReferenceError> {
-    let fail = || ReferenceError::InvalidDigest {
+fn parse_digest(input: &str, digest: &str) -> Result<Digest, ReferenceError> {
+    Digest::parse(digest).map_err(|_| ReferenceError::InvalidDigest {
         input: input.into(),
         digest: digest.into(),
-    };
-    if !DIGEST.is_match(digest) {
-        return Err(fail());
-    }
-    if let Some(hex) = digest.strip_prefix("sha256:") {
-        if hex.len() != 64 || !hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-            return Err(fail());
-        }
-    }
-    Ok(())
-}
-
-/// True if `digest` is a well-formed `algorithm:hex` digest.
-pub fn is_valid_digest(digest: &str) -> bool {
-    validate_digest(digest, digest).is_ok()
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,14 @@
+//! What names and addresses an image, for every part that handles one:
+//! references (`host/repo:tag@digest`), platforms (`os/arch[/variant]`) and
+//! content digests (`algorithm:hex`). Parsed once where text comes in (the
+//! configuration, a registry's answer, a daemon's), then passed as types.
+//! Knows nothing of Terraform, Docker or HTTP, so `docker`, `registry` and
+//! `publish` all use it without depending on each other.
+
+pub mod digest;
+pub mod platform;
+pub mod reference;
+
+pub use digest::Digest;
+pub use platform::{Platform, PlatformError};
+pub use reference::{is_loopback_host, parse_repository, Reference, ReferenceError};
