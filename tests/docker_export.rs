@@ -7,14 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+use acceptance_tests::media_types::OCI_MANIFEST;
+use acceptance_tests::sha256_digest as sha;
 use sha2::{Digest, Sha256};
 use stevedore::docker::{
     config_facts, image_refs, walk_archive, ArchiveVisitor, ExportError, SMALL_ENTRY,
 };
-
-fn sha(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 fn config(arch: &str, diff_ids: &[String]) -> Vec<u8> {
     serde_json::json!({
@@ -164,7 +162,7 @@ fn oci_layout_through_nested_index_skipping_attestations() {
     let layer_gz = gz.finish().unwrap();
     let cfg = config("amd64", &[sha(&layer)]);
     let manifest = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": OCI_MANIFEST,
         "config": {"digest": sha(&cfg)}, "layers": [{"digest": sha(&layer_gz)}]
     })
     .to_string();

@@ -126,8 +126,8 @@ fn json_state_decoding_never_panics() {
 #[test]
 fn manifest_parsing_never_panics() {
     let seeds: Vec<Vec<u8>> = vec![
-        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"sha256:aa","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}"#.to_vec(),
-        br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:bb","size":2},"layers":[{"digest":"sha256:cc","size":3}]}"#.to_vec(),
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}"#.to_vec(),
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":2},"layers":[{"digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":3}]}"#.to_vec(),
     ];
     run("manifest", input(seeds), |b| {
         if let Ok(media_type) = stevedore::registry::manifest::detect_media_type(b) {

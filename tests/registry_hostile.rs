@@ -10,9 +10,8 @@ use stevedore::registry::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-use stevedore::oci::digest::sha256_digest as sha256;
+use acceptance_tests::media_types::{OCI_CONFIG, OCI_MANIFEST};
+use acceptance_tests::sha256_digest as sha256;
 use stevedore::oci::Digest;
 
 /// One canned answer: status, headers, body.
@@ -84,7 +83,7 @@ async fn serve(routes: Routes) -> String {
 fn manifest_with_config(config_claimed: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_claimed, "size": 40 },
+        "config": { "mediaType": OCI_CONFIG, "digest": config_claimed, "size": 40 },
         "layers": [],
     }))
     .unwrap()

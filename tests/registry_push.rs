@@ -7,7 +7,9 @@ mod registry_push_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use registry_fixture::{sha256, Entry, Flavor, TestRegistry};
+use registry_fixture::{
+    sha256, Entry, Flavor, TestRegistry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+};
 use registry_push_support::{push_image_blobs, write_layer, Image, Proxy};
 use stevedore::oci::Digest;
 use stevedore::registry::assemble::{index, Format, IndexEntry};
@@ -132,26 +134,10 @@ async fn pushes_and_verifies_one_and_two_platforms_in_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     let client = client();
     let cases: [(Format, &[&str], &str); 4] = [
-        (
-            Format::Docker,
-            &["linux/amd64"],
-            "application/vnd.docker.distribution.manifest.v2+json",
-        ),
-        (
-            Format::Oci,
-            &["linux/amd64"],
-            "application/vnd.oci.image.manifest.v1+json",
-        ),
-        (
-            Format::Docker,
-            &["linux/amd64", "linux/arm64"],
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-        ),
-        (
-            Format::Oci,
-            &["linux/amd64", "linux/arm/v7"],
-            "application/vnd.oci.image.index.v1+json",
-        ),
+        (Format::Docker, &["linux/amd64"], DOCKER_MANIFEST),
+        (Format::Oci, &["linux/amd64"], OCI_MANIFEST),
+        (Format::Docker, &["linux/amd64", "linux/arm64"], DOCKER_LIST),
+        (Format::Oci, &["linux/amd64", "linux/arm/v7"], OCI_INDEX),
     ];
     for (i, (format, platforms, media_type)) in cases.into_iter().enumerate() {
         let name = format!("app{i}");

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::layer::Layer;
+use crate::media_types::*;
 use crate::push::Uploader;
 use crate::registry::Registry;
 
@@ -36,7 +37,8 @@ impl Platform {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The `platform` object of an index entry.
+    pub fn to_json(&self) -> Value {
         let mut p = json!({ "architecture": self.architecture, "os": self.os });
         if let Some(v) = &self.variant {
             p["variant"] = json!(v);
@@ -55,26 +57,26 @@ pub enum Format {
 impl Format {
     pub fn manifest(self) -> &'static str {
         match self {
-            Format::Docker => "application/vnd.docker.distribution.manifest.v2+json",
-            Format::Oci => "application/vnd.oci.image.manifest.v1+json",
+            Format::Docker => DOCKER_MANIFEST,
+            Format::Oci => OCI_MANIFEST,
         }
     }
     pub fn index(self) -> &'static str {
         match self {
-            Format::Docker => "application/vnd.docker.distribution.manifest.list.v2+json",
-            Format::Oci => "application/vnd.oci.image.index.v1+json",
+            Format::Docker => DOCKER_LIST,
+            Format::Oci => OCI_INDEX,
         }
     }
-    fn config(self) -> &'static str {
+    pub fn config(self) -> &'static str {
         match self {
-            Format::Docker => "application/vnd.docker.container.image.v1+json",
-            Format::Oci => "application/vnd.oci.image.config.v1+json",
+            Format::Docker => DOCKER_CONFIG,
+            Format::Oci => OCI_CONFIG,
         }
     }
-    fn layer(self) -> &'static str {
+    pub fn layer(self) -> &'static str {
         match self {
-            Format::Docker => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Format::Oci => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Format::Docker => DOCKER_LAYER,
+            Format::Oci => OCI_LAYER,
         }
     }
 }
@@ -101,6 +103,19 @@ pub struct Pushed {
     pub images: Vec<PlatformImage>,
     /// Digests of the attestation manifests an index lists.
     pub attestations: Vec<String>,
+    /// Bytes of the manifest or index the tag points to.
+    pub size: usize,
+}
+
+/// One entry of an index made by [`Pusher::index_of`].
+#[derive(Clone, Copy, Debug)]
+pub enum Entry<'a> {
+    /// An image whose config and index entry both say this platform.
+    Image(&'a str),
+    /// An image whose index entry claims `claimed` but whose config says `actual`.
+    Lying { claimed: &'a str, actual: &'a str },
+    /// A buildx attestation manifest for the image before it.
+    Attestation,
 }
 
 impl Pushed {
@@ -204,22 +219,100 @@ impl<'r> Pusher<'r> {
             entries.push(entry);
             attestations.push(digest);
         }
+        self.push_index_document(name, tag, format, entries, images, attestations)
+    }
+
+    /// An index (OCI) or manifest list (Docker) of `entries`, in that order,
+    /// under `tag`; each image is pushed by digest first.
+    pub fn index_of(&self, name: &str, tag: &str, format: Format, entries: &[Entry]) -> Pushed {
+        let mut descriptors = Vec::new();
+        let mut images: Vec<PlatformImage> = Vec::new();
+        let mut attestations = Vec::new();
+        for entry in entries {
+            match *entry {
+                Entry::Image(label) | Entry::Lying { claimed: label, .. } => {
+                    let actual = match *entry {
+                        Entry::Lying { actual, .. } => actual,
+                        _ => label,
+                    };
+                    let (digest, bytes) =
+                        self.platform_manifest(name, format, &Platform::parse(actual));
+                    let claimed = Platform::parse(label);
+                    descriptors.push(descriptor(
+                        format.manifest(),
+                        &digest,
+                        bytes.len(),
+                        claimed.to_json(),
+                    ));
+                    images.push(PlatformImage {
+                        platform: claimed,
+                        digest,
+                    });
+                }
+                Entry::Attestation => {
+                    let subject = images.last().map(|i| i.digest.clone()).unwrap_or_default();
+                    let (digest, descriptor) = self.attestation(name, &subject);
+                    descriptors.push(descriptor);
+                    attestations.push(digest);
+                }
+            }
+        }
+        self.push_index_document(name, tag, format, descriptors, images, attestations)
+    }
+
+    /// Puts the index listing `descriptors` under `tag`.
+    fn push_index_document(
+        &self,
+        name: &str,
+        tag: &str,
+        format: Format,
+        descriptors: Vec<Value>,
+        images: Vec<PlatformImage>,
+        attestations: Vec<String>,
+    ) -> Pushed {
         let body = json!({
             "schemaVersion": 2,
             "mediaType": format.index(),
-            "manifests": entries,
+            "manifests": descriptors,
         });
         let bytes = serde_json::to_vec_pretty(&body).unwrap();
         let digest = self.upload.manifest(name, tag, format.index(), &bytes);
         self.pushed(
             name,
             tag,
-            digest,
+            (digest, bytes.len()),
             format.index(),
             true,
             images,
             attestations,
         )
+    }
+
+    /// One image manifest for `platform`, pushed by digest with no tag;
+    /// `reference` is then `repository@digest`.
+    pub fn untagged(&self, name: &str, format: Format, label: &str) -> Pushed {
+        let platform = Platform::parse(label);
+        let (digest, bytes) = self.platform_manifest(name, format, &platform);
+        let images = vec![PlatformImage {
+            platform,
+            digest: digest.clone(),
+        }];
+        let mut pushed = self.pushed(
+            name,
+            "",
+            (digest, bytes.len()),
+            format.manifest(),
+            false,
+            images,
+            vec![],
+        );
+        pushed.reference = format!("{}@{}", pushed.repository, pushed.digest);
+        pushed
+    }
+
+    /// One image manifest for `platform` under `tag`.
+    pub fn single_image(&self, name: &str, tag: &str, format: Format, label: &str) -> Pushed {
+        self.single(name, tag, format, label)
     }
 
     fn single(&self, name: &str, tag: &str, format: Format, label: &str) -> Pushed {
@@ -230,7 +323,15 @@ impl<'r> Pusher<'r> {
             platform,
             digest: digest.clone(),
         }];
-        self.pushed(name, tag, digest, format.manifest(), false, images, vec![])
+        self.pushed(
+            name,
+            tag,
+            (digest, bytes.len()),
+            format.manifest(),
+            false,
+            images,
+            vec![],
+        )
     }
 
     /// Uploads a layer and config for `platform`, and the manifest by digest; returns the
@@ -261,14 +362,8 @@ impl<'r> Pusher<'r> {
         });
         let annotations =
             json!({ "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2" });
-        let (digest, bytes) = self.image_manifest(
-            name,
-            Format::Oci,
-            &config,
-            &layer,
-            "application/vnd.in-toto+json",
-            annotations,
-        );
+        let (digest, bytes) =
+            self.image_manifest(name, Format::Oci, &config, &layer, IN_TOTO, annotations);
         let mut entry = descriptor(
             Format::Oci.manifest(),
             &digest,
@@ -318,7 +413,7 @@ impl<'r> Pusher<'r> {
         &self,
         name: &str,
         tag: &str,
-        digest: String,
+        (digest, size): (String, usize),
         media_type: &str,
         is_index: bool,
         images: Vec<PlatformImage>,
@@ -333,10 +428,12 @@ impl<'r> Pusher<'r> {
             is_index,
             images,
             attestations,
+            size,
         }
     }
 }
 
-fn descriptor(media_type: &str, digest: &str, size: usize, platform: Value) -> Value {
+/// An index entry.
+pub fn descriptor(media_type: &str, digest: &str, size: usize, platform: Value) -> Value {
     json!({ "mediaType": media_type, "digest": digest, "size": size, "platform": platform })
 }

@@ -2,7 +2,7 @@
 //!
 //! Each module has one job: [`tools`] finds terraform and the provider binary, [`registry`]
 //! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
-//! [`layer`] and [`push`]), [`workdir`] drives the terraform CLI in a temp dir, with the
+//! [`layer`] and [`push`], with the [`media_types`] every test names), [`workdir`] drives the terraform CLI in a temp dir, with the
 //! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
 //! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors;
 //! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects
@@ -25,6 +25,7 @@ pub mod hcl;
 pub mod http1;
 pub mod image;
 pub mod layer;
+pub mod media_types;
 pub mod mode;
 pub mod moto;
 pub mod proof;
@@ -43,7 +44,7 @@ pub mod workdir;
 pub mod zipfile;
 
 pub use fault_proxy::{FaultProxy, Faults, Injected};
-pub use image::{Format, Platform, Pushed, Pusher};
+pub use image::{Entry, Format, Platform, Pushed, Pusher};
 pub use mode::Mode;
 pub use registry::Registry;
 pub use run::Run;

@@ -61,10 +61,7 @@ pub fn image_layers_contain(registry: &Registry, name: &str, digest: &str, needl
     let url = format!("{}/v2/{name}/manifests/{digest}", registry.url());
     let manifest = http
         .get(&url)
-        .header(
-            "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
-        )
+        .header("accept", crate::media_types::ACCEPT_IMAGES)
         .send()
         .unwrap()
         .bytes()

@@ -11,7 +11,7 @@ use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::{acc_test, sha256_digest, Mode, Registry, Workdir};
 use tempfile::TempDir;
 
-const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_IMAGES as ACCEPT;
 const HELPER: &str = "stevetest";
 const USER: &str = "helper-user";
 const SECRET: &str = "helper-pass-4471";

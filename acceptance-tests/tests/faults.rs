@@ -15,7 +15,7 @@ use acceptance_tests::{acc_test, sha256_digest, FaultProxy, Faults, Pusher, Regi
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
 
 /// Size of the incompressible file: above the provider's 4 MiB in-memory limit for a
 /// layer, so its layer is streamed as one chunked PATCH, and above the proxy's cut point.

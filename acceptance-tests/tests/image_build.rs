@@ -14,10 +14,8 @@ use acceptance_tests::push::Uploader;
 use acceptance_tests::{acc_test, free_port, sha256_digest, Mode, Pusher, Registry, Workdir};
 use serde_json::Value;
 
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
+use acceptance_tests::media_types::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// A build context: a scratch Dockerfile copying `app.txt`, plus a `.dockerignore`d file.
 fn context() -> tempfile::TempDir {

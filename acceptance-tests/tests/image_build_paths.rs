@@ -12,7 +12,7 @@ use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_l
 use acceptance_tests::{acc_test, Registry, Workdir};
 use serde_json::Value;
 
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
 
 fn context(dockerfile_at: &str) -> tempfile::TempDir {
     build_context(&[

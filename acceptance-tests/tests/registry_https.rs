@@ -21,7 +21,7 @@ use acceptance_tests::{Mode, Pusher, Registry, Workdir};
 use reqwest::Method;
 use serde_json::Value;
 
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
 const USER: &str = "deployer";
 const PASSWORD: &str = "s3cret-pass";
 

@@ -20,7 +20,7 @@ use acceptance_tests::{Mode, Registry, Run, Workdir};
 use reqwest::Method;
 use serde_json::Value;
 
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
 
 fn context(marker: &str) -> tempfile::TempDir {
     let app = format!("built through {marker}\n");

@@ -19,6 +19,7 @@
 //! daemon reports. What the cache is trusted for is that the blob it names
 //! is the gzip of that diff_id: we wrote that ourselves after compressing.
 
+use crate::oci::digest::sha256_digest;
 use crate::oci::Digest;
 use std::fs;
 use std::io::Write;
@@ -121,7 +122,7 @@ impl BlobCache {
     pub fn config(&self, image_id: &str) -> Option<Vec<u8>> {
         let path = self.entry("configs", image_id)?;
         let bytes = fs::read(&path).ok()?;
-        let config = (sha256(&bytes) == image_id).then_some(bytes);
+        let config = (sha256_digest(&bytes) == image_id).then_some(bytes);
         used_or_dropped(&path, config)
     }
 
@@ -158,7 +159,7 @@ impl BlobCache {
     }
 
     pub fn record_config(&self, bytes: &[u8]) {
-        if let Some(path) = self.entry("configs", &sha256(bytes)) {
+        if let Some(path) = self.entry("configs", &sha256_digest(bytes)) {
             write_atomic(&path, bytes);
         }
     }
@@ -197,10 +198,6 @@ fn used_or_dropped<T>(path: &Path, entry: Option<T>) -> Option<T> {
         }
     }
     entry
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    crate::oci::digest::sha256_digest(bytes)
 }
 
 fn hex_of(digest: &str) -> Option<&str> {

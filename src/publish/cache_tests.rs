@@ -73,14 +73,17 @@ fn config_round_trip_by_its_digest() {
     let (_dir, cache) = cache();
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     cache.record_config(config);
-    assert_eq!(cache.config(&sha256(config)).as_deref(), Some(&config[..]));
+    assert_eq!(
+        cache.config(&sha256_digest(config)).as_deref(),
+        Some(&config[..])
+    );
 }
 
 #[test]
 fn config_whose_bytes_do_not_hash_to_the_id_is_rejected() {
     let (dir, cache) = cache();
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    let id = sha256(config);
+    let id = sha256_digest(config);
     cache.record_config(config);
     let path = dir
         .path()
@@ -107,7 +110,7 @@ fn disabled_cache_misses_and_writes_nothing() {
     cache.record_layer(DIFF_ID, &digest(BLOB), 42, None, None);
     cache.record_config(b"{}");
     assert_eq!(cache.layer(DIFF_ID), None);
-    assert_eq!(cache.config(&sha256(b"{}")), None);
+    assert_eq!(cache.config(&sha256_digest(b"{}")), None);
 }
 
 #[test]
@@ -124,7 +127,7 @@ fn unwritable_cache_dir_is_not_an_error() {
 fn a_corrupt_entry_is_deleted_when_found() {
     let (dir, cache) = cache();
     cache.record_config(b"{}");
-    let id = sha256(b"{}");
+    let id = sha256_digest(b"{}");
     let path = dir
         .path()
         .join("configs")
@@ -146,21 +149,21 @@ fn prune_deletes_the_least_recently_used_entries_past_the_bound() {
         let path = dir
             .path()
             .join("configs")
-            .join(format!("{}.json", &sha256(c)[7..]));
+            .join(format!("{}.json", &sha256_digest(c)[7..]));
         // Older entries first: config i was last used i seconds after `old`.
         let f = fs::File::options().append(true).open(&path).unwrap();
         f.set_modified(old + std::time::Duration::from_secs(i as u64))
             .unwrap();
     }
     // Using config 0 makes it the most recent.
-    assert!(cache.config(&sha256(&configs[0])).is_some());
+    assert!(cache.config(&sha256_digest(&configs[0])).is_some());
     let size = configs[0].len() as u64;
     cache.prune(size * 6);
     let kept: Vec<usize> = (0..10)
         .filter(|&i| {
             dir.path()
                 .join("configs")
-                .join(format!("{}.json", &sha256(&configs[i])[7..]))
+                .join(format!("{}.json", &sha256_digest(&configs[i])[7..]))
                 .exists()
         })
         .collect();

@@ -13,14 +13,17 @@
 
 /// Declares a model struct and the module holding its attribute names:
 ///
-/// ```ignore
-/// model! {
+/// ```
+/// stevedore::model! {
 ///     /// The data source's configuration and state.
 ///     pub struct ManifestModel, names manifest_attr {
 ///         image,
 ///         platform,
 ///     }
 /// }
+/// let m = ManifestModel::from_value(&stevedore::value::Value::Null);
+/// assert!(m.image.is_null() && m.platform.is_null());
+/// assert_eq!(manifest_attr::image, "image");
 /// ```
 ///
 /// gives `ManifestModel { pub image: Value, pub platform: Value }` with

@@ -13,15 +13,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use sha2::Digest as _;
 use tokio::net::TcpListener;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const TOKEN: &str = "fake-token";
+use acceptance_tests::media_types::OCI_CONFIG;
+pub use acceptance_tests::media_types::OCI_MANIFEST;
+pub use acceptance_tests::sha256_digest as sha256;
 
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
+const TOKEN: &str = "fake-token";
 
 pub struct FakeRegistry {
     pub host: String,
@@ -57,7 +55,7 @@ impl FakeRegistry {
         let config_digest = sha256(&config);
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
             "layers": [],
         }))
         .unwrap();
