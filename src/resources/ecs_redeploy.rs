@@ -412,16 +412,16 @@ mod tests {
                 (timeouts_attr::update, Value::Null)
             ])))
             .is_empty());
-        let mut c = config(Value::Null);
-        c.set(attr::service, Value::Unknown);
-        assert!(EcsRedeploy.validate(&c).is_empty());
+        let mut c = RedeployModel::from_value(&config(Value::Null));
+        c.service = Value::Unknown;
+        assert!(EcsRedeploy.validate(&c.into_value()).is_empty());
     }
 
     #[test]
     fn empty_cluster_or_service_is_refused() {
-        let mut c = config(Value::Null);
-        c.set(attr::cluster, Value::string(" "));
-        let d = EcsRedeploy.validate(&c);
+        let mut c = RedeployModel::from_value(&config(Value::Null));
+        c.cluster = Value::string(" ");
+        let d = EcsRedeploy.validate(&c.into_value());
         assert_eq!(d.0.len(), 1);
         assert_eq!(d.0[0].attribute, Some(AttrPath::attr(attr::cluster)));
     }

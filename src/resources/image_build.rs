@@ -104,11 +104,13 @@ impl Resource for ImageBuild {
             }
         };
         let drifted = plan::drifted(&req.prior, &req.prior_private);
-        let mut planned = plan::planned(&req.prior, &proposed, hash, drifted);
+        let mut planned =
+            BuildModel::from_value(&plan::planned(&req.prior, &proposed, hash, drifted));
         if req.write_only_allowed {
             // Terraform 1.11+: the value is read from the configuration at apply.
-            planned.set(attr::secrets, Value::Null);
+            planned.secrets = Value::Null;
         }
+        let planned = planned.into_value();
         PlanResponse {
             planned,
             // NOTE: a new repository is a new image elsewhere; the old one is
@@ -122,7 +124,7 @@ impl Resource for ImageBuild {
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
         // Known outputs in the plan mean nothing to build (only keep_remotely
         // changed): the planned state is the new state.
-        if !req.planned.get(attr::digest).is_unknown() {
+        if !BuildModel::from_value(&req.planned).digest.is_unknown() {
             return ApplyResponse {
                 new_state: req.planned,
                 private: req.planned_private,
@@ -137,9 +139,9 @@ impl Resource for ImageBuild {
         };
         // `secrets` is write-only: Terraform 1.11+ plans it null, so its
         // values come from the configuration (the same values before 1.11).
-        let mut wanted = req.planned.clone();
-        wanted.set(attr::secrets, req.config.get(attr::secrets).clone());
-        let publish_req = match inputs::publish_request(&wanted) {
+        let mut wanted = BuildModel::from_value(&req.planned);
+        wanted.secrets = BuildModel::from_value(&req.config).secrets;
+        let publish_req = match inputs::publish_request(&wanted.into_value()) {
             Ok(r) => r,
             Err(d) => return fail(d),
         };

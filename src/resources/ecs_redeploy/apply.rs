@@ -1,7 +1,7 @@
 //! Apply: check the images, start (or adopt) a deployment, follow it, and
 //! record what happened, also when it went wrong after ECS was changed.
 
-use super::{attr, timeouts_attr};
+use super::{attr, timeouts_attr, RedeployModel};
 use super::{deploy, follow, names, plan, prove, timeout, verify};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, DeploymentOutcome, PollPolicy};
@@ -13,7 +13,8 @@ use std::time::Duration;
 pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> ApplyResponse {
     // Planned known deployment outputs mean the plan started no deployment
     // (only wait/verify/timeouts changed): the planned state is the new state.
-    if !req.planned.get(attr::deployment_id).is_unknown() {
+    let planned = RedeployModel::from_value(&req.planned);
+    if !planned.deployment_id.is_unknown() {
         return ApplyResponse {
             new_state: req.planned,
             private: req.planned_private,
@@ -40,7 +41,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
     let mut warnings = Diagnostics::new();
     if planned_bool(&req, attr::verify_images, plan::DEFAULT_VERIFY) {
         let blame = verify::Blame {
-            digest_set: !req.config.get(attr::digest).is_null(),
+            digest_set: !RedeployModel::from_value(&req.config).digest.is_null(),
         };
         let registry = &provider.registry;
         // An interrupt stops the check at once (its ECS and registry calls
@@ -63,11 +64,7 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         wait: wait_for(&req),
     };
     // validate proved a known digest well formed.
-    let digest = req
-        .planned
-        .get(attr::digest)
-        .as_str()
-        .and_then(|d| Digest::parse(d).ok());
+    let digest = planned.digest.as_str().and_then(|d| Digest::parse(d).ok());
     let adopted = match adopt(ctx, &client, &target, digest.as_deref(), &req).await {
         Ok(adopted) => adopted,
         Err(d) => {
@@ -138,7 +135,8 @@ async fn adopt(
     let (Some(digest), Ok(provider)) = (digest, ctx.provider()) else {
         return Ok(None);
     };
-    let recorded = req.prior.get(attr::deployment_id).as_str();
+    let prior = RedeployModel::from_value(&req.prior);
+    let recorded = prior.deployment_id.as_str();
     let look = follow::adoptable(
         client,
         &provider.registry,

@@ -5,7 +5,7 @@
 //! §3.6): computed values we cannot know before apply are planned unknown, and
 //! an update that starts no deployment plans the prior values exactly.
 
-use super::attr;
+use super::{attr, RedeployModel};
 use crate::value::Value;
 
 /// The attributes whose change forces a new deployment.
@@ -55,10 +55,8 @@ pub fn planned(prior: &Value, proposed: &Value, config: &Value, prior_failed: bo
             planned.set(name, Value::Bool(default));
         }
     }
-    planned.set(
-        attr::id,
-        id(proposed.get(attr::cluster), proposed.get(attr::service)),
-    );
+    let inputs = RedeployModel::from_value(proposed);
+    planned.set(attr::id, id(&inputs.cluster, &inputs.service));
     let deploy = needs_deployment(prior, proposed, prior_failed);
     for name in DEPLOYMENT_OUTPUTS {
         // NOTE: on update ProposedNew already carries the prior computed values;
@@ -100,7 +98,11 @@ pub fn has_failed_marker(private: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    use super::super::{RedeployModel, TimeoutsModel};
+    use super::super::TimeoutsModel;
+
+    fn model(v: &Value) -> RedeployModel {
+        RedeployModel::from_value(v)
+    }
 
     fn state(digest: &str) -> Value {
         RedeployModel {
@@ -249,10 +251,10 @@ mod tests {
         for name in DEPLOYMENT_OUTPUTS {
             assert_eq!(planned.get(name), &Value::Unknown, "{name}");
         }
-        assert_eq!(planned.get(attr::id), &Value::string("prod/web"));
-        assert_eq!(planned.get(attr::wait_for_steady_state), &Value::Bool(true));
-        assert_eq!(planned.get(attr::verify_images), &Value::Bool(true));
-        assert_eq!(planned.get(attr::digest), &Value::string("sha256:aa"));
+        assert_eq!(&model(&planned).id, &Value::string("prod/web"));
+        assert_eq!(&model(&planned).wait_for_steady_state, &Value::Bool(true));
+        assert_eq!(&model(&planned).verify_images, &Value::Bool(true));
+        assert_eq!(&model(&planned).digest, &Value::string("sha256:aa"));
     }
 
     #[test]
@@ -263,7 +265,7 @@ mod tests {
             Value::Unknown,
         );
         assert_eq!(
-            planned(&Value::Null, &config, &config, false).get(attr::id),
+            &model(&planned(&Value::Null, &config, &config, false)).id,
             &Value::Unknown
         );
     }
@@ -289,12 +291,9 @@ mod tests {
             Value::Bool(false),
         );
         let planned = planned(&prior, &proposed, &config, false);
+        assert_eq!(&model(&planned).wait_for_steady_state, &Value::Bool(false));
         assert_eq!(
-            planned.get(attr::wait_for_steady_state),
-            &Value::Bool(false)
-        );
-        assert_eq!(
-            planned.get(attr::deployment_id),
+            &model(&planned).deployment_id,
             &Value::string("ecs-svc/1"),
             "no new deployment"
         );
@@ -308,7 +307,7 @@ mod tests {
         for name in DEPLOYMENT_OUTPUTS {
             assert_eq!(planned.get(name), &Value::Unknown, "{name}");
         }
-        assert_eq!(planned.get(attr::id), &Value::string("prod/web"));
+        assert_eq!(&model(&planned).id, &Value::string("prod/web"));
     }
 
     #[test]
@@ -316,8 +315,8 @@ mod tests {
         let prior = state("sha256:aa");
         let proposed = with(prior.clone(), attr::cluster, Value::string("staging"));
         let planned = planned(&prior, &proposed, &config_of(&proposed), false);
-        assert_eq!(planned.get(attr::id), &Value::string("staging/web"));
-        assert_eq!(planned.get(attr::deployment_id), &Value::Unknown);
+        assert_eq!(&model(&planned).id, &Value::string("staging/web"));
+        assert_eq!(&model(&planned).deployment_id, &Value::Unknown);
     }
 
     #[test]

@@ -72,11 +72,12 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
             inputs.insert(name.to_string(), v.to_string());
         }
     }
-    let no_cache = planned.get(attr::no_cache).as_bool().unwrap_or(false);
+    let model = BuildModel::from_value(planned);
+    let no_cache = model.no_cache.as_bool().unwrap_or(false);
     inputs.insert(attr::no_cache.into(), no_cache.to_string());
     // Inline cache metadata changes the image config; absent (false) adds
     // nothing, so the hashes of existing states stay as they were.
-    if planned.get(attr::cache_inline).as_bool() == Some(true) {
+    if model.cache_inline.as_bool() == Some(true) {
         inputs.insert(attr::cache_inline.into(), "true".into());
     }
     Some(inputs)
@@ -187,7 +188,10 @@ pub fn drifted(prior: &Value, private: &[u8]) -> bool {
     if prior.is_null() {
         return false;
     }
-    match (prior.get(attr::digest).as_str(), marker_digest(private)) {
+    match (
+        BuildModel::from_value(prior).digest.as_str(),
+        marker_digest(private),
+    ) {
         (None, _) => true,
         (Some(now), Some(pushed)) => now != pushed,
         (Some(_), None) => false,

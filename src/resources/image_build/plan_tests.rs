@@ -9,6 +9,10 @@ fn h(name: &str) -> &'static str {
     )
 }
 
+fn model(v: &Value) -> BuildModel {
+    BuildModel::from_value(v)
+}
+
 /// The same digest as a [`Digest`].
 fn dg(name: &str) -> Digest {
     Digest::sha256_of(name.as_bytes())
@@ -107,13 +111,13 @@ fn planned_outputs_unknown_on_rebuild_and_prior_otherwise() {
     assert_eq!(same, prior, "an unchanged plan is exactly the prior state");
 
     let changed = planned(&prior, &prior, Value::string("sha256:h2"), false);
-    assert_eq!(changed.get(attr::context_hash), &Value::string("sha256:h2"));
+    assert_eq!(&model(&changed).context_hash, &Value::string("sha256:h2"));
     for name in OUTPUTS {
         assert!(changed.get(name).is_unknown(), "{name}");
     }
     let created = planned(&Value::Null, &prior, Value::string("sha256:h1"), false);
-    assert!(created.get(attr::digest).is_unknown());
-    assert_eq!(created.get(attr::context_hash), &Value::string("sha256:h1"));
+    assert!(&model(&created).digest.is_unknown());
+    assert_eq!(&model(&created).context_hash, &Value::string("sha256:h1"));
 }
 
 #[test]
@@ -131,10 +135,10 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
         "the id and its source, no value"
     );
     assert!(!inputs.values().any(|v| v.contains("hunter2")));
-    let mut new_value = s.clone();
-    new_value.set(attr::secrets, Value::string_map([("npm", "other")]));
+    let mut new_value = model(&s);
+    new_value.secrets = Value::string_map([("npm", "other")]);
     assert_eq!(
-        hash_inputs(&new_value),
+        hash_inputs(&new_value.into_value()),
         Some(inputs.clone()),
         "a secret's value alone plans no rebuild"
     );
@@ -154,15 +158,10 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
         changed.set(name, v);
         assert_ne!(hash_inputs(&changed), Some(inputs.clone()), "{name}");
     }
-    let mut unknown = s.clone();
-    unknown.set(attr::build_args, Value::string_map([("V", "1")]));
-    if let Value::Map(m) = &mut unknown {
-        m.insert(
-            attr::triggers.into(),
-            Value::Map([("r".to_string(), Value::Unknown)].into()),
-        );
-    }
-    assert_eq!(hash_inputs(&unknown), None);
+    let mut unknown = model(&s);
+    unknown.build_args = Value::string_map([("V", "1")]);
+    unknown.triggers = Value::Map([("r".to_string(), Value::Unknown)].into());
+    assert_eq!(hash_inputs(&unknown.into_value()), None);
 }
 
 #[test]
@@ -192,17 +191,17 @@ fn refresh_reports_moved_and_missing_tags() {
     assert_eq!(refreshed(&s, &resolved(Some(h("a")), Some(h("a")))), s);
 
     let moved = refreshed(&s, &resolved(Some(h("a")), Some(h("b"))));
-    assert_eq!(moved.get(attr::digest), &Value::string(h("b")));
+    assert_eq!(&model(&moved).digest, &Value::string(h("b")));
     assert_eq!(
-        moved.get(attr::image_uri),
+        &model(&moved).image_uri,
         &Value::string(format!("127.0.0.1:5000/web@{}", h("b")))
     );
-    assert_eq!(moved.get(attr::id), moved.get(attr::image_uri));
-    assert_eq!(moved.get(attr::context_hash), s.get(attr::context_hash));
+    assert_eq!(&model(&moved).id, &model(&moved).image_uri);
+    assert_eq!(&model(&moved).context_hash, &model(&s).context_hash);
 
     let missing = refreshed(&s, &resolved(None, Some(h("a"))));
-    assert!(missing.get(attr::digest).is_null());
-    assert!(missing.get(attr::image_uri).is_null());
+    assert!(&model(&missing).digest.is_null());
+    assert!(&model(&missing).image_uri.is_null());
     assert!(drifted(&missing, &pushed_marker(&dg("a"), &[])));
 }
 
