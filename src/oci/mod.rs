@@ -1,11 +1,12 @@
 //! What names and addresses an image, for every part that handles one:
-//! references (`host/repo:tag@digest`), platforms (`os/arch[/variant]`) and
-//! content digests (`algorithm:hex`). Parsed once where text comes in (the
+//! references (`host/repo:tag@digest`), platforms (`os/arch[/variant]`),
+//! content digests (`algorithm:hex`) and the media types of its parts. Parsed once where text comes in (the
 //! configuration, a registry's answer, a daemon's), then passed as types.
 //! Knows nothing of Terraform, Docker or HTTP, so `docker`, `registry` and
 //! `publish` all use it without depending on each other.
 
 pub mod digest;
+pub mod media_types;
 pub mod platform;
 pub mod reference;
 

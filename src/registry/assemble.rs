@@ -9,13 +9,10 @@
 use crate::oci::Digest;
 use serde::Serialize;
 
-use super::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::oci::platform::Platform;
 
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub use crate::oci::media_types::{DOCKER_CONFIG, DOCKER_LAYER, OCI_CONFIG, OCI_LAYER};
+use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// Which family of media types to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

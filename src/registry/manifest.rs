@@ -9,10 +9,7 @@ use serde::Deserialize;
 
 use crate::oci::platform::Platform;
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// The annotation buildx puts on attestation manifests in an index.
 pub const REFERENCE_TYPE_ANNOTATION: &str = "vnd.docker.reference.type";
