@@ -1,7 +1,8 @@
 //! What names and addresses an image, for every part that handles one:
 //! references (`host/repo:tag@digest`), platforms (`os/arch[/variant]`),
-//! content digests (`algorithm:hex`) and the media types of its parts. Parsed once where text comes in (the
-//! configuration, a registry's answer, a daemon's), then passed as types.
+//! content digests (`algorithm:hex`) and the media types of its parts.
+//! Parsed once where text comes in (the configuration, a registry's answer,
+//! a daemon's), then passed as types.
 //! Knows nothing of Terraform, Docker or HTTP, so `docker`, `registry` and
 //! `publish` all use it without depending on each other.
 

@@ -124,7 +124,8 @@ impl Resource for ImageBuild {
     async fn apply(&self, ctx: &Ctx, req: ApplyRequest) -> ApplyResponse {
         // Known outputs in the plan mean nothing to build (only keep_remotely
         // changed): the planned state is the new state.
-        if !BuildModel::from_value(&req.planned).digest.is_unknown() {
+        let planned = BuildModel::from_value(&req.planned);
+        if !planned.digest.is_unknown() {
             return ApplyResponse {
                 new_state: req.planned,
                 private: req.planned_private,
@@ -139,8 +140,10 @@ impl Resource for ImageBuild {
         };
         // `secrets` is write-only: Terraform 1.11+ plans it null, so its
         // values come from the configuration (the same values before 1.11).
-        let mut wanted = BuildModel::from_value(&req.planned);
-        wanted.secrets = BuildModel::from_value(&req.config).secrets;
+        let wanted = BuildModel {
+            secrets: BuildModel::from_value(&req.config).secrets,
+            ..planned.clone()
+        };
         let publish_req = match inputs::publish_request(&wanted.into_value()) {
             Ok(r) => r,
             Err(d) => return fail(d),
@@ -163,7 +166,6 @@ impl Resource for ImageBuild {
                 );
             }
         };
-        let planned = BuildModel::from_value(&req.planned);
         let repo_text = planned.repository.as_str().unwrap_or_default().to_string();
         let mut build_log =
             match build_log::BuildLog::open(&repo_text, planned.build_log_file.as_str()) {
