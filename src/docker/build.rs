@@ -1,20 +1,19 @@
-//! One platform's build on the daemon through bollard: the choice between
-//! BuildKit (`buildkit.rs`) and the classic builder, and the classic builder
-//! itself. Build failures arrive inside a 200 response stream, so the stream
-//! is drained and any error item is a failure, reported with the last step
-//! and the log tail.
+//! One platform's build on the daemon through bollard: the request, the
+//! choice between BuildKit (`buildkit.rs`) and the classic builder
+//! (`classic.rs`), and what both share (build options, the end of a build,
+//! the platform check).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use bollard::models::BuildInfoAux;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 #[path = "buildkit.rs"]
 mod buildkit;
+#[path = "classic.rs"]
+mod classic;
 use super::connect::Daemon;
 use super::context_tar::{ContextJob, ContextSource};
 pub use super::error::BuildError;
@@ -117,7 +116,7 @@ pub async fn build(
         if req.builder == BuilderKind::Auto {
             tracing::debug!(tag = %req.tag, "daemon has no BuildKit API; using the classic builder");
         }
-        return build_classic(docker, req, wanted, cancel, log).await;
+        return classic::build(docker, req, wanted, cancel, log).await;
     }
     let outcome = if req.secrets.is_empty() {
         let _shared = buildkit::SECRET_ISOLATION.read().await;
@@ -150,52 +149,10 @@ pub async fn build(
             log(&format!(
                 "BuildKit unavailable ({reason}); building with the classic builder"
             ));
-            build_classic(docker, req, wanted, cancel, log).await
+            classic::build(docker, req, wanted, cancel, log).await
         }
         buildkit::Outcome::Unavailable(reason) => Err(BuildError::BuildKitRefused { reason }),
     }
-}
-
-/// The classic builder, which has no secret mounts and (see below) a
-/// platform-blind cache.
-async fn build_classic(
-    docker: &Docker,
-    req: BuildRequest,
-    wanted: Platform,
-    cancel: CancellationToken,
-    mut log: impl FnMut(&str),
-) -> Result<BuiltImage, BuildError> {
-    if !req.secrets.is_empty() {
-        let names = req.secrets.keys().cloned().collect::<Vec<_>>().join(", ");
-        return Err(BuildError::SecretsNeedBuildKit { names });
-    }
-    let built = run_once(docker, &req, req.no_cache, &cancel, &mut log).await?;
-    let actual = image_platform(docker, &req.tag).await?;
-    if wanted.matches(&actual) {
-        return Ok(built);
-    }
-    // GOTCHA: the classic builder's cache key ignores the platform, so a
-    // `FROM scratch` (or any already-present base) build for arm64 happily
-    // reuses the layers of an earlier amd64 build and yields an amd64 image.
-    // Build once more without the cache before calling it a failure.
-    if !req.no_cache {
-        log(&format!(
-            "cached build produced {actual}, not {wanted}; rebuilding without the build cache"
-        ));
-        let built = run_once(docker, &req, true, &cancel, &mut log).await?;
-        let actual = image_platform(docker, &req.tag).await?;
-        if wanted.matches(&actual) {
-            return Ok(built);
-        }
-        return Err(BuildError::PlatformMismatch {
-            expected: wanted.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    Err(BuildError::PlatformMismatch {
-        expected: wanted.to_string(),
-        actual: actual.to_string(),
-    })
 }
 
 /// The os/architecture/variant the daemon recorded for `tag`.
@@ -214,19 +171,6 @@ async fn image_platform(docker: &Docker, tag: &str) -> Result<Platform, BuildErr
     })
 }
 
-/// One request to `/build`, its stream drained into `log`.
-async fn run_once(
-    docker: &Docker,
-    req: &BuildRequest,
-    no_cache: bool,
-    cancel: &CancellationToken,
-    log: &mut impl FnMut(&str),
-) -> Result<BuiltImage, BuildError> {
-    let (body, context) = req.context.stream();
-    let built = drain_classic(docker, req, no_cache, body, cancel, log).await;
-    context_first(built, &context)
-}
-
 /// A build that failed because its context could not be sent is a context
 /// error, naming the file, whatever the daemon made of the cut-off tar.
 pub(crate) fn context_first<T>(
@@ -238,52 +182,6 @@ pub(crate) fn context_first<T>(
         (Err(_), Some(source)) => Err(BuildError::Context { source }),
         (result, _) => result,
     }
-}
-
-async fn drain_classic(
-    docker: &Docker,
-    req: &BuildRequest,
-    no_cache: bool,
-    body: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
-    cancel: &CancellationToken,
-    log: &mut impl FnMut(&str),
-) -> Result<BuiltImage, BuildError> {
-    let options = common_options(req, no_cache).build();
-    let body = bollard::body_try_stream(body);
-
-    let mut progress = Progress::default();
-    let mut stream = docker.build_image(options, credentials(req), Some(body));
-    loop {
-        let item = tokio::select! {
-            _ = cancel.cancelled() => return Err(BuildError::Cancelled),
-            item = stream.next() => item,
-        };
-        let Some(item) = item else { break };
-        match item {
-            Ok(info) => {
-                if let Some(text) = info.stream.as_deref() {
-                    progress.lines(text, log);
-                }
-                if let Some(BuildInfoAux::Default(id)) = info.aux {
-                    progress.image_id = id.id.or(progress.image_id);
-                }
-            }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(progress.failed(error));
-            }
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
-                return Err(progress.failed(message));
-            }
-            Err(source) => {
-                return Err(BuildError::Daemon {
-                    action: "run the build",
-                    source,
-                })
-            }
-        }
-    }
-    let tail = progress.tail.into_iter().collect();
-    finish_build(docker, &req.tag, progress.image_id, tail, progress.step).await
 }
 
 /// After the stream ended cleanly: the image id from the `aux` item, or
@@ -316,40 +214,6 @@ pub(crate) async fn finish_build(
         log_tail,
         context_sent: None,
     })
-}
-
-#[derive(Default)]
-struct Progress {
-    tail: VecDeque<String>,
-    step: Option<String>,
-    image_id: Option<String>,
-}
-
-impl Progress {
-    fn lines(&mut self, text: &str, log: &mut impl FnMut(&str)) {
-        for line in text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.trim().is_empty())
-        {
-            log(line);
-            if line.starts_with("Step ") && line.contains(" : ") {
-                self.step = Some(line.to_string());
-            }
-            if self.tail.len() == TAIL_LINES {
-                self.tail.pop_front();
-            }
-            self.tail.push_back(line.to_string());
-        }
-    }
-
-    fn failed(&self, message: String) -> BuildError {
-        BuildError::Failed {
-            step: self.step.clone(),
-            message: message.trim().to_string(),
-            log_tail: self.tail.iter().cloned().collect(),
-        }
-    }
 }
 
 /// The tar file read in chunks for the request body, never whole.
