@@ -228,6 +228,19 @@ fn paths_leaving_the_archive_are_refused() {
 }
 
 #[test]
+fn malformed_digests_in_an_oci_layout_are_refused() {
+    for digest in ["sha256:../../etc/passwd", "sha256", "sha256:abc"] {
+        let index_json = serde_json::json!({"manifests": [{"digest": digest}]}).to_string();
+        let tar = archive(&[("index.json", Item::File(index_json.as_bytes()))]);
+        let reason = refused(&tar);
+        assert!(
+            reason.starts_with("index.json: ") && reason.contains("is not a digest"),
+            "{digest}: {reason}"
+        );
+    }
+}
+
+#[test]
 fn symlinks_leaving_the_archive_are_refused() {
     for target in ["../../etc/passwd", "/etc/passwd", "../a/../../x"] {
         let tar = archive(&[("abc/layer.tar", Item::Symlink(target))]);
