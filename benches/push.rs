@@ -70,11 +70,11 @@ fn child(args: &[String]) {
 
 async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &Path) -> [f64; 4] {
     use std::collections::BTreeMap;
+    use stevedore::oci::{Platform, Reference};
     use stevedore::publish::{push_cached, push_streamed, push_tags, BlobCache, PushedManifest};
     use stevedore::registry::assemble::Format;
     use stevedore::registry::{
-        verify_pushed, AuthSettings, Expected, ExpectedManifest, Platform, Reference,
-        RegistryClient,
+        verify_pushed, AuthSettings, Expected, ExpectedManifest, RegistryClient,
     };
     use tokio_util::sync::CancellationToken;
 

@@ -47,7 +47,10 @@ impl Diagnostic {
     pub fn internal(what: impl std::fmt::Display) -> Self {
         Self::error(
             "Provider Internal Error",
-            format!("{what}\n\nThis is a bug in the stevedore provider; please report it with the configuration that caused it."),
+            format!(
+                "{what}\n\nThis is a bug in the stevedore provider; please report it with the \
+                 configuration that caused it."
+            ),
         )
     }
 }

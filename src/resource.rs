@@ -33,9 +33,10 @@ impl Ctx {
             return Err(Diagnostic::error(
                 "Provider Configuration Not Known Yet",
                 format!(
-                    "The provider block's {} will be known only after apply (it depends on resources not created yet), \
-                     and stevedore does not talk to registries, the Docker daemon or AWS with part of its configuration \
-                     missing. Apply those resources first (terraform apply -target=...), or set these values from \
+                    "The provider block's {} will be known only after apply (it depends on \
+                     resources not created yet), and stevedore does not talk to registries, the \
+                     Docker daemon or AWS with part of its configuration missing. Apply those \
+                     resources first (terraform apply -target=...), or set these values from \
                      variables known at plan time.",
                     data.unknown.join(", ")
                 ),

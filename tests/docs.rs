@@ -1,5 +1,7 @@
 //! `docs/` must match what the schema and `examples/` render to. Run
-//! `make docs` (STEVEDORE_UPDATE_DOCS=1) to rewrite it after a change.
+//! `make docs` (STEVEDORE_UPDATE_DOCS=1) to rewrite it after a change. The
+//! README's layout must match the tree, and `src/` keeps the shape rustfmt
+//! and clippy cannot hold it to (line width, file size, no sibling cycles).
 
 use std::path::Path;
 
@@ -80,4 +82,84 @@ fn readme_layout_matches_the_tree() {
         stale.is_empty(),
         "README layout names what is not in src/: {stale:?}"
     );
+}
+
+/// Every `.rs` file under `src/`, with its text.
+fn sources(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path, text));
+        }
+    }
+}
+
+/// The sibling modules `code` names through `super::` (`super::a::x`,
+/// `super::{a, b::y}`).
+fn sibling_uses(code: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in code.match_indices("super::") {
+        let rest = &code[i + "super::".len()..];
+        let group = match rest.strip_prefix('{') {
+            Some(inner) => &inner[..inner.find('}').unwrap_or(inner.len())],
+            None => rest
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap(),
+        };
+        for item in group.split(',') {
+            let first = item.trim().split("::").next().unwrap_or("").trim();
+            if !first.is_empty() && first != "super" && first != "self" {
+                names.insert(first.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// No line in `src/` over 120 characters; no file over 450 lines before its
+/// tests (files of tests aside); no two files in one folder that use each
+/// other through `super::`.
+#[test]
+fn source_tree_keeps_its_shape() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut problems = Vec::new();
+    let mut uses = std::collections::BTreeMap::new();
+    for (path, text) in &files {
+        let name = path.strip_prefix(&root).unwrap().display().to_string();
+        for (n, line) in text.lines().enumerate() {
+            if line.chars().count() > 120 {
+                problems.push(format!("{name}:{}: over 120 characters", n + 1));
+            }
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let lines = code.lines().count();
+        if lines > 450 && !name.contains("tests") {
+            problems.push(format!(
+                "{name}: {lines} lines before its tests (at most 450)"
+            ));
+        }
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        if stem != "mod" {
+            uses.insert(
+                (path.parent().unwrap().to_path_buf(), stem),
+                sibling_uses(code),
+            );
+        }
+    }
+    for ((dir, me), used) in &uses {
+        for other in used {
+            let back = uses.get(&(dir.clone(), other.clone()));
+            if me < other && back.is_some_and(|b| b.contains(me)) {
+                let dir = dir.strip_prefix(&root).unwrap().display();
+                problems.push(format!("{dir}: {me}.rs and {other}.rs use each other"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

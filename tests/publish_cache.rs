@@ -13,9 +13,10 @@ use registry_push_support::Proxy;
 use stevedore::docker::{
     build, connect_as_the_cli_would, remove_image, BuildRequest, ContextSource,
 };
+use stevedore::oci::{Platform, Reference};
 use stevedore::publish::{push_built, BlobCache, DaemonPush, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
-use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
+use stevedore::registry::{AuthSettings, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
 fn platform() -> &'static str {

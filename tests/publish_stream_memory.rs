@@ -12,9 +12,10 @@ use registry_fixture::TestRegistry;
 use stevedore::docker::{
     build, connect_as_the_cli_would, remove_image, BuildRequest, BuilderKind, ContextSource,
 };
+use stevedore::oci::{Platform, Reference};
 use stevedore::publish::{push_streamed, BlobCache};
 use stevedore::registry::assemble::Format;
-use stevedore::registry::{AuthSettings, Platform, Reference, RegistryClient};
+use stevedore::registry::{AuthSettings, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
 const SIZE: usize = 200 * 1024 * 1024;

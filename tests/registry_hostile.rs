@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use stevedore::oci::Reference;
 use stevedore::registry::{
-    inspect, AuthSettings, InspectError, Reference, RegistryClient, RegistryError, RetryPolicy,
+    inspect, AuthSettings, InspectError, RegistryClient, RegistryError, RetryPolicy,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

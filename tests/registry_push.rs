@@ -12,10 +12,11 @@ use registry_fixture::{
 };
 use registry_push_support::{push_image_blobs, write_layer, Image, Proxy};
 use stevedore::oci::Digest;
+use stevedore::oci::{Platform, Reference};
 use stevedore::registry::assemble::{index, Format, IndexEntry};
 use stevedore::registry::{
-    verify_pushed, AuthSettings, BlobPush, Expected, ExpectedManifest, Platform, Reference,
-    RegistryAuth, RegistryClient, RegistryError, RetryPolicy, VerifyError, MANIFEST_MEDIA_TYPES,
+    verify_pushed, AuthSettings, BlobPush, Expected, ExpectedManifest, RegistryAuth,
+    RegistryClient, RegistryError, RetryPolicy, VerifyError, MANIFEST_MEDIA_TYPES,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -6,7 +6,8 @@ mod registry_push_support;
 
 use registry_fixture::TestRegistry;
 use registry_push_support::{peak_rss, write_layer};
-use stevedore::registry::{AuthSettings, BlobPush, Reference, RegistryClient};
+use stevedore::oci::Reference;
+use stevedore::registry::{AuthSettings, BlobPush, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
 const LAYER: u64 = 200 * 1024 * 1024;

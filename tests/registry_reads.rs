@@ -6,8 +6,9 @@
 mod fake;
 
 use fake::FakeRegistry;
+use stevedore::oci::{Platform, Reference};
 use stevedore::registry::cache::{ContentCache, DiskCache};
-use stevedore::registry::{inspect, AuthSettings, Platform, Reference, RegistryClient};
+use stevedore::registry::{inspect, AuthSettings, RegistryClient};
 
 /// Each test's own cache, so runs before it cannot answer for the registry.
 fn client() -> RegistryClient {

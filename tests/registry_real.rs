@@ -7,9 +7,9 @@ use registry_fixture::{
     Entry, Flavor, TestRegistry, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
 use stevedore::oci::Digest;
+use stevedore::oci::{Platform, Reference};
 use stevedore::registry::{
-    inspect, AuthSettings, InspectError, Platform, Reference, RegistryAuth, RegistryClient,
-    RegistryError,
+    inspect, AuthSettings, InspectError, RegistryAuth, RegistryClient, RegistryError,
 };
 
 fn client() -> RegistryClient {

@@ -72,7 +72,9 @@ impl Daemon {
         match self.tunnel.as_ref().and_then(|t| t.last_error()) {
             Some(why) => why,
             None if self.endpoint.tls.is_none() && looks_like_tls_port(&text) => format!(
-                "{text}; if the daemon expects TLS (usually port {TLS_PORT}), set docker_tls_verify = true and docker_cert_path (or DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)"
+                "{text}; if the daemon expects TLS (usually port {TLS_PORT}), set \
+                 docker_tls_verify = true and docker_cert_path (or DOCKER_TLS_VERIFY and \
+                 DOCKER_CERT_PATH)"
             ),
             None => text,
         }

@@ -2,8 +2,9 @@
 //! sends it (`.dockerignore` rules, the plan-time `context_hash`, the tar),
 //! one-platform builds on the daemon through bollard (reached as the docker CLI
 //! reaches it: `endpoint`, `connect`, `tunnel`), and getting the built
-//! image back out (`docker save`) as a stream our own push reads. Knows nothing about Terraform or registries; each part returns its
-//! own error enum and `resources` turns them into diagnostics.
+//! image back out (`docker save`) as a stream our own push reads. Knows nothing
+//! about Terraform or registries; each part returns its own error enum and
+//! `resources` turns them into diagnostics.
 
 pub mod build;
 pub mod compress;
@@ -21,7 +22,6 @@ mod session;
 pub mod stat_cache;
 mod tunnel;
 
-pub use crate::oci::Platform;
 pub use build::{
     build, remove_image, BuildError, BuildRequest, BuilderKind, BuiltImage, ContextSent,
     RegistryCredentials, SecretValue,

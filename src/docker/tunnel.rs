@@ -60,7 +60,8 @@ impl SshTarget {
         if parsed.password().is_some() {
             let _ = parsed.set_password(Some("***"));
             return Err(format!(
-                "{:?} holds a password; ssh:// daemons authenticate with keys or an agent (the ssh config's IdentityFile)",
+                "{:?} holds a password; ssh:// daemons authenticate with keys or an agent (the ssh \
+                 config's IdentityFile)",
                 parsed.as_str()
             ));
         }
@@ -337,7 +338,8 @@ fn handshake_failure(target: &TlsTarget, address: &str, e: &io::Error) -> String
             cert.display()
         ),
         _ if text.contains("eof") || text.contains("reset") => {
-            "; the port may not speak TLS, or the daemon may want a client certificate (cert.pem and key.pem in docker_cert_path)".to_string()
+            "; the port may not speak TLS, or the daemon may want a client certificate (cert.pem \
+             and key.pem in docker_cert_path)".to_string()
         }
         _ => String::new(),
     };

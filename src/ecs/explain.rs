@@ -116,7 +116,8 @@ mod tests {
                 && hint.contains("platforms = [\"linux/amd64\"]"),
             "{hint}"
         );
-        let arm = "CannotPullContainerError: image Manifest does not contain descriptor matching platform 'linux/arm64/v8'";
+        let arm = "CannotPullContainerError: image Manifest does not contain descriptor matching \
+                   platform 'linux/arm64/v8'";
         assert!(hint_for([arm])
             .unwrap()
             .contains("platforms = [\"linux/arm64/v8\"]"));

@@ -35,7 +35,10 @@ pub const KNOWN_ARCH: &[&str] = &[
 /// Why a platform string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
-    #[error("invalid platform {input:?}; expected os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm/v7\"")]
+    #[error(
+        "invalid platform {input:?}; expected os/arch or os/arch/variant, e.g. \"linux/amd64\" or \
+         \"linux/arm/v7\""
+    )]
     Shape { input: String },
     #[error("unknown operating system {os:?}; expected one of {}", KNOWN_OS.join(", "))]
     UnknownOs { input: String, os: String },

@@ -27,9 +27,11 @@ static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\w[\w.-]{0,127}$").unwrap_or_else(|_| unreachable!()));
 // Hostname labels or an IPv4 address, or a bracketed IPv6 address, then an optional port.
 static HOST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$",
-    )
+    Regex::new(concat!(
+        r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])",
+        r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*",
+        r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$",
+    ))
     .unwrap_or_else(|_| unreachable!())
 });
 
@@ -39,19 +41,34 @@ static HOST: LazyLock<Regex> = LazyLock::new(|| {
 pub enum ReferenceError {
     #[error("image reference is empty; expected something like \"nginx:1.27\" or \"127.0.0.1:5000/web:latest\"")]
     Empty,
-    #[error("invalid registry host {host:?} in {input:?}; expected host[:port], e.g. \"ghcr.io\" or \"127.0.0.1:5000\"")]
+    #[error(
+        "invalid registry host {host:?} in {input:?}; expected host[:port], e.g. \"ghcr.io\" or \
+         \"127.0.0.1:5000\""
+    )]
     InvalidHost { input: String, host: String },
-    #[error("invalid repository name {repository:?} in {input:?}: {reason}; expected lowercase path components like \"library/nginx\" (letters, digits and single . _ __ or - separators)")]
+    #[error(
+        "invalid repository name {repository:?} in {input:?}: {reason}; expected lowercase path \
+         components like \"library/nginx\" (letters, digits and single . _ __ or - separators)"
+    )]
     InvalidRepository {
         input: String,
         repository: String,
         reason: String,
     },
-    #[error("invalid tag {tag:?} in {input:?}; a tag is 1 to 128 characters of letters, digits, _ . and -, not starting with . or -")]
+    #[error(
+        "invalid tag {tag:?} in {input:?}; a tag is 1 to 128 characters of letters, digits, _ . \
+         and -, not starting with . or -"
+    )]
     InvalidTag { input: String, tag: String },
-    #[error("invalid digest {digest:?} in {input:?}; expected algorithm:hex, e.g. \"sha256:\" followed by 64 lowercase hex digits")]
+    #[error(
+        "invalid digest {digest:?} in {input:?}; expected algorithm:hex, e.g. \"sha256:\" followed \
+         by 64 lowercase hex digits"
+    )]
     InvalidDigest { input: String, digest: String },
-    #[error("{input:?} names a tag or digest, but a repository without one is expected here, e.g. \"127.0.0.1:5000/web\"")]
+    #[error(
+        "{input:?} names a tag or digest, but a repository without one is expected here, e.g. \
+         \"127.0.0.1:5000/web\""
+    )]
     UnexpectedTagOrDigest { input: String },
 }
 

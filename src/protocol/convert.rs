@@ -109,9 +109,17 @@ pub fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Va
     decoded.map_err(|e| {
         let d = Diagnostic::error(
             "Invalid Value From Terraform",
-            format!("The {what} sent by Terraform could not be decoded: {e}. This usually means Terraform and the provider disagree on the schema; run `terraform init -upgrade` and try again."),
+            format!(
+                "The {what} sent by Terraform could not be decoded: {e}. This usually means \
+                 Terraform and the provider disagree on the schema; run `terraform init -upgrade` \
+                 and try again."
+            ),
         );
-        if e.path.is_empty() { d } else { d.at(e.path) }
+        if e.path.is_empty() {
+            d
+        } else {
+            d.at(e.path)
+        }
     })
 }
 

@@ -22,13 +22,22 @@ impl ProviderService {
             if req.version > schema.version {
                 return Err(Diagnostic::error(
                     "State From A Newer Provider",
-                    format!("The state of this {} was written by a newer stevedore (schema version {} > {}); upgrade the provider.", req.type_name, req.version, schema.version),
+                    format!(
+                        "The state of this {} was written by a newer stevedore (schema version {} \
+                         > {}); upgrade the provider.",
+                        req.type_name, req.version, schema.version
+                    ),
                 )
                 .into());
             }
             let raw = req.raw_state.unwrap_or_default();
             if raw.json.is_empty() {
-                return Err(Diagnostic::error("Legacy State Not Supported", "This state is in the pre-0.12 flatmap format, which stevedore never wrote; remove the resource from state and import it again.").into());
+                return Err(Diagnostic::error(
+                    "Legacy State Not Supported",
+                    "This state is in the pre-0.12 flatmap format, which stevedore never wrote; \
+                     remove the resource from state and import it again.",
+                )
+                .into());
             }
             let json: serde_json::Value = serde_json::from_slice(&raw.json).map_err(|e| {
                 Diagnostic::error(

@@ -89,7 +89,8 @@ fn announce(
     let mut out = std::io::stdout().lock();
     let text = if debug {
         format!(
-            "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment variable with the following:\n\n\tTF_REATTACH_PROVIDERS='{}'\n",
+            "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment \
+             variable with the following:\n\n\tTF_REATTACH_PROVIDERS='{}'\n",
             handshake::reattach_json(socket)
         )
     } else {

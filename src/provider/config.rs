@@ -51,11 +51,37 @@ crate::model! {
 
 pub fn schema() -> Schema {
     let auth = Block::new("Credentials and transport settings for one registry.")
-        .attr(Attribute::required(auth_attr::address, Type::String, "Registry host and optional port, e.g. `127.0.0.1:5000` or `ghcr.io`."))
-        .attr(Attribute::optional(auth_attr::username, Type::String, "User name for basic authentication."))
-        .attr(Attribute::optional(auth_attr::password, Type::String, "Password or token for basic authentication.").sensitive())
-        .attr(Attribute::optional(auth_attr::insecure, Type::Bool, "Skip TLS certificate verification for this registry, and allow plain HTTP when it does not speak TLS (HTTPS is tried first). Loopback registries may use plain HTTP without it; their certificates are still checked."))
-        .attr(Attribute::optional(auth_attr::ecr, Type::Bool, "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for `*.dkr.ecr.*.amazonaws.com`)."));
+        .attr(Attribute::required(
+            auth_attr::address,
+            Type::String,
+            "Registry host and optional port, e.g. `127.0.0.1:5000` or `ghcr.io`.",
+        ))
+        .attr(Attribute::optional(
+            auth_attr::username,
+            Type::String,
+            "User name for basic authentication.",
+        ))
+        .attr(
+            Attribute::optional(
+                auth_attr::password,
+                Type::String,
+                "Password or token for basic authentication.",
+            )
+            .sensitive(),
+        )
+        .attr(Attribute::optional(
+            auth_attr::insecure,
+            Type::Bool,
+            "Skip TLS certificate verification for this registry, and allow plain HTTP when it \
+             does not speak TLS (HTTPS is tried first). Loopback registries may use plain HTTP \
+             without it; their certificates are still checked.",
+        ))
+        .attr(Attribute::optional(
+            auth_attr::ecr,
+            Type::Bool,
+            "Fetch credentials from ECR `GetAuthorizationToken` for this address (automatic for \
+             `*.dkr.ecr.*.amazonaws.com`).",
+        ));
     let endpoints = Block::new("Endpoint overrides, for LocalStack or moto.")
         .attr(Attribute::optional(
             endpoint_attr::ecs,
@@ -81,14 +107,47 @@ pub fn schema() -> Schema {
         "Named profile from the shared AWS config files.",
     ))
     .block(NestedBlock::new(aws_attr::endpoints, Nesting::Single, endpoints).max(1));
-    Schema::new("The stevedore provider builds container images for the platforms you name, pushes clean manifests, verifies them, and redeploys ECS services.")
-        .attr(Attribute::optional(attr::docker_host, Type::String, "Docker daemon address: `unix:///path`, `tcp://host:port` (TLS with `docker_cert_path` or `docker_tls_verify`) or `ssh://[user@]host[:port]` (through the system `ssh` and `docker system dial-stdio` on the host, as `docker -H ssh://` does). When neither this nor `docker_context` is set, the daemon is the one the docker CLI would use: `DOCKER_HOST`, `DOCKER_CONTEXT`, the current docker context, then `unix:///var/run/docker.sock`."))
-        .attr(Attribute::optional(attr::docker_cert_path, Type::String, "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the `DOCKER_CERT_PATH` convention); setting it turns TLS on. Default `DOCKER_CERT_PATH`, then the Docker config directory."))
-        .attr(Attribute::optional(attr::docker_tls_verify, Type::Bool, "Use TLS and check the daemon's certificate against `ca.pem` (the CLI's `--tlsverify`; default `DOCKER_TLS_VERIFY`). `false` with `docker_cert_path` is the CLI's `--tls`: the client certificate is sent, the daemon's is not checked."))
-        .attr(Attribute::optional(attr::docker_context, Type::String, "A docker CLI context (`docker context ls`) whose daemon endpoint and TLS files to use, as `docker --context` does; conflicts with `docker_host`."))
-        .attr(Attribute::optional(attr::docker_config_file, Type::String, "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`."))
-        .block(NestedBlock::new(attr::registry_auth, Nesting::List, auth))
-        .block(NestedBlock::new(attr::aws, Nesting::Single, aws).max(1))
+    Schema::new(
+        "The stevedore provider builds container images for the platforms you name, pushes clean \
+         manifests, verifies them, and redeploys ECS services.",
+    )
+    .attr(Attribute::optional(
+        attr::docker_host,
+        Type::String,
+        "Docker daemon address: `unix:///path`, `tcp://host:port` (TLS with `docker_cert_path` or \
+         `docker_tls_verify`) or `ssh://[user@]host[:port]` (through the system `ssh` and `docker \
+         system dial-stdio` on the host, as `docker -H ssh://` does). When neither this nor \
+         `docker_context` is set, the daemon is the one the docker CLI would use: `DOCKER_HOST`, \
+         `DOCKER_CONTEXT`, the current docker context, then `unix:///var/run/docker.sock`.",
+    ))
+    .attr(Attribute::optional(
+        attr::docker_cert_path,
+        Type::String,
+        "Directory with `ca.pem`, `cert.pem` and `key.pem` for a TLS daemon (the \
+         `DOCKER_CERT_PATH` convention); setting it turns TLS on. Default `DOCKER_CERT_PATH`, then \
+         the Docker config directory.",
+    ))
+    .attr(Attribute::optional(
+        attr::docker_tls_verify,
+        Type::Bool,
+        "Use TLS and check the daemon's certificate against `ca.pem` (the CLI's `--tlsverify`; \
+         default `DOCKER_TLS_VERIFY`). `false` with `docker_cert_path` is the CLI's `--tls`: the \
+         client certificate is sent, the daemon's is not checked.",
+    ))
+    .attr(Attribute::optional(
+        attr::docker_context,
+        Type::String,
+        "A docker CLI context (`docker context ls`) whose daemon endpoint and TLS files to use, as \
+         `docker --context` does; conflicts with `docker_host`.",
+    ))
+    .attr(Attribute::optional(
+        attr::docker_config_file,
+        Type::String,
+        "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; \
+         default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.",
+    ))
+    .block(NestedBlock::new(attr::registry_auth, Nesting::List, auth))
+    .block(NestedBlock::new(attr::aws, Nesting::Single, aws).max(1))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -135,7 +194,9 @@ pub fn validate(config: &Value) -> Diagnostics {
                 diags.push(
                     Diagnostic::error(
                         "Password Without Username",
-                        "registry_auth sets a password but no username; set `username` as well (for tokens, use the user name the registry expects, e.g. `AWS` for ECR or `oauth2accesstoken` for GCR).",
+                        "registry_auth sets a password but no username; set `username` as well \
+                         (for tokens, use the user name the registry expects, e.g. `AWS` for ECR \
+                         or `oauth2accesstoken` for GCR).",
                     )
                     .at(at.then_attr(auth_attr::username)),
                 );
@@ -156,7 +217,10 @@ pub fn validate(config: &Value) -> Diagnostics {
             diags.push(Diagnostic::attr_error(
                 attr::docker_context,
                 "Conflicting Docker Daemon Settings",
-                format!("docker_context = {name:?} and docker_host both name a daemon; keep one of them (the docker CLI refuses --context with -H too)."),
+                format!(
+                    "docker_context = {name:?} and docker_host both name a daemon; keep one of \
+                     them (the docker CLI refuses --context with -H too)."
+                ),
             ));
         } else if name.is_empty()
             || name.contains(['/', '\\'])
@@ -185,7 +249,16 @@ pub fn validate(config: &Value) -> Diagnostics {
             let at = AttrPath::attr(attr::aws)
                 .then_attr(aws_attr::endpoints)
                 .then_attr(service);
-            diags.push(Diagnostic::error("Invalid Endpoint", format!("aws.endpoints.{service} = {url:?} is not an http(s) URL; use e.g. \"http://127.0.0.1:5055\" for moto or LocalStack.")).at(at));
+            diags.push(
+                Diagnostic::error(
+                    "Invalid Endpoint",
+                    format!(
+                        "aws.endpoints.{service} = {url:?} is not an http(s) URL; use e.g. \
+                         \"http://127.0.0.1:5055\" for moto or LocalStack."
+                    ),
+                )
+                .at(at),
+            );
         }
     }
     diags
@@ -233,7 +306,10 @@ fn check_address(addr: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("{addr:?} is not a registry address; use host[:port] such as `127.0.0.1:5000` or `123456789012.dkr.ecr.us-east-1.amazonaws.com`, without a repository path."))
+        Err(format!(
+            "{addr:?} is not a registry address; use host[:port] such as `127.0.0.1:5000` or \
+             `123456789012.dkr.ecr.us-east-1.amazonaws.com`, without a repository path."
+        ))
     }
 }
 

@@ -26,8 +26,9 @@ use super::cache::BlobCache;
 use super::push::{PushStats, PushedManifest};
 use crate::docker::Endpoint;
 use crate::oci::reference::is_loopback_host;
+use crate::oci::{Platform, Reference};
 use crate::registry::manifest::DOCKER_MANIFEST;
-use crate::registry::{Platform, Reference, RegistryClient};
+use crate::registry::RegistryClient;
 
 /// What the daemon's push is asked to do.
 pub struct DaemonPush<'a> {
@@ -275,13 +276,26 @@ mod tests {
     const ID: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn manifest(media_type: &str, layers: usize) -> Vec<u8> {
-        let layers: Vec<String> = (0..layers)
-            .map(|n| format!(r#"{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{n},"digest":"sha256:{n:064}"}}"#))
+        let layers: Vec<_> = (0..layers)
+            .map(|n| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": n,
+                    "digest": format!("sha256:{n:064}"),
+                })
+            })
             .collect();
-        format!(
-            r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":9,"digest":"{ID}"}},"layers":[{}]}}"#,
-            layers.join(",")
-        )
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 9,
+                "digest": ID,
+            },
+            "layers": layers,
+        })
+        .to_string()
         .into_bytes()
     }
 

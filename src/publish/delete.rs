@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::oci::Reference;
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::push::{Deleted, TagList};
-use crate::registry::{Reference, RegistryClient, RegistryError};
+use crate::registry::{RegistryClient, RegistryError};
 
 /// A tag and the digests it keeps alive.
 type TagTargets = (String, Vec<Digest>);

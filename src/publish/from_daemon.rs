@@ -11,8 +11,9 @@ use super::cache::BlobCache;
 use super::error::PublishError;
 use super::layers::{find_in_repo, Arrived};
 use super::push::{push_config_and_manifest, PushStats, PushedManifest};
+use crate::oci::{Platform, Reference};
 use crate::registry::assemble::Format;
-use crate::registry::{Platform, Pusher, Reference};
+use crate::registry::Pusher;
 
 /// Pushes `image` (a local tag or ID) for `platform` to `repo`, the cached
 /// way when it can.

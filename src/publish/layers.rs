@@ -5,7 +5,8 @@
 use super::cache::CachedLayer;
 use super::error::PublishError;
 use super::push::blob_error;
-use crate::registry::{Pusher, Reference};
+use crate::oci::Reference;
+use crate::registry::Pusher;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrived {

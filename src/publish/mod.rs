@@ -34,10 +34,9 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::{self, BuildRequest, BuilderKind, SecretValue};
+use crate::oci::{Platform, Reference};
 use crate::registry::assemble::Format;
-use crate::registry::{
-    verify_pushed, Expected, ExpectedManifest, Platform, Reference, RegistryClient,
-};
+use crate::registry::{verify_pushed, Expected, ExpectedManifest, RegistryClient};
 
 /// Everything one publish needs, already validated.
 #[derive(Debug, Clone)]
@@ -234,7 +233,8 @@ async fn publish_platform<L: FnMut(&str) + Send>(
         say(
             log,
             &format!(
-                "{prefix}context: the daemon asked for {} of {} entries ({} bytes); it had the rest from its last build",
+                "{prefix}context: the daemon asked for {} of {} entries ({} bytes); it had the \
+                 rest from its last build",
                 sent.files, sent.listed, sent.bytes
             ),
         );
@@ -260,7 +260,13 @@ async fn publish_platform<L: FnMut(&str) + Send>(
                     Err(_) if cancel.is_cancelled() => return Err(PublishError::Cancelled),
                     Err(why) => {
                         tracing::info!(reason = %why, "the daemon's push was not used; streaming the image");
-                        say(log, &format!("{prefix}the daemon's push was not used ({why}); sending the image from here"));
+                        say(
+                            log,
+                            &format!(
+                                "{prefix}the daemon's push was not used ({why}); sending the image \
+                                 from here"
+                            ),
+                        );
                         None
                     }
                 }

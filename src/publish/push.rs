@@ -6,9 +6,10 @@ use crate::oci::Digest;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PublishError;
+use crate::oci::{Platform, Reference};
 use crate::registry::assemble::{image_manifest, index, Format, IndexEntry};
 use crate::registry::push::Pusher;
-use crate::registry::{Platform, Reference, RegistryClient, RegistryError};
+use crate::registry::{RegistryClient, RegistryError};
 
 /// One platform's manifest, pushed by digest (no tag yet).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,8 +21,9 @@ use super::layers::find_in_repo;
 use super::push::{blob_error, push_config_and_manifest, PushStats, PushedManifest};
 use super::visit::{Job, Seen, Visitor, Wanted};
 use crate::docker::{self, ExportError};
+use crate::oci::{Platform, Reference};
 use crate::registry::assemble::Format;
-use crate::registry::{Platform, Pusher, Reference, RegistryError};
+use crate::registry::{Pusher, RegistryError};
 
 /// Export passes at most: the first, and two for what it missed.
 const PASSES: usize = 3;

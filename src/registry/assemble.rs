@@ -176,7 +176,8 @@ mod tests {
             concat!(
                 r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","#,
                 r#""config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":10}},"#,
-                r#""layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":20}}]}}"#
+                r#""layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","#,
+                r#""digest":"{}","size":20}}]}}"#
             ),
             A, B
         );
@@ -199,7 +200,13 @@ mod tests {
         );
         let text = String::from_utf8(got.bytes).unwrap();
         assert_eq!(got.media_type, OCI_INDEX);
-        assert!(text.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json""#), "{text}");
+        assert!(
+            text.starts_with(concat!(
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","#,
+                r#""manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json""#
+            )),
+            "{text}"
+        );
         assert!(
             text.contains(r#""platform":{"architecture":"amd64","os":"linux"}}"#),
             "{text}"

@@ -11,7 +11,10 @@ use super::auth::AuthError;
 pub enum RegistryError {
     #[error("{reference} was not found in the registry: {detail}")]
     NotFound { reference: String, detail: String },
-    #[error("registry {registry} refused the credentials for this request: {detail}; check registry_auth or the docker config for this host")]
+    #[error(
+        "registry {registry} refused the credentials for this request: {detail}; check \
+         registry_auth or the docker config for this host"
+    )]
     Unauthorized { registry: String, detail: String },
     #[error("registry {registry} is unreachable: {detail}")]
     Unreachable { registry: String, detail: String },
@@ -25,7 +28,10 @@ pub enum RegistryError {
     },
     #[error("registry {registry} rejected the request: {detail}")]
     Rejected { registry: String, detail: String },
-    #[error("content digest mismatch: expected {expected}, got {actual}; the registry or something between us and it served different bytes")]
+    #[error(
+        "content digest mismatch: expected {expected}, got {actual}; the registry or something \
+         between us and it served different bytes"
+    )]
     DigestMismatch { expected: String, actual: String },
     #[error("invalid manifest: {detail}")]
     InvalidManifest { detail: String },

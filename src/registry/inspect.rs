@@ -40,7 +40,10 @@ pub enum InspectError {
         provided: Vec<String>,
         attestations: i64,
     },
-    #[error("image {image}: the index entry {digest} claims {claimed}, but its config says {actual}; the image was assembled wrongly and will not run as {claimed}")]
+    #[error(
+        "image {image}: the index entry {digest} claims {claimed}, but its config says {actual}; \
+         the image was assembled wrongly and will not run as {claimed}"
+    )]
     ConfigMismatch {
         image: String,
         digest: Digest,
@@ -225,12 +228,14 @@ mod tests {
         let one = vec!["linux/arm64".to_string()];
         assert_eq!(
             platform_missing_message("127.0.0.1:5000/web:latest", "linux/amd64", &one, 1),
-            "image 127.0.0.1:5000/web:latest does not provide linux/amd64; it provides linux/arm64 (plus 1 attestation manifest)"
+            "image 127.0.0.1:5000/web:latest does not provide linux/amd64; it provides linux/arm64 \
+             (plus 1 attestation manifest)"
         );
         let two = vec!["linux/arm64".to_string(), "linux/arm/v7".to_string()];
         assert_eq!(
             platform_missing_message("r/w:1", "linux/amd64", &two, 2),
-            "image r/w:1 does not provide linux/amd64; it provides linux/arm64, linux/arm/v7 (plus 2 attestation manifests)"
+            "image r/w:1 does not provide linux/amd64; it provides linux/arm64, linux/arm/v7 (plus \
+             2 attestation manifests)"
         );
         assert_eq!(
             platform_missing_message("r/w:1", "linux/amd64", &one, 0),

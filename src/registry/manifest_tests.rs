@@ -4,21 +4,47 @@ const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 fn docker_manifest() -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}",
-            "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{D1}","size":10}},
-            "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{D2}","size":20}}]}}"#
-    )
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": D1,
+            "size": 10,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "digest": D2,
+            "size": 20,
+        }],
+    })
+    .to_string()
 }
 
 fn buildx_index() -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
-            {{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1,"platform":{{"architecture":"arm64","os":"linux"}}}},
-            {{"mediaType":"{OCI_MANIFEST}","digest":"{D2}","size":1,
-              "annotations":{{"vnd.docker.reference.digest":"{D1}","vnd.docker.reference.type":"attestation-manifest"}},
-              "platform":{{"architecture":"unknown","os":"unknown"}}}}]}}"#
-    )
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": D1,
+                "size": 1,
+                "platform": {"architecture": "arm64", "os": "linux"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": D2,
+                "size": 1,
+                "annotations": {
+                    "vnd.docker.reference.digest": D1,
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+                "platform": {"architecture": "unknown", "os": "unknown"},
+            },
+        ],
+    })
+    .to_string()
 }
 
 #[test]
@@ -86,7 +112,9 @@ fn parses_images_and_indexes() {
 #[test]
 fn recognises_attestations_by_annotation_or_unknown_platform() {
     let by_annotation: Descriptor = serde_json::from_str(&format!(
-        r#"{{"digest":"{D1}","annotations":{{"vnd.docker.reference.type":"attestation-manifest"}},"platform":{{"os":"linux","architecture":"amd64"}}}}"#
+        "{{\"digest\":\"{D1}\",\
+         \"annotations\":{{\"vnd.docker.reference.type\":\"attestation-manifest\"}},\
+         \"platform\":{{\"os\":\"linux\",\"architecture\":\"amd64\"}}}}"
     ))
     .unwrap();
     let by_platform: Descriptor = serde_json::from_str(&format!(

@@ -21,8 +21,6 @@ mod read;
 pub mod upload;
 pub mod verify;
 
-pub use crate::oci::{is_loopback_host, parse_repository, Reference, ReferenceError};
-pub use crate::oci::{Platform, PlatformError};
 pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};
 pub use client::{FetchedManifest, RegistryClient, MANIFEST_MEDIA_TYPES};
 pub use error::RegistryError;

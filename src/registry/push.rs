@@ -344,7 +344,13 @@ impl<'a> Pusher<'a> {
             let wait = err
                 .retry_after()
                 .map_or(backoff, |asked| asked.min(self.retry.max_backoff));
-            tracing::warn!(registry = %repo.registry, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying registry request");
+            tracing::warn!(
+                registry = %repo.registry,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                error = %err,
+                "retrying registry request"
+            );
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
                 _ = tokio::time::sleep(wait) => {}

@@ -50,7 +50,12 @@ impl RegistryHost {
                 Err(e) if e.is_transient() => backoff,
                 done => return done,
             };
-            tracing::debug!(registry = %self.registry, attempt, wait_ms = wait.as_millis() as u64, "retrying a registry read");
+            tracing::debug!(
+                registry = %self.registry,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying a registry read"
+            );
             tokio::time::sleep(wait.min(MAX_WAIT)).await;
             backoff = (backoff * 2).min(MAX_WAIT);
         }

@@ -57,7 +57,10 @@ pub enum VerifyError {
         pushed: String,
         reason: String,
     },
-    #[error("tag {tag} serves manifest {digest} as {claimed}, but its config says {actual}: the image inside is not built for the platform it was pushed as")]
+    #[error(
+        "tag {tag} serves manifest {digest} as {claimed}, but its config says {actual}: the image \
+         inside is not built for the platform it was pushed as"
+    )]
     ConfigDiffers {
         tag: String,
         digest: Digest,

@@ -28,13 +28,38 @@ pub fn registry_advice(e: &RegistryError, doing: RegistryUse) -> (&'static str, 
     use RegistryError as E;
     use RegistryUse::{Read, Write};
     match (e, doing) {
-        (E::NotFound { .. }, Read) => ("Image Not Found", "Check the repository, tag or digest; push the image first if it is built elsewhere."),
-        (E::NotFound { .. }, Write) => ("Repository Not Found", "The registry does not know this repository; create it first (ECR needs an aws_ecr_repository)."),
-        (E::Unauthorized { .. } | E::Auth { .. }, Read) => ("Registry Authentication Failed", "Check the registry_auth block for this host (username, password), the Docker config file, or the AWS credentials for ECR."),
-        (E::Unauthorized { .. } | E::Auth { .. }, Write) => ("Registry Authentication Failed", "Check the registry_auth block for this host, the Docker config file, or the AWS credentials for ECR; pushing needs write access."),
-        (E::Unreachable { .. }, _) => ("Registry Unreachable", "Check the address and port, that the registry is running, and network access from where Terraform runs."),
-        (E::Retried { .. } | E::Server { .. }, _) => ("Registry Error", "The registry kept failing; try again later."),
-        (_, Read) => ("Image Inspection Failed", "The registry served something that is not a valid image."),
+        (E::NotFound { .. }, Read) => (
+            "Image Not Found",
+            "Check the repository, tag or digest; push the image first if it is built elsewhere.",
+        ),
+        (E::NotFound { .. }, Write) => (
+            "Repository Not Found",
+            "The registry does not know this repository; create it first (ECR needs an \
+             aws_ecr_repository).",
+        ),
+        (E::Unauthorized { .. } | E::Auth { .. }, Read) => (
+            "Registry Authentication Failed",
+            "Check the registry_auth block for this host (username, password), the Docker config \
+             file, or the AWS credentials for ECR.",
+        ),
+        (E::Unauthorized { .. } | E::Auth { .. }, Write) => (
+            "Registry Authentication Failed",
+            "Check the registry_auth block for this host, the Docker config file, or the AWS \
+             credentials for ECR; pushing needs write access.",
+        ),
+        (E::Unreachable { .. }, _) => (
+            "Registry Unreachable",
+            "Check the address and port, that the registry is running, and network access from \
+             where Terraform runs.",
+        ),
+        (E::Retried { .. } | E::Server { .. }, _) => (
+            "Registry Error",
+            "The registry kept failing; try again later.",
+        ),
+        (_, Read) => (
+            "Image Inspection Failed",
+            "The registry served something that is not a valid image.",
+        ),
         (_, Write) => ("Registry Refused", ""),
     }
 }

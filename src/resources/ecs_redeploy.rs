@@ -69,40 +69,12 @@ crate::model! {
 /// The resource's documentation (Markdown). GOTCHA: the docs generator takes
 /// everything up to the first ". " as the front-matter summary, newlines
 /// included, so the first sentence must end with ". " inside its paragraph.
-const DESCRIPTION: &str = r#"Rolls an ECS service onto a new image when `digest` or `triggers` change. It waits until the new tasks run, and fails with the stopped tasks' reasons when the rollout fails.
-
-When the service's PRIMARY deployment already rolls out `digest` (its task definition names the image `...@digest`, or a tag the registry resolves to it now) and that deployment is in progress or newer than the one this resource recorded, it is followed instead of forcing another (on create, a finished deployment only when it pins the digest). Otherwise `UpdateService(forceNewDeployment)` starts one. Either way, once the rollout completes, every running task of the deployment must report `digest` (or, for an index, one of its platform manifests): if one runs something else the apply fails naming both digests and the task definition's image; when tasks report no digest it warns.
-
-## With `aws_ecs_task_definition` and `aws_ecs_service`
-
-The usual layout pins the built image in a task definition managed by the AWS provider:
-
-```terraform
-resource "aws_ecs_task_definition" "web" {
-  family                = "web"
-  container_definitions = jsonencode([{ name = "web", image = stevedore_image_build.web.image_uri, essential = true }])
-  # ...
-}
-
-resource "aws_ecs_service" "web" {
-  name                  = "web"
-  cluster               = "prod"
-  task_definition       = aws_ecs_task_definition.web.arn
-  wait_for_steady_state = false # stevedore_ecs_redeploy waits, and explains failures
-  # ...
-}
-
-resource "stevedore_ecs_redeploy" "web" {
-  cluster = "prod"
-  service = aws_ecs_service.web.name
-  digest  = stevedore_image_build.web.digest
-}
-```
-
-A new build changes `image_uri`, so the AWS provider registers a revision and `aws_ecs_service` calls UpdateService with it, which starts the deployment; `stevedore_ecs_redeploy` (ordered after the service through `service`) follows that deployment rather than starting a second one, and proves the tasks run the digest. Set `wait_for_steady_state = false` on `aws_ecs_service` (its default) so the wait, and the failure explanation, happen once; leave `force_new_deployment` unset there. The deployment circuit breaker (`deployment_circuit_breaker { enable = true, rollback = true }`) works with both: a rollback fails the apply. See `examples/ecs-with-aws-provider/` for a complete configuration."#;
+/// The file ends without a newline: the description is exactly its bytes.
+const DESCRIPTION: &str = include_str!("ecs_redeploy/description.md");
 
 /// What the `timeouts` attributes accept (see `duration`).
-const TIMEOUT_DOC: &str = "Duration in Go's syntax, such as `15m`, `1h30m` or `90s` (default `15m`); at most `24h`, not negative, no spaces.";
+const TIMEOUT_DOC: &str = "Duration in Go's syntax, such as `15m`, `1h30m` or `90s` (default \
+                           `15m`); at most `24h`, not negative, no spaces.";
 
 /// How long to wait for a rollout when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -127,18 +99,70 @@ impl Resource for EcsRedeploy {
                 TIMEOUT_DOC,
             ));
         Schema::new(DESCRIPTION)
-            .attr(Attribute::required(attr::cluster, s.clone(), "Cluster name or ARN."))
-            .attr(Attribute::required(attr::service, s.clone(), "Service name or ARN."))
-            .attr(Attribute::optional(attr::digest, s.clone(), "Image digest; a change forces a new deployment."))
-            .attr(Attribute::optional(attr::triggers, Type::map(s.clone()), "Arbitrary values; any change forces a new deployment."))
-            .attr(Attribute::optional_computed(attr::wait_for_steady_state, Type::Bool, "Wait until the new deployment completes. Default `true`."))
-            .attr(Attribute::optional_computed(attr::verify_images, Type::Bool, "Before deploying, check that the task definition's images provide the platform its tasks run on: the task definition's `runtimePlatform`; without one, `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's container instances report (`ecs.cpu-architecture`; a warning when they don't agree or there are none). Default `true`."))
-            .attr(Attribute::computed(attr::id, s.clone(), "`cluster/service`."))
-            .attr(Attribute::computed(attr::deployment_id, s.clone(), "Id of the deployment this resource started, or followed."))
-            .attr(Attribute::computed(attr::rollout_state, s.clone(), "Rollout state of that deployment when apply returned."))
-            .attr(Attribute::computed(attr::task_definition_arn, s.clone(), "Task definition of that deployment."))
-            .attr(Attribute::computed(attr::running_count, Type::Number, "Running tasks of that deployment."))
-            .attr(Attribute::computed(attr::running_image_digests, Type::list(s), "Image digests reported by the service's running tasks after the rollout."))
+            .attr(Attribute::required(
+                attr::cluster,
+                s.clone(),
+                "Cluster name or ARN.",
+            ))
+            .attr(Attribute::required(
+                attr::service,
+                s.clone(),
+                "Service name or ARN.",
+            ))
+            .attr(Attribute::optional(
+                attr::digest,
+                s.clone(),
+                "Image digest; a change forces a new deployment.",
+            ))
+            .attr(Attribute::optional(
+                attr::triggers,
+                Type::map(s.clone()),
+                "Arbitrary values; any change forces a new deployment.",
+            ))
+            .attr(Attribute::optional_computed(
+                attr::wait_for_steady_state,
+                Type::Bool,
+                "Wait until the new deployment completes. Default `true`.",
+            ))
+            .attr(Attribute::optional_computed(
+                attr::verify_images,
+                Type::Bool,
+                "Before deploying, check that the task definition's images provide the platform \
+                 its tasks run on: the task definition's `runtimePlatform`; without one, \
+                 `linux/amd64` on Fargate, and on EC2 or capacity providers the CPU the cluster's \
+                 container instances report (`ecs.cpu-architecture`; a warning when they don't \
+                 agree or there are none). Default `true`.",
+            ))
+            .attr(Attribute::computed(
+                attr::id,
+                s.clone(),
+                "`cluster/service`.",
+            ))
+            .attr(Attribute::computed(
+                attr::deployment_id,
+                s.clone(),
+                "Id of the deployment this resource started, or followed.",
+            ))
+            .attr(Attribute::computed(
+                attr::rollout_state,
+                s.clone(),
+                "Rollout state of that deployment when apply returned.",
+            ))
+            .attr(Attribute::computed(
+                attr::task_definition_arn,
+                s.clone(),
+                "Task definition of that deployment.",
+            ))
+            .attr(Attribute::computed(
+                attr::running_count,
+                Type::Number,
+                "Running tasks of that deployment.",
+            ))
+            .attr(Attribute::computed(
+                attr::running_image_digests,
+                Type::list(s),
+                "Image digests reported by the service's running tasks after the rollout.",
+            ))
             .block(NestedBlock::new(attr::timeouts, Nesting::Single, timeouts).max(1))
     }
 
@@ -162,7 +186,11 @@ impl Resource for EcsRedeploy {
                 d.push(Diagnostic::attr_error(
                     attr::digest,
                     "Invalid Digest",
-                    format!("digest = {digest:?} is not an image digest; give `algorithm:hex` such as `sha256:` and 64 hex digits, e.g. stevedore_image_build.app.digest (not image_uri, and not a tag)."),
+                    format!(
+                        "digest = {digest:?} is not an image digest; give `algorithm:hex` such as \
+                         `sha256:` and 64 hex digits, e.g. stevedore_image_build.app.digest (not \
+                         image_uri, and not a tag)."
+                    ),
                 ));
             }
         }
@@ -218,7 +246,14 @@ impl Resource for EcsRedeploy {
         let client = provider.ecs_client().await;
         let described = tokio::select! {
             r = ecs::describe(&client, cluster, service) => r,
-            _ = ctx.cancel.cancelled() => return keep(state, private, Diagnostic::warning("ECS Service Not Refreshed", "The refresh was interrupted; the state is kept as it was.")),
+            _ = ctx.cancel.cancelled() => return keep(
+                state,
+                private,
+                Diagnostic::warning(
+                    "ECS Service Not Refreshed",
+                    "The refresh was interrupted; the state is kept as it was.",
+                ),
+            ),
         };
         match described {
             Ok(_) => ReadResponse {
@@ -235,7 +270,10 @@ impl Resource for EcsRedeploy {
                 }
             }
             Err(e) => {
-                let detail = format!("Could not check that ECS service {service:?} in cluster {cluster:?} still exists: {e}.\n\nThe state is kept as it was; the next refresh tries again.");
+                let detail = format!(
+                    "Could not check that ECS service {service:?} in cluster {cluster:?} still \
+                     exists: {e}.\n\nThe state is kept as it was; the next refresh tries again."
+                );
                 keep(
                     state,
                     private,
@@ -254,7 +292,10 @@ impl Resource for EcsRedeploy {
         let (cluster, service) = split_import_id(id).ok_or_else(|| {
             Diagnostic::error(
                 "Invalid Import Id",
-                format!("{id:?} is not CLUSTER/SERVICE. Use the cluster name or ARN, a slash, and the service name, e.g. `terraform import {TYPE_NAME}.web prod/web`."),
+                format!(
+                    "{id:?} is not CLUSTER/SERVICE. Use the cluster name or ARN, a slash, and the \
+                     service name, e.g. `terraform import {TYPE_NAME}.web prod/web`."
+                ),
             )
         })?;
         let provider = ctx.provider()?;
@@ -314,7 +355,10 @@ fn timeout(planned: &Value, op: &str) -> Duration {
 fn ecs_diagnostic(summary: &str, cluster: &str, service: &str, e: EcsError) -> Diagnostic {
     let hint = match &e {
         EcsError::ServiceNotFound { .. } | EcsError::ClusterNotFound { .. } => {
-            format!("\n\nCheck `cluster` ({cluster:?}) and `service` ({service:?}) and the AWS region/account the provider uses.")
+            format!(
+                "\n\nCheck `cluster` ({cluster:?}) and `service` ({service:?}) and the AWS \
+                 region/account the provider uses."
+            )
         }
         EcsError::Throttled { .. } => "\n\nTry again in a few minutes.".to_string(),
         _ => String::new(),

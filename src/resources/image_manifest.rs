@@ -3,7 +3,8 @@
 
 use super::common::registry_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::registry::{self, InspectError, Inspection, Platform, Reference};
+use crate::oci::{Platform, Reference};
+use crate::registry::{self, InspectError, Inspection};
 use crate::resource::{Ctx, DataSource};
 use crate::schema::{Attribute, Schema};
 use crate::value::{Type, Value};
@@ -40,20 +41,80 @@ impl DataSource for ImageManifest {
 
     fn schema(&self) -> Schema {
         let s = Type::String;
-        Schema::new("Inspects an image in a registry: every manifest media type is accepted, attestation entries are counted apart, and `platform` makes the read fail at plan time when the image does not provide it (the ECS `CannotPullContainerError`, caught early).")
-            .attr(Attribute::required(attr::image, s.clone(), "Image reference: `host/repo:tag`, `host/repo@sha256:...` or `host/repo:tag@sha256:...`. With both, the digest is read and the tag is not looked at, as Docker does."))
-            .attr(Attribute::optional(attr::platform, s.clone(), "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or `linux/arm64`. Without it, a single manifest or an index with one platform is resolved; otherwise the platform attributes are null."))
-            .attr(Attribute::computed(attr::id, s.clone(), "The reference, as given."))
-            .attr(Attribute::computed(attr::digest, s.clone(), "Digest of what the reference points to (the index for a multi-platform image)."))
-            .attr(Attribute::computed(attr::media_type, s.clone(), "Media type of that manifest or index."))
-            .attr(Attribute::computed(attr::is_index, Type::Bool, "True for an OCI index or Docker manifest list."))
-            .attr(Attribute::computed(attr::platforms, Type::list(s.clone()), "Platforms provided, `os/arch[/variant]`, attestation entries excluded."))
-            .attr(Attribute::computed(attr::attestation_count, Type::Number, "Number of attestation manifests (buildx provenance/SBOM) in the index."))
-            .attr(Attribute::computed(attr::platform_digest, s.clone(), "Digest of the manifest for the requested platform (or the only one)."))
-            .attr(Attribute::computed(attr::image_uri, s.clone(), "`repository@platform_digest`: an immutable reference for task definitions."))
-            .attr(Attribute::computed(attr::os, s.clone(), "Operating system from the chosen manifest's config."))
-            .attr(Attribute::computed(attr::architecture, s.clone(), "Architecture from the chosen manifest's config."))
-            .attr(Attribute::computed(attr::variant, s, "CPU variant from the chosen manifest's config, if any."))
+        Schema::new(
+            "Inspects an image in a registry: every manifest media type is accepted, attestation \
+             entries are counted apart, and `platform` makes the read fail at plan time when the \
+             image does not provide it (the ECS `CannotPullContainerError`, caught early).",
+        )
+        .attr(Attribute::required(
+            attr::image,
+            s.clone(),
+            "Image reference: `host/repo:tag`, `host/repo@sha256:...` or \
+             `host/repo:tag@sha256:...`. With both, the digest is read and the tag is not looked \
+             at, as Docker does.",
+        ))
+        .attr(Attribute::optional(
+            attr::platform,
+            s.clone(),
+            "Platform to resolve and require, `os/arch[/variant]` such as `linux/amd64` or \
+             `linux/arm64`. Without it, a single manifest or an index with one platform is \
+             resolved; otherwise the platform attributes are null.",
+        ))
+        .attr(Attribute::computed(
+            attr::id,
+            s.clone(),
+            "The reference, as given.",
+        ))
+        .attr(Attribute::computed(
+            attr::digest,
+            s.clone(),
+            "Digest of what the reference points to (the index for a multi-platform image).",
+        ))
+        .attr(Attribute::computed(
+            attr::media_type,
+            s.clone(),
+            "Media type of that manifest or index.",
+        ))
+        .attr(Attribute::computed(
+            attr::is_index,
+            Type::Bool,
+            "True for an OCI index or Docker manifest list.",
+        ))
+        .attr(Attribute::computed(
+            attr::platforms,
+            Type::list(s.clone()),
+            "Platforms provided, `os/arch[/variant]`, attestation entries excluded.",
+        ))
+        .attr(Attribute::computed(
+            attr::attestation_count,
+            Type::Number,
+            "Number of attestation manifests (buildx provenance/SBOM) in the index.",
+        ))
+        .attr(Attribute::computed(
+            attr::platform_digest,
+            s.clone(),
+            "Digest of the manifest for the requested platform (or the only one).",
+        ))
+        .attr(Attribute::computed(
+            attr::image_uri,
+            s.clone(),
+            "`repository@platform_digest`: an immutable reference for task definitions.",
+        ))
+        .attr(Attribute::computed(
+            attr::os,
+            s.clone(),
+            "Operating system from the chosen manifest's config.",
+        ))
+        .attr(Attribute::computed(
+            attr::architecture,
+            s.clone(),
+            "Architecture from the chosen manifest's config.",
+        ))
+        .attr(Attribute::computed(
+            attr::variant,
+            s,
+            "CPU variant from the chosen manifest's config, if any.",
+        ))
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
@@ -99,7 +160,11 @@ impl DataSource for ImageManifest {
         let provider = ctx.provider()?;
         let inspected = tokio::select! {
             r = registry::inspect(&provider.registry, &reference, platform.as_ref()) => r,
-            _ = ctx.cancel.cancelled() => return Err(Diagnostic::error("Read Cancelled", format!("Reading {image} was interrupted.")).into()),
+            _ = ctx.cancel.cancelled() => return Err(Diagnostic::error(
+                "Read Cancelled",
+                format!("Reading {image} was interrupted."),
+            )
+            .into()),
         };
         let inspection = inspected.map_err(|e| inspect_diagnostic(&image, e))?;
         Ok(state(&image, config, inspection))
@@ -128,16 +193,20 @@ fn state(image: &str, config: ManifestModel, i: Inspection) -> Value {
 /// Turns an inspection failure into a diagnostic on the attribute to blame.
 pub fn inspect_diagnostic(image: &str, e: InspectError) -> Diagnostic {
     match e {
-        InspectError::PlatformMissing { .. } => Diagnostic::attr_error(attr::platform,
+        InspectError::PlatformMissing { .. } => Diagnostic::attr_error(
+            attr::platform,
             "Platform Not In Image",
             format!(
-                "{e}.\n\nA runtime that needs this platform (ECS Fargate, Lambda, Cloud Run) would fail to pull it with \
-                 `CannotPullContainerError`. Rebuild the image for this platform, e.g. with stevedore_image_build \
-                 and platforms = [\"linux/amd64\"], or `docker buildx build --platform linux/amd64 --provenance=false`."
+                "{e}.\n\nA runtime that needs this platform (ECS Fargate, Lambda, Cloud Run) would \
+                 fail to pull it with `CannotPullContainerError`. Rebuild the image for this \
+                 platform, e.g. with stevedore_image_build and platforms = [\"linux/amd64\"], or \
+                 `docker buildx build --platform linux/amd64 --provenance=false`."
             ),
         ),
         InspectError::Registry(r) => registry_diagnostic(image, r),
-        other => Diagnostic::attr_error(attr::image, "Invalid Image In Registry", other.to_string()),
+        other => {
+            Diagnostic::attr_error(attr::image, "Invalid Image In Registry", other.to_string())
+        }
     }
 }
 

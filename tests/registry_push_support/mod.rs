@@ -15,8 +15,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use sha2::Digest as _;
+use stevedore::oci::Reference;
 use stevedore::registry::assemble::{image_manifest, Assembled, Format};
-use stevedore::registry::{Pusher, Reference};
+use stevedore::registry::Pusher;
 
 /// A blob on disk.
 pub struct Layer {

@@ -86,7 +86,11 @@ async fn asks_cred_helpers_and_the_default_store() {
     // The helper echoes the server URL it was given, so we can check it.
     let _a = install_helper(
         "stevedoretest",
-        "#!/bin/sh\nread url\ncase \"$url\" in\n  nothere*) echo 'credentials not found in native keychain'; exit 1;;\n  token.example) echo '{\"Username\":\"<token>\",\"Secret\":\"idt\"}';;\n  *) printf '{\"ServerURL\":\"%s\",\"Username\":\"user-%s\",\"Secret\":\"s\"}' \"$url\" \"$url\";;\nesac\n",
+        "#!/bin/sh\nread url\ncase \"$url\" in\n  \
+         nothere*) echo 'credentials not found in native keychain'; exit 1;;\n  \
+         token.example) echo '{\"Username\":\"<token>\",\"Secret\":\"idt\"}';;\n  \
+         *) printf '{\"ServerURL\":\"%s\",\"Username\":\"user-%s\",\"Secret\":\"s\"}' \
+         \"$url\" \"$url\";;\nesac\n",
     );
     let _b = install_helper("stevedorebroken", "#!/bin/sh\necho 'boom' >&2\nexit 3\n");
     let c = config(

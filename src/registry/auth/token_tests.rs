@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 fn parses_the_challenges_registries_send() {
     let cases = [
         (
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull""#,
+            concat!(
+                r#"Bearer realm="https://auth.docker.io/token","#,
+                r#"service="registry.docker.io",scope="repository:library/node:pull""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),

@@ -49,7 +49,9 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         let checked = tokio::select! {
             _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
                 "Image Verification Cancelled",
-                format!("Terraform was interrupted while the images of ECS service {service:?} in cluster {cluster:?} were being checked. Nothing was deployed; run apply again."),
+                format!("Terraform was interrupted while the images of ECS service {service:?} in \
+                         cluster {cluster:?} were being checked. Nothing was deployed; run apply \
+                         again."),
             ).into()),
             checked = verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame) => checked,
         };
@@ -84,7 +86,8 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
             proof = prove_digest(&client, &provider.registry, digest, outcome) => proof,
             _ = ctx.cancel.cancelled() => Ok(Some(Diagnostic::warning(
                 "Running Image Not Proven",
-                format!("ECS deployment {} completed; checking that its tasks run {digest} was interrupted.", outcome.deployment_id),
+                format!("ECS deployment {} completed; checking that its tasks run {digest} was \
+                         interrupted.", outcome.deployment_id),
             ))),
         };
         match proof {

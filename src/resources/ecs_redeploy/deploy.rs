@@ -44,7 +44,14 @@ pub async fn deploy(
 ) -> Result<Recorded, Diagnostic> {
     let started = match adopted {
         Some(a) => {
-            tracing::info!(cluster = t.cluster, service = t.service, deployment_id = %a.started.deployment_id, why = %a.why, "following the ECS deployment already rolling out the digest instead of forcing another");
+            tracing::info!(
+                cluster = t.cluster,
+                service = t.service,
+                deployment_id = %a.started.deployment_id,
+                why = %a.why,
+                "following the ECS deployment already rolling out the digest instead of forcing \
+                 another"
+            );
             a.started
         }
         None => {
@@ -56,7 +63,14 @@ pub async fn deploy(
                 r = &mut update => r,
                 _ = cancel.cancelled() => match tokio::time::timeout(UPDATE_GRACE, update).await {
                     Ok(r) => r,
-                    Err(_) => return Err(Diagnostic::error("ECS Deployment Cancelled", format!("Interrupted, and ECS did not answer UpdateService within {}s; look at the service's deployments to see whether one started.", UPDATE_GRACE.as_secs()))),
+                    Err(_) => return Err(Diagnostic::error(
+                        "ECS Deployment Cancelled",
+                        format!(
+                            "Interrupted, and ECS did not answer UpdateService within {}s; look \
+                             at the service's deployments to see whether one started.",
+                            UPDATE_GRACE.as_secs()
+                        ),
+                    )),
                 },
             };
             answer.map_err(|e| {

@@ -14,7 +14,8 @@
 //! as before: a redundant deployment is slower, never wrong.
 
 use crate::ecs::{self, StartedDeployment};
-use crate::registry::{Reference, RegistryClient};
+use crate::oci::Reference;
+use crate::registry::RegistryClient;
 
 /// A deployment to follow instead of forcing one, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +97,11 @@ pub async fn adoptable(
     let images = match ecs::task_definition_images(client, &task_def).await {
         Ok(images) => images.images,
         Err(e) => {
-            tracing::debug!(error = %e, task_definition = %task_def, "could not read the PRIMARY deployment's task definition; forcing one");
+            tracing::debug!(
+                error = %e,
+                task_definition = %task_def,
+                "could not read the PRIMARY deployment's task definition; forcing one"
+            );
             return None;
         }
     };
@@ -205,6 +210,10 @@ mod tests {
             images: &pinned,
         };
         let why = decide(&primary, D, Some("ecs-svc/1"), &[]).unwrap();
-        assert_eq!(why, "container \"app\" pins repo/web@sha256:dddd, and it (COMPLETED) started after deployment ecs-svc/1, the one recorded last");
+        assert_eq!(
+            why,
+            "container \"app\" pins repo/web@sha256:dddd, and it (COMPLETED) started after \
+             deployment ecs-svc/1, the one recorded last"
+        );
     }
 }

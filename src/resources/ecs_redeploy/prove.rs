@@ -8,7 +8,8 @@ use super::attr;
 use crate::diag::Diagnostic;
 use crate::ecs::RunningTask;
 use crate::oci::Digest;
-use crate::registry::{manifest, Reference, RegistryClient};
+use crate::oci::Reference;
+use crate::registry::{manifest, RegistryClient};
 use crate::value::AttrPath;
 
 /// What the tasks were compared with.

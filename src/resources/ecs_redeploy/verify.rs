@@ -9,7 +9,8 @@ use super::attr;
 use super::ecs_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, ClusterArchitecture, ServiceInfo, TaskDefImages};
-use crate::registry::{self, InspectError, Platform, Reference, RegistryClient};
+use crate::oci::{Platform, Reference};
+use crate::registry::{self, InspectError, RegistryClient};
 use crate::value::AttrPath;
 use tokio_util::sync::CancellationToken;
 
@@ -51,7 +52,10 @@ pub async fn verify_images(
     let Some(task_def) = info.task_definition_arn.clone() else {
         return Err(Diagnostic::error(
             "Image Verification Failed",
-            format!("ECS service {service:?} in cluster {cluster:?} names no task definition, so its images cannot be checked.\n\n{SKIP_HINT}"),
+            format!(
+                "ECS service {service:?} in cluster {cluster:?} names no task definition, so its \
+                 images cannot be checked.\n\n{SKIP_HINT}"
+            ),
         )
         .into());
     };
@@ -64,7 +68,13 @@ pub async fn verify_images(
         Wanted::Unknown { why } => {
             warnings.push(Diagnostic::warning(
                 "Image Platform Not Checked",
-                format!("Task definition {task_def} of ECS service {service:?} sets no runtimePlatform and the service does not run on Fargate, so its tasks run on the CPU of the cluster's container instances, but {why}. The images were checked to exist, not for a platform.\n\nSet runtimePlatform.cpuArchitecture in the task definition to have them checked."),
+                format!(
+                    "Task definition {task_def} of ECS service {service:?} sets no runtimePlatform \
+                     and the service does not run on Fargate, so its tasks run on the CPU of the \
+                     cluster's container instances, but {why}. The images were checked to exist, \
+                     not for a platform.\n\nSet runtimePlatform.cpuArchitecture in the task \
+                     definition to have them checked."
+                ),
             ));
             (None, "platform unknown".to_string())
         }
@@ -85,14 +95,24 @@ pub async fn verify_images(
         };
         let inspected = tokio::select! {
             r = registry::inspect(registry, &reference, platform.as_ref()) => r,
-            _ = cancel.cancelled() => return Err(Diagnostic::error("Image Verification Cancelled", format!("Checking {image} was interrupted. Nothing was deployed.")).into()),
+            _ = cancel.cancelled() => return Err(Diagnostic::error(
+                "Image Verification Cancelled",
+                format!("Checking {image} was interrupted. Nothing was deployed."),
+            )
+            .into()),
         };
         if let Err(e) = inspected {
             diags.push(inspect_error(blame, &context, image, e));
         }
     }
     if diags.is_empty() {
-        tracing::info!(cluster, service, task_definition = %task_def, platform = %why, "task definition images checked");
+        tracing::info!(
+            cluster,
+            service,
+            task_definition = %task_def,
+            platform = %why,
+            "task definition images checked"
+        );
         Ok(warnings)
     } else {
         diags.extend(warnings);

@@ -55,10 +55,20 @@ pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) ->
         detail += &format!("\n\n{hint}");
     }
     detail += &match (updating, step.tags_may_have_moved()) {
-        (false, false) => format!("\n\nNothing was tagged in {repository}; the resource was not created."),
-        (false, true) => format!("\n\nSome tags in {repository} may already point at the new image, but the resource was not created; the next apply builds and pushes again."),
-        (true, false) => format!("\n\nThe tags in {repository} were not changed; the state keeps the previous image."),
-        (true, true) => format!("\n\nSome tags in {repository} may already point at the new image; the state keeps the previous digest, so the next plan shows the drift and rebuilds."),
+        (false, false) => {
+            format!("\n\nNothing was tagged in {repository}; the resource was not created.")
+        }
+        (false, true) => format!(
+            "\n\nSome tags in {repository} may already point at the new image, but the resource \
+             was not created; the next apply builds and pushes again."
+        ),
+        (true, false) => format!(
+            "\n\nThe tags in {repository} were not changed; the state keeps the previous image."
+        ),
+        (true, true) => format!(
+            "\n\nSome tags in {repository} may already point at the new image; the state keeps the \
+             previous digest, so the next plan shows the drift and rebuilds."
+        ),
     };
     let d = Diagnostic::error(summary, detail);
     match attr {
@@ -69,20 +79,70 @@ pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) ->
 
 fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'static str) {
     match e {
-        PublishError::Context { .. } => ("Build Context Invalid", Some(attr::context), "Check `context` and `dockerfile`."),
-        PublishError::Scratch { .. } => ("Image Build Failed", None, "Check free space and permissions of the temporary directory (TMPDIR)."),
-        PublishError::Connect { .. } => ("Docker Daemon Unreachable", None, "Check `docker_host` or `docker_context` in the provider block (where they are unset: DOCKER_HOST, DOCKER_CONTEXT, the current docker context) and that the daemon is running."),
+        PublishError::Context { .. } => (
+            "Build Context Invalid",
+            Some(attr::context),
+            "Check `context` and `dockerfile`.",
+        ),
+        PublishError::Scratch { .. } => (
+            "Image Build Failed",
+            None,
+            "Check free space and permissions of the temporary directory (TMPDIR).",
+        ),
+        PublishError::Connect { .. } => (
+            "Docker Daemon Unreachable",
+            None,
+            "Check `docker_host` or `docker_context` in the provider block (where they are unset: \
+             DOCKER_HOST, DOCKER_CONTEXT, the current docker context) and that the daemon is \
+             running.",
+        ),
         // GOTCHA: no attribute path here. Terraform quotes the source line an
         // attribute path points at, and for `secrets = { npm = "..." }` that
         // line holds the secret in clear.
-        PublishError::Build { source: BuildError::SecretsNeedBuildKit { .. }, .. } => ("Image Build Failed", None, ""),
-        PublishError::Build { source: BuildError::BuildKitUnavailable | BuildError::BuildKitRefused { .. }, .. } => ("Image Build Failed", Some(attr::builder), "Set `builder = \"classic\"` (without `secrets`), or use a daemon with BuildKit (Docker 18.09+ on Linux)."),
-        PublishError::Build { source: BuildError::Connect { .. } | BuildError::Daemon { .. }, .. } => ("Image Build Failed", None, "Check that the Docker daemon is running and reachable."),
-        PublishError::Build { .. } => ("Image Build Failed", None, "Fix the Dockerfile step named above; the log tail shows the daemon's own output."),
-        PublishError::Export { .. } | PublishError::Compress { .. } => ("Image Export Failed", None, ""),
-        PublishError::PushBlob { source, .. } | PublishError::PushManifest { source, .. } | PublishError::Tag { source, .. } => ("Image Push Failed", None, registry_hint(source)),
-        PublishError::Verify { .. } => ("Image Verification Failed", None, "The registry does not serve what was pushed: something else wrote to these tags at the same time, or the registry rewrites manifests. Check who else pushes to this repository."),
-        PublishError::Cancelled => ("Image Build Cancelled", None, "Terraform was interrupted; run apply again."),
+        PublishError::Build {
+            source: BuildError::SecretsNeedBuildKit { .. },
+            ..
+        } => ("Image Build Failed", None, ""),
+        PublishError::Build {
+            source: BuildError::BuildKitUnavailable | BuildError::BuildKitRefused { .. },
+            ..
+        } => (
+            "Image Build Failed",
+            Some(attr::builder),
+            "Set `builder = \"classic\"` (without `secrets`), or use a daemon with BuildKit \
+             (Docker 18.09+ on Linux).",
+        ),
+        PublishError::Build {
+            source: BuildError::Connect { .. } | BuildError::Daemon { .. },
+            ..
+        } => (
+            "Image Build Failed",
+            None,
+            "Check that the Docker daemon is running and reachable.",
+        ),
+        PublishError::Build { .. } => (
+            "Image Build Failed",
+            None,
+            "Fix the Dockerfile step named above; the log tail shows the daemon's own output.",
+        ),
+        PublishError::Export { .. } | PublishError::Compress { .. } => {
+            ("Image Export Failed", None, "")
+        }
+        PublishError::PushBlob { source, .. }
+        | PublishError::PushManifest { source, .. }
+        | PublishError::Tag { source, .. } => ("Image Push Failed", None, registry_hint(source)),
+        PublishError::Verify { .. } => (
+            "Image Verification Failed",
+            None,
+            "The registry does not serve what was pushed: something else wrote to these tags at \
+             the same time, or the registry rewrites manifests. Check who else pushes to this \
+             repository.",
+        ),
+        PublishError::Cancelled => (
+            "Image Build Cancelled",
+            None,
+            "Terraform was interrupted; run apply again.",
+        ),
     }
 }
 

@@ -24,7 +24,10 @@ impl BuildLog {
                     Diagnostic::attr_error(
                         attr::build_log_file,
                         "Build Log Not Writable",
-                        format!("build_log_file = {p:?} cannot be written: {e}. Point it at a writable path (relative paths are from the directory terraform runs in)."),
+                        format!(
+                            "build_log_file = {p:?} cannot be written: {e}. Point it at a writable \
+                             path (relative paths are from the directory terraform runs in)."
+                        ),
                     )
                 })?;
                 Some((p.to_string(), f))

@@ -4,8 +4,8 @@
 
 use super::BuildModel;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::oci::{parse_repository, Reference};
 use crate::publish::{self, DeleteOutcome};
-use crate::registry::{parse_repository, Reference};
 use crate::resource::Ctx;
 use crate::value::Value;
 
@@ -31,7 +31,11 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
     if pushed.is_empty() {
         return Diagnostic::warning(
             "Image Left In Registry",
-            format!("keep_remotely = false, but the state does not record which manifests this resource pushed to {repo_text}, so nothing was deleted. Delete the image by hand if it is no longer used."),
+            format!(
+                "keep_remotely = false, but the state does not record which manifests this \
+                 resource pushed to {repo_text}, so nothing was deleted. Delete the image by hand \
+                 if it is no longer used."
+            ),
         )
         .into();
     }
@@ -46,11 +50,25 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         Ok(p) => p,
         Err(d) => return d.into(),
     };
-    match publish::delete_pushed(&provider.registry, &repo, &pushed, &own_tags, ctx.cancel.clone()).await {
+    match publish::delete_pushed(
+        &provider.registry,
+        &repo,
+        &pushed,
+        &own_tags,
+        ctx.cancel.clone(),
+    )
+    .await
+    {
         Ok(outcome) => report(repo_text, &outcome),
         Err(e) => Diagnostic::error(
             "Image Delete Failed",
-            format!("Deleting {} from {repo_text} (after checking that no other tag names them): {e}. Nothing was deleted past this point and the resource stays in state; run destroy again, or set keep_remotely = true and apply to leave the image. {}", pushed.join(", "), super::apply::registry_hint(&e)),
+            format!(
+                "Deleting {} from {repo_text} (after checking that no other tag names them): {e}. \
+                 Nothing was deleted past this point and the resource stays in state; run destroy \
+                 again, or set keep_remotely = true and apply to leave the image. {}",
+                pushed.join(", "),
+                super::apply::registry_hint(&e)
+            ),
         )
         .into(),
     }
@@ -67,13 +85,24 @@ pub(super) fn report(repo_text: &str, outcome: &DeleteOutcome) -> Diagnostics {
             .collect();
         diags.push(Diagnostic::warning(
             "Image Partly Left In Registry",
-            format!("keep_remotely = false, but tags outside this resource's `tags` still name some of what it pushed to {repo_text}, so those manifests were left in place: {}. Deleting them would remove those tags too. Delete them by hand once nothing uses them.", why.join("; ")),
+            format!(
+                "keep_remotely = false, but tags outside this resource's `tags` still name some of \
+                 what it pushed to {repo_text}, so those manifests were left in place: {}. \
+                 Deleting them would remove those tags too. Delete them by hand once nothing uses \
+                 them.",
+                why.join("; ")
+            ),
         ));
     }
     if let Some(status) = outcome.unsupported {
         diags.push(Diagnostic::warning(
             "Image Left In Registry",
-            format!("keep_remotely = false, but {repo_text} answered HTTP {status} to DELETE: this registry does not delete manifests (CNCF distribution needs storage.delete.enabled). The image is still there; the resource is removed from state."),
+            format!(
+                "keep_remotely = false, but {repo_text} answered HTTP {status} to DELETE: this \
+                 registry does not delete manifests (CNCF distribution needs \
+                 storage.delete.enabled). The image is still there; the resource is removed from \
+                 state."
+            ),
         ));
     }
     diags

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use super::{attr, BuildModel};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::docker::{dockerfile_in_context, BuilderKind, ContextError};
+use crate::oci::{parse_repository, Platform, Reference};
 use crate::publish::PublishRequest;
 use crate::registry::assemble::Format;
-use crate::registry::{parse_repository, Platform, Reference};
 use crate::value::{AttrPath, Value};
 
 pub const MANIFEST_FORMATS: [&str; 2] = ["docker", "oci"];
@@ -79,7 +79,13 @@ pub fn validate(config: &Value) -> Diagnostics {
     }
     check_list(&mut d, &m.tags, attr::tags, |t| {
         (!valid_tag(t)).then(|| {
-            ("Invalid Tag", format!("{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting with . or -"))
+            (
+                "Invalid Tag",
+                format!(
+                    "{t:?} is not a valid tag: 1 to 128 letters, digits, _ . and -, not starting \
+                     with . or -"
+                ),
+            )
         })
     });
     super::secrets::validate(config, &mut d);

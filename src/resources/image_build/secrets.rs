@@ -28,7 +28,16 @@ pub fn validate(config: &Value, d: &mut Diagnostics) {
         for (id, source) in entries {
             let at = AttrPath::attr(name).then_key(id);
             if !valid_id(id) {
-                d.push(Diagnostic::error("Invalid Secret Id", format!("{name} has the id {id:?}; secret ids are 1 to 64 letters, digits, `_`, `-` and `.`, as `RUN --mount=type=secret,id=...` names them.")).at(at.clone()));
+                d.push(
+                    Diagnostic::error(
+                        "Invalid Secret Id",
+                        format!(
+                            "{name} has the id {id:?}; secret ids are 1 to 64 letters, digits, \
+                             `_`, `-` and `.`, as `RUN --mount=type=secret,id=...` names them."
+                        ),
+                    )
+                    .at(at.clone()),
+                );
             }
             if let Some(first) = seen.insert(id.clone(), name) {
                 d.push(
@@ -62,13 +71,26 @@ fn check_source(name: &str, source: &str) -> Result<(), String> {
     match name {
         attr::secret_env => match std::env::var_os(source) {
             Some(_) => Ok(()),
-            None => Err(format!("secret_env names the environment variable {source:?}, which the provider process does not have; export it where terraform runs (the provider inherits terraform's environment).")),
+            None => Err(format!(
+                "secret_env names the environment variable {source:?}, which the provider process \
+                 does not have; export it where terraform runs (the provider inherits terraform's \
+                 environment)."
+            )),
         },
         attr::secret_files => match std::fs::metadata(source) {
-            Ok(m) if !m.is_file() => Err(format!("secret_files names {source:?}, which is not a file.")),
-            Ok(m) if m.len() > MAX_SECRET_BYTES => Err(format!("secret_files names {source:?}, which has {} bytes; BuildKit takes secrets of at most {MAX_SECRET_BYTES}.", m.len())),
+            Ok(m) if !m.is_file() => Err(format!(
+                "secret_files names {source:?}, which is not a file."
+            )),
+            Ok(m) if m.len() > MAX_SECRET_BYTES => Err(format!(
+                "secret_files names {source:?}, which has {} bytes; BuildKit takes secrets of at \
+                 most {MAX_SECRET_BYTES}.",
+                m.len()
+            )),
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("secret_files names {source:?}, which cannot be read ({e}); relative paths are from the directory terraform runs in.")),
+            Err(e) => Err(format!(
+                "secret_files names {source:?}, which cannot be read ({e}); relative paths are \
+                 from the directory terraform runs in."
+            )),
         },
         _ => Ok(()),
     }
@@ -104,7 +126,17 @@ pub fn resolve(planned: &Value) -> Result<BTreeMap<String, SecretValue>, Diagnos
             Ok(value) => {
                 out.insert(id, SecretValue(value));
             }
-            Err(_) => d.push(Diagnostic::error("Secret Not Available", format!("secret_env[{id:?}] names the environment variable {var:?}, which the provider process does not have (or is not UTF-8); export it where terraform runs.")).at(AttrPath::attr(attr::secret_env).then_key(&id))),
+            Err(_) => d.push(
+                Diagnostic::error(
+                    "Secret Not Available",
+                    format!(
+                        "secret_env[{id:?}] names the environment variable {var:?}, which the \
+                         provider process does not have (or is not UTF-8); export it where \
+                         terraform runs."
+                    ),
+                )
+                .at(AttrPath::attr(attr::secret_env).then_key(&id)),
+            ),
         }
     }
     for (id, path) in planned.secret_files.to_string_map() {
