@@ -82,7 +82,9 @@ async fn run(
     let mut lost = 0;
     loop {
         let skip_cache = no_cache || lost >= CACHED_TRIES;
-        match run_once(docker, req, skip_cache, cancel, log).await {
+        let (body, context) = req.context.stream();
+        let built = drain_classic(docker, req, skip_cache, body, cancel, log).await;
+        match context_first(built, &context) {
             Err(BuildError::Failed { message, .. })
                 if !skip_cache && lost_cached_image(&message) =>
             {
@@ -108,18 +110,6 @@ fn lost_cached_image(message: &str) -> bool {
 }
 
 /// One request to `/build`, its stream drained into `log`.
-async fn run_once(
-    docker: &Docker,
-    req: &BuildRequest,
-    no_cache: bool,
-    cancel: &CancellationToken,
-    log: &mut impl FnMut(&str),
-) -> Result<BuiltImage, BuildError> {
-    let (body, context) = req.context.stream();
-    let built = drain_classic(docker, req, no_cache, body, cancel, log).await;
-    context_first(built, &context)
-}
-
 async fn drain_classic(
     docker: &Docker,
     req: &BuildRequest,
