@@ -3,11 +3,12 @@
 //! compressed while it streams from the daemon and while its compressed
 //! bytes stream to the registry, with no copy of it anywhere whole.
 
-use crate::oci::Digest;
 use std::io::Write;
 
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
+
+use crate::oci::Digest;
 
 /// The gzip level for layer blobs: 1, flate2's `Compression::fast()`.
 ///

@@ -19,13 +19,14 @@
 //! daemon reports. What the cache is trusted for is that the blob it names
 //! is the gzip of that diff_id: we wrote that ourselves after compressing.
 
-use crate::oci::digest::sha256_digest;
-use crate::oci::Digest;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::oci::digest::sha256_digest;
+use crate::oci::Digest;
 
 /// Repositories remembered per layer, most recent first; enough to find a
 /// mount source without the entry growing with every repository ever used.

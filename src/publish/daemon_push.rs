@@ -15,7 +15,6 @@
 //! the caller streams the image itself; the tags are written after that
 //! either way.
 
-use crate::oci::Digest;
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 use futures::StreamExt;
@@ -25,9 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::cache::BlobCache;
 use super::push::{PushStats, PushedManifest};
 use crate::docker::Endpoint;
-use crate::oci::reference::is_loopback_host;
-use crate::oci::{Platform, Reference};
-use crate::registry::manifest::DOCKER_MANIFEST;
+use crate::oci::media_types::DOCKER_MANIFEST;
+use crate::oci::{is_loopback_host, Digest, Platform, Reference};
 use crate::registry::RegistryClient;
 
 /// What the daemon's push is asked to do.
@@ -304,7 +302,7 @@ mod tests {
         let ids = vec!["sha256:a".to_string(), "sha256:b".to_string()];
         let ok = checked(DOCKER_MANIFEST, &manifest(DOCKER_MANIFEST, 2), ID, &ids).unwrap();
         assert_eq!(ok.layers[1].digest, format!("sha256:{:064}", 1));
-        let oci = crate::registry::manifest::OCI_MANIFEST;
+        let oci = crate::oci::media_types::OCI_MANIFEST;
         assert!(checked(oci, &manifest(oci, 2), ID, &ids).is_err());
         let other = ID.replace('1', "2");
         assert!(
@@ -317,7 +315,7 @@ mod tests {
                 .unwrap_err()
                 .contains("3 layers")
         );
-        let index = crate::registry::manifest::OCI_INDEX;
+        let index = crate::oci::media_types::OCI_INDEX;
         assert!(checked(index, br#"{"schemaVersion":2,"manifests":[]}"#, ID, &ids).is_err());
     }
 

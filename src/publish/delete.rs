@@ -7,13 +7,12 @@
 //! a digest someone else pushed is never ours to delete, even when refresh
 //! wrote it into state after they moved one of our tags.
 
-use crate::oci::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::oci::Reference;
+use crate::oci::{Digest, Reference};
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::push::{Deleted, TagList};
 use crate::registry::{RegistryClient, RegistryError};

@@ -27,14 +27,13 @@ pub use layers::Arrived;
 pub use push::{push_config_and_manifest, push_tags, PushStats, PushedManifest, Tagged};
 pub use stream::push_streamed;
 
-use crate::oci::Digest;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::{self, BuildRequest, BuilderKind, SecretValue};
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::Format;
 use crate::registry::{verify_pushed, Expected, ExpectedManifest, RegistryClient};
 

@@ -2,11 +2,10 @@
 //! its layers are in the repository, then the tags pointed at that manifest
 //! (one platform) or at an index of exactly the platforms built.
 
-use crate::oci::Digest;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PublishError;
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::{image_manifest, index, Format, IndexEntry};
 use crate::registry::push::Pusher;
 use crate::registry::{RegistryClient, RegistryError};

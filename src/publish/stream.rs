@@ -7,7 +7,6 @@
 //! pass by without being compressed. What a pass missed (a layer mistaken
 //! for a present one, an upload cut off) is fetched by another pass.
 
-use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use futures::stream::FuturesUnordered;
@@ -21,7 +20,7 @@ use super::layers::find_in_repo;
 use super::push::{blob_error, push_config_and_manifest, PushStats, PushedManifest};
 use super::visit::{Job, Seen, Visitor, Wanted};
 use crate::docker::{self, ExportError};
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::Format;
 use crate::registry::{Pusher, RegistryError};
 

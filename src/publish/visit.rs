@@ -13,7 +13,6 @@
 //! out not to be wanted. A layer we wrongly took for a present one is
 //! "missed" and fetched by another pass over a new export.
 
-use crate::oci::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::writers::{diff_id_of, gzip_err, BlobWriter, DiffHasher, PieceSink, PIECE};
 use crate::docker::compress::{is_gzip, layer_gzip, HashingWriter};
 use crate::docker::{ArchiveVisitor, ExportError};
+use crate::oci::Digest;
 use crate::registry::upload::StreamedBlob;
 
 /// Pieces (of `PIECE` bytes) buffered ahead of the upload.

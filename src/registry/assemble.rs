@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::oci::platform::Platform;
 
-pub use crate::oci::media_types::{DOCKER_CONFIG, DOCKER_LAYER, OCI_CONFIG, OCI_LAYER};
+use crate::oci::media_types::{DOCKER_CONFIG, DOCKER_LAYER, OCI_CONFIG, OCI_LAYER};
 use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// Which family of media types to write.

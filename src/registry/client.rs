@@ -16,18 +16,16 @@ use super::cache::ContentCache;
 use super::error::RegistryError;
 use super::flight::Flights;
 use super::host::RegistryHost;
-use super::manifest;
-use crate::oci::reference::Reference;
-use crate::oci::Digest;
+use crate::oci::{media_types, Digest, Reference};
 
 /// Every manifest type we can read. A registry only serves an OCI index to a
 /// client that accepts it: CNCF distribution answers 404 "OCI index found,
 /// but accept header does not support OCI indexes" otherwise.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
-    manifest::OCI_INDEX,
-    manifest::OCI_MANIFEST,
-    manifest::DOCKER_LIST,
-    manifest::DOCKER_MANIFEST,
+    media_types::OCI_INDEX,
+    media_types::OCI_MANIFEST,
+    media_types::DOCKER_LIST,
+    media_types::DOCKER_MANIFEST,
 ];
 
 /// Config blobs are small JSON documents; anything bigger is not one.

@@ -2,10 +2,10 @@
 //! image, bad credentials, an unreachable host, a failing server, or content
 //! that does not match its digest. Messages never carry credentials.
 
-use crate::oci::Digest;
 use std::time::Duration;
 
 use super::auth::AuthError;
+use crate::oci::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

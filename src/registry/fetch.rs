@@ -20,8 +20,7 @@ use super::host::RegistryHost;
 use super::manifest;
 use super::read::Read;
 use crate::oci::digest::digest_with_algorithm;
-use crate::oci::Digest;
-use crate::oci::Reference;
+use crate::oci::{Digest, Reference};
 
 /// Manifests are JSON documents of a few KiB; distribution refuses to store
 /// one over 4 MiB, so none can be served bigger.

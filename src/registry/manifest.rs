@@ -2,14 +2,14 @@
 //! manifest list, OCI image manifest and index) and image config blobs, read
 //! into the few fields inspection needs.
 
-use crate::oci::Digest;
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
 use crate::oci::platform::Platform;
+use crate::oci::Digest;
 
-pub use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// The annotation buildx puts on attestation manifests in an index.
 pub const REFERENCE_TYPE_ANNOTATION: &str = "vnd.docker.reference.type";

@@ -4,7 +4,6 @@
 //! over the file and no chunk bookkeeping; the body is a stream of small
 //! reads, so memory stays flat however large the layer.
 
-use crate::oci::Digest;
 use std::path::Path;
 
 use futures::{stream, StreamExt as _};
@@ -15,6 +14,7 @@ use tokio::io::AsyncReadExt as _;
 use super::error::RegistryError;
 use super::push_session::PushAuth;
 use crate::oci::reference::Reference;
+use crate::oci::Digest;
 
 /// Bytes read from disk per body piece.
 const READ_SIZE: usize = 256 * 1024;

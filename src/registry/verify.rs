@@ -8,14 +8,13 @@
 //! when the digest differs, the caller needs to know how (an index with an
 //! attestation, a missing platform), so the shape is checked first.
 
-use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
-use super::manifest::{self, Descriptor, ImageConfig, Manifest, DOCKER_LIST, OCI_INDEX};
-use crate::oci::platform::Platform;
-use crate::oci::reference::Reference;
+use super::manifest::{self, Descriptor, ImageConfig, Manifest};
+use crate::oci::media_types::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::oci::{Digest, Platform, Reference};
 
 /// What stevedore pushed under the tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +254,7 @@ fn kind(media_type: &str) -> &'static str {
     match media_type {
         OCI_INDEX => "an OCI index",
         DOCKER_LIST => "a Docker manifest list",
-        manifest::OCI_MANIFEST => "OCI",
+        OCI_MANIFEST => "OCI",
         _ => "Docker",
     }
 }

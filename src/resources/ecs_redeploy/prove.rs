@@ -7,8 +7,7 @@
 use super::attr;
 use crate::diag::Diagnostic;
 use crate::ecs::RunningTask;
-use crate::oci::Digest;
-use crate::oci::Reference;
+use crate::oci::{Digest, Reference};
 use crate::registry::{manifest, RegistryClient};
 use crate::value::AttrPath;
 

@@ -1,12 +1,12 @@
 //! Apply, refresh and delete against the daemon and the registry, and the
 //! diagnostics their failures become.
 
-use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::{attr, BuildModel};
 use crate::diag::Diagnostic;
 use crate::docker::BuildError;
+use crate::oci::Digest;
 use crate::publish::{PublishError, Published};
 use crate::registry::RegistryError;
 use crate::value::Value;

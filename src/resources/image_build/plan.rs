@@ -6,10 +6,10 @@
 //! §3.6): what apply will produce is planned unknown; an update that builds
 //! nothing plans the prior values exactly, so apply returns them unchanged.
 
-use crate::oci::Digest;
 use std::collections::BTreeMap;
 
 use super::{attr, BuildModel};
+use crate::oci::Digest;
 use crate::value::Value;
 
 /// What a build produces; unknown in a plan that rebuilds.
