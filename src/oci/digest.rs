@@ -146,8 +146,10 @@ pub fn is_valid_digest(text: &str) -> bool {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
+/// `sha256:<hex>` of `bytes`, as text (for tests that build keys and file
+/// names; the code itself takes [`Digest::sha256_of`]).
+#[cfg(test)]
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     Digest::sha256_of(bytes).into()
 }
 

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::digest::sha256_digest;
 use crate::oci::Digest;
 
 /// Repositories remembered per layer, most recent first; enough to find a
@@ -123,7 +122,7 @@ impl BlobCache {
     pub fn config(&self, image_id: &str) -> Option<Vec<u8>> {
         let path = self.entry("configs", image_id)?;
         let bytes = fs::read(&path).ok()?;
-        let config = (sha256_digest(&bytes) == image_id).then_some(bytes);
+        let config = (Digest::sha256_of(&bytes) == image_id).then_some(bytes);
         used_or_dropped(&path, config)
     }
 
@@ -160,7 +159,7 @@ impl BlobCache {
     }
 
     pub fn record_config(&self, bytes: &[u8]) {
-        if let Some(path) = self.entry("configs", &sha256_digest(bytes)) {
+        if let Some(path) = self.entry("configs", &Digest::sha256_of(bytes)) {
             write_atomic(&path, bytes);
         }
     }
