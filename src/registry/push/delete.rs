@@ -79,7 +79,7 @@ impl Pusher<'_> {
             repo.repository
         ));
         let shown = format!("{}/{} tags", repo.registry, repo.repository);
-        for _ in 0..MAX_TAG_PAGES {
+        for page_number in 0..MAX_TAG_PAGES {
             let Some(path) = next.take() else {
                 return Ok(TagList::Tags(tags));
             };
@@ -114,7 +114,20 @@ impl Pusher<'_> {
                 })
                 .await?;
             let Some((page, link)) = page else {
-                return Ok(TagList::NoRepository);
+                if page_number == 0 {
+                    return Ok(TagList::NoRepository);
+                }
+                // The repository answered the first pages: a later 404 leaves
+                // the list incomplete, and an incomplete list protects nothing.
+                return Err(RegistryError::NotFound {
+                    reference: shown.clone(),
+                    detail: format!(
+                        "page {} of the tag list answered 404 after {} tags were listed; the \
+                         list is incomplete",
+                        page_number + 1,
+                        tags.len()
+                    ),
+                });
             };
             tags.extend(page);
             next = link;
