@@ -133,6 +133,7 @@ async fn stevedore_push(image: &str, target: &str, workdir: &Path, cache_dir: &P
         &tags,
         Format::Docker,
         cancel,
+        &stevedore::publish::Ledger::default(),
     )
     .await
     .expect("push_tags");

@@ -14,7 +14,7 @@ use stevedore::docker::{
     build, connect_as_the_cli_would, remove_image, BuildRequest, ContextSource,
 };
 use stevedore::oci::{Platform, Reference};
-use stevedore::publish::{push_built, BlobCache, DaemonPush, PushStats, PushedManifest};
+use stevedore::publish::{push_built, BlobCache, DaemonPush, Ledger, PushStats, PushedManifest};
 use stevedore::registry::assemble::Format;
 use stevedore::registry::{AuthSettings, RegistryClient};
 use tokio_util::sync::CancellationToken;
@@ -223,6 +223,7 @@ async fn cancelling_the_daemons_push_ends_it_promptly() {
     let repo = Reference::parse(&format!("{}/by-daemon", proxy.host)).unwrap();
     let wanted: Platform = platform().parse().unwrap();
     let no_cache = BlobCache::disabled();
+    let ledger = Ledger::default();
     let attempt = DaemonPush {
         docker: &docker,
         registry: &client,
@@ -232,6 +233,7 @@ async fn cancelling_the_daemons_push_ends_it_promptly() {
         platform: &wanted,
         cache: &no_cache,
         cancel: &cancel,
+        ledger: &ledger,
     };
     let watch = async {
         // The daemon is uploading the big layer once it has started it.
@@ -267,9 +269,9 @@ async fn cancelling_the_daemons_push_ends_it_promptly() {
         .unwrap();
 }
 
-/// The daemon's push names the image `<repository>:<tag>` locally: a name
-/// the user already had then points at what the registry got (as after
-/// `docker push`), and a name that was not there is gone again.
+/// The daemon's push names the image `<repository>:<tag>` locally for the
+/// push only: a name the user already had is given back to the user's own
+/// image afterwards, and a name that was not there is gone again.
 #[tokio::test]
 #[ignore = "acceptance: run make testacc"]
 async fn the_daemons_push_leaves_local_names_as_a_user_expects() {
@@ -296,6 +298,7 @@ async fn the_daemons_push_leaves_local_names_as_a_user_expects() {
             platform: &wanted,
             cache: &no_cache,
             cancel: &cancel,
+            ledger: &Ledger::default(),
         }
         .run()
         .await
@@ -306,10 +309,13 @@ async fn the_daemons_push_leaves_local_names_as_a_user_expects() {
         let docker = docker.clone();
         async move { docker.inspect_image(&name).await.ok().and_then(|i| i.id) }
     };
+    let before = id(users.clone()).await;
+    assert!(before.is_some());
+    assert_ne!(before, id(built.clone()).await, "two different images");
     assert_eq!(
         id(users.clone()).await,
-        id(built.clone()).await,
-        "the user's name follows the push"
+        before,
+        "the user's name stays on the user's image"
     );
     let made = format!("{}:v{pid}", fresh.repository_reference());
     assert_eq!(id(made).await, None, "a name we made is removed");

@@ -19,7 +19,11 @@
 //! - answers to blob `HEAD`s are held back for a while, not failed;
 //! - a rate limiter that means it: the first blob `HEAD` opens a window on its path, and
 //!   every request to that path until the window closes is answered 429 with a
-//!   `Retry-After` naming the seconds left, so a client retrying sooner is refused again.
+//!   `Retry-After` naming the seconds left, so a client retrying sooner is refused again;
+//! - immutable tags, as ECR with `imageTagMutability = IMMUTABLE`: a manifest `PUT` to a
+//!   tag the registry already has (asked with a `HEAD` of its own) is answered 400
+//!   `TAG_INVALID` with ECR's words, even when the bytes are the same; pushes by digest
+//!   and new tags go through.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Write};
@@ -49,6 +53,8 @@ pub struct Faults {
     pub slow_blob_heads: Option<Duration>,
     /// How long the rate-limit window on the first blob `HEAD`'s path lasts.
     pub rate_window: Option<Duration>,
+    /// Refuse every manifest `PUT` to an existing tag, as an immutable ECR repository.
+    pub immutable_tags: bool,
 }
 
 impl Faults {
@@ -61,6 +67,7 @@ impl Faults {
             cut_uploads: true,
             slow_blob_heads: Some(Duration::from_millis(300)),
             rate_window: Some(Duration::from_secs(5)),
+            immutable_tags: false,
         }
     }
 }
@@ -78,6 +85,8 @@ pub struct Injected {
     pub cut_put: u64,
     pub slowed: u64,
     pub forwarded: u64,
+    /// Manifest `PUT`s to an existing tag refused as immutable.
+    pub immutable_refused: u64,
 }
 
 /// A running proxy; stopped (and its client connections shut) when dropped.
@@ -244,8 +253,15 @@ impl Shared {
             let path = parts.next().unwrap_or("").split('?').next().unwrap_or("");
             let path = path.to_string();
             let framing = request.framing(false, false);
-            let action = self.lock().decide(&self.faults, &method, &path, framing);
             let shown = format!("{method} {path}");
+            if let Some(tag) = self.existing_tag_put(&method, &path) {
+                relay_body(&mut reader, &mut io::sink(), framing, None)?;
+                writer.write_all(&immutable_refusal(&path, &tag))?;
+                self.lock().injected.immutable_refused += 1;
+                self.note(format!("{shown} -> 400 TAG_INVALID (injected)"));
+                continue;
+            }
+            let action = self.lock().decide(&self.faults, &method, &path, framing);
             let keep_open = match action {
                 Action::Refuse(status, retry_after) => {
                     relay_body(&mut reader, &mut io::sink(), framing, None)?;
@@ -278,6 +294,27 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// With immutable tags on, the tag of a manifest `PUT` that the registry already
+    /// has; `None` for anything else (pushes by digest, new tags).
+    fn existing_tag_put(&self, method: &str, path: &str) -> Option<String> {
+        if !self.faults.immutable_tags || method != "PUT" {
+            return None;
+        }
+        let (_, reference) = path.rsplit_once("/manifests/")?;
+        if reference.starts_with("sha256:") {
+            return None;
+        }
+        let mut upstream = TcpStream::connect(&self.upstream).ok()?;
+        let head = format!(
+            "HEAD {path} HTTP/1.1\r\nHost: {}\r\nAccept: {}\r\nConnection: close\r\n\r\n",
+            self.upstream,
+            crate::media_types::ACCEPT_ALL
+        );
+        upstream.write_all(head.as_bytes()).ok()?;
+        let answer = Head::read(&mut BufReader::new(upstream)).ok()??;
+        (answer.status() == 200).then(|| reference.to_string())
     }
 
     /// Sends the request (whose body `reader` holds next) to the registry over a new
@@ -415,6 +452,23 @@ impl State {
             (Cut::Put, false) => self.put_claimed = false,
         }
     }
+}
+
+/// ECR's answer to a manifest `PUT` over an existing tag of an immutable repository.
+fn immutable_refusal(path: &str, tag: &str) -> Vec<u8> {
+    let repository = path
+        .trim_start_matches("/v2/")
+        .rsplit_once("/manifests/")
+        .map_or("", |(name, _)| name);
+    let body = format!(
+        r#"{{"errors":[{{"code":"TAG_INVALID","message":"The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the repository is immutable."}}]}}"#
+    );
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Docker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// An injected error answer, in distribution's JSON error format.

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::BlobCache;
+use super::ledger::Ledger;
 use super::push::{PushStats, PushedManifest};
 use crate::docker::Endpoint;
 use crate::oci::media_types::DOCKER_MANIFEST;
@@ -40,6 +41,8 @@ pub struct DaemonPush<'a> {
     pub platform: &'a Platform,
     pub cache: &'a BlobCache,
     pub cancel: &'a CancellationToken,
+    /// Told about the write of `tag` the daemon makes.
+    pub ledger: &'a Ledger,
 }
 
 /// Why the daemon's push was not used, for the log.
@@ -48,16 +51,18 @@ type Skip = String;
 /// Whether the daemon reaches the registry the provider means: a loopback
 /// registry is the provider's own machine, which only a local daemon shares.
 pub(super) fn daemon_reaches(endpoint: &Endpoint, repo: &Reference) -> bool {
-    let host = repo.api_host();
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    if !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']')) {
+    if !is_loopback_host(repo.api_host()) {
         return true;
     }
-    // TLS or not, a daemon on a loopback address is on this machine.
-    let daemon = endpoint.host.as_str();
-    ["unix://", "tcp://127.", "tcp://localhost", "tcp://[::1]"]
-        .iter()
-        .any(|p| daemon.starts_with(p))
+    daemon_is_local(endpoint)
+}
+
+/// Whether the daemon shares this machine's loopback. Only a unix socket
+/// proves it: a `tcp://127.…` daemon is as often the near end of a
+/// forwarded connection (`ssh -L`) to a daemon on another machine, whose
+/// loopback holds other registries, or none.
+pub(super) fn daemon_is_local(endpoint: &Endpoint) -> bool {
+    endpoint.host.starts_with("unix://")
 }
 
 impl DaemonPush<'_> {
@@ -66,10 +71,14 @@ impl DaemonPush<'_> {
     pub async fn run(&self) -> Result<PushedManifest, Skip> {
         let target = self.repo.repository_reference();
         let full = format!("{target}:{}", self.tag);
-        // A local image the user already had under that name keeps the name
-        // pointing at what the registry now has, as after `docker push`;
-        // a name we made is removed again below.
-        let had_name = self.docker.inspect_image(&full).await.is_ok();
+        // A local name the user already had is put back on the image it
+        // named once the push is done; a name we made is removed again.
+        let users_image = self
+            .docker
+            .inspect_image(&full)
+            .await
+            .ok()
+            .map(|i| i.id.unwrap_or_default());
         let options = bollard::query_parameters::TagImageOptionsBuilder::new()
             .repo(&target)
             .tag(self.tag)
@@ -78,19 +87,64 @@ impl DaemonPush<'_> {
             .tag_image(self.image, Some(options))
             .await
             .map_err(|e| format!("could not tag the image for the daemon's push: {e}"))?;
+        let created = self.config_absent().await;
+        self.ledger.writing(self.tag);
         let pushed = self.push(&target).await;
-        if !had_name {
-            // Off the daemon's image list again, as after our own push; the
-            // build tag still holds the image.
-            let untag = bollard::query_parameters::RemoveImageOptionsBuilder::new()
-                .noprune(true)
-                .build();
-            if let Err(e) = self.docker.remove_image(&full, Some(untag), None).await {
-                tracing::debug!(image = %full, error = %e, "could not remove the push tag");
+        match &pushed {
+            Ok(_) => self.ledger.moved(self.tag),
+            // Cancelled mid-push, the manifest PUT may have gone out.
+            Err(_) if self.cancel.is_cancelled() => {}
+            Err(_) => self.ledger.refused(self.tag),
+        }
+        self.give_back_name(&full, &target, users_image).await;
+        let (digest, stats) = pushed?;
+        let mut manifest = self.adopt(&digest, stats).await?;
+        manifest.created = created;
+        Ok(manifest)
+    }
+
+    /// Whether the repository lacked the built image's config before the
+    /// push: then no manifest of it was there either, and the one the
+    /// daemon pushes is new. Not knowing counts as held.
+    async fn config_absent(&self) -> bool {
+        let Some(id) = self
+            .docker
+            .inspect_image(self.image)
+            .await
+            .ok()
+            .and_then(|i| i.id)
+            .and_then(|id| Digest::parse(&id).ok())
+        else {
+            return false;
+        };
+        let pusher = self.registry.pusher(self.cancel.clone());
+        matches!(pusher.blob_exists(self.repo, &id).await, Ok(false))
+    }
+
+    /// Leaves the local `<repository>:<tag>` as it was before the push: on
+    /// the user's own image when they had that name, else gone.
+    async fn give_back_name(&self, full: &str, target: &str, users_image: Option<String>) {
+        match users_image {
+            Some(id) if !id.is_empty() => {
+                let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+                    .repo(target)
+                    .tag(self.tag)
+                    .build();
+                if let Err(e) = self.docker.tag_image(&id, Some(options)).await {
+                    tracing::warn!(image = %full, error = %e, "could not give the local name back to its image");
+                }
+            }
+            _ => {
+                // Off the daemon's image list again, as after our own push;
+                // the build tag still holds the image.
+                let untag = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                    .noprune(true)
+                    .build();
+                if let Err(e) = self.docker.remove_image(full, Some(untag), None).await {
+                    tracing::debug!(image = %full, error = %e, "could not remove the push tag");
+                }
             }
         }
-        let (digest, stats) = pushed?;
-        self.adopt(&digest, stats).await
     }
 
     /// The daemon's push of `target:tag`: the manifest digest it reports,
@@ -170,6 +224,7 @@ impl DaemonPush<'_> {
                 pushed_by_daemon: true,
                 ..stats
             },
+            created: false,
         })
     }
 }
@@ -346,7 +401,8 @@ mod tests {
             &endpoint("unix:///var/run/docker.sock"),
             &local
         ));
-        assert!(daemon_reaches(&endpoint("tcp://127.0.0.1:2375"), &local));
+        assert!(!daemon_reaches(&endpoint("tcp://127.0.0.1:2375"), &local));
+        assert!(!daemon_reaches(&endpoint("tcp://localhost:2376"), &local));
         assert!(!daemon_reaches(&endpoint("ssh://me@build-box"), &local));
         assert!(!daemon_reaches(&endpoint("tcp://10.0.0.5:2375"), &local));
         assert!(daemon_reaches(&endpoint("ssh://me@build-box"), &remote));

@@ -1,11 +1,25 @@
 //! What can go wrong on the way from a context directory to verified tags,
 //! each failure naming its step and, where there is one, the platform.
 
+use super::ledger::Written;
 use crate::docker::{BuildError, ContextError, ExportError};
 use crate::registry::{RegistryError, VerifyError};
 
-/// The step a publish failed at, for diagnostics and for deciding whether
-/// the tags may already have moved.
+/// A publish that failed, with what it had written to the registry by then:
+/// the tags that moved (or may have) whatever step failed.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: PublishError,
+    pub written: Written,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+/// The step a publish failed at, for diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Context,
@@ -32,11 +46,6 @@ impl Step {
             Step::Tag => "push tags",
             Step::Verify => "verify",
         }
-    }
-
-    /// True once a tag may point at something new: from the first tag push on.
-    pub fn tags_may_have_moved(self) -> bool {
-        matches!(self, Step::Tag | Step::Verify)
     }
 }
 

@@ -13,6 +13,8 @@ mod delete;
 mod error;
 mod from_daemon;
 mod layers;
+mod ledger;
+mod pulls;
 pub mod push;
 mod stream;
 mod visit;
@@ -21,9 +23,10 @@ mod writers;
 pub use cache::{BlobCache, CachedLayer};
 pub use daemon_push::DaemonPush;
 pub use delete::{delete_pushed, protected, DeleteOutcome};
-pub use error::{PublishError, Step};
+pub use error::{Failed, PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
 pub use layers::Arrived;
+pub use ledger::{Ledger, Written};
 pub use push::{push_config_and_manifest, push_tags, PushStats, PushedManifest, Tagged};
 pub use stream::push_streamed;
 
@@ -70,17 +73,21 @@ pub struct Published {
     pub platform_digests: BTreeMap<String, Digest>,
     /// Platform → config digest (the image ID).
     pub image_ids: BTreeMap<String, Digest>,
+    /// The manifests this publish created: the repository did not hold them
+    /// before (an identical image another state pushed first is not ours).
+    pub created: Vec<Digest>,
 }
 
 /// Builds every platform, pushes, tags and verifies. Build output goes to
-/// `log` line by line. Local build tags are removed afterwards, also on failure.
+/// `log` line by line. Local build tags are removed afterwards, also on
+/// failure, which also says what had been written to the registry by then.
 pub async fn build_and_push(
     daemon: &docker::Daemon,
     registry: &RegistryClient,
     req: &PublishRequest,
     cancel: CancellationToken,
     mut log: impl FnMut(&str) + Send,
-) -> Result<Published, PublishError> {
+) -> Result<Published, Failed> {
     let repo = Reference {
         tag: None,
         digest: None,
@@ -88,6 +95,7 @@ pub async fn build_and_push(
     };
     let build_id = build_id(req);
     let cache = BlobCache::from_env();
+    let ledger = Ledger::default();
     let local_tags: Vec<String> = req
         .platforms
         .iter()
@@ -98,27 +106,29 @@ pub async fn build_and_push(
     let result = async {
         let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
             .map_err(|source| PublishError::Context { source })?;
+        let credentials = build_credentials(registry, daemon, req).await;
+        let job = Job {
+            daemon,
+            registry,
+            req,
+            dockerfile: &dockerfile,
+            repo: &repo,
+            cache: &cache,
+            cancel: &cancel,
+            ledger: &ledger,
+            credentials: &credentials,
+        };
         // Platforms build and push at once; the daemon and the registry
         // take that well, and the slowest platform sets the pace.
         let platforms = req
             .platforms
             .iter()
             .zip(&local_tags)
-            .map(|(platform, tag)| {
-                publish_platform(
-                    daemon,
-                    registry,
-                    req,
-                    &dockerfile,
-                    &repo,
-                    platform,
-                    tag,
-                    &cache,
-                    &cancel,
-                    &log,
-                )
-            });
+            .map(|(platform, tag)| job.publish_platform(platform, tag, &log));
         let manifests = futures::future::try_join_all(platforms).await?;
+        for m in manifests.iter().filter(|m| m.created) {
+            ledger.created(&m.digest);
+        }
         let requested: Vec<String> = req.platforms.iter().map(Platform::to_string).collect();
         let started = std::time::Instant::now();
         let tagged = push_tags(
@@ -128,6 +138,7 @@ pub async fn build_and_push(
             &req.tags,
             req.format,
             cancel.clone(),
+            &ledger,
         )
         .await?;
         let expected = expected(&tagged, &manifests);
@@ -149,7 +160,13 @@ pub async fn build_and_push(
     }
     let pruned = cache.clone();
     let _ = tokio::task::spawn_blocking(move || pruned.prune(cache::max_bytes_from_env())).await;
+    let written = ledger.written();
     result
+        .map(|published| Published {
+            created: written.created.clone(),
+            ..published
+        })
+        .map_err(|error| Failed { error, written })
 }
 
 /// Set to `0` to never let the daemon push (always stream the image from
@@ -176,126 +193,147 @@ fn say<L: FnMut(&str)>(log: &SharedLog<'_, L>, line: &str) {
     (*log)(line);
 }
 
-/// One platform: build from the streamed context, then push it by digest: the
-/// cached way, else through the daemon (one platform), else streamed.
-#[allow(clippy::too_many_arguments)]
-async fn publish_platform<L: FnMut(&str) + Send>(
-    daemon: &docker::Daemon,
-    registry: &RegistryClient,
-    req: &PublishRequest,
-    dockerfile: &str,
-    repo: &Reference,
-    platform: &Platform,
-    tag: &str,
-    cache: &BlobCache,
-    cancel: &CancellationToken,
-    log: &SharedLog<'_, L>,
-) -> Result<PushedManifest, PublishError> {
-    let shown = platform.to_string();
-    let build = BuildRequest {
-        context: docker::ContextSource {
-            dir: req.context.clone(),
-            dockerfile: req.dockerfile.clone(),
-        },
-        dockerfile: dockerfile.to_string(),
-        platform: platform.clone(),
-        build_args: req.build_args.clone(),
-        target: req.target.clone(),
-        labels: req.labels.clone(),
-        no_cache: req.no_cache,
-        tag: tag.to_string(),
-        secrets: req.secrets.clone(),
-        builder: req.builder,
-        cache_from: req.cache_from.iter().map(Reference::to_string).collect(),
-        cache_inline: req.cache_inline,
-        registry_credentials: cache_credentials(registry, &req.cache_from).await,
-    };
-    let prefix = if req.platforms.len() > 1 {
-        format!("[{shown}] ")
-    } else {
-        String::new()
-    };
-    let started = std::time::Instant::now();
-    let built_image = docker::build(daemon, build, cancel.clone(), |line| {
-        say(log, &format!("{prefix}{line}"))
-    })
-    .await
-    .map_err(|source| match source {
-        docker::BuildError::Cancelled => PublishError::Cancelled,
-        source => PublishError::Build {
-            platform: shown.clone(),
-            source,
-        },
-    })?;
-    let built = started.elapsed();
-    if let Some(sent) = built_image.context_sent {
-        say(
-            log,
-            &format!(
+/// What every platform of one publish shares.
+struct Job<'a> {
+    daemon: &'a docker::Daemon,
+    registry: &'a RegistryClient,
+    req: &'a PublishRequest,
+    dockerfile: &'a str,
+    repo: &'a Reference,
+    cache: &'a BlobCache,
+    cancel: &'a CancellationToken,
+    ledger: &'a Ledger,
+    credentials: &'a docker::RegistryCredentials,
+}
+
+impl Job<'_> {
+    /// One platform: build from the streamed context, then push it by digest: the
+    /// cached way, else through the daemon (one platform), else streamed.
+    async fn publish_platform<L: FnMut(&str) + Send>(
+        &self,
+        platform: &Platform,
+        tag: &str,
+        log: &SharedLog<'_, L>,
+    ) -> Result<PushedManifest, PublishError> {
+        let Job {
+            daemon,
+            registry,
+            req,
+            dockerfile,
+            repo,
+            cache,
+            cancel,
+            ledger,
+            ..
+        } = *self;
+        let shown = platform.to_string();
+        let build = BuildRequest {
+            context: docker::ContextSource {
+                dir: req.context.clone(),
+                dockerfile: req.dockerfile.clone(),
+            },
+            dockerfile: dockerfile.to_string(),
+            platform: platform.clone(),
+            build_args: req.build_args.clone(),
+            target: req.target.clone(),
+            labels: req.labels.clone(),
+            no_cache: req.no_cache,
+            tag: tag.to_string(),
+            secrets: req.secrets.clone(),
+            builder: req.builder,
+            cache_from: req.cache_from.iter().map(Reference::to_string).collect(),
+            cache_inline: req.cache_inline,
+            registry_credentials: self.credentials.clone(),
+        };
+        let prefix = if req.platforms.len() > 1 {
+            format!("[{shown}] ")
+        } else {
+            String::new()
+        };
+        let started = std::time::Instant::now();
+        let built_image = docker::build(daemon, build, cancel.clone(), |line| {
+            say(log, &format!("{prefix}{line}"))
+        })
+        .await
+        .map_err(|source| match source {
+            docker::BuildError::Cancelled => PublishError::Cancelled,
+            source => PublishError::Build {
+                platform: shown.clone(),
+                source,
+            },
+        })?;
+        let built = started.elapsed();
+        if let Some(sent) = built_image.context_sent {
+            say(
+                log,
+                &format!(
                 "{prefix}context: the daemon asked for {} of {} entries ({} bytes); it had the \
                  rest from its last build",
                 sent.files, sent.listed, sent.bytes
             ),
-        );
-    }
-    let pusher = registry.pusher(cancel.clone());
-    let docker = &daemon.docker;
-    let pushed = match push_cached(docker, &pusher, repo, tag, platform, req.format, cache).await? {
-        Some(pushed) => pushed,
-        None => {
-            let by_daemon = if through_daemon(req, daemon, repo) {
-                let attempt = daemon_push::DaemonPush {
-                    docker,
-                    registry,
-                    repo,
-                    tag: &req.tags[0],
-                    image: tag,
-                    platform,
-                    cache,
-                    cancel,
-                };
-                match attempt.run().await {
-                    Ok(pushed) => Some(pushed),
-                    Err(_) if cancel.is_cancelled() => return Err(PublishError::Cancelled),
-                    Err(why) => {
-                        tracing::info!(reason = %why, "the daemon's push was not used; streaming the image");
-                        say(
-                            log,
-                            &format!(
+            );
+        }
+        let pusher = registry.pusher(cancel.clone());
+        let docker = &daemon.docker;
+        let pushed = match push_cached(docker, &pusher, repo, tag, platform, req.format, cache)
+            .await?
+        {
+            Some(pushed) => pushed,
+            None => {
+                let by_daemon = if through_daemon(req, daemon, repo) {
+                    let attempt = daemon_push::DaemonPush {
+                        docker,
+                        registry,
+                        repo,
+                        tag: &req.tags[0],
+                        image: tag,
+                        platform,
+                        cache,
+                        cancel,
+                        ledger,
+                    };
+                    match attempt.run().await {
+                        Ok(pushed) => Some(pushed),
+                        Err(_) if cancel.is_cancelled() => return Err(PublishError::Cancelled),
+                        Err(why) => {
+                            tracing::info!(reason = %why, "the daemon's push was not used; streaming the image");
+                            say(
+                                log,
+                                &format!(
                                 "{prefix}the daemon's push was not used ({why}); sending the image \
                                  from here"
                             ),
-                        );
-                        None
+                            );
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                match by_daemon {
+                    Some(pushed) => pushed,
+                    None => {
+                        push_streamed(
+                            docker, &pusher, repo, tag, platform, req.format, cache, cancel,
+                        )
+                        .await?
                     }
                 }
-            } else {
-                None
-            };
-            match by_daemon {
-                Some(pushed) => pushed,
-                None => {
-                    push_streamed(
-                        docker, &pusher, repo, tag, platform, req.format, cache, cancel,
-                    )
-                    .await?
-                }
             }
-        }
-    };
-    let s = &pushed.stats;
-    tracing::info!(
-        target: "stevedore::timing",
-        platform = %shown,
-        build_s = built.as_secs_f64(),
-        push_s = (started.elapsed() - built).as_secs_f64(),
-        export_skipped = s.export_skipped,
-        pushed_by_daemon = s.pushed_by_daemon,
-        "platform built and pushed"
-    );
-    say(
-        log,
-        &format!(
+        };
+        let s = &pushed.stats;
+        tracing::info!(
+            target: "stevedore::timing",
+            platform = %shown,
+            build_s = built.as_secs_f64(),
+            push_s = (started.elapsed() - built).as_secs_f64(),
+            export_skipped = s.export_skipped,
+            pushed_by_daemon = s.pushed_by_daemon,
+            "platform built and pushed"
+        );
+        say(
+            log,
+            &format!(
             "{prefix}pushed {shown} manifest {} ({}; {} layers compressed, {} uploaded, {} already \
              there, {} mounted)",
             pushed.digest,
@@ -311,21 +349,35 @@ async fn publish_platform<L: FnMut(&str) + Send>(
             s.layers_existed,
             s.layers_mounted
         ),
-    );
-    Ok(pushed)
+        );
+        Ok(pushed)
+    }
 }
 
-/// The provider's credentials for the registries of `cache_from`, for the
-/// daemon to pull cache with. A registry whose credentials cannot be had is
-/// left out: the daemon then pulls anonymously or builds without that cache.
-async fn cache_credentials(
+/// The provider's credentials for every registry the build pulls from (its
+/// `FROM` images and `cache_from`), for the daemon to pull with. A registry
+/// whose credentials cannot be had is left out (the daemon then pulls
+/// anonymously), and so is a loopback registry for a daemon that does not
+/// share this machine's loopback: that address names another machine there.
+async fn build_credentials(
     registry: &RegistryClient,
-    cache_from: &[Reference],
+    daemon: &docker::Daemon,
+    req: &PublishRequest,
 ) -> docker::RegistryCredentials {
+    let path = req.context.join(&req.dockerfile);
+    let text = match read_dockerfile(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::info!(path = %path.display(), error = %e, "the Dockerfile was not read for its base images");
+            String::new()
+        }
+    };
+    let mut hosts = pulls::pulled_hosts(&text, &req.build_args);
+    hosts.extend(req.cache_from.iter().map(|r| r.api_host().to_string()));
+    let local = daemon_push::daemon_is_local(&daemon.endpoint);
     let mut out = std::collections::HashMap::new();
-    for reference in cache_from {
-        let host = reference.api_host().to_string();
-        if out.contains_key(&host) {
+    for host in hosts {
+        if !local && crate::oci::is_loopback_host(&host) {
             continue;
         }
         if let Some(creds) = daemon_push::docker_credentials(registry, &host).await {
@@ -333,6 +385,18 @@ async fn cache_credentials(
         }
     }
     docker::RegistryCredentials(out)
+}
+
+/// A Dockerfile is a few KiB; more than this is not read for base images.
+const MAX_DOCKERFILE: u64 = 1024 * 1024;
+
+fn read_dockerfile(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_DOCKERFILE)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A short name for this publish's local build tags, unique per call so two
@@ -390,5 +454,6 @@ fn published(tagged: &Tagged, requested: &[String], manifests: &[PushedManifest]
         media_type: tagged.media_type.to_string(),
         platform_digests: by(|m| &m.digest),
         image_ids: by(|m| &m.config_digest),
+        created: Vec::new(),
     }
 }

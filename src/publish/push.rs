@@ -5,6 +5,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::error::PublishError;
+use super::ledger::Ledger;
 use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::{image_manifest, index, Format, IndexEntry};
 use crate::registry::push::Pusher;
@@ -22,6 +23,9 @@ pub struct PushedManifest {
     /// The config digest: the image ID.
     pub config_digest: Digest,
     pub stats: PushStats,
+    /// The repository did not hold this manifest before the push: it is this
+    /// publish's own (see [`super::Ledger`]). False when that was not known.
+    pub created: bool,
 }
 
 /// What a platform push had to do, for logs, tests and the benchmark.
@@ -65,6 +69,7 @@ pub async fn push_config_and_manifest(
         .await
         .map_err(blob_error(&shown, "the image config".into()))?;
     let manifest = image_manifest(format, (&config_digest, config_bytes.len() as u64), blobs);
+    let created = absent_before(pusher, repo, &manifest.digest).await;
     pusher
         .push_manifest(repo, &manifest.digest, &manifest.bytes, manifest.media_type)
         .await
@@ -80,7 +85,20 @@ pub async fn push_config_and_manifest(
         bytes: manifest.bytes,
         config_digest,
         stats,
+        created,
     })
+}
+
+/// Whether `repo` lacks manifest `digest`, asked before pushing it. Not
+/// knowing counts as held: what might be someone else's is never ours.
+pub(super) async fn absent_before(pusher: &Pusher<'_>, repo: &Reference, digest: &Digest) -> bool {
+    match pusher.served_digest(repo, digest.as_str()).await {
+        Ok(served) => served.is_none(),
+        Err(e) => {
+            tracing::info!(manifest = %digest, error = %e, "could not tell whether the repository held the manifest");
+            false
+        }
+    }
 }
 
 pub(super) fn blob_error(
@@ -98,6 +116,10 @@ pub(super) fn blob_error(
 /// Points every tag at the one manifest, or for several platforms at an
 /// index (OCI) / manifest list (Docker) listing exactly those manifests, in
 /// the order given. Nothing else goes in: no attestation entries.
+///
+/// Each tag is written once: one that already serves the digest is left as
+/// it is (an immutable-tag registry refuses even an identical rewrite). What
+/// was written, and whether the index is new, goes into `ledger`.
 pub async fn push_tags(
     registry: &RegistryClient,
     repo: &Reference,
@@ -105,6 +127,7 @@ pub async fn push_tags(
     tags: &[String],
     format: Format,
     cancel: CancellationToken,
+    ledger: &Ledger,
 ) -> Result<Tagged, PublishError> {
     let pusher = registry.pusher(cancel);
     let (bytes, media_type, digest) = match manifests {
@@ -120,17 +143,37 @@ pub async fn push_tags(
                 })
                 .collect();
             let list = index(format, &entries);
+            if absent_before(&pusher, repo, &list.digest).await {
+                ledger.created(&list.digest);
+            }
             (list.bytes, list.media_type, list.digest)
         }
     };
     for tag in tags {
-        pusher
-            .push_manifest(repo, tag, &bytes, media_type)
-            .await
-            .map_err(|source| PublishError::Tag {
-                tag: tag.clone(),
-                source,
-            })?;
+        match pusher.served_digest(repo, tag).await {
+            Ok(Some(served)) if served == digest => {
+                tracing::debug!(tag = %tag, digest = %digest, "the tag already serves the image; not written again");
+                continue;
+            }
+            Ok(_) => {}
+            // Not knowing what the tag serves, write it: the write says the rest.
+            Err(e) => {
+                tracing::info!(tag = %tag, error = %e, "could not read the tag before writing it")
+            }
+        }
+        ledger.writing(tag);
+        match pusher.push_manifest(repo, tag, &bytes, media_type).await {
+            Ok(_) => ledger.moved(tag),
+            Err(source) => {
+                if source.write_refused() {
+                    ledger.refused(tag);
+                }
+                return Err(PublishError::Tag {
+                    tag: tag.clone(),
+                    source,
+                });
+            }
+        }
     }
     Ok(Tagged { digest, media_type })
 }

@@ -66,6 +66,26 @@ impl RegistryError {
         }
     }
 
+    /// The registry answered, refusing: a write that failed this way changed
+    /// nothing. A broken connection, a 5xx or a cancel leaves it open whether
+    /// the registry stored the write before failing.
+    pub fn write_refused(&self) -> bool {
+        match self {
+            RegistryError::NotFound { .. }
+            | RegistryError::Unauthorized { .. }
+            | RegistryError::Rejected { .. }
+            | RegistryError::InvalidManifest { .. }
+            | RegistryError::TooLarge { .. }
+            | RegistryError::Auth { .. }
+            | RegistryError::LocalFile { .. } => true,
+            RegistryError::Server { status, .. } => *status < 500,
+            RegistryError::Retried { source, .. } => source.write_refused(),
+            RegistryError::Unreachable { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::Cancelled => false,
+        }
+    }
+
     /// How long the registry asked to be left alone before the next attempt.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

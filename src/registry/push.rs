@@ -25,6 +25,7 @@ use crate::oci::reference::Reference;
 use crate::oci::Digest;
 
 mod delete;
+mod look;
 pub use delete::{Deleted, TagList};
 
 /// How often and how patiently transient failures are retried.

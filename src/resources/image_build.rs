@@ -160,6 +160,7 @@ impl Resource for ImageBuild {
                 return fail(
                     apply::publish_diagnostic(
                         &e,
+                        &publish::Written::default(),
                         &publish_req.repository.repository_reference(),
                         updating,
                     )
@@ -186,15 +187,13 @@ impl Resource for ImageBuild {
         match published {
             Ok(published) => ApplyResponse {
                 new_state: apply::state_after(&req.planned, &published),
-                private: plan::pushed_marker(
-                    &published.digest,
-                    &published.platform_digests.values().collect::<Vec<_>>(),
-                ),
+                private: marker_after(&published, &req.prior, &req.planned_private),
                 diags: Diagnostics::new(),
             },
-            Err(e) => {
+            Err(failed) => {
+                let e = &failed.error;
                 tracing::warn!(repository = %repo_text, step = e.step().as_str(), error = %e, "publish failed");
-                fail(apply::publish_diagnostic(&e, &repo_text, updating).into())
+                fail(apply::publish_diagnostic(e, &failed.written, &repo_text, updating).into())
             }
         }
     }
@@ -272,6 +271,16 @@ impl Resource for ImageBuild {
         }
         delete::delete_remote(ctx, &prior, private).await
     }
+}
+
+/// The private marker after a successful publish: what it pushed and which
+/// of that this resource owns.
+fn marker_after(published: &publish::Published, prior: &Value, prior_private: &[u8]) -> Vec<u8> {
+    let platforms: Vec<&crate::oci::Digest> = published.platform_digests.values().collect();
+    let mut pushed = platforms.clone();
+    pushed.push(&published.digest);
+    let owned = plan::owned_after(&published.created, &pushed, prior, prior_private);
+    plan::pushed_marker(&published.digest, &platforms, &owned)
 }
 
 /// `context_hash` at plan time, or unknown while context, Dockerfile or an

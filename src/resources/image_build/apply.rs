@@ -7,7 +7,7 @@ use super::{attr, BuildModel};
 use crate::diag::Diagnostic;
 use crate::docker::BuildError;
 use crate::oci::Digest;
-use crate::publish::{PublishError, Published};
+use crate::publish::{PublishError, Published, Written};
 use crate::registry::RegistryError;
 use crate::value::Value;
 
@@ -30,8 +30,13 @@ fn map(m: &BTreeMap<String, Digest>) -> Value {
 }
 
 /// The diagnostic for a failed publish. `updating`: a previous image exists
-/// and the state keeps it; the detail says whether the tags may have moved.
-pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) -> Diagnostic {
+/// and the state keeps it; `written` says which tags moved before the failure.
+pub fn publish_diagnostic(
+    e: &PublishError,
+    written: &Written,
+    repository: &str,
+    updating: bool,
+) -> Diagnostic {
     let step = e.step();
     let (summary, attr, hint) = summary_for(e);
     let mut detail = format!("Step \"{}\" failed", step.as_str());
@@ -54,27 +59,44 @@ pub fn publish_diagnostic(e: &PublishError, repository: &str, updating: bool) ->
     if !hint.is_empty() {
         detail += &format!("\n\n{hint}");
     }
-    detail += &match (updating, step.tags_may_have_moved()) {
-        (false, false) => {
-            format!("\n\nNothing was tagged in {repository}; the resource was not created.")
-        }
-        (false, true) => format!(
-            "\n\nSome tags in {repository} may already point at the new image, but the resource \
-             was not created; the next apply builds and pushes again."
-        ),
-        (true, false) => format!(
-            "\n\nThe tags in {repository} were not changed; the state keeps the previous image."
-        ),
-        (true, true) => format!(
-            "\n\nSome tags in {repository} may already point at the new image; the state keeps the \
-             previous digest, so the next plan shows the drift and rebuilds."
-        ),
-    };
+    detail += &tags_after_failure(written, repository, updating);
     let d = Diagnostic::error(summary, detail);
     match attr {
         Some(a) => d.at(crate::value::AttrPath::attr(a)),
         None => d,
     }
+}
+
+/// What the tags serve after a failure, as the publish recorded its writes.
+fn tags_after_failure(written: &Written, repository: &str, updating: bool) -> String {
+    if written.no_tag_changed() {
+        return if updating {
+            format!("\n\nThe tags in {repository} were not changed; the state keeps the previous image.")
+        } else {
+            format!("\n\nNothing was tagged in {repository}; the resource was not created.")
+        };
+    }
+    let mut text = String::from("\n\n");
+    if !written.moved.is_empty() {
+        text += &format!(
+            "These tags in {repository} now point at the new image: {}. ",
+            written.moved.join(", ")
+        );
+    }
+    if !written.uncertain.is_empty() {
+        text += &format!(
+            "These tags may point at it: {} (their write got no answer). ",
+            written.uncertain.join(", ")
+        );
+    }
+    text += "Any other tag was not changed. ";
+    text += if updating {
+        "The state keeps the previous digest, so the next plan shows the drift and rebuilds."
+    } else {
+        "The resource was not created; the next apply builds and pushes again, and a tag that \
+         already serves the image is not written again."
+    };
+    text
 }
 
 fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'static str) {
@@ -181,7 +203,7 @@ mod tests {
 
     #[test]
     fn build_failure_shows_step_platform_and_log_tail() {
-        let d = publish_diagnostic(&failed_build(), "r/web", false);
+        let d = publish_diagnostic(&failed_build(), &Written::default(), "r/web", false);
         assert_eq!(d.summary, "Image Build Failed");
         assert!(d.detail.contains("for linux/amd64"), "{}", d.detail);
         assert!(
@@ -205,7 +227,7 @@ mod tests {
 
     #[test]
     fn update_failures_say_whether_tags_moved() {
-        let d = publish_diagnostic(&failed_build(), "r/web", true);
+        let d = publish_diagnostic(&failed_build(), &Written::default(), "r/web", true);
         assert!(d
             .detail
             .contains("were not changed; the state keeps the previous image"));
@@ -217,7 +239,12 @@ mod tests {
                 reason: "moved".into(),
             },
         };
-        let d = publish_diagnostic(&verify, "r/web", true);
+        let written = Written {
+            moved: vec!["latest".into()],
+            uncertain: vec!["v2".into()],
+            created: Vec::new(),
+        };
+        let d = publish_diagnostic(&verify, &written, "r/web", true);
         assert_eq!(d.summary, "Image Verification Failed");
         assert!(
             d.detail.contains("tag latest serves sha256:b"),
@@ -225,7 +252,22 @@ mod tests {
             d.detail
         );
         assert!(
-            d.detail.contains("may already point at the new image"),
+            d.detail
+                .contains("These tags in r/web now point at the new image: latest."),
+            "{}",
+            d.detail
+        );
+        assert!(d.detail.contains("may point at it: v2"), "{}", d.detail);
+        assert!(
+            d.detail.contains("next plan shows the drift"),
+            "{}",
+            d.detail
+        );
+        // A failure after a tag moved never says nothing was tagged.
+        let d = publish_diagnostic(&verify, &written, "r/web", false);
+        assert!(!d.detail.contains("Nothing was tagged"), "{}", d.detail);
+        assert!(
+            d.detail.contains("now point at the new image: latest"),
             "{}",
             d.detail
         );
@@ -240,7 +282,7 @@ mod tests {
                 detail: "connection refused".into(),
             },
         };
-        let d = publish_diagnostic(&e, "127.0.0.1:1/web", false);
+        let d = publish_diagnostic(&e, &Written::default(), "127.0.0.1:1/web", false);
         assert_eq!(d.summary, "Image Push Failed");
         assert!(
             d.detail.contains("registry 127.0.0.1:1 is unreachable"),

@@ -27,14 +27,25 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         tag: None,
         digest: None,
     };
-    let pushed = super::plan::pushed_manifests(private, prior);
-    if pushed.is_empty() {
+    let Some(pushed) = super::plan::owned_manifests(private, prior) else {
         return Diagnostic::warning(
             "Image Left In Registry",
             format!(
                 "keep_remotely = false, but the state does not record which manifests this \
                  resource pushed to {repo_text}, so nothing was deleted. Delete the image by hand \
                  if it is no longer used."
+            ),
+        )
+        .into();
+    };
+    if pushed.is_empty() {
+        return Diagnostic::warning(
+            "Image Left In Registry",
+            format!(
+                "keep_remotely = false, but this resource created none of the manifests its tags \
+                 in {repo_text} point at: the registry already held them when it pushed (an \
+                 identical image pushed by another state or resource), so they are not its to \
+                 delete. Nothing was deleted."
             ),
         )
         .into();

@@ -120,6 +120,10 @@ struct PushedMarker {
     /// Absent in markers written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pushed_manifests: Option<Vec<Digest>>,
+    /// Of those, the ones this resource created: the registry did not hold
+    /// them before its push. Absent in markers written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_manifests: Option<Vec<Digest>>,
 }
 
 impl PushedMarker {
@@ -128,10 +132,11 @@ impl PushedMarker {
     }
 }
 
-/// Private state after a successful apply: the digest the tags were left at
-/// and every manifest the apply pushed (the index or single manifest first,
-/// then each platform's), which destroy may delete and nothing else.
-pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest]) -> Vec<u8> {
+/// Private state after a successful apply: the digest the tags were left at,
+/// every manifest the apply pushed (the index or single manifest first, then
+/// each platform's), and the ones of those this resource created, which
+/// destroy may delete and nothing else.
+pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest], created: &[Digest]) -> Vec<u8> {
     let mut manifests = vec![digest.clone()];
     manifests.extend(
         platform_digests
@@ -139,31 +144,56 @@ pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest]) -> Vec<u8> {
             .filter(|d| **d != digest)
             .map(|d| (*d).clone()),
     );
+    let created = manifests
+        .iter()
+        .filter(|d| created.contains(d))
+        .cloned()
+        .collect();
     let marker = PushedMarker {
         pushed_digest: Some(digest.clone()),
         pushed_manifests: Some(manifests),
+        created_manifests: Some(created),
     };
     serde_json::to_vec(&marker).unwrap_or_default()
+}
+
+/// The manifests this resource owns after an apply that created `created`:
+/// those, and those it owned before that the apply pushed again (an
+/// identical rebuild finds its own earlier manifest in the registry).
+pub fn owned_after(
+    created: &[Digest],
+    pushed: &[&Digest],
+    prior: &Value,
+    prior_private: &[u8],
+) -> Vec<Digest> {
+    let mut owned = created.to_vec();
+    for d in owned_manifests(prior_private, prior).unwrap_or_default() {
+        if pushed.contains(&&d) && !owned.contains(&d) {
+            owned.push(d);
+        }
+    }
+    owned
 }
 
 pub fn marker_digest(private: &[u8]) -> Option<Digest> {
     PushedMarker::read(private)?.pushed_digest
 }
 
-/// The manifests the last successful apply pushed, from its marker. Markers
-/// written before `pushed_manifests` existed hold only `pushed_digest`; the
-/// state's `platform_digests` then complete it, as only apply writes those.
-/// Empty without a marker: nothing is known to be ours.
-pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<Digest> {
-    let Some(marker) = PushedMarker::read(private) else {
-        return Vec::new();
-    };
-    if let Some(list) = marker.pushed_manifests {
-        return list;
+/// The manifests destroy may delete, from the marker of the last successful
+/// apply: the ones it created. Markers written before `created_manifests`
+/// existed say what apply pushed: `pushed_manifests`, or only
+/// `pushed_digest` in the oldest, which the state's `platform_digests`
+/// complete, as only apply writes those. `None` without a marker: nothing
+/// is known to be ours.
+pub fn owned_manifests(private: &[u8], state: &Value) -> Option<Vec<Digest>> {
+    let marker = PushedMarker::read(private)?;
+    if let Some(list) = marker.created_manifests {
+        return Some(list);
     }
-    let Some(top) = marker.pushed_digest else {
-        return Vec::new();
-    };
+    if let Some(list) = marker.pushed_manifests {
+        return Some(list);
+    }
+    let top = marker.pushed_digest?;
     let mut out = vec![top];
     // Written by apply from digests it computed; one that does not parse
     // was not written by us and is not ours to delete.
@@ -178,7 +208,7 @@ pub fn pushed_manifests(private: &[u8], state: &Value) -> Vec<Digest> {
             out.push(d);
         }
     }
-    out
+    Some(out)
 }
 
 /// True when the state no longer says what apply pushed: refresh found a tag

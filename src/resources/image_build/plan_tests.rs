@@ -166,7 +166,7 @@ fn hash_inputs_cover_every_input_and_hide_secrets() {
 
 #[test]
 fn drift_compares_state_digest_with_the_pushed_marker() {
-    let marker = pushed_marker(&dg("a"), &[&dg("a")]);
+    let marker = pushed_marker(&dg("a"), &[&dg("a")], &[dg("a")]);
     assert_eq!(marker_digest(&marker).as_deref(), Some(h("a")));
     assert!(!drifted(&state(Some(h("a"))), &marker));
     assert!(drifted(&state(Some(h("b"))), &marker), "moved");
@@ -202,32 +202,77 @@ fn refresh_reports_moved_and_missing_tags() {
     let missing = refreshed(&s, &resolved(None, Some(h("a"))));
     assert!(&model(&missing).digest.is_null());
     assert!(&model(&missing).image_uri.is_null());
-    assert!(drifted(&missing, &pushed_marker(&dg("a"), &[])));
+    assert!(drifted(&missing, &pushed_marker(&dg("a"), &[], &[dg("a")])));
 }
 
 #[test]
-fn pushed_manifests_come_from_the_marker_not_from_refreshed_state() {
+fn owned_manifests_come_from_the_marker_not_from_refreshed_state() {
     // Refresh wrote someone else's digest into `digest`: destroy must not see it as ours.
     let drifted_state = state(Some(h("theirs")));
-    let marker = pushed_marker(&dg("index"), &[&dg("amd64"), &dg("arm64")]);
+    let all = [dg("index"), dg("amd64"), dg("arm64")];
+    let marker = pushed_marker(&dg("index"), &[&dg("amd64"), &dg("arm64")], &all);
     assert_eq!(
-        pushed_manifests(&marker, &drifted_state),
+        owned_manifests(&marker, &drifted_state).unwrap(),
         [h("index"), h("amd64"), h("arm64")]
     );
-    let single = pushed_marker(&dg("m"), &[&dg("m")]);
-    assert_eq!(pushed_manifests(&single, &drifted_state), [h("m")]);
+    let single = pushed_marker(&dg("m"), &[&dg("m")], &[dg("m")]);
+    assert_eq!(owned_manifests(&single, &drifted_state).unwrap(), [h("m")]);
 }
 
 #[test]
-fn pushed_manifests_of_an_older_marker_add_the_platform_digests_of_state() {
+fn only_manifests_the_push_created_are_owned() {
+    let s = state(Some(h("index")));
+    // The registry already held the arm64 manifest (another state pushed it).
+    let marker = pushed_marker(
+        &dg("index"),
+        &[&dg("amd64"), &dg("arm64")],
+        &[dg("index"), dg("amd64")],
+    );
+    assert_eq!(
+        owned_manifests(&marker, &s).unwrap(),
+        [h("index"), h("amd64")]
+    );
+    // Nothing created: known, and empty.
+    let none = pushed_marker(&dg("m"), &[&dg("m")], &[]);
+    assert_eq!(owned_manifests(&none, &s), Some(Vec::new()));
+    // A rebuild that finds its own earlier manifest keeps owning it, and
+    // gives up what it no longer points at.
+    let rebuilt = owned_after(&[], &[&dg("m")], &s, &single_owned("m"));
+    assert_eq!(rebuilt, [dg("m")]);
+    assert!(owned_after(&[], &[&dg("n")], &s, &single_owned("m")).is_empty());
+    // Another state's manifest found in the registry is not taken over.
+    assert!(owned_after(
+        &[],
+        &[&dg("m")],
+        &s,
+        &pushed_marker(&dg("m"), &[&dg("m")], &[])
+    )
+    .is_empty());
+}
+
+fn single_owned(name: &str) -> Vec<u8> {
+    pushed_marker(&dg(name), &[&dg(name)], &[dg(name)])
+}
+
+#[test]
+fn owned_manifests_of_older_markers_are_what_they_pushed() {
     let old_marker = format!(r#"{{"pushed_digest":"{}"}}"#, h("a")).into_bytes();
     assert_eq!(
-        pushed_manifests(&old_marker, &state(Some(h("theirs")))),
+        owned_manifests(&old_marker, &state(Some(h("theirs")))).unwrap(),
         [h("a"), h("m")]
     );
+    let pushed_only = format!(
+        r#"{{"pushed_digest":"{0}","pushed_manifests":["{0}"]}}"#,
+        h("a")
+    )
+    .into_bytes();
+    assert_eq!(
+        owned_manifests(&pushed_only, &state(None)).unwrap(),
+        [h("a")]
+    );
     assert!(
-        pushed_manifests(&[], &state(Some(h("a")))).is_empty(),
+        owned_manifests(&[], &state(Some(h("a")))).is_none(),
         "no marker: nothing is ours"
     );
-    assert!(pushed_manifests(b"not json", &state(Some(h("a")))).is_empty());
+    assert!(owned_manifests(b"not json", &state(Some(h("a")))).is_none());
 }
