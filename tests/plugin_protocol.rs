@@ -659,3 +659,92 @@ async fn secrets_are_planned_null_only_for_terraform_that_allows_write_only() {
         }
     }
 }
+
+/// A state that Terraform before 1.11 wrote holds the value of the write-only
+/// `secrets`. Terraform 1.11 rejects any UpgradeResourceState or ReadResource
+/// answer that returns one, so for it (as its ConfigureProvider names it:
+/// terraform_version and, in the shared ClientCapabilities message,
+/// write_only_attributes_allowed) both answer null; an older Terraform keeps the
+/// value it stored, so its plans stay empty.
+#[tokio::test]
+async fn write_only_secrets_of_an_older_state_are_null_for_terraform_1_11_only() {
+    use stevedore::resource::Resource;
+    use stevedore::value::Value;
+    let ty = stevedore::resources::image_build::ImageBuild.schema().ty();
+    let raw = serde_json::json!({
+        "context": "/nowhere", "dockerfile": "Dockerfile",
+        "repository": "127.0.0.1:1/web", "tags": ["latest"], "platforms": ["linux/amd64"],
+        "secrets": {"npm": "hunter2"}, "keep_remotely": true,
+        "digest": format!("sha256:{}", "ab".repeat(32)),
+    });
+    for (version, caps, stripped) in [
+        ("1.11.0", Some(true), true),
+        ("1.14.1", None, true),
+        ("1.0.3", None, false),
+        ("1.10.5", Some(false), false),
+    ] {
+        let p = start(None, "6");
+        let mut c = pb::provider_client::ProviderClient::new(channel(&p, None).await.unwrap());
+        let schema = stevedore::provider::config::schema();
+        let config = stevedore::schema::empty_object(&schema.block);
+        let conf = c
+            .configure_provider(pb::configure_provider::Request {
+                terraform_version: version.into(),
+                config: Some(msgpack(&config, &schema.ty())),
+                client_capabilities: caps.map(|w| pb::ClientCapabilities {
+                    deferral_allowed: true,
+                    write_only_attributes_allowed: w,
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(conf.diagnostics.is_empty(), "{:?}", conf.diagnostics);
+        let upgraded = c
+            .upgrade_resource_state(pb::upgrade_resource_state::Request {
+                type_name: "stevedore_image_build".into(),
+                version: 0,
+                raw_state: Some(pb::RawState {
+                    json: raw.to_string().into_bytes(),
+                    flatmap: Default::default(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            upgraded.diagnostics.is_empty(),
+            "{:?}",
+            upgraded.diagnostics
+        );
+        let state =
+            stevedore::value::from_msgpack(&upgraded.upgraded_state.unwrap().msgpack, &ty).unwrap();
+        let held = Value::string_map([("npm", "hunter2")]);
+        // Terraform 1.11 reads with the state as upgraded; the read of an older
+        // Terraform's state must answer null too, whatever it is given.
+        let mut current = state.clone();
+        current.set("secrets", held.clone());
+        let read = c
+            .read_resource(pb::read_resource::Request {
+                type_name: "stevedore_image_build".into(),
+                current_state: Some(msgpack(&current, &ty)),
+                client_capabilities: Some(pb::ClientCapabilities {
+                    deferral_allowed: true,
+                    write_only_attributes_allowed: false,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let read = stevedore::value::from_msgpack(&read.new_state.unwrap().msgpack, &ty).unwrap();
+        if stripped {
+            assert!(state.get("secrets").is_null(), "{version}: upgrade");
+            assert!(read.get("secrets").is_null(), "{version}: read");
+        } else {
+            assert_eq!(state.get("secrets"), &held, "{version}: upgrade keeps it");
+            assert_eq!(read.get("secrets"), &held, "{version}: read keeps it");
+        }
+        assert_eq!(read.get("digest"), state.get("digest"), "{version}");
+    }
+}

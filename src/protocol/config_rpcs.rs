@@ -33,6 +33,7 @@ impl ProviderService {
         req: Request<pb::validate_resource_config::Request>,
     ) -> Res<pb::validate_resource_config::Response> {
         let req = req.into_inner();
+        self.write_only.note(req.client_capabilities.as_ref());
         let d = match self.resource(&req.type_name) {
             Ok(r) => match decode(
                 req.config.as_ref(),
@@ -76,6 +77,8 @@ impl ProviderService {
     ) -> Res<pb::configure_provider::Response> {
         let req = req.into_inner();
         tracing::debug!(terraform_version = %req.terraform_version, "configuring provider");
+        self.write_only.note(req.client_capabilities.as_ref());
+        self.write_only.note_version(&req.terraform_version);
         let d = match decode(
             req.config.as_ref(),
             &config::schema().ty(),

@@ -45,7 +45,9 @@ impl ProviderService {
                     format!("The stored state is not valid JSON: {e}"),
                 )
             })?;
-            let v = r.upgrade_state(req.version, &json)?;
+            let v = self
+                .write_only
+                .strip(&schema, r.upgrade_state(req.version, &json)?);
             Ok(encode(&v, &schema.ty(), "upgraded state")?)
         })();
         let (upgraded_state, d) = match out {
@@ -63,6 +65,7 @@ impl ProviderService {
         req: Request<pb::read_resource::Request>,
     ) -> Res<pb::read_resource::Response> {
         let req = req.into_inner();
+        self.write_only.note(req.client_capabilities.as_ref());
         let r = match self.resource(&req.type_name) {
             Ok(r) => r,
             Err(e) => {
@@ -73,7 +76,8 @@ impl ProviderService {
                 }))
             }
         };
-        let ty = r.schema().ty();
+        let schema = r.schema();
+        let ty = schema.ty();
         let state = match decode(req.current_state.as_ref(), &ty, "current state") {
             Ok(s) => s,
             Err(e) => {
@@ -95,7 +99,8 @@ impl ProviderService {
         })
         .await;
         let mut d = out.diags;
-        let new_state = encode(&out.new_state, &ty, "refreshed state")
+        let new_state = self.write_only.strip(&schema, out.new_state);
+        let new_state = encode(&new_state, &ty, "refreshed state")
             .map_err(|e| d.push(e))
             .ok();
         Ok(Response::new(pb::read_resource::Response {
@@ -111,6 +116,7 @@ impl ProviderService {
         req: Request<pb::plan_resource_change::Request>,
     ) -> Res<pb::plan_resource_change::Response> {
         let req = req.into_inner();
+        self.write_only.note(req.client_capabilities.as_ref());
         let fail = |d: Diagnostics| {
             Ok(Response::new(pb::plan_resource_change::Response {
                 diagnostics: diags(d),
@@ -151,6 +157,7 @@ impl ProviderService {
                     proposed,
                     config,
                     prior_private: req.prior_private,
+                    // Per request, as Terraform says it for this plan.
                     write_only_allowed: req
                         .client_capabilities
                         .is_some_and(|c| c.write_only_attributes_allowed),
@@ -267,9 +274,11 @@ impl ProviderService {
             let r = self.resource(&req.type_name)?;
             let ctx = self.ctx();
             let v = guard(r.import(&ctx, &req.id), |d| Err(d.into())).await?;
+            let schema = r.schema();
+            let v = self.write_only.strip(&schema, v);
             Ok::<_, Diagnostics>(pb::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
-                state: Some(encode(&v, &r.schema().ty(), "imported state")?),
+                state: Some(encode(&v, &schema.ty(), "imported state")?),
                 ..Default::default()
             })
         }

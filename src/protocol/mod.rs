@@ -14,6 +14,7 @@ pub mod server;
 pub mod tls;
 mod tls_crypto;
 mod unsupported;
+mod write_only;
 
 pub use tls_crypto::provider as crypto_provider;
 

@@ -21,6 +21,8 @@ pub struct ProviderService {
     provider: Provider,
     data: RwLock<Option<Arc<ProviderData>>>,
     stop: Mutex<CancellationToken>,
+    /// Whether Terraform takes write-only attributes (1.11+).
+    pub(super) write_only: super::write_only::WriteOnlyClient,
 }
 
 impl ProviderService {
@@ -29,6 +31,7 @@ impl ProviderService {
             provider,
             data: RwLock::new(None),
             stop: Mutex::new(CancellationToken::new()),
+            write_only: Default::default(),
         }
     }
 
