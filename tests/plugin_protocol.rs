@@ -423,6 +423,18 @@ fn msgpack(v: &stevedore::value::Value, t: &stevedore::value::Type) -> pb::Dynam
 
 #[tokio::test]
 async fn stop_provider_cancels_a_read_in_flight() {
+    a_stop_cancels_a_read_in_flight(false).await;
+}
+
+/// SIGTERM (a CI runner or container shutting down) cancels what is in
+/// flight as StopProvider does, so builds and pushes clean up their local
+/// build tags before the process exits, and the read still gets its answer.
+#[tokio::test]
+async fn sigterm_cancels_a_read_in_flight() {
+    a_stop_cancels_a_read_in_flight(true).await;
+}
+
+async fn a_stop_cancels_a_read_in_flight(sigterm: bool) {
     use stevedore::resource::DataSource;
     use stevedore::value::Value;
     // A "registry" that accepts connections and never answers.
@@ -469,12 +481,18 @@ async fn stop_provider_cancels_a_read_in_flight() {
         "the read should be waiting on the silent registry"
     );
     let t0 = Instant::now();
-    c.stop_provider(pb::stop_provider::Request {})
-        .await
-        .unwrap();
+    if sigterm {
+        let pid = p.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+    } else {
+        c.stop_provider(pb::stop_provider::Request {})
+            .await
+            .unwrap();
+    }
     let out = tokio::time::timeout(Duration::from_secs(5), read)
         .await
-        .expect("read ended after StopProvider")
+        .expect("the read ended after the stop")
         .unwrap()
         .unwrap()
         .into_inner();

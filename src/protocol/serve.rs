@@ -49,7 +49,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
     reporter
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
-    let provider = ProviderServer::new(ProviderService::new(Provider::new()))
+    let service = std::sync::Arc::new(ProviderService::new(Provider::new()));
+    let provider = ProviderServer::from_arc(service.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder()
@@ -66,9 +67,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .add_service(pp::grpc_broker_server::GrpcBrokerServer::new(Broker));
 
     // Handlers go in before the handshake line: from then on the host may signal us.
-    handle_signals(opts.debug, shutdown.clone())?;
+    handle_signals(opts.debug, shutdown.clone(), service.clone())?;
     announce(opts.debug, version, &socket, &cert_field)?;
-    exit_soon_after(shutdown.clone(), dir.path().to_path_buf());
+    exit_soon_after(shutdown.clone(), dir.path().to_path_buf(), service);
 
     let stream = tokio_stream::wrappers::ReceiverStream::new(incoming);
     router
@@ -145,8 +146,14 @@ fn accept_loop(
 
 /// Terraform handles Ctrl-C itself and tells us through StopProvider, so
 /// SIGINT is ignored (else the plugin would die mid-apply). In debug mode
-/// nobody else will stop us, so Ctrl-C ends the process. SIGTERM always does.
-fn handle_signals(debug: bool, shutdown: CancellationToken) -> Result<(), String> {
+/// nobody else will stop us, so Ctrl-C ends the process. SIGTERM always does,
+/// after cancelling what is in flight as StopProvider would, so builds and
+/// pushes clean up after themselves (local build tags) before the exit.
+fn handle_signals(
+    debug: bool,
+    shutdown: CancellationToken,
+    service: std::sync::Arc<ProviderService>,
+) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
@@ -157,12 +164,15 @@ fn handle_signals(debug: bool, shutdown: CancellationToken) -> Result<(), String
             tokio::select! {
                 _ = int.recv() => {
                     if debug {
+                        service.stop();
                         shutdown.cancel();
                         return;
                     }
                     tracing::debug!("ignoring SIGINT; Terraform sends StopProvider instead");
                 }
                 _ = term.recv() => {
+                    tracing::info!("SIGTERM: cancelling in-flight operations and exiting");
+                    service.stop();
                     shutdown.cancel();
                     return;
                 }
@@ -173,11 +183,18 @@ fn handle_signals(debug: bool, shutdown: CancellationToken) -> Result<(), String
 }
 
 /// go-plugin kills a plugin that has not exited two seconds after Shutdown;
-/// exit on our own terms before that, even if a stream is still open.
-fn exit_soon_after(shutdown: CancellationToken, dir: std::path::PathBuf) {
+/// exit on our own terms before that, even if a stream is still open. What
+/// the provider holds (an ssh or TLS tunnel and its socket directory) is
+/// dropped first: `exit` runs no destructors.
+fn exit_soon_after(
+    shutdown: CancellationToken,
+    dir: std::path::PathBuf,
+    service: std::sync::Arc<ProviderService>,
+) {
     tokio::spawn(async move {
         shutdown.cancelled().await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        service.forget_configuration();
         let _ = std::fs::remove_dir_all(dir);
         std::process::exit(0);
     });

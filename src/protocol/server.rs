@@ -48,6 +48,14 @@ impl ProviderService {
         }
     }
 
+    /// Drops what ConfigureProvider made (daemons and their tunnels) once no
+    /// request holds it any more.
+    pub(super) fn forget_configuration(&self) {
+        if let Ok(mut slot) = self.data.write() {
+            *slot = None;
+        }
+    }
+
     pub(super) fn resource(&self, name: &str) -> Result<Arc<dyn Resource>, Diagnostic> {
         self.provider
             .resources
