@@ -130,6 +130,19 @@ fn cases(ctx: &str, missing_file: &str) -> (Vec<Case>, Vec<Case>, Vec<Case>, Vec
             "platforms",
             "linux/".into(),
         ),
+        // Two spellings of one platform: the diagnostic names both.
+        (
+            "b19",
+            good("  platforms = [\"linux/amd64\", \"linux/x86_64\"]\n"),
+            "platforms",
+            "\"linux/x86_64\" and \"linux/amd64\"".into(),
+        ),
+        (
+            "b20",
+            good("  platforms = [\"linux/arm64/v8\", \"linux/aarch64\"]\n"),
+            "platforms",
+            "\"linux/aarch64\" and \"linux/arm64/v8\"".into(),
+        ),
     ];
     let data: Vec<Case> = vec![
         (
@@ -170,6 +183,12 @@ fn cases(ctx: &str, missing_file: &str) -> (Vec<Case>, Vec<Case>, Vec<Case>, Vec
             "a".repeat(64)
         )
     };
+    let ecs_names = |cluster: &str, service: &str| {
+        format!(
+            "  cluster = {cluster}\n  service = {service}\n  digest  = \"sha256:{}\"\n",
+            "a".repeat(64)
+        )
+    };
     let ecs_cases: Vec<Case> = vec![
         ("e01", format!("  cluster = \"\"\n  service = \"web\"\n  digest  = \"sha256:{}\"\n", "a".repeat(64)), "cluster", "cluster".into()),
         ("e02", format!("  cluster = \"prod\"\n  service = \" \"\n  digest  = \"sha256:{}\"\n", "a".repeat(64)), "service", "service".into()),
@@ -180,6 +199,12 @@ fn cases(ctx: &str, missing_file: &str) -> (Vec<Case>, Vec<Case>, Vec<Case>, Vec
         ("e07", "  cluster = \"prod\"\n  service = \"web\"\n  digest  = \"latest\"\n".into(), "digest", "latest".into()),
         ("e08", "  cluster = \"prod\"\n  service = \"web\"\n  digest  = \"sha256:abc\"\n".into(), "digest", "sha256:abc".into()),
         ("e09", "  cluster = \"prod\"\n  service = \"web\"\n  digest  = \"127.0.0.1:5000/web@sha256:aa\"\n".into(), "digest", "127.0.0.1:5000/web@sha256:aa".into()),
+        // Names outside ECS's rules (up to 255 ASCII letters, digits, - and _), or their ARN's.
+        ("e10", ecs_names("\"prod\\nblue\"", "\"web\""), "cluster", "\"prod\\nblue\"".into()),
+        ("e11", ecs_names("\"prod\"", &format!("\"{}\"", "w".repeat(100_000))), "service", "(100000 characters)".into()),
+        ("e12", ecs_names("\"café\"", "\"web\""), "cluster", "\"café\"".into()),
+        ("e13", ecs_names("\"prod\"", "\"arn:aws:ecs:us-east-1:123456789012:service/prod/web app\""), "service", "web app".into()),
+        ("e14", ecs_names("\"arn:aws:ecs:us-east-1:123456789012:service/web\"", "\"web\""), "cluster", "does not start with cluster/".into()),
     ];
     let providers: Vec<Case> = vec![
         (
@@ -217,6 +242,14 @@ fn cases(ctx: &str, missing_file: &str) -> (Vec<Case>, Vec<Case>, Vec<Case>, Vec
             "p06",
             "  registry_auth {\n    address  = \"host:5000\"\n    password = \"p\"\n  }\n".into(),
             "registry_auth",
+            "set `username`".into(),
+        ),
+        // An empty username is no username either.
+        (
+            "p10",
+            "  registry_auth {\n    address  = \"host:5000\"\n    username = \"\"\n    password = \"p\"\n  }\n"
+                .into(),
+            "username",
             "set `username`".into(),
         ),
         (

@@ -190,13 +190,23 @@ pub fn validate(config: &Value) -> Diagnostics {
                     );
                 }
             }
-            if b.password.as_str().is_some() && b.username.is_null() {
+            // A blank username is no username: the password would go unused.
+            let no_user =
+                b.username.is_null() || b.username.as_str().is_some_and(|u| u.trim().is_empty());
+            if b.password.as_str().is_some() && no_user {
+                let has = if b.username.is_null() {
+                    "no username"
+                } else {
+                    "an empty username"
+                };
                 diags.push(
                     Diagnostic::error(
                         "Password Without Username",
-                        "registry_auth sets a password but no username; set `username` as well \
-                         (for tokens, use the user name the registry expects, e.g. `AWS` for ECR \
-                         or `oauth2accesstoken` for GCR).",
+                        format!(
+                            "registry_auth[{i}] sets a password but {has}; set `username` as well \
+                             (for tokens, use the user name the registry expects, e.g. `AWS` for \
+                             ECR or `oauth2accesstoken` for GCR)."
+                        ),
                     )
                     .at(at.then_attr(auth_attr::username)),
                 );
@@ -480,6 +490,43 @@ mod tests {
         )]);
         let parsed = parse(&cfg).unwrap();
         assert!(!format!("{parsed:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_password_with_an_empty_username_is_refused_at_the_block() {
+        for user in [None, Some(""), Some("  ")] {
+            let cfg = Value::object([(
+                "registry_auth",
+                Value::List(vec![
+                    auth("ok:1", Some("u"), Some("p")),
+                    auth("h:1", user, Some("s3cret")),
+                ]),
+            )]);
+            let d = validate(&cfg);
+            assert_eq!(d.0.len(), 1, "{user:?}: {d:?}");
+            assert_eq!(
+                d.0[0].attribute.as_ref().unwrap().to_string(),
+                "registry_auth[1].username",
+                "{user:?}"
+            );
+            assert!(
+                d.0[0].detail.contains("set `username`"),
+                "{}",
+                d.0[0].detail
+            );
+            assert!(d.0[0].detail.contains("registry_auth"), "{}", d.0[0].detail);
+            assert!(!d.0[0].detail.contains("s3cret"), "{}", d.0[0].detail);
+        }
+        // Still unknown: it may be set by apply.
+        let cfg = Value::object([(
+            "registry_auth",
+            Value::List(vec![Value::object([
+                ("address", Value::string("h:1")),
+                ("username", Value::Unknown),
+                ("password", Value::string("p")),
+            ])]),
+        )]);
+        assert!(validate(&cfg).is_empty());
     }
 
     #[test]

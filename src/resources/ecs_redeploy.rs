@@ -9,6 +9,7 @@ mod apply;
 mod deploy;
 mod duration;
 mod follow;
+mod names;
 mod plan;
 mod prove;
 mod verify;
@@ -173,12 +174,21 @@ impl Resource for EcsRedeploy {
             (attr::cluster, &config.cluster),
             (attr::service, &config.service),
         ] {
-            if value.as_str().is_some_and(|v| v.trim().is_empty()) {
+            let Some(text) = value.as_str() else {
+                continue;
+            };
+            if text.trim().is_empty() {
                 d.push(Diagnostic::attr_error(
                     name,
                     "Empty Value",
                     format!("`{name}` must name an ECS {name} (name or ARN)."),
                 ));
+            } else if let Err(why) = names::check(name, text) {
+                let summary = match name {
+                    attr::cluster => "Invalid Cluster Name",
+                    _ => "Invalid Service Name",
+                };
+                d.push(Diagnostic::attr_error(name, summary, why));
             }
         }
         if let Some(digest) = config.digest.as_str() {
@@ -468,6 +478,37 @@ mod tests {
         let d = EcsRedeploy.validate(&c.into_value());
         assert_eq!(d.0.len(), 1);
         assert_eq!(d.0[0].attribute, Some(AttrPath::attr(attr::cluster)));
+    }
+
+    #[test]
+    fn names_ecs_refuses_are_refused_at_validate_naming_the_attribute() {
+        let huge = "w".repeat(100_000);
+        let cases = [
+            (attr::cluster, "prod\nblue", "\"prod\\nblue\""),
+            (attr::cluster, "café", "\"café\""),
+            (attr::service, huge.as_str(), "(100000 characters)"),
+            (
+                attr::service,
+                "arn:aws:ecs:us-east-1:123456789012:service/prod/a b",
+                "a b",
+            ),
+        ];
+        for (name, value, quoted) in cases {
+            let mut c = config(Value::Null);
+            c.set(name, Value::string(value));
+            let d = EcsRedeploy.validate(&c);
+            assert_eq!(d.0.len(), 1, "{name}: {d:?}");
+            assert_eq!(d.0[0].attribute, Some(AttrPath::attr(name)));
+            assert!(d.0[0].detail.contains(quoted), "{}", d.0[0].detail);
+            assert!(d.0[0].detail.contains("ASCII letters"), "{}", d.0[0].detail);
+        }
+        let mut c = config(Value::Null);
+        c.set(
+            attr::cluster,
+            Value::string("arn:aws:ecs:us-east-1:123456789012:cluster/prod"),
+        );
+        c.set(attr::service, Value::Unknown);
+        assert!(EcsRedeploy.validate(&c).is_empty());
     }
 
     #[test]

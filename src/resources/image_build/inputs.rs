@@ -60,6 +60,7 @@ pub fn validate(config: &Value) -> Diagnostics {
             .err()
             .map(|e| ("Invalid Platform", e.to_string()))
     });
+    check_platform_aliases(&mut d, &m.platforms);
     for (i, r) in m
         .cache_from
         .as_list()
@@ -176,6 +177,37 @@ fn check_list(
             );
         }
         seen.push(text);
+    }
+}
+
+/// Two spellings of one platform (`linux/amd64` and `linux/x86_64`, `linux/arm64` and
+/// `linux/arm64/v8`): both would build the same image, so the second is refused naming the
+/// first. The same text twice is `check_list`'s "Duplicate Entry" already.
+fn check_platform_aliases(d: &mut Diagnostics, platforms: &Value) {
+    let mut seen: Vec<(usize, &str, Platform)> = Vec::new();
+    for (i, item) in platforms.as_list().unwrap_or_default().iter().enumerate() {
+        let Some((text, platform)) = item
+            .as_str()
+            .and_then(|t| Platform::parse(t).ok().map(|p| (t, p.normalized())))
+        else {
+            continue;
+        };
+        let earlier = seen.iter().find(|(_, t, p)| *p == platform && *t != text);
+        if let Some((j, first, _)) = earlier {
+            d.push(
+                Diagnostic::error(
+                    "Duplicate Platform",
+                    format!(
+                        "{text:?} and {first:?} (platforms[{j}]) are the same platform, \
+                         {platform}; keep one of them in `{}`.",
+                        attr::platforms
+                    ),
+                )
+                .at(AttrPath::attr(attr::platforms).then_index(i)),
+            );
+        } else {
+            seen.push((i, text, platform));
+        }
     }
 }
 
@@ -333,6 +365,37 @@ mod tests {
             got.0[0].attribute,
             Some(AttrPath::attr(attr::platforms).then_index(1))
         );
+    }
+
+    #[test]
+    fn two_spellings_of_one_platform_are_refused_naming_both() {
+        for (first, second) in [
+            ("linux/amd64", "linux/x86_64"),
+            ("linux/arm64", "linux/aarch64"),
+            ("linux/arm64/v8", "linux/arm64"),
+            ("linux/arm/v7", "linux/armhf"),
+            ("linux/amd64", "Linux/AMD64"),
+        ] {
+            let list = Value::string_list(["linux/386", first, second]);
+            let d = validate(&config(&[(attr::platforms, list)]));
+            assert_eq!(d.0.len(), 1, "{first} {second}: {d:?}");
+            assert_eq!(
+                d.0[0].attribute,
+                Some(AttrPath::attr(attr::platforms).then_index(2))
+            );
+            assert_eq!(d.0[0].summary, "Duplicate Platform");
+            let detail = &d.0[0].detail;
+            assert!(detail.contains(&format!("{first:?}")), "{detail}");
+            assert!(detail.contains(&format!("{second:?}")), "{detail}");
+        }
+        let distinct =
+            Value::string_list(["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6"]);
+        assert!(validate(&config(&[(attr::platforms, distinct)])).is_empty());
+        // The same text twice stays one "Duplicate Entry".
+        let same = Value::string_list(["linux/amd64", "linux/amd64"]);
+        let d = validate(&config(&[(attr::platforms, same)]));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert_eq!(d.0[0].summary, "Duplicate Entry");
     }
 
     #[test]
