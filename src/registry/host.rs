@@ -342,20 +342,7 @@ impl RegistryHost {
                 },
             );
         }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            token: Option<String>,
-            access_token: Option<String>,
-            expires_in: Option<u64>,
-        }
-        let parsed: Answer = serde_json::from_slice(&body)
-            .map_err(|e| refused(format!("the token service's answer is not a token: {e}")))?;
-        let value = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| refused("the token service answered without a token".into()))?;
-        Ok(Token::new(value, parsed.expires_in))
+        Token::from_answer(&body).map_err(refused)
     }
 }
 

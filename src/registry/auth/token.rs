@@ -96,20 +96,54 @@ impl std::fmt::Debug for Token {
 
 /// The distribution token spec's default when `expires_in` is absent.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is kept, whatever the service says: far longer than
+/// any run, and small enough that no clock arithmetic can overflow.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 const MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a token the service says lives `expires_in` seconds lives.
+/// Absent, zero, negative or not a number: the spec's default, as the
+/// Docker client does (a token already expired is refused with a 401, and
+/// the refusal fetches a new one). Huge values are capped at [`MAX_LIFETIME`].
+pub fn lifetime(expires_in: Option<f64>) -> Duration {
+    match expires_in {
+        Some(secs) if secs > 0.0 => {
+            Duration::try_from_secs_f64(secs).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME))
+        }
+        _ => DEFAULT_LIFETIME,
+    }
+}
 
 impl Token {
     /// A token the service says lives `expires_in` seconds from now.
-    pub fn new(value: String, expires_in: Option<u64>) -> Token {
-        let lifetime = expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+    pub fn new(value: String, expires_in: Option<f64>) -> Token {
         // A lifetime shorter than the margin is used once, for this request.
-        let usable = lifetime.saturating_sub(MARGIN);
+        let usable = lifetime(expires_in).saturating_sub(MARGIN);
+        let now = Instant::now();
         Token {
             value,
-            refresh_at: Instant::now() + usable,
+            refresh_at: now.checked_add(usable).unwrap_or(now),
         }
+    }
+
+    /// The token in a token service's answer (`token`, or OAuth2's
+    /// `access_token`) and its lifetime; `Err` says what is wrong with it.
+    pub fn from_answer(body: &[u8]) -> Result<Token, String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            token: Option<String>,
+            access_token: Option<String>,
+            /// Any JSON number: services answer fractions and absurdly large values too.
+            expires_in: Option<f64>,
+        }
+        let parsed: Answer = serde_json::from_slice(body)
+            .map_err(|e| format!("the token service's answer is not a token: {e}"))?;
+        let value = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or("the token service answered without a token")?;
+        Ok(Token::new(value, parsed.expires_in))
     }
 
     fn fresh(&self) -> bool {

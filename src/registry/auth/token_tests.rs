@@ -45,7 +45,7 @@ async fn one_fetch_serves_every_request_until_the_token_expires() {
     let fetches = AtomicUsize::new(0);
     let fetch = || async {
         fetches.fetch_add(1, Ordering::SeqCst);
-        Ok::<_, ()>(Token::new("t1".into(), Some(300)))
+        Ok::<_, ()>(Token::new("t1".into(), Some(300.0)))
     };
     for _ in 0..3 {
         assert_eq!(
@@ -91,7 +91,7 @@ async fn concurrent_requests_share_one_fetch() {
 async fn expired_refused_and_failed_tokens_are_fetched_again() {
     let cache = TokenCache::default();
     let n = AtomicUsize::new(0);
-    let fetch = |lifetime: Option<u64>| {
+    let fetch = |lifetime: Option<f64>| {
         let n = &n;
         move || async move {
             let i = n.fetch_add(1, Ordering::SeqCst);
@@ -99,24 +99,27 @@ async fn expired_refused_and_failed_tokens_are_fetched_again() {
         }
     };
     // Shorter than the margin: never reused.
-    assert_eq!(cache.get_or_fetch("s", fetch(Some(2))).await.unwrap(), "t0");
     assert_eq!(
-        cache.get_or_fetch("s", fetch(Some(300))).await.unwrap(),
+        cache.get_or_fetch("s", fetch(Some(2.0))).await.unwrap(),
+        "t0"
+    );
+    assert_eq!(
+        cache.get_or_fetch("s", fetch(Some(300.0))).await.unwrap(),
         "t1"
     );
     assert_eq!(
-        cache.get_or_fetch("s", fetch(Some(300))).await.unwrap(),
+        cache.get_or_fetch("s", fetch(Some(300.0))).await.unwrap(),
         "t1"
     );
     // A refusal of an older token keeps the newer one.
     cache.forget("s", "t0").await;
     assert_eq!(
-        cache.get_or_fetch("s", fetch(Some(300))).await.unwrap(),
+        cache.get_or_fetch("s", fetch(Some(300.0))).await.unwrap(),
         "t1"
     );
     cache.forget("s", "t1").await;
     assert_eq!(
-        cache.get_or_fetch("s", fetch(Some(300))).await.unwrap(),
+        cache.get_or_fetch("s", fetch(Some(300.0))).await.unwrap(),
         "t2"
     );
     let failed: Result<String, &str> = cache
@@ -133,4 +136,52 @@ async fn expired_refused_and_failed_tokens_are_fetched_again() {
 fn tokens_never_show_in_debug() {
     let token = Token::new("secret-value".into(), None);
     assert!(!format!("{token:?}").contains("secret"));
+}
+
+#[test]
+fn lifetimes_are_capped_and_nonsense_gets_the_default() {
+    let cases = [
+        (None, DEFAULT_LIFETIME),
+        (Some(300.0), Duration::from_secs(300)),
+        (Some(0.5), Duration::from_millis(500)),
+        (Some(1e30), MAX_LIFETIME),
+        (Some(u64::MAX as f64), MAX_LIFETIME),
+        (Some(f64::INFINITY), MAX_LIFETIME),
+        (Some(0.0), DEFAULT_LIFETIME),
+        (Some(-1.0), DEFAULT_LIFETIME),
+        (Some(f64::NEG_INFINITY), DEFAULT_LIFETIME),
+        (Some(f64::NAN), DEFAULT_LIFETIME),
+    ];
+    for (expires_in, want) in cases {
+        assert_eq!(lifetime(expires_in), want, "{expires_in:?}");
+        // No clock arithmetic overflows, and every token serves at least its own request.
+        let token = Token::new("t".into(), expires_in);
+        assert!(
+            token.refresh_at <= Instant::now() + MAX_LIFETIME,
+            "{expires_in:?}"
+        );
+    }
+}
+
+#[test]
+fn answers_with_huge_or_odd_lifetimes_still_give_their_token() {
+    let max = u64::MAX.to_string();
+    for expires_in in ["1e30", max.as_str(), "-5", "0", "299.5", "1e308"] {
+        let body = format!(r#"{{"token":"t1","expires_in":{expires_in}}}"#);
+        let token =
+            Token::from_answer(body.as_bytes()).unwrap_or_else(|e| panic!("{expires_in}: {e}"));
+        assert_eq!(token.value, "t1");
+        assert!(token.fresh(), "{expires_in}");
+    }
+    let oauth = Token::from_answer(br#"{"access_token":"t2"}"#).unwrap();
+    assert_eq!(oauth.value, "t2");
+    for (body, why) in [
+        (&br#"{"token":""}"#[..], "without a token"),
+        (b"{}", "without a token"),
+        (b"<html>", "is not a token"),
+        (br#"{"token":"t","expires_in":"300"}"#, "is not a token"),
+    ] {
+        let err = Token::from_answer(body).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
 }
