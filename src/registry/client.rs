@@ -118,7 +118,7 @@ impl RegistryClient {
             host,
             &reference.registry,
             transport.plain_http,
-            transport.accept_invalid_certs,
+            &self.auth.insecure_names(),
         )?);
         hosts.insert(host.to_string(), made.clone());
         Ok(made)

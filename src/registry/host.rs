@@ -10,16 +10,15 @@
 //! an answer. A loopback registry still has its certificate checked;
 //! `insecure` skips that too.
 //!
-//! Trust: the platform's store (which honours `SSL_CERT_FILE` and
-//! `SSL_CERT_DIR`) plus, per host, the `*.crt` files of Docker's
-//! `certs.d/<host[:port]>/` directories (`/etc/docker/certs.d` and the
-//! rootless daemon's `$XDG_CONFIG_HOME/docker/certs.d`).
+//! Trust: the platform's store plus the host's Docker `certs.d` CAs.
+//! Certificates go unchecked only on hosts marked `insecure`: a token
+//! service or a redirect target on another host keeps its check (see
+//! `auth::trust`).
 //!
 //! Tokens come from our own exchange: one per scope for the whole run, and
 //! a mount's token covers its source too. Kept in memory only, never shown.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
@@ -28,6 +27,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::auth::token::{Challenge, Token, TokenCache};
+use super::auth::trust;
 use super::auth::Credential;
 use super::body::read_limited;
 use super::error::{error_chain, from_status, RegistryError};
@@ -68,7 +68,7 @@ impl RegistryHost {
         host: &str,
         registry: &str,
         may_fall_back: bool,
-        accept_invalid_certs: bool,
+        insecure: &[String],
     ) -> Result<RegistryHost, RegistryError> {
         let fail = |detail: String| RegistryError::Unreachable {
             registry: registry.into(),
@@ -76,11 +76,18 @@ impl RegistryHost {
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .tls_danger_accept_invalid_certs(accept_invalid_certs);
-        let roots = certs_d_roots(host).map_err(fail)?;
-        if !roots.is_empty() {
-            builder = builder.tls_certs_merge(roots);
+            .read_timeout(READ_TIMEOUT);
+        let roots = trust::certs_d_roots(host).map_err(fail)?;
+        if !insecure.is_empty() {
+            // The client also reaches token services and redirect targets on other hosts.
+            builder = builder
+                .tls_backend_preconfigured(trust::client_config(roots, insecure).map_err(fail)?);
+        } else if !roots.is_empty() {
+            let roots = roots.iter().map(|der| reqwest::Certificate::from_der(der));
+            let roots = roots.collect::<Result<Vec<_>, _>>();
+            builder = builder.tls_certs_merge(
+                roots.map_err(|e| fail(format!("a certs.d CA certificate for {host}: {e}")))?,
+            );
         }
         let http = builder
             .build()
@@ -364,48 +371,6 @@ pub(super) fn challenge_of(answer: &reqwest::Response) -> Option<Challenge> {
         .and_then(Challenge::parse)
 }
 
-/// The CA certificates Docker's convention trusts for `host`: every `*.crt`
-/// in `certs.d/<host>/` of the system and the rootless daemon. Client
-/// certificates (`*.cert`/`*.key`) are not used.
-fn certs_d_roots(host: &str) -> Result<Vec<reqwest::Certificate>, String> {
-    let mut roots = Vec::new();
-    for dir in certs_d_dirs() {
-        let dir = dir.join(host);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-            .collect();
-        files.sort();
-        for file in files {
-            let pem = std::fs::read(&file)
-                .map_err(|e| format!("cannot read CA file {}: {e}", file.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("CA file {} is not PEM: {e}", file.display()))?;
-            if certs.is_empty() {
-                return Err(format!("CA file {} holds no certificate", file.display()));
-            }
-            roots.extend(certs);
-        }
-    }
-    Ok(roots)
-}
-
-fn certs_d_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/etc/docker/certs.d")];
-    let config_home = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(home) = config_home {
-        dirs.push(home.join("docker/certs.d"));
-    }
-    dirs
-}
-
 fn basic(user: &str, password: &str) -> String {
     let pair = format!("{user}:{password}");
     format!(
@@ -435,3 +400,7 @@ pub(super) fn header(text: &str, registry: &str) -> Result<HeaderValue, Registry
 #[cfg(test)]
 #[path = "host_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "host_tls_tests.rs"]
+mod tls_tests;

@@ -39,7 +39,7 @@ async fn plain_server() -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn requests_made_at_once_wait_for_one_scheme_probe() {
     let (host, tls_hellos) = plain_server().await;
-    let registry = RegistryHost::new(&host, &host, true, false).unwrap();
+    let registry = RegistryHost::new(&host, &host, true, &[]).unwrap();
     let http = registry.http.clone();
     let sends = (0..10).map(|_| {
         registry.send(|base: Url| {

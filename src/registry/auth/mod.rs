@@ -1,11 +1,13 @@
 //! Registry credentials, resolved per host in the order the provider
 //! documents: explicit `registry_auth` entries, ECR tokens, the Docker config
 //! file (auths, credHelpers, credsStore), then anonymous. Also decides which
-//! hosts may be reached over plain HTTP.
+//! hosts may be reached over plain HTTP, and (`trust`) whose TLS certificates
+//! are checked.
 
 mod docker_config;
 mod ecr;
 pub mod token;
+pub mod trust;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -90,6 +92,8 @@ pub enum CredentialSource {
 pub struct Transport {
     /// Plain HTTP may be used, after HTTPS, when the host does not speak TLS.
     pub plain_http: bool,
+    /// The host's own certificate goes unchecked; other hosts its requests
+    /// reach keep their checks unless marked too ([`AuthSettings::insecure_names`]).
     pub accept_invalid_certs: bool,
 }
 
@@ -183,6 +187,14 @@ impl AuthSettings {
             plain_http: insecure || is_loopback_host(host),
             accept_invalid_certs: insecure,
         }
+    }
+
+    /// The host names (see [`trust::host_name`]) of the entries marked
+    /// `insecure`: the only hosts whose certificates go unchecked, whichever
+    /// registry's request (a token realm, a redirect) reaches them.
+    pub fn insecure_names(&self) -> Vec<String> {
+        let insecure = self.entries.iter().filter(|e| e.insecure);
+        insecure.map(|e| trust::host_name(&e.address)).collect()
     }
 
     fn entry_for(&self, host: &str) -> Option<&RegistryAuth> {
@@ -295,6 +307,24 @@ mod tests {
                 password: "p".into()
             }
         );
+    }
+
+    #[test]
+    fn only_insecure_entries_name_hosts_left_unchecked() {
+        let entry = |address: &str, insecure| RegistryAuth {
+            address: address.into(),
+            insecure,
+            ..Default::default()
+        };
+        let s = settings(vec![
+            entry("10.0.0.5:5000", true),
+            entry("ghcr.io", false),
+            entry("https://Reg.Example:443/", true),
+        ]);
+        assert_eq!(s.insecure_names(), ["10.0.0.5", "reg.example"]);
+        assert!(settings(vec![entry("ghcr.io", false)])
+            .insecure_names()
+            .is_empty());
     }
 
     #[test]
