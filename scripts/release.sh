@@ -11,14 +11,18 @@
 #
 # Variables: VERSION (default: the package version in Cargo.toml), DIST, GPG_FINGERPRINT
 # (GNUPGHOME is honoured), SOURCE_DATE_EPOCH (the time stored in the zips; default: the
-# commit time of HEAD). The binaries are statically linked musl builds (cargo zigbuild), so
+# commit time of HEAD). GPG_FINGERPRINT set, even to nothing, asks for a signature: the script
+# fails, before building when it can tell, rather than leave the release unsigned or signed
+# by another key. The binaries are statically linked musl builds (cargo zigbuild), so
 # they run on Alpine as well as on glibc hosts; the script fails if one is not. Each is
 # smoke-tested: run by hand it must explain that it is a plugin and exit 1, and with
 # --debug it must serve and print TF_REATTACH_PROVIDERS; the binary for the other
 # architecture runs under qemu-user. Zips are byte-identical from run to run for the same
 # binaries and SOURCE_DATE_EPOCH. A second run rebuilds nothing that cargo finds fresh.
+#
+# Sourced (`source scripts/release.sh`), it only defines its functions, for tests.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 NAME=terraform-provider-stevedore
 TOOLS="${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}"
@@ -37,8 +41,6 @@ cargo_version() {
 }
 
 VERSION="${VERSION:-$(cargo_version)}"
-[[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
-  die "VERSION '$VERSION' is not a semantic version (the Registry needs MAJOR.MINOR.PATCH[-PRE])"
 DIST="${DIST:-dist}"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 315532800)}"
@@ -128,6 +130,49 @@ package() {
   rm -rf "$stage"
 }
 
+# GPG_FINGERPRINT set, even empty, asks for a signature.
+signing_asked() { [ -n "${GPG_FINGERPRINT+set}" ]; }
+
+# The fingerprints of the secret keys GPG_FINGERPRINT names, one a line; none if it names none.
+signing_keys() {
+  gpg --batch --with-colons --list-secret-keys -- "$GPG_FINGERPRINT" 2>/dev/null |
+    awk -F: '$1 == "fpr" { print $10 }'
+}
+
+# A signature asked for with no key to make it fails here, before the builds. Without gpg
+# (release-tools.sh installs it) only the empty value is caught; signing checks again.
+check_signing_key() {
+  signing_asked || return 0
+  [[ $GPG_FINGERPRINT =~ [^[:space:]] ]] ||
+    die "GPG_FINGERPRINT is set but empty: set it to the fingerprint of the secret key to sign with (gpg --list-secret-keys shows them), or unset it for an unsigned release"
+  command -v gpg >/dev/null || return 0
+  [ -n "$(signing_keys)" ] ||
+    die "GPG_FINGERPRINT=$GPG_FINGERPRINT names no secret key in ${GNUPGHOME:-~/.gnupg} (gpg --list-secret-keys shows them): import the key, point GNUPGHOME at its keyring, or unset GPG_FINGERPRINT for an unsigned release"
+}
+
+# Signs $DIST/$1 with GPG_FINGERPRINT into $1.sig and checks that signature: it verifies, and
+# was made by the key asked for. Any failure removes the .sig and stops the release.
+sign() {
+  local file="$DIST/$1" out status signer
+  check_signing_key
+  log "signing $1 with $GPG_FINGERPRINT"
+  if ! out=$(gpg --batch --yes --local-user "$GPG_FINGERPRINT" --output "$file.sig" \
+    --detach-sign "$file" 2>&1); then
+    rm -f "$file.sig"
+    die "could not sign $1 with GPG_FINGERPRINT=$GPG_FINGERPRINT (gpg: $(tr '\n' ' ' <<<"$out")); the release is not signed"
+  fi
+  if ! status=$(gpg --batch --status-fd 1 --verify "$file.sig" "$file" 2>/dev/null); then
+    rm -f "$file.sig"
+    die "the signature just made of $1 does not verify"
+  fi
+  # VALIDSIG's last field is the fingerprint of the primary key that signed.
+  signer=$(awk '$2 == "VALIDSIG" { print $NF }' <<<"$status")
+  if [ -z "$signer" ] || ! grep -qxF "$signer" <<<"$(signing_keys)"; then
+    rm -f "$file.sig"
+    die "$1 was signed by ${signer:-an unknown key}, not by GPG_FINGERPRINT=$GPG_FINGERPRINT"
+  fi
+}
+
 sums_and_signature() {
   local sums="${NAME}_${VERSION}_SHA256SUMS" files
   cp terraform-registry-manifest.json "$DIST/${NAME}_${VERSION}_manifest.json"
@@ -135,33 +180,38 @@ sums_and_signature() {
   for platform in "${PLATFORMS[@]}"; do files+=("${NAME}_${VERSION}_${platform}.zip"); done
   (cd "$DIST" && printf '%s\n' "${files[@]}" | LC_ALL=C sort | xargs sha256sum >"$sums.tmp" && mv "$sums.tmp" "$sums")
   rm -f "$DIST/$sums.sig"
-  if [ -n "${GPG_FINGERPRINT:-}" ]; then
-    log "signing $sums with $GPG_FINGERPRINT"
-    gpg --batch --yes --local-user "$GPG_FINGERPRINT" --output "$DIST/$sums.sig" \
-      --detach-sign "$DIST/$sums"
-    gpg --batch --verify "$DIST/$sums.sig" "$DIST/$sums" 2>/dev/null ||
-      die "the signature just made does not verify"
+  if signing_asked; then
+    sign "$sums"
   else
     log "GPG_FINGERPRINT not set: $sums left unsigned (the Registry needs the .sig)"
   fi
 }
 
-grep -q '"6.0"' terraform-registry-manifest.json ||
-  die "terraform-registry-manifest.json does not declare protocol 6.0"
-bash scripts/release-tools.sh
-export PATH="$TOOLS/venv/bin:$PATH"
-mkdir -p "$DIST"
-DIST=$(cd "$DIST" && pwd)
-rm -f "$DIST/${NAME}_${VERSION}_"*
-started=$SECONDS
-for platform in "${PLATFORMS[@]}"; do
-  target=${RUST_TARGET[$platform]}
-  build "$target"
-  bin="$TARGET_DIR/$target/release/$NAME"
-  check_static "$platform" "$bin"
-  smoke_test "$platform" "$bin"
-  package "$platform" "$bin"
-done
-sums_and_signature
-log "version $VERSION in $DIST/ ($((SECONDS - started)) s):"
-(cd "$DIST" && ls -l "${NAME}_${VERSION}_"* >&2)
+main() {
+  [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
+    die "VERSION '$VERSION' is not a semantic version (the Registry needs MAJOR.MINOR.PATCH[-PRE])"
+  check_signing_key
+  grep -q '"6.0"' terraform-registry-manifest.json ||
+    die "terraform-registry-manifest.json does not declare protocol 6.0"
+  bash scripts/release-tools.sh
+  export PATH="$TOOLS/venv/bin:$PATH"
+  mkdir -p "$DIST"
+  DIST=$(cd "$DIST" && pwd)
+  rm -f "$DIST/${NAME}_${VERSION}_"*
+  local started=$SECONDS platform target bin
+  for platform in "${PLATFORMS[@]}"; do
+    target=${RUST_TARGET[$platform]}
+    build "$target"
+    bin="$TARGET_DIR/$target/release/$NAME"
+    check_static "$platform" "$bin"
+    smoke_test "$platform" "$bin"
+    package "$platform" "$bin"
+  done
+  sums_and_signature
+  log "version $VERSION in $DIST/ ($((SECONDS - started)) s):"
+  (cd "$DIST" && ls -l "${NAME}_${VERSION}_"* >&2)
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

@@ -10,6 +10,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Output};
 
 use acceptance_tests::hcl::quote;
 use acceptance_tests::provider_registry::ProviderRegistry;
@@ -116,6 +117,99 @@ fn a_version_that_is_not_semver_is_refused_before_building() {
         "{stderr}"
     );
     assert!(!stderr.contains("zigbuild"), "{stderr}");
+}
+
+/// Stops the gpg-agent a test started for the keyring at `home`.
+fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .args(["--kill", "all"])
+        .env("GNUPGHOME", home)
+        .output();
+}
+
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn asked_to_sign_with_no_key_to_sign_with_the_script_fails_before_building() {
+    let empty = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
+    let home = empty.path().display().to_string();
+    for (fingerprint, said) in [
+        (
+            "0123456789ABCDEF0123456789ABCDEF01234567",
+            "GPG_FINGERPRINT=0123456789ABCDEF0123456789ABCDEF01234567 names no secret key",
+        ),
+        ("", "GPG_FINGERPRINT is set but empty"),
+        (" ", "GPG_FINGERPRINT is set but empty"),
+    ] {
+        let out = release::run_with(&[("GPG_FINGERPRINT", fingerprint), ("GNUPGHOME", &home)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{fingerprint:?}: {stderr}");
+        assert!(stderr.contains(said), "{fingerprint:?}: {stderr}");
+        assert!(!stderr.contains("zigbuild"), "{stderr}");
+    }
+    stop_agent(empty.path());
+}
+
+/// The script's signing step alone: `scripts/release.sh` sourced (it then only defines its
+/// functions) and `sums_and_signature` run over stand-in zips in a fresh dist directory.
+fn signing_step(home: &Path, fingerprint: &str) -> (Output, tempfile::TempDir) {
+    let dist = tempfile::tempdir().unwrap();
+    for platform in PLATFORMS {
+        let zip = format!("{NAME}_0.0.1_{platform}.zip");
+        fs::write(dist.path().join(zip), platform).unwrap();
+    }
+    let out = Command::new("bash")
+        .current_dir(release::workspace_root())
+        .env("GNUPGHOME", home)
+        .env("GPG_FINGERPRINT", fingerprint)
+        .env("DIST", dist.path())
+        .env("VERSION", "0.0.1")
+        .arg("-c")
+        .arg("source scripts/release.sh\nsums_and_signature")
+        .output()
+        .expect("starting bash");
+    (out, dist)
+}
+
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn a_key_that_cannot_sign_fails_the_release_and_leaves_no_signature() {
+    let gnupg = release::Gnupg::new();
+    // A key that expired in 2020: gpg lists it, and refuses to sign with it.
+    let made = Command::new("gpg")
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args(["--faked-system-time", "20200101T000000!", "--quick-gen-key"])
+        .args([
+            "expired <expired@stevedore.invalid>",
+            "ed25519",
+            "sign",
+            "1d",
+        ])
+        .env("GNUPGHOME", &gnupg.home)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sig = format!("{NAME}_0.0.1_SHA256SUMS.sig");
+    let (out, dist) = signing_step(&gnupg.home, "expired@stevedore.invalid");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not sign") && stderr.contains("the release is not signed"),
+        "{stderr}"
+    );
+    assert!(!dist.path().join(&sig).exists());
+
+    // The key that can sign does, and the signature is that key's.
+    let (out, dist) = signing_step(&gnupg.home, &gnupg.fingerprint);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dist.path().join(&sig).exists());
 }
 
 /// A configuration that starts the provider at plan: a build of a small context, planned
