@@ -166,6 +166,26 @@ async fn big_image_behind_a_proxy(name: &str, seed: u64) -> (TestRegistry, Proxy
     (registry, proxy, tag)
 }
 
+/// Cancels `cancel` once `seen` holds, and says when. A push that fails
+/// before `seen` ever holds would leave the wait looping for good; past a
+/// deadline the test fails instead.
+async fn cancel_once(
+    cancel: &CancellationToken,
+    what: &str,
+    seen: impl Fn() -> bool,
+) -> std::time::Instant {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !seen() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never started within 120 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    std::time::Instant::now()
+}
+
 /// StopProvider during a streamed push: once a layer's bytes are on their
 /// way (the proxy saw the PATCH), cancelling ends the push within a second
 /// and closes the daemon's export stream.
@@ -190,13 +210,9 @@ async fn cancelling_a_streamed_push_ends_it_promptly() {
         &no_cache,
         &cancel,
     );
-    let watch = async {
-        while !proxy.requests().iter().any(|(m, _)| m == "PATCH") {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        cancel.cancel();
-        std::time::Instant::now()
-    };
+    let watch = cancel_once(&cancel, "a layer upload (PATCH)", || {
+        proxy.requests().iter().any(|(m, _)| m == "PATCH")
+    });
     let (result, cancelled_at) = tokio::join!(push, watch);
     let took = cancelled_at.elapsed();
     assert!(
@@ -235,18 +251,13 @@ async fn cancelling_the_daemons_push_ends_it_promptly() {
         cancel: &cancel,
         ledger: &ledger,
     };
-    let watch = async {
-        // The daemon is uploading the big layer once it has started it.
-        while !proxy
+    // The daemon is uploading the big layer once it has started it.
+    let watch = cancel_once(&cancel, "the daemon's layer upload", || {
+        proxy
             .requests()
             .iter()
             .any(|(m, p)| (m == "PATCH" || m == "PUT") && p.contains("/blobs/uploads/"))
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        cancel.cancel();
-        std::time::Instant::now()
-    };
+    });
     let (result, cancelled_at) = tokio::join!(attempt.run(), watch);
     let took = cancelled_at.elapsed();
     assert_eq!(result.map(|p| p.digest).unwrap_err(), "cancelled");
