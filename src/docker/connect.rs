@@ -13,7 +13,7 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::endpoint::{Endpoint, TlsFiles};
+use super::endpoint::{redacted, Endpoint, TlsFiles};
 use super::error::BuildError;
 use super::raw::RawTarget;
 use super::tunnel::{Dial, SshTarget, TlsTarget, Tunnel};
@@ -195,12 +195,13 @@ fn bracket(host: &str) -> String {
 /// `host[:port][/]` → host and port (`default` when none is given).
 fn host_port(rest: &str, default: u16) -> Result<(String, u16), String> {
     let rest = rest.trim_end_matches('/');
+    let shown = redacted(rest);
     let url = reqwest::Url::parse(&format!("tcp://{rest}"))
-        .map_err(|e| format!("{rest:?} is not host:port ({e})"))?;
+        .map_err(|e| format!("{shown:?} is not host:port ({e})"))?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("{rest:?} names no host"))?;
+        .ok_or_else(|| format!("{shown:?} names no host"))?;
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -310,3 +311,7 @@ impl rustls::client::danger::ServerCertVerifier for NotVerified {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+#[path = "connect_tests.rs"]
+mod tests;

@@ -21,6 +21,9 @@
 //! config directory, each used when present. `docker_tls_verify = false`
 //! with a cert path is the CLI's `--tls` without `--tlsverify`: client
 //! certificate sent, the daemon's certificate not checked.
+//!
+//! An address may hold a password (`ssh://user:password@host`, refused when
+//! used): an [`Endpoint`] shows it, in messages and logs, as [`redacted`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -41,7 +44,7 @@ pub struct DaemonSettings {
 }
 
 /// A daemon address with the TLS files to reach it, and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub tls: Option<TlsFiles>,
@@ -68,13 +71,42 @@ pub struct TlsFiles {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.host)?;
+        write!(f, "{}", redacted(&self.host))?;
         match &self.origin {
             Origin::ProviderBlock => write!(f, " (docker_host)"),
             Origin::EnvHost => write!(f, " (from DOCKER_HOST)"),
             Origin::Context { name, from } => write!(f, " (docker context {name:?}, {from})"),
             Origin::DefaultSocket => Ok(()),
         }
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &redacted(&self.host))
+            .field("tls", &self.tls)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// `address` with the password of its `user:password@` part, if any, as
+/// `***`: what every message shows of a daemon address (`DOCKER_HOST`, a
+/// context's host) in place of the address itself.
+pub fn redacted(address: &str) -> String {
+    let (scheme, rest) = match address.find("://") {
+        Some(at) => address.split_at(at + 3),
+        None => ("", address),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}{user}:***@{host}{tail}"),
+            None => address.to_string(),
+        },
+        None => address.to_string(),
     }
 }
 

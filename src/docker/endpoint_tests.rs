@@ -269,3 +269,29 @@ fn a_cert_path_that_is_not_a_directory_is_named() {
     s.host = Some("unix:///s.sock".into());
     assert!(resolve_with(&s, &env).is_ok());
 }
+
+#[test]
+fn an_address_is_shown_without_its_password() {
+    let endpoint = Endpoint {
+        host: "ssh://me:hunter2@box/run/docker.sock".to_string(),
+        tls: None,
+        origin: Origin::Context {
+            name: "remote".to_string(),
+            from: "docker_context",
+        },
+    };
+    assert_eq!(
+        endpoint.to_string(),
+        "ssh://me:***@box/run/docker.sock (docker context \"remote\", docker_context)"
+    );
+    assert!(!format!("{endpoint:?}").contains("hunter2"));
+    for (address, shown) in [
+        ("tcp://box:2376", "tcp://box:2376"),
+        ("ssh://me@box", "ssh://me@box"),
+        ("ssh://me:p@ss@box/x@y", "ssh://me:***@box/x@y"),
+        ("me:pw@box:2375", "me:***@box:2375"),
+        ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
+    ] {
+        assert_eq!(redacted(address), shown);
+    }
+}

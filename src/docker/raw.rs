@@ -5,6 +5,9 @@
 //! of its own, serving registry auth only). Every transport ends up here as a
 //! unix socket (the daemon's own, or a [`super::tunnel::Tunnel`]'s) or plain
 //! TCP, so this needs no TLS or ssh of its own.
+//!
+//! What the daemon sends is read into memory up to a bound: an error body up
+//! to [`ERROR_BODY_LIMIT`], a progress line up to [`MAX_LINE`].
 
 use std::path::PathBuf;
 
@@ -14,6 +17,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The most of an error response's body read for its message.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The longest line of a streamed response taken from the daemon. BuildKit
+/// caps a step's log at a few MiB, so its progress lines stay far below.
+pub(crate) const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// Where a new connection to the daemon goes.
 #[derive(Debug, Clone)]
@@ -73,13 +82,23 @@ impl RawTarget {
 }
 
 /// The daemon's error text from a non-success response: its JSON `message`,
-/// or the body as it is.
+/// or the body as it is (its first [`ERROR_BODY_LIMIT`] bytes).
 pub(crate) async fn error_message(response: Response<Incoming>) -> String {
     let status = response.status();
-    let body = match response.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => return format!("HTTP {status}: {e}"),
-    };
+    let mut incoming = response.into_body();
+    let mut body: Vec<u8> = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        match incoming.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = ERROR_BODY_LIMIT - body.len();
+                    body.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            Some(Err(e)) => return format!("HTTP {status}: {e}"),
+            None => break,
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Message {
         message: String,
@@ -99,6 +118,8 @@ pub(crate) async fn error_message(response: Response<Incoming>) -> String {
 pub(crate) struct Lines {
     body: Incoming,
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no newline.
+    scanned: usize,
     done: bool,
 }
 
@@ -107,14 +128,19 @@ impl Lines {
         Lines {
             body,
             pending: Vec::new(),
+            scanned: 0,
             done: false,
         }
     }
 
-    /// The next non-empty line, `None` at the end of the body.
+    /// The next non-empty line, `None` at the end of the body; an error for
+    /// a line over [`MAX_LINE`], which ends the body.
     pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
         loop {
-            if let Some(at) = self.pending.iter().position(|b| *b == b'\n') {
+            let unscanned = self.pending.get(self.scanned..).unwrap_or_default();
+            let newline = unscanned.iter().position(|b| *b == b'\n');
+            if let Some(at) = newline.map(|n| n + self.scanned) {
+                self.scanned = 0;
                 let line: Vec<u8> = self.pending.drain(..=at).collect();
                 let line = line.trim_ascii();
                 if line.is_empty() {
@@ -122,8 +148,19 @@ impl Lines {
                 }
                 return Some(Ok(line.to_vec()));
             }
+            self.scanned = self.pending.len();
+            if self.pending.len() > MAX_LINE {
+                self.pending = Vec::new();
+                self.scanned = 0;
+                self.done = true;
+                return Some(Err(format!(
+                    "the daemon sent a line of over {} MiB without an end",
+                    MAX_LINE >> 20
+                )));
+            }
             if self.done {
                 let rest = std::mem::take(&mut self.pending);
+                self.scanned = 0;
                 let rest = rest.trim_ascii();
                 return (!rest.is_empty()).then(|| Ok(rest.to_vec()));
             }
@@ -139,3 +176,7 @@ impl Lines {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "raw_tests.rs"]
+mod tests;

@@ -15,24 +15,34 @@
 //! bollard speaks plain HTTP to the socket and the bytes pass through as
 //! they are, hijacked BuildKit sessions included. Why a connection could not
 //! be made (ssh's own messages, the TLS alert) is kept for the diagnostic.
+//!
+//! The socket is the daemon for whoever can connect to it, so its directory
+//! is the owner's alone (0700, whatever the umask). The far side's shell
+//! parses the command ssh hands it, so the socket path goes quoted. What ssh
+//! says is kept up to its last [`SSH_ERROR_BYTES`], however much it writes.
 
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
+
+use super::endpoint::redacted;
 
 /// How long ssh may take to connect, as the docker CLI gives it.
 const SSH_CONNECT_TIMEOUT_SECS: u32 = 30;
 /// TCP connect plus TLS handshake to a daemon.
 const TLS_DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-/// The last lines of ssh's stderr kept for a diagnostic.
+/// The last lines of ssh's stderr kept for a diagnostic, and the most of
+/// its stderr read into memory (its end).
 const SSH_ERROR_LINES: usize = 8;
+const SSH_ERROR_BYTES: usize = 8 * 1024;
 
 /// How one connection to the daemon is made.
 pub enum Dial {
@@ -50,46 +60,49 @@ pub struct SshTarget {
 }
 
 impl SshTarget {
-    /// Parses `ssh://[user@]host[:port][/path/to/socket]`.
+    /// Parses `ssh://[user@]host[:port][/path/to/socket]`. Messages show
+    /// the URL with its password, if any, as `***`.
     pub fn parse(url: &str) -> Result<SshTarget, String> {
-        let mut parsed =
-            reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not an ssh:// URL: {e}"))?;
+        let shown = redacted(url);
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| format!("{shown:?} is not an ssh:// URL: {e}"))?;
         if parsed.scheme() != "ssh" {
-            return Err(format!("{url:?} is not an ssh:// URL"));
+            return Err(format!("{shown:?} is not an ssh:// URL"));
         }
         if parsed.password().is_some() {
-            let _ = parsed.set_password(Some("***"));
             return Err(format!(
-                "{:?} holds a password; ssh:// daemons authenticate with keys or an agent (the ssh \
-                 config's IdentityFile)",
-                parsed.as_str()
+                "{shown:?} holds a password; ssh:// daemons authenticate with keys or an agent (the \
+                 ssh config's IdentityFile)"
             ));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(format!(
-                "{url:?}: an ssh:// daemon address takes no query or fragment"
+                "{shown:?}: an ssh:// daemon address takes no query or fragment"
             ));
         }
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{url:?} names no host after ssh://"))?;
+            .ok_or_else(|| format!("{shown:?} names no host after ssh://"))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let path = parsed.path();
+        let path = percent_decoded(parsed.path())
+            .ok_or_else(|| format!("{shown:?}: the socket path is not UTF-8"))?;
         Ok(SshTarget {
             host,
             user: Some(parsed.username())
                 .filter(|u| !u.is_empty())
                 .map(str::to_string),
             port: parsed.port(),
-            socket: (!path.is_empty() && path != "/").then(|| path.to_string()),
+            socket: (!path.is_empty() && path != "/").then_some(path),
         })
     }
 
-    /// The arguments to `ssh`: the same command the docker CLI runs.
+    /// The arguments to `ssh`: the same command the docker CLI runs. ssh
+    /// joins the remote command's words with spaces for the far side's shell,
+    /// so the socket path is quoted: one word, whatever it holds.
     pub fn ssh_args(&self) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "-o".into(),
@@ -107,11 +120,45 @@ impl SshTarget {
         }
         args.extend(["--".into(), self.host.clone(), "docker".into()]);
         if let Some(socket) = &self.socket {
-            args.extend(["--host".into(), format!("unix://{socket}")]);
+            args.extend(["--host".into(), shell_quoted(&format!("unix://{socket}"))]);
         }
         args.extend(["system".into(), "dial-stdio".into()]);
         args
     }
+}
+
+/// `%XX` escapes of a URL path decoded, as the docker CLI reads the path;
+/// `None` if the result is not UTF-8.
+fn percent_decoded(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `word` as one word for a POSIX shell: as it is when it holds nothing the
+/// shell would read, else in single quotes (a `'` inside becomes `'\''`).
+fn shell_quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 pub struct TlsTarget {
@@ -135,9 +182,14 @@ pub struct Tunnel {
 impl Tunnel {
     /// Listens on a new socket in a private (0700) directory. Needs a tokio runtime.
     pub fn start(dial: Dial) -> io::Result<Tunnel> {
+        // Made 0700 (the umask can only narrow that), then set to exactly
+        // 0700: a umask of 0200 would leave no room for the socket.
+        let private = std::fs::Permissions::from_mode(0o700);
         let dir = tempfile::Builder::new()
             .prefix("stevedore-daemon")
+            .permissions(private.clone())
             .tempdir()?;
+        std::fs::set_permissions(dir.path(), private)?;
         let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket)?;
         let last_error = Arc::new(Mutex::new(None));
@@ -226,20 +278,7 @@ async fn ssh_session(
     else {
         return Err("ssh started without its pipes".to_string());
     };
-    let said = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut kept: Vec<String> = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let line = line.trim().to_string();
-            if !line.is_empty() {
-                kept.push(line);
-                if kept.len() > SSH_ERROR_LINES {
-                    kept.remove(0);
-                }
-            }
-        }
-        kept.join("; ")
-    });
+    let said = tokio::spawn(stderr_tail(stderr));
     let (mut from_client, mut to_client) = client.split();
     let upstream = async {
         let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
@@ -258,6 +297,37 @@ async fn ssh_session(
     };
     tokio::join!(upstream, downstream);
     Ok(())
+}
+
+/// The last [`SSH_ERROR_LINES`] non-empty lines of the last
+/// [`SSH_ERROR_BYTES`] a reader gives, joined by `; `: a peer that writes
+/// without end, or without a newline, costs no more memory than that.
+async fn stderr_tail(mut from: impl AsyncRead + Unpin) -> String {
+    let mut kept: Vec<u8> = Vec::with_capacity(2 * SSH_ERROR_BYTES);
+    let mut cut = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => kept.extend_from_slice(&buf[..n]),
+        }
+        if kept.len() > SSH_ERROR_BYTES {
+            kept.drain(..kept.len() - SSH_ERROR_BYTES);
+            cut = true;
+        }
+    }
+    let text = String::from_utf8_lossy(&kept);
+    // A line cut at its start is dropped, unless it is all there is.
+    let text = match text.split_once('\n') {
+        Some((_, whole)) if cut => whole,
+        _ => &text,
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(SSH_ERROR_LINES)..].join("; ")
 }
 
 fn ssh_failure(target: &SshTarget, status: &str, said: &str) -> String {
