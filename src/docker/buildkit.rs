@@ -13,6 +13,7 @@ use bollard::query_parameters::BuilderVersion;
 use tokio_util::sync::CancellationToken;
 
 use super::super::connect::Daemon;
+use super::super::context::dockerfile_target;
 use super::super::context_tar::ContextJob;
 use super::super::filesync::{Dirs, SentCount};
 use super::super::raw::{error_message, Lines};
@@ -100,9 +101,12 @@ async fn drive(
     cancel: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Outcome {
-    let (dockerfile_dir, dockerfile_name) = match req.dockerfile.rsplit_once('/') {
-        Some((dir, name)) => (req.context.dir.join(dir), name.to_string()),
-        None => (req.context.dir.clone(), req.dockerfile.clone()),
+    // A Dockerfile that is a symlink is offered as its target: BuildKit does
+    // not follow a symlink out of the directory it reads the Dockerfile from.
+    let found = dockerfile_target(&req.context.dir, &req.context.dockerfile);
+    let (dockerfile_dir, dockerfile_name) = match found {
+        Ok(found) => found,
+        Err(source) => return Outcome::Failed(BuildError::Context { source }),
     };
     let sent = std::sync::Arc::new(SentCount::default());
     let services = Services {
@@ -110,6 +114,7 @@ async fn drive(
             context: req.context.dir.clone(),
             dockerfile: req.context.dockerfile.clone(),
             dockerfile_dir,
+            dockerfile_name: dockerfile_name.clone(),
             job: context.clone(),
             sent: sent.clone(),
         },

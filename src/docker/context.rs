@@ -1,8 +1,14 @@
 //! The build context as Docker would send it: which files, with which modes,
 //! after `<Dockerfile>.dockerignore` or `.dockerignore`. Symlinks are listed as
-//! symlinks and never followed.
+//! symlinks and never followed; sockets, FIFOs and devices are left out.
+//!
+//! What is listed is read later (hashed, put in the tar, sent to BuildKit),
+//! and the tree may change in between: [`open_listed`] opens a listed file
+//! without following a symlink put in its place and without blocking on a
+//! FIFO, and refuses whatever is not a regular file by then.
 
 use std::fs;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::ignore::{IgnoreMatcher, PatternError};
@@ -43,6 +49,13 @@ pub enum ContextError {
     },
     #[error("path {path} is not valid UTF-8; Docker build contexts need UTF-8 paths")]
     NonUtf8Path { path: PathBuf },
+    #[error(
+        "{path} is {now} now, not the regular file that was listed; nothing should change the \
+         build context while it is read"
+    )]
+    Replaced { path: PathBuf, now: &'static str },
+    #[error("{name:?} names a path outside {dir}; refused: only what is inside it is sent")]
+    OutsideDirectory { name: String, dir: PathBuf },
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,
@@ -61,6 +74,35 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError
 /// The Dockerfile's path inside the context (`/`-separated), checked to
 /// exist and, after symlinks, to stay inside the context.
 pub fn dockerfile_in_context(context: &Path, dockerfile: &Path) -> Result<String, ContextError> {
+    resolve_dockerfile(context, dockerfile).map(|(lexical, _)| lexical)
+}
+
+/// Where the Dockerfile really is, its symlinks followed: the directory that
+/// holds it and its name there. BuildKit reads the Dockerfile from a
+/// directory of its own and does not follow a symlink out of it, so a
+/// `Dockerfile -> docker/Dockerfile.prod` is offered as `docker/` and
+/// `Dockerfile.prod`. Refused, as [`dockerfile_in_context`] does, when the
+/// target is outside the context.
+pub(crate) fn dockerfile_target(
+    context: &Path,
+    dockerfile: &Path,
+) -> Result<(PathBuf, String), ContextError> {
+    let (_, real) = resolve_dockerfile(context, dockerfile)?;
+    let name = real
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
+    match (real.parent(), name) {
+        (Some(dir), Some(name)) => Ok((dir.to_path_buf(), name)),
+        _ => Err(ContextError::NonUtf8Path { path: real.clone() }),
+    }
+}
+
+/// The Dockerfile's lexical path inside the context and its real path.
+fn resolve_dockerfile(
+    context: &Path,
+    dockerfile: &Path,
+) -> Result<(String, PathBuf), ContextError> {
     let root = context
         .canonicalize()
         .ok()
@@ -94,7 +136,7 @@ pub fn dockerfile_in_context(context: &Path, dockerfile: &Path) -> Result<String
     if !real.is_file() {
         return Err(ContextError::DockerfileMissing { path: joined });
     }
-    Ok(lexical)
+    Ok((lexical, real))
 }
 
 /// `joined` relative to the context without touching the filesystem.
@@ -229,6 +271,66 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// `name` taken relative to a directory, `.` and `..` resolved; `None` when
+/// it is absolute or climbs out of the directory.
+pub(crate) fn beneath(name: &str) -> Option<String> {
+    if name.starts_with('/') {
+        return None;
+    }
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in name.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop()?;
+            }
+            seg => segs.push(seg),
+        }
+    }
+    Some(segs.join("/"))
+}
+
+/// A file's identity: its device and inode.
+pub(crate) fn identity(meta: &fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+/// Opens a file that was listed as regular, for reading: a symlink put in
+/// its place is not followed (`O_NOFOLLOW`), a FIFO does not block the open
+/// (`O_NONBLOCK`, which regular files ignore), and what was opened must be a
+/// regular file, and the very file listed when its `listed` identity is
+/// given (a directory on the way swapped for a symlink leads elsewhere).
+pub(crate) fn open_listed(
+    path: &Path,
+    listed: Option<(u64, u64)>,
+) -> Result<(fs::File, fs::Metadata), ContextError> {
+    let replaced = |now| ContextError::Replaced {
+        path: path.to_path_buf(),
+        now,
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => replaced("a symlink"),
+            _ => io_err(path)(e),
+        })?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        return Err(replaced(if ft.is_dir() {
+            "a directory"
+        } else {
+            "a FIFO, socket or device"
+        }));
+    }
+    if listed.is_some_and(|id| id != identity(&meta)) {
+        return Err(replaced("another file"));
+    }
+    Ok((file, meta))
 }
 
 #[cfg(unix)]

@@ -3,8 +3,11 @@
 //! `context_hash` hashes, Docker's `.dockerignore` rules) and writes the tar
 //! into a bounded channel that is the request body, so neither the whole
 //! context nor its tar is ever held in memory or written to disk.
+//!
+//! Only paths inside the context go in, and a file listed as regular is
+//! opened as [`open_listed`] does: a symlink or a FIFO put in its place
+//! after the listing is refused, not followed or waited on.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +15,9 @@ use bytes::Bytes;
 use tar::{EntryType, Header};
 use tokio::sync::mpsc;
 
-use super::context::{io_err, list_files, ContextEntry, ContextError, EntryKind};
+use super::context::{
+    beneath, io_err, list_files, open_listed, ContextEntry, ContextError, EntryKind,
+};
 
 /// Writes `entries` (from [`list_files`]) as an uncompressed tar. Owners are
 /// 0:0 as the Docker CLI sends them; modes and mtimes come from disk.
@@ -24,6 +29,12 @@ pub fn write_tar(
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     for entry in entries {
+        if beneath(&entry.rel_path).as_deref() != Some(entry.rel_path.as_str()) {
+            return Err(ContextError::OutsideDirectory {
+                name: entry.rel_path.clone(),
+                dir: context.to_path_buf(),
+            });
+        }
         let path = context.join(&entry.rel_path);
         let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let mut header = Header::new_gnu();
@@ -32,6 +43,14 @@ pub fn write_tar(
         header.set_gid(0);
         header.set_mtime(mtime(&meta));
         let result = match &entry.kind {
+            // A symlink put in its place would lead the files below out of
+            // the context.
+            EntryKind::Dir if !meta.is_dir() => {
+                return Err(ContextError::Replaced {
+                    path,
+                    now: "not a directory",
+                })
+            }
             EntryKind::Dir => {
                 header.set_entry_type(EntryType::Directory);
                 header.set_size(0);
@@ -47,12 +66,12 @@ pub fn write_tar(
                 builder.append_link(&mut header, &entry.rel_path, target)
             }
             EntryKind::File => {
-                let file = File::open(&path).map_err(io_err(&path))?;
+                let (file, opened) = open_listed(&path, None)?;
                 header.set_entry_type(EntryType::Regular);
                 // NOTE: the size is taken from the open file; a file growing
                 // while we read would make the tar invalid, so we read exactly
                 // that many bytes and fail on a short read.
-                let size = file.metadata().map_err(io_err(&path))?.len();
+                let size = opened.len();
                 header.set_size(size);
                 let reader = Exact {
                     inner: file.take(size),
@@ -212,69 +231,5 @@ fn mtime(meta: &std::fs::Metadata) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression: a file that shrank after its header was written was
-    /// padded with zeros and reached the daemon silently corrupted.
-    #[test]
-    fn a_short_read_is_an_error_not_padding() {
-        let mut short = Exact {
-            inner: &b"abc"[..],
-            left: 5,
-        };
-        let mut out = Vec::new();
-        let err = std::io::copy(&mut short, &mut out).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
-        assert!(
-            err.to_string()
-                .contains("shrank while it was being sent (2 bytes missing)"),
-            "{err}"
-        );
-        let mut exact = Exact {
-            inner: &b"abc"[..],
-            left: 3,
-        };
-        assert_eq!(std::io::copy(&mut exact, &mut out).unwrap(), 3);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_stream_carries_the_listed_files_and_a_failure_names_the_cause() {
-        use futures::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "b.txt\n").unwrap();
-        std::fs::write(dir.path().join("b.txt"), "b").unwrap();
-        let source = ContextSource {
-            dir: dir.path().to_path_buf(),
-            dockerfile: "Dockerfile".into(),
-        };
-        let (stream, job) = source.stream();
-        let bytes: Vec<u8> = stream.map(|piece| piece.unwrap().to_vec()).concat().await;
-        assert!(job.failure().is_none());
-        let mut tar = tar::Archive::new(bytes.as_slice());
-        let names: Vec<String> = tar
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        assert_eq!(names, [".dockerignore", "Dockerfile", "a.txt"]);
-
-        // A context that cannot be listed ends the stream with an error the job names.
-        let gone = ContextSource {
-            dir: dir.path().join("missing"),
-            dockerfile: "Dockerfile".into(),
-        };
-        let (stream, job) = gone.stream();
-        let pieces: Vec<std::io::Result<Bytes>> = stream.collect().await;
-        assert!(
-            pieces.last().is_some_and(|p| p.is_err()),
-            "the body ends in an error"
-        );
-        assert!(matches!(
-            job.failure(),
-            Some(ContextError::ContextMissing { .. })
-        ));
-    }
-}
+#[path = "context_tar_tests.rs"]
+mod tests;

@@ -15,24 +15,30 @@
 //! listing, with Docker's ignore rules); the daemon's include patterns (it
 //! asks for `.dockerignore` or the Dockerfile alone) narrow it further.
 //! Written by hand: no crate implements fsutil's protocol.
+//!
+//! The daemon is not trusted with the filesystem: it names entries by their
+//! index in what we listed (`offer.rs`), a file is sent only if it was
+//! listed as regular, and it is opened as [`open_listed`] does: no symlink
+//! followed, no FIFO waited on, the same file (device and inode) as listed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bollard::fsutil::types::{packet::PacketType, Packet, Stat};
+use bollard::fsutil::types::{packet::PacketType, Packet};
 use bollard::moby::filesync::packet::file_sync_server::FileSync;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::context::{
-    io_err, list_all, list_files, permission_bits, ContextEntry, ContextError, EntryKind,
-};
+use super::context::{io_err, open_listed, ContextError};
 use super::context_tar::ContextJob;
-use super::ignore::IgnoreMatcher;
+
+#[path = "offer.rs"]
+mod offer;
+use offer::{listing, Listed, Offer};
 
 /// Bytes of file content per `DATA` packet.
 const PIECE: usize = 256 * 1024;
@@ -44,8 +50,10 @@ pub(crate) struct Dirs {
     /// decides what is in the context).
     pub context: PathBuf,
     pub dockerfile: PathBuf,
-    /// The directory that holds the Dockerfile.
+    /// The directory that holds the Dockerfile (its symlinks followed) and
+    /// its name there: that directory offers it and its ignore file only.
     pub dockerfile_dir: PathBuf,
+    pub dockerfile_name: String,
     /// Where a failure to read the context is kept, to name the file.
     pub job: ContextJob,
     /// What the daemon asked for from the context.
@@ -79,9 +87,13 @@ impl FileSync for Dirs {
             .unwrap_or_default();
         let mut includes = values(meta, "include-patterns");
         includes.extend(values(meta, "followpaths"));
-        let (root, ignore_rules) = match dir.as_str() {
-            "context" => (self.context.clone(), Some(self.dockerfile.clone())),
-            "dockerfile" => (self.dockerfile_dir.clone(), None),
+        let (root, named) = match dir.as_str() {
+            "context" => (self.context.clone(), None),
+            "dockerfile" => {
+                let name = &self.dockerfile_name;
+                let names = vec![name.clone(), format!("{name}.dockerignore")];
+                (self.dockerfile_dir.clone(), Some(names))
+            }
             other => {
                 return Err(Status::not_found(format!(
                     "no access allowed to dir {other:?}"
@@ -93,11 +105,18 @@ impl FileSync for Dirs {
         let job = self.job.clone();
         // Only the context counts: the Dockerfile is always asked for.
         let counter = (dir == "context").then(|| self.sent.clone());
+        let dockerfile = self.dockerfile.clone();
         tokio::spawn(async move {
             let listed = {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
-                    listing(&root, ignore_rules.as_deref(), &includes)
+                    let offer = match &named {
+                        Some(names) => Offer::Named(names),
+                        None => Offer::Context {
+                            dockerfile: &dockerfile,
+                        },
+                    };
+                    listing(&root, offer, &includes)
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -145,147 +164,6 @@ async fn fail(tx: &mpsc::Sender<Sent>, job: &ContextJob, e: ContextError) {
         .await;
 }
 
-/// One entry as sent: its path under the root and its stat.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Listed {
-    pub rel: String,
-    pub stat: Stat,
-    pub regular: bool,
-}
-
-/// What goes to the daemon from `root`: with `ignore_rules` (the configured
-/// Dockerfile) the context as `context_hash` sees it, without them every
-/// entry; narrowed to `includes` when there are any, with the parents of
-/// what they keep; in the order the receiver checks.
-pub(crate) fn listing(
-    root: &Path,
-    ignore_rules: Option<&Path>,
-    includes: &[String],
-) -> Result<Vec<Listed>, ContextError> {
-    let literal = |p: &String| !p.contains(['*', '?', '[', '\\']);
-    let entries: Vec<ContextEntry> = match ignore_rules {
-        Some(dockerfile) => list_files(root, dockerfile)?,
-        // The Dockerfile's own directory, asked for one or two names: stat
-        // those instead of walking what may be the whole context.
-        None if !includes.is_empty() && includes.iter().all(literal) => {
-            let mut found = Vec::new();
-            for name in includes {
-                let rel = name.trim_start_matches("./").trim_matches('/');
-                if let Ok(meta) = std::fs::symlink_metadata(root.join(rel)) {
-                    found.push(entry_from(root, rel, &meta)?);
-                }
-            }
-            found
-        }
-        None => list_all(root)?,
-    };
-    let kept: Vec<ContextEntry> = if includes.is_empty() {
-        entries
-    } else {
-        let wanted = IgnoreMatcher::parse(&includes.join("\n")).map_err(|source| {
-            ContextError::BadIgnoreFile {
-                path: PathBuf::from("<include patterns from the daemon>"),
-                source,
-            }
-        })?;
-        entries
-            .into_iter()
-            .filter(|e| wanted.is_excluded(&e.rel_path))
-            .collect()
-    };
-    let mut out: Vec<Listed> = Vec::with_capacity(kept.len());
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for entry in kept {
-        // Parents first: the receiver refuses a path whose directory it has
-        // not been sent.
-        let segs: Vec<&str> = entry.rel_path.split('/').collect();
-        for n in 1..segs.len() {
-            let parent = segs[..n].join("/");
-            if seen.insert(parent.clone()) {
-                let path = root.join(&parent);
-                let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
-                out.push(listed(root, &entry_from(root, &parent, &meta)?)?);
-            }
-        }
-        if seen.insert(entry.rel_path.clone()) {
-            out.push(listed(root, &entry)?);
-        }
-    }
-    // Depth first, names in byte order: compare segment by segment, so that
-    // `a/b` comes before `a.txt` (a plain string sort puts it after).
-    out.sort_by(|a, b| a.rel.split('/').cmp(b.rel.split('/')));
-    Ok(out)
-}
-
-fn entry_from(
-    root: &Path,
-    rel: &str,
-    meta: &std::fs::Metadata,
-) -> Result<ContextEntry, ContextError> {
-    let kind = if meta.is_dir() {
-        EntryKind::Dir
-    } else if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(root.join(rel)).map_err(io_err(&root.join(rel)))?;
-        EntryKind::Symlink {
-            target: target.to_string_lossy().into_owned(),
-        }
-    } else {
-        EntryKind::File
-    };
-    Ok(ContextEntry {
-        rel_path: rel.to_string(),
-        mode: permission_bits(meta),
-        kind,
-    })
-}
-
-/// The stat fsutil sends: Go's `os.FileMode` bits, owner 0:0 (as the docker
-/// CLI sends its context), the mtime in nanoseconds.
-fn listed(root: &Path, entry: &ContextEntry) -> Result<Listed, ContextError> {
-    let path = root.join(&entry.rel_path);
-    let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
-    let mod_time = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    let (kind_bits, size, linkname) = match &entry.kind {
-        EntryKind::Dir => (GO_DIR, 0, String::new()),
-        EntryKind::Symlink { target } => (GO_SYMLINK, meta.len() as i64, target.clone()),
-        EntryKind::File => (0, meta.len() as i64, String::new()),
-    };
-    Ok(Listed {
-        rel: entry.rel_path.clone(),
-        regular: entry.kind == EntryKind::File,
-        stat: Stat {
-            path: entry.rel_path.clone(),
-            mode: go_mode(entry.mode) | kind_bits,
-            uid: 0,
-            gid: 0,
-            size,
-            mod_time,
-            linkname,
-            ..Default::default()
-        },
-    })
-}
-
-const GO_DIR: u32 = 1 << 31;
-const GO_SYMLINK: u32 = 1 << 27;
-
-/// Unix permission bits (`0o7777`) as Go's `os.FileMode` holds them: the
-/// setuid, setgid and sticky bits move to bits 23, 22 and 20.
-pub(crate) fn go_mode(unix: u32) -> u32 {
-    let mut mode = unix & 0o777;
-    for (unix_bit, go_bit) in [(0o4000, 1 << 23), (0o2000, 1 << 22), (0o1000, 1 << 20)] {
-        if unix & unix_bit != 0 {
-            mode |= go_bit;
-        }
-    }
-    mode
-}
-
 /// Sends the stats, then each requested file, until the daemon says `FIN`.
 async fn send(
     root: &Path,
@@ -295,14 +173,15 @@ async fn send(
     job: &ContextJob,
     counter: Option<Arc<SentCount>>,
 ) {
-    let mut files: HashMap<u32, String> = HashMap::new();
+    // The regular files listed, by index: all the daemon can ask for.
+    let mut files: HashMap<u32, (String, (u64, u64))> = HashMap::new();
     let count = entries.len();
     if let Some(c) = &counter {
         c.listed.fetch_max(count, Ordering::Relaxed);
     }
     for (n, entry) in entries.into_iter().enumerate() {
-        if entry.regular {
-            files.insert(n as u32, entry.rel);
+        if let Some(identity) = entry.regular {
+            files.insert(n as u32, (entry.rel, identity));
         }
         let packet = Packet {
             r#type: PacketType::PacketStat as i32,
@@ -332,7 +211,7 @@ async fn send(
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketReq) => {
-                let Some(rel) = files.get(&packet.id) else {
+                let Some((rel, identity)) = files.get(&packet.id) else {
                     let _ = tx
                         .send(Err(Status::invalid_argument(format!(
                             "no file was sent as {}",
@@ -342,7 +221,7 @@ async fn send(
                     return;
                 };
                 requested += 1;
-                match send_file(root, rel, packet.id, tx).await {
+                match send_file(root.join(rel), *identity, packet.id, tx).await {
                     Ok(bytes) => {
                         if let Some(c) = &counter {
                             c.files.fetch_add(1, Ordering::Relaxed);
@@ -376,17 +255,19 @@ async fn send(
 }
 
 /// One file as `DATA` pieces and an empty `DATA`; its size. `Err(None)`:
-/// the daemon hung up; `Err(Some(_))`: the file could not be read.
+/// the daemon hung up; `Err(Some(_))`: the file could not be read, or is not
+/// the regular file listed as `listed` any more.
 async fn send_file(
-    root: &Path,
-    rel: &str,
+    path: PathBuf,
+    listed: (u64, u64),
     id: u32,
     tx: &mpsc::Sender<Sent>,
 ) -> Result<u64, Option<ContextError>> {
-    let path = root.join(rel);
-    let mut file = tokio::fs::File::open(&path)
+    let opening = path.clone();
+    let opened = tokio::task::spawn_blocking(move || open_listed(&opening, Some(listed)))
         .await
-        .map_err(|e| Some(io_err(&path)(e)))?;
+        .map_err(|e| Some(io_err(&path)(std::io::Error::other(e.to_string()))))?;
+    let mut file = tokio::fs::File::from_std(opened.map_err(Some)?.0);
     let mut total = 0u64;
     loop {
         let mut piece = vec![0u8; PIECE];

@@ -6,7 +6,6 @@
 //! scheduling.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +15,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use super::context::{
-    dockerfile_in_context, io_err, list_files, ContextEntry, ContextError, EntryKind,
+    dockerfile_in_context, io_err, list_files, open_listed, ContextEntry, ContextError, EntryKind,
 };
 use super::stat_cache::{Stat, StatCache};
 
@@ -200,8 +199,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// a file that did not change meanwhile may be remembered.
 fn hash_file(path: &Path, buf: &mut [u8]) -> Result<FileHash, ContextError> {
     let started = SystemTime::now();
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let before = f.metadata().ok().as_ref().and_then(Stat::of);
+    let (mut f, meta) = open_listed(path, None)?;
+    let before = Stat::of(&meta);
     let mut h = Sha256::new();
     loop {
         let n = f.read(buf).map_err(io_err(path))?;

@@ -103,3 +103,31 @@ fn the_cache_does_not_change_the_hash() {
     run(dir.path(), root.path());
     assert_eq!(run(dir.path(), root.path()).0, uncached);
 }
+
+/// A listed file replaced before it is read: a FIFO does not hang the plan,
+/// a symlink's target is not hashed as the file.
+#[test]
+fn a_file_replaced_after_the_listing_is_refused_not_followed() {
+    let dir = context(0);
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
+    for (path, now) in [
+        (fifo, "a FIFO, socket or device"),
+        (dir.path().join("link"), "a symlink"),
+    ] {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(hash_file(&path, &mut [0u8; 64]).map(|_| ()));
+        });
+        let hashed = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("hashing hung");
+        let err = hashed.expect_err(now).to_string();
+        assert!(err.contains(&format!("is {now} now")), "{err}");
+    }
+}
