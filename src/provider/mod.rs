@@ -44,10 +44,11 @@ impl ProviderData {
                 let settings = self.config.daemon_settings();
                 let endpoint = crate::docker::resolve(&settings, &|name| std::env::var(name).ok())
                     .map_err(|reason| crate::docker::BuildError::Connect {
-                        host: settings
-                            .host
-                            .clone()
-                            .unwrap_or_else(|| "the daemon the docker CLI would use".to_string()),
+                        // An ssh address may carry a password: never shown.
+                        host: settings.host.as_deref().map_or_else(
+                            || "the daemon the docker CLI would use".to_string(),
+                            crate::docker::endpoint::redacted,
+                        ),
                         reason,
                     })?;
                 tracing::debug!(daemon = %endpoint, "connecting to the Docker daemon");
@@ -74,5 +75,22 @@ impl ProviderData {
             unknown,
             ..ProviderData::new(ProviderConfig::default())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_daemon_address_that_does_not_resolve_is_named_without_its_password() {
+        let data = ProviderData::new(ProviderConfig {
+            docker_host: Some("ssh://me:hunter2@build-box?x=1".into()),
+            ..ProviderConfig::default()
+        });
+        let error = data.daemon().await.err().expect("an address with a query is refused");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("build-box"), "{shown}");
     }
 }
