@@ -106,7 +106,7 @@ pub async fn build_and_push(
     let result = async {
         let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
             .map_err(|source| PublishError::Context { source })?;
-        let credentials = build_credentials(registry, daemon, req).await;
+        let credentials = pulls::build_credentials(registry, daemon, req).await;
         let job = Job {
             daemon,
             registry,
@@ -352,51 +352,6 @@ impl Job<'_> {
         );
         Ok(pushed)
     }
-}
-
-/// The provider's credentials for every registry the build pulls from (its
-/// `FROM` images and `cache_from`), for the daemon to pull with. A registry
-/// whose credentials cannot be had is left out (the daemon then pulls
-/// anonymously), and so is a loopback registry for a daemon that does not
-/// share this machine's loopback: that address names another machine there.
-async fn build_credentials(
-    registry: &RegistryClient,
-    daemon: &docker::Daemon,
-    req: &PublishRequest,
-) -> docker::RegistryCredentials {
-    let path = req.context.join(&req.dockerfile);
-    let text = match read_dockerfile(&path) {
-        Ok(text) => text,
-        Err(e) => {
-            tracing::info!(path = %path.display(), error = %e, "the Dockerfile was not read for its base images");
-            String::new()
-        }
-    };
-    let mut hosts = pulls::pulled_hosts(&text, &req.build_args);
-    hosts.extend(req.cache_from.iter().map(|r| r.api_host().to_string()));
-    let local = daemon_push::daemon_is_local(&daemon.endpoint);
-    let mut out = std::collections::HashMap::new();
-    for host in hosts {
-        if !local && crate::oci::is_loopback_host(&host) {
-            continue;
-        }
-        if let Some(creds) = daemon_push::docker_credentials(registry, &host).await {
-            out.insert(host, creds);
-        }
-    }
-    docker::RegistryCredentials(out)
-}
-
-/// A Dockerfile is a few KiB; more than this is not read for base images.
-const MAX_DOCKERFILE: u64 = 1024 * 1024;
-
-fn read_dockerfile(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_DOCKERFILE)
-        .read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// A short name for this publish's local build tags, unique per call so two

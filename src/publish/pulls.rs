@@ -15,7 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::PublishRequest;
+use crate::docker::{Daemon, RegistryCredentials};
 use crate::oci::Reference;
+use crate::registry::RegistryClient;
 
 /// The API hosts of every registry image `dockerfile` pulls, sorted.
 pub fn pulled_hosts(dockerfile: &str, build_args: &BTreeMap<String, String>) -> BTreeSet<String> {
@@ -79,6 +82,51 @@ pub fn pulled_hosts(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
         .filter_map(|image| Reference::parse(image).ok())
         .map(|r| r.api_host().to_string())
         .collect()
+}
+
+/// The provider's credentials for every registry the build pulls from (its
+/// `FROM` images and `cache_from`), for the daemon to pull with. A registry
+/// whose credentials cannot be had is left out (the daemon then pulls
+/// anonymously), and so is a loopback registry for a daemon that does not
+/// share this machine's loopback: that address names another machine there.
+pub(super) async fn build_credentials(
+    registry: &RegistryClient,
+    daemon: &Daemon,
+    req: &PublishRequest,
+) -> RegistryCredentials {
+    let path = req.context.join(&req.dockerfile);
+    let text = match read_dockerfile(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::info!(path = %path.display(), error = %e, "the Dockerfile was not read for its base images");
+            String::new()
+        }
+    };
+    let mut hosts = pulled_hosts(&text, &req.build_args);
+    hosts.extend(req.cache_from.iter().map(|r| r.api_host().to_string()));
+    let local = super::daemon_push::daemon_is_local(&daemon.endpoint);
+    let mut out = std::collections::HashMap::new();
+    for host in hosts {
+        if !local && crate::oci::is_loopback_host(&host) {
+            continue;
+        }
+        if let Some(creds) = super::daemon_push::docker_credentials(registry, &host).await {
+            out.insert(host, creds);
+        }
+    }
+    RegistryCredentials(out)
+}
+
+/// A Dockerfile is a few KiB; more than this is not read for base images.
+const MAX_DOCKERFILE: u64 = 1024 * 1024;
+
+fn read_dockerfile(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_DOCKERFILE)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The image of `--from=X` (COPY) or `--mount=…,from=X,…` (RUN).
