@@ -129,7 +129,8 @@ pub(super) fn schema() -> Schema {
         attr::keep_remotely,
         Type::Bool,
         "Leave the pushed image in the registry on destroy. Default `true`. With `false`, destroy \
-         deletes the pushed manifests if the registry allows it.",
+         deletes the manifests this resource created (not an identical image the registry already \
+         held) if no other tag names them and the registry allows it.",
     ))
     .attr(Attribute::optional(
         attr::triggers,
