@@ -88,7 +88,11 @@ mod tests {
             docker_host: Some("ssh://me:hunter2@build-box?x=1".into()),
             ..ProviderConfig::default()
         });
-        let error = data.daemon().await.err().expect("an address with a query is refused");
+        let error = data
+            .daemon()
+            .await
+            .err()
+            .expect("an address with a query is refused");
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("build-box"), "{shown}");
