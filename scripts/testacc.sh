@@ -19,5 +19,7 @@ status=0
 cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
 # cargo prints one "test result" line per test binary (the last is often an empty
 # doc-test run); close with the total over all of them.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+# Ignored and filtered-out tests are counted too (a filter argument leaves some out).
+awk '/^test result:/ { p += $4; f += $6; i += $8; x += $12 }
+     END { printf "not run: %d ignored, %d filtered out\ntotal: %d passed, %d failed\n", i, x, p, f }' "$log"
 exit "$status"

@@ -339,7 +339,9 @@ acc_test!(destroy_after_drift_deletes_only_what_it_pushed, |mode| {
         404,
         "our index is deleted"
     );
-    for (platform, digest) in platform_digests.as_object().unwrap() {
+    let platform_digests = platform_digests.as_object().unwrap();
+    assert_eq!(platform_digests.len(), 2, "{platform_digests:?}");
+    for (platform, digest) in platform_digests {
         let digest = digest.as_str().unwrap();
         assert_eq!(manifest_status(&registry, "web", digest), 404, "{platform}");
     }

@@ -224,6 +224,7 @@ acc_test!(registry_auth_credentials_push_and_verify, |mode| {
     ));
     let stderr = tf.apply().failure();
     assert!(stderr.contains(&registry.address), "{stderr}");
+    acceptance_tests::diagnostics::assert_error_contains(&stderr, "refused the credentials");
     assert!(!stderr.contains("wrong-pass-7781") && !stderr.contains("s3cret-acc-5521"));
 });
 

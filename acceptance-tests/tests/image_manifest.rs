@@ -175,6 +175,7 @@ acc_test!(unreachable_registry_is_an_error, |mode| {
         &config(&registry, None, &format!("{closed}/web:v1"), None),
     );
     assert_error_contains(&stderr, &closed);
+    assert_error_contains(&stderr, "is unreachable");
 });
 
 acc_test!(wrong_password_is_an_error, |mode| {
@@ -186,6 +187,7 @@ acc_test!(wrong_password_is_an_error, |mode| {
         &config(&registry, Some(wrong), &pushed.reference, None),
     );
     assert_error_contains(&stderr, &registry.address);
+    assert_error_contains(&stderr, "refused the credentials");
     assert!(
         !stderr.contains(wrong),
         "the password leaked into the error:\n{stderr}"

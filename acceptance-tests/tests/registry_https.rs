@@ -372,6 +372,8 @@ fn token_registry_anonymous_pull_and_a_wrong_password_refused_with_the_registry_
     denied.init().success();
     let said = flatten(&denied.run(&["plan"]).failure());
     assert!(said.contains(&registry.address), "{said}");
+    assert!(said.contains("refused"), "{said}");
+    assert!(!said.contains("was not found"), "{said}");
 
     // A wrong password: the token service says 401, and the diagnostic names the registry.
     let wrong = Workdir::with_env(

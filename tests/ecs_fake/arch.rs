@@ -65,6 +65,7 @@ fn warnings(r: &stevedore::resource::ApplyResponse) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn ec2_on_arm64_instances_accepts_an_arm64_image() {
     let registry = TestRegistry::start().await;
     for (launch_type, providers) in [(Some("EC2"), vec![]), (None, vec!["arm-asg"])] {
@@ -93,6 +94,7 @@ async fn ec2_on_arm64_instances_accepts_an_arm64_image() {
 }
 
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn ec2_on_x86_instances_refuses_the_arm64_image_naming_where_the_platform_came_from() {
     let registry = TestRegistry::start().await;
     let fake = setup(&registry, Some("EXTERNAL"), &[], &[Some("x86_64")]).await;
@@ -112,6 +114,7 @@ async fn ec2_on_x86_instances_refuses_the_arm64_image_naming_where_the_platform_
 }
 
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn fargate_without_runtime_platform_stays_linux_amd64() {
     let registry = TestRegistry::start().await;
     for (launch_type, providers) in [(Some("FARGATE"), vec![]), (None, vec!["FARGATE_SPOT"])] {
@@ -130,6 +133,7 @@ async fn fargate_without_runtime_platform_stays_linux_amd64() {
 /// No instances, mixed CPUs, an instance without the attribute, an ECS
 /// error: the platform can't be known, so warn and deploy.
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn an_unknowable_instance_architecture_warns_and_deploys() {
     let registry = TestRegistry::start().await;
     let cases: [(&[Option<&str>], &str); 3] = [

@@ -118,6 +118,7 @@ async fn a_task_definition_pinning_the_digest_gets_one_deployment_per_change() {
 /// registry; one mutable tag (`web:latest`) changes no task definition, so
 /// stevedore forces the one deployment.
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn a_task_definition_using_a_tag_gets_one_deployment_per_change() {
     let registry = TestRegistry::start().await;
     let tag = |t: &str| format!("{}/web:{t}", registry.host);
@@ -285,6 +286,7 @@ async fn tasks_reporting_no_digest_warn_and_pass() {
 /// ECS may report the platform manifest a task pulled rather than the index
 /// the digest names: any platform manifest of the index counts.
 #[tokio::test]
+#[ignore = "acceptance: starts docker-registry; run make testacc"]
 async fn a_platform_manifest_of_an_index_digest_counts_as_running_it() {
     let registry = TestRegistry::start().await;
     let (index, parts) = registry
