@@ -36,7 +36,17 @@ pub fn timeouts() -> TimeoutConfig {
 
 /// Loads the shared SDK configuration for these settings.
 pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
+    use aws_smithy_http_client::tls;
+    // The SDK's HTTPS client on the same crypto as everything else (*ring*,
+    // see `crate::crypto`); its default client would bring aws-lc.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .http_client(https);
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }

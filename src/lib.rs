@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod cache_dir;
+pub mod crypto;
 pub mod diag;
 pub mod docker;
 pub mod docs;

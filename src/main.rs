@@ -15,8 +15,8 @@ fn main() {
     }
     stevedore::logging::init();
     // reqwest, bollard and the TLS server share one process-wide crypto
-    // provider, whose randomness comes from the OS (see tls_crypto).
-    let _ = stevedore::protocol::crypto_provider().install_default();
+    // provider (see crypto.rs).
+    stevedore::crypto::install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

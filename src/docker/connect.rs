@@ -213,7 +213,7 @@ fn host_port(rest: &str, default: u16) -> Result<(String, u16), String> {
 /// when there is none), the client certificate when there is one, and no
 /// check of the daemon's certificate when `verify` is off.
 pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crate::crypto::provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS settings: {e}"))?;

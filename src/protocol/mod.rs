@@ -16,7 +16,7 @@ mod tls_crypto;
 mod unsupported;
 mod write_only;
 
-pub use tls_crypto::provider as crypto_provider;
+pub use crate::crypto::provider as crypto_provider;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod proto {

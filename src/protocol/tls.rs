@@ -7,7 +7,8 @@
 //! hence aws-lc-rs for verification; everything that takes randomness runs
 //! on ring instead (see `tls_crypto` for why).
 
-use super::tls_crypto::{provider, ServerKey};
+use super::tls_crypto::ServerKey;
+use crate::crypto::provider;
 use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,

@@ -74,6 +74,9 @@ impl RegistryHost {
             registry: registry.into(),
             detail,
         };
+        // reqwest takes the process's crypto provider; a library caller may
+        // not have installed it as main does.
+        crate::crypto::install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT);

@@ -57,7 +57,7 @@ pub fn client_config(
 ) -> Result<rustls::ClientConfig, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        .unwrap_or_else(|| Arc::new(crate::crypto::provider()));
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store
