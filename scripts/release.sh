@@ -63,8 +63,13 @@ build() {
   # build scripts and the dev builds' cache alone.
   local flags_var
   flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS"
+  local started=$SECONDS
   env "$flags_var=--remap-path-prefix=$PWD=/stevedore --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
     cargo zigbuild --release --locked --bin "$NAME" --target "$target"
+  local took="phase: cargo zigbuild $target took $((SECONDS - started)) s"
+  log "$took"
+  # make testacc prints these after the suite (the tests keep the script's output).
+  if [ -n "${STEVEDORE_PHASE_LOG:-}" ]; then echo "$took" >>"$STEVEDORE_PHASE_LOG"; fi
 }
 
 # A static binary has no program interpreter and needs no shared library.

@@ -6,17 +6,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/testenv.sh
+# Each phase says how long it took (the release builds say it in release.sh's log).
+phase() {
+  local name=$1 started=$SECONDS
+  shift
+  "$@"
+  printf 'phase: %s took %d s\n' "$name" $((SECONDS - started))
+}
+phase "test tools (testenv.sh)" bash scripts/testenv.sh
 # The release tests (acceptance-tests/tests/release.rs) run scripts/release.sh: zig,
 # cargo-zigbuild, the musl targets, zip, gnupg and qemu-user-static.
-bash scripts/release-tools.sh
-cargo build --bin terraform-provider-stevedore
+phase "release tools (release-tools.sh)" bash scripts/release-tools.sh
+phase "debug build of the provider" cargo build --bin terraform-provider-stevedore
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # One test binary at a time keeps the 2-core machines responsive; tests inside a
 # binary still run in parallel.
 status=0
-cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+phases=$(mktemp)
+trap 'rm -f "$log" "$phases"' EXIT
+started=$SECONDS
+STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+cat "$phases"
+printf 'phase: the test suite (test builds, release builds and tests) took %d s\n' $((SECONDS - started))
 # cargo prints one "test result" line per test binary (the last is often an empty
 # doc-test run); close with the total over all of them.
 # Ignored and filtered-out tests are counted too (a filter argument leaves some out).
