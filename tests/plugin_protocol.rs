@@ -502,6 +502,25 @@ async fn a_stop_cancels_a_read_in_flight(sigterm: bool) {
     drop(silent);
 }
 
+/// UpgradeResourceState of a version-0 state in JSON, as Terraform sends it.
+async fn upgrade(
+    c: &mut pb::provider_client::ProviderClient<Channel>,
+    type_name: &str,
+    raw: &serde_json::Value,
+) -> pb::upgrade_resource_state::Response {
+    c.upgrade_resource_state(pb::upgrade_resource_state::Request {
+        type_name: type_name.into(),
+        version: 0,
+        raw_state: Some(pb::RawState {
+            json: raw.to_string().into_bytes(),
+            flatmap: Default::default(),
+        }),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 #[tokio::test]
 async fn upgrade_resource_state_fills_missing_attributes_and_answers_msgpack() {
     use stevedore::resource::Resource;
@@ -509,18 +528,7 @@ async fn upgrade_resource_state_fills_missing_attributes_and_answers_msgpack() {
     let mut c = pb::provider_client::ProviderClient::new(channel(&p, None).await.unwrap());
     // State JSON as an older provider might have written it: one attribute missing, one gone.
     let raw = serde_json::json!({"id": "prod/web", "cluster": "prod", "service": "web", "digest": "sha256:ab", "retired": 1});
-    let out = c
-        .upgrade_resource_state(pb::upgrade_resource_state::Request {
-            type_name: "stevedore_ecs_redeploy".into(),
-            version: 0,
-            raw_state: Some(pb::RawState {
-                json: raw.to_string().into_bytes(),
-                flatmap: Default::default(),
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let out = upgrade(&mut c, "stevedore_ecs_redeploy", &raw).await;
     assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
     let dv = out.upgraded_state.expect("upgraded state is never omitted");
     assert!(
@@ -718,18 +726,7 @@ async fn write_only_secrets_of_an_older_state_are_null_for_terraform_1_11_only()
             .unwrap()
             .into_inner();
         assert!(conf.diagnostics.is_empty(), "{:?}", conf.diagnostics);
-        let upgraded = c
-            .upgrade_resource_state(pb::upgrade_resource_state::Request {
-                type_name: "stevedore_image_build".into(),
-                version: 0,
-                raw_state: Some(pb::RawState {
-                    json: raw.to_string().into_bytes(),
-                    flatmap: Default::default(),
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let upgraded = upgrade(&mut c, "stevedore_image_build", &raw).await;
         assert!(
             upgraded.diagnostics.is_empty(),
             "{:?}",
