@@ -34,19 +34,23 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// Loads the shared SDK configuration for these settings.
-pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+/// The SDK's HTTPS client, on the same crypto as everything else (*ring*,
+/// see `crate::crypto`): the SDK has none of its own here, since its
+/// default client would bring aws-lc. Every SDK client must be given it.
+pub fn https_client() -> aws_sdk_ecs::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
-    // The SDK's HTTPS client on the same crypto as everything else (*ring*,
-    // see `crate::crypto`); its default client would bring aws-lc.
-    let https = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
-        .build_https();
+        .build_https()
+}
+
+/// Loads the shared SDK configuration for these settings.
+pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts())
-        .http_client(https);
+        .http_client(https_client());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -57,6 +57,7 @@ pub fn client(fake: &FakeEcs) -> aws_sdk_ecs::Client {
         .endpoint_url(&fake.url)
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .retry_config(RetryConfig::disabled())
+        .http_client(stevedore::aws::https_client())
         .build();
     aws_sdk_ecs::Client::from_conf(conf)
 }
