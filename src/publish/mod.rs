@@ -4,8 +4,10 @@
 //! layer as it passes ([`stream`]), and push config and manifest (or, when
 //! the local [`cache`] and the registry already have every layer, skip the
 //! export and push just config and manifest); then point the tags at the
-//! single manifest or at an index of exactly the platforms built, and read
-//! every tag back before saying it worked.
+//! single manifest or at an index of exactly the platforms built (each tag
+//! written once, see [`push_tags`]), and read every tag back before saying
+//! it worked. What was written on the way is noted in a [`Ledger`], so a
+//! failure says which tags moved and destroy knows what this publish created.
 
 pub mod cache;
 mod daemon_push;
