@@ -13,12 +13,6 @@ pub struct Failed {
     pub written: Written,
 }
 
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
 /// The step a publish failed at, for diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
