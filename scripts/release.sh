@@ -55,17 +55,30 @@ host_platform() {
   esac
 }
 
+# The RUSTFLAGS of the release builds. Absolute paths stay out of the binary (panic
+# messages), so it does not depend on where it was built: cargo's registry sources and the
+# target directory (generated code) are remapped; this checkout's files already reach rustc
+# as relative paths. The flags name no path of the checkout, so a clone elsewhere that shares
+# the target directory finds every dependency fresh (RUSTFLAGS are part of each crate's
+# fingerprint).
+release_rustflags() {
+  local target_dir
+  # As cargo spells it in OUT_DIR: an absolute CARGO_TARGET_DIR as given, else under here.
+  case "$TARGET_DIR" in
+    /*) target_dir=${TARGET_DIR%/} ;;
+    *) target_dir=$PWD/${TARGET_DIR%/} ;;
+  esac
+  echo "--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$target_dir=/target"
+}
+
 build() {
   local target=$1
   log "cargo zigbuild --release --target $target"
-  # Paths of this checkout and of cargo's registry stay out of the binary (panic messages),
-  # so it does not depend on where it was built. Target-specific flags leave the host's
-  # build scripts and the dev builds' cache alone.
+  # Target-specific flags leave the host's build scripts and the dev builds' cache alone.
   local flags_var
   flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS"
   local started=$SECONDS
-  env "$flags_var=--remap-path-prefix=$PWD=/stevedore --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
-    cargo zigbuild --release --locked --bin "$NAME" --target "$target"
+  env "$flags_var=$(release_rustflags)" cargo zigbuild --release --locked --bin "$NAME" --target "$target"
   local took="phase: cargo zigbuild $target took $((SECONDS - started)) s"
   log "$took"
   # make testacc prints these after the suite (the tests keep the script's output).

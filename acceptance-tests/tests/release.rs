@@ -42,6 +42,12 @@ fn release_zips_hold_one_static_binary_and_come_out_identical_again() {
             "{platform}: stored time {} is not HEAD's commit time {commit_time}",
             file.mtime
         );
+        for place in machine_paths() {
+            assert!(
+                !contains(&file.data, place.as_bytes()),
+                "{platform}: the binary names {place}, a path of the machine that built it"
+            );
+        }
         let elf = elf::facts(&file.data);
         assert_eq!(elf.machine, machine, "{platform}: ELF machine");
         assert!(!elf.needs_loader, "{platform}: dynamically linked");
@@ -104,6 +110,49 @@ fn release_zips_hold_one_static_binary_and_come_out_identical_again() {
     }
     assert!(!again.join(dist.file("SHA256SUMS.sig")).exists());
     assert!(String::from_utf8_lossy(&out.stderr).contains("GPG_FINGERPRINT not set"));
+}
+
+/// Where this build happened: the checkout, the target dir and the home directory.
+fn machine_paths() -> Vec<String> {
+    let mut paths = vec![
+        release::workspace_root().display().to_string(),
+        acceptance_tests::tools::target_dir().display().to_string(),
+    ];
+    if let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1) {
+        paths.push(format!("{}/", Path::new(&home).display()));
+    }
+    paths
+}
+
+fn contains(data: &[u8], needle: &[u8]) -> bool {
+    data.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The release builds' RUSTFLAGS are part of every crate's fingerprint in cargo: naming the
+/// checkout there would make each fresh clone rebuild every dependency for both targets,
+/// though the target dir (CI's cache) is shared.
+#[test]
+fn release_rustflags_name_no_path_of_the_checkout() {
+    let shared = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .current_dir(release::workspace_root())
+        .env("CARGO_TARGET_DIR", shared.path())
+        .arg("-c")
+        .arg("source scripts/release.sh\nrelease_rustflags")
+        .output()
+        .expect("starting bash");
+    let flags = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = release::workspace_root().display().to_string();
+    assert!(!flags.contains(&root), "{flags}");
+    // Still remapped: the target dir (generated code) and cargo's registry sources.
+    let target = format!("--remap-path-prefix={}=/target", shared.path().display());
+    assert!(flags.contains(&target), "{flags}");
+    assert!(flags.contains("=/cargo"), "{flags}");
 }
 
 #[test]
