@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What `make testacc` (and CI) runs: install the tools, build the provider binary the
-# acceptance tests drive, then every test of the workspace, the #[ignore]d ones that need
+# What `make testacc` (and CI) runs: install the tools, build the tests and the provider
+# binary the acceptance tests drive, then every test of the workspace, the #[ignore]d ones that need
 # terraform, docker-registry, the Docker daemon and moto included. Extra arguments go to
 # the test binaries, e.g. `scripts/testacc.sh image_manifest` to run a few.
 set -euo pipefail
@@ -17,7 +17,11 @@ phase "test tools (testenv.sh)" bash scripts/testenv.sh
 # The release tests (acceptance-tests/tests/release.rs) run scripts/release.sh: zig,
 # cargo-zigbuild, the musl targets, zip, gnupg and qemu-user-static.
 phase "release tools (release-tools.sh)" bash scripts/release-tools.sh
-phase "debug build of the provider" cargo build --bin terraform-provider-stevedore
+# One build of every test target; it also builds the provider binary the acceptance tests
+# drive (target/debug), with the features the tests' build unifies. A separate
+# `cargo build --bin` first would compile much of the dependency tree a second time, with
+# the fewer features the binary alone asks for, only for the test build to replace it.
+phase "test build (every test target and the provider)" cargo test --workspace --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # One test binary at a time keeps the 2-core machines responsive; tests inside a
@@ -28,7 +32,7 @@ trap 'rm -f "$log" "$phases"' EXIT
 started=$SECONDS
 STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
 cat "$phases"
-printf 'phase: the test suite (test builds, release builds and tests) took %d s\n' $((SECONDS - started))
+printf 'phase: the test suite (release builds and tests) took %d s\n' $((SECONDS - started))
 # cargo prints one "test result" line per test binary (the last is often an empty
 # doc-test run); close with the total over all of them.
 # Ignored and filtered-out tests are counted too (a filter argument leaves some out).
