@@ -20,6 +20,7 @@ pub mod context;
 pub mod daemon_access;
 pub mod diagnostics;
 pub mod elf;
+pub mod environment;
 pub mod fault_proxy;
 pub mod hcl;
 pub mod http1;

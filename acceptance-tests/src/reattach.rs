@@ -28,7 +28,8 @@ impl Attached {
         let log = dir.join("provider.log");
         let mut child = Command::new(binary)
             .arg("--debug")
-            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .env_clear()
+            .envs(crate::environment::command_env(std::env::vars_os(), envs))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&log).unwrap())

@@ -6,7 +6,7 @@ use std::process::Child;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::workdir::{read, COMMAND_TIMEOUT};
+use crate::workdir::read;
 use crate::{Run, Workdir};
 
 /// A terraform command started by [`Workdir::spawn`]; killed if dropped unfinished.
@@ -16,8 +16,6 @@ pub struct Running<'w> {
     pub(crate) command: String,
     out: PathBuf,
     err: PathBuf,
-    /// Started in a process group of its own, whose id is the child's pid.
-    own_group: bool,
 }
 
 impl<'w> Running<'w> {
@@ -27,7 +25,6 @@ impl<'w> Running<'w> {
         command: String,
         out: PathBuf,
         err: PathBuf,
-        own_group: bool,
     ) -> Running<'w> {
         Running {
             dir,
@@ -35,19 +32,12 @@ impl<'w> Running<'w> {
             command,
             out,
             err,
-            own_group,
         }
     }
 
-    /// Sends SIGINT to the command's process group (it must come from
-    /// [`Workdir::spawn`]): what Ctrl-C in a terminal does, to terraform and, when
-    /// terraform started it, the provider.
+    /// Sends SIGINT to the command's process group: what Ctrl-C in a terminal does, to
+    /// terraform and, when terraform started it, the provider.
     pub fn interrupt(&self) {
-        assert!(
-            self.own_group,
-            "`{}` has no process group of its own",
-            self.command
-        );
         let sent = self.signal_group(libc::SIGINT);
         assert_eq!(
             sent,
@@ -61,17 +51,15 @@ impl<'w> Running<'w> {
     /// Waits for the command (at most the usual command timeout) and checks it for
     /// crashes, as [`Workdir::run`] does.
     pub fn wait(mut self) -> Run {
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let limit = self.dir.timeout;
+        let deadline = Instant::now() + limit;
         let code = loop {
             if let Some(status) = self.child.try_wait().expect("waiting for terraform") {
                 break status.code();
             }
             if Instant::now() > deadline {
                 self.kill();
-                panic!(
-                    "`{}` did not finish within {COMMAND_TIMEOUT:?}",
-                    self.command
-                );
+                panic!("`{}` did not finish within {limit:?}", self.command);
             }
             sleep(Duration::from_millis(50));
         };
@@ -79,16 +67,11 @@ impl<'w> Running<'w> {
         self.dir.checked(run)
     }
 
-    /// Kills the command; with a group of its own, the whole group. NOTE: terraform
-    /// re-executes itself under a panic-catching parent (panicwrap), so killing the
-    /// pid we started alone would leave the terraform doing the work, and its
-    /// provider, running.
-    fn kill(&mut self) {
-        if self.own_group {
-            self.signal_group(libc::SIGKILL);
-        } else {
-            let _ = self.child.kill();
-        }
+    /// Kills the command's whole process group. NOTE: terraform re-executes itself
+    /// under a panic-catching parent (panicwrap), so killing the pid we started alone
+    /// would leave the terraform doing the work, and its provider, running.
+    pub(crate) fn kill(&mut self) {
+        self.signal_group(libc::SIGKILL);
         let _ = self.child.wait();
     }
 

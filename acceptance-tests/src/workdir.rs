@@ -14,25 +14,11 @@ use tempfile::TempDir;
 
 use crate::reattach::Attached;
 use crate::running::Running;
-use crate::{cliconfig, tools, Mode, Run};
+use crate::{cliconfig, environment, tools, Mode, Run};
 
 /// No single terraform command in these tests should come near this; a hung provider must
 /// fail the test, not the CI run.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// Variables that would make a test depend on the developer's shell.
-const SCRUBBED_ENV: [&str; 10] = [
-    "TF_LOG",
-    "TF_LOG_PATH",
-    "TF_LOG_CORE",
-    "TF_LOG_PROVIDER",
-    "TF_CLI_ARGS",
-    "TF_DATA_DIR",
-    "TF_PLUGIN_CACHE_DIR",
-    "TF_REATTACH_PROVIDERS",
-    "TF_WORKSPACE",
-    "TF_CLI_CONFIG_FILE",
-];
 
 pub struct Workdir {
     /// `tmp/work`, where `main.tf` and the state live.
@@ -47,6 +33,8 @@ pub struct Workdir {
     tf_log: Option<PathBuf>,
     /// A command every terraform command runs under (see [`Workdir::run_under`]).
     prefix: Vec<String>,
+    /// How long one command may take before it is killed and the test fails.
+    pub(crate) timeout: Duration,
     root: TempDir,
 }
 
@@ -90,15 +78,18 @@ impl Workdir {
         let terraform = tools::terraform();
         let path = root.path().join("work");
         fs::create_dir(&path).unwrap();
-        let mut envs: Vec<(String, String)> = [
-            ("CHECKPOINT_DISABLE", "1"),
-            ("TF_IN_AUTOMATION", "1"),
-            ("TF_INPUT", "0"),
-        ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        // A docker config and AWS files of the test's own, unless `extra` names others.
+        let mut envs = environment::private_defaults(root.path());
+        envs.extend(
+            [
+                ("CHECKPOINT_DISABLE", "1"),
+                ("TF_IN_AUTOMATION", "1"),
+                ("TF_INPUT", "0"),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         envs.push((
             "TF_CLI_CONFIG_FILE".into(),
             cli_config.display().to_string(),
@@ -116,6 +107,7 @@ impl Workdir {
             attached,
             tf_log: None,
             prefix: Vec::new(),
+            timeout: COMMAND_TIMEOUT,
             root,
         };
         dir.write_config(main_tf);
@@ -128,6 +120,12 @@ impl Workdir {
     pub fn run_under(&mut self, prefix: Vec<String>) {
         assert!(self.attached.is_none(), "run_under in reattach mode");
         self.prefix = prefix;
+    }
+
+    /// Gives every later command `limit` instead of the usual timeout (for tests of the
+    /// harness itself).
+    pub fn set_timeout(&mut self, limit: Duration) {
+        self.timeout = limit;
     }
 
     /// The lock file `init` wrote (empty when there is none).
@@ -295,17 +293,20 @@ impl Workdir {
     /// Runs `terraform <args> -no-color` here; panics if it times out or any output, the
     /// provider's own log included, shows a crash.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.start(args, false).wait()
+        self.start(args).wait()
     }
 
-    /// Starts `terraform <args> -no-color` here in its own process group, as a shell
-    /// starts a foreground job, so [`Running::interrupt`] can do what Ctrl-C does.
+    /// Starts `terraform <args> -no-color` here, so a test can act while it runs:
+    /// [`Running::interrupt`] does what Ctrl-C does.
     pub fn spawn(&self, args: &[&str]) -> Running<'_> {
-        self.start(args, true)
+        self.start(args)
     }
 
-    /// A command in the tests' process group stops with them when they are interrupted.
-    fn start(&self, args: &[&str], own_group: bool) -> Running<'_> {
+    /// Every command runs in a process group of its own, as a shell starts a foreground
+    /// job: a timeout kills the group, so neither the terraform that does the work (under
+    /// terraform's panicwrap parent) nor the provider it started outlives the test. Its
+    /// environment is built from nothing ([`environment::command_env`]).
+    fn start(&self, args: &[&str]) -> Running<'_> {
         let n = self.commands.get();
         self.commands.set(n + 1);
         let out = self.root.path().join(format!("cmd{n}.stdout"));
@@ -322,20 +323,16 @@ impl Workdir {
             .arg("-no-color")
             .current_dir(&self.path)
             .stdin(Stdio::null());
-        if own_group {
-            cmd.process_group(0);
-        }
-        for name in SCRUBBED_ENV {
-            cmd.env_remove(name);
-        }
-        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
+        cmd.process_group(0);
+        cmd.env_clear()
+            .envs(environment::command_env(std::env::vars_os(), &self.envs));
         cmd.stdout(File::create(&out).unwrap())
             .stderr(File::create(&err).unwrap());
         let command = format!("terraform {}", args.join(" "));
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {command}: {e}"));
-        Running::new(self, child, command, out, err, own_group)
+        Running::new(self, child, command, out, err)
     }
 
     /// Waits until the logs (see [`Workdir::full_log`]) hold `needle`; panics after

@@ -2,7 +2,10 @@
 //! every image shape the pusher crafts. They need docker-registry and skopeo, so they are
 //! ignored like the acceptance tests.
 
-use acceptance_tests::{sha256_digest, Pushed, Pusher, Registry};
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use acceptance_tests::{sha256_digest, Mode, Pushed, Pusher, Registry, Workdir};
 use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
@@ -117,5 +120,48 @@ fn skopeo_reads_platform_configs() {
         let config: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(config["architecture"], image.platform.architecture.as_str());
         assert_eq!(config["os"], "linux");
+    }
+}
+
+/// A command that outlives its timeout is killed with everything it started: terraform runs
+/// its real work in a child of its own (panicwrap), so killing only the process the harness
+/// started would leave that child, and the provider, loading the machine for later tests.
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn a_command_that_times_out_is_killed_with_the_processes_it_started() {
+    let mut tf = Workdir::new(Mode::Installed, "");
+    let pid_file = tf.path.join("child.pid");
+    // Stands in for panicwrap: a parent that starts the long-running child and waits.
+    let script = format!("sleep 300 & echo $! > '{}'; wait", pid_file.display());
+    tf.run_under(vec!["/bin/sh".into(), "-c".into(), script]);
+    tf.set_timeout(Duration::from_secs(2));
+    let timed_out = panic::catch_unwind(AssertUnwindSafe(|| tf.run(&["version"])));
+    let Err(message) = timed_out else {
+        panic!("the command ran past its timeout and still succeeded");
+    };
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(text.contains("did not finish within 2s"), "{text}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid.trim()) {
+        assert!(
+            Instant::now() < deadline,
+            "the child {} outlived the killed command",
+            pid.trim()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Running, or stopped but not yet reaped by whoever adopted it (a zombie is dead).
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
