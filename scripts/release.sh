@@ -79,10 +79,18 @@ build() {
   flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS"
   local started=$SECONDS
   env "$flags_var=$(release_rustflags)" cargo zigbuild --release --locked --bin "$NAME" --target "$target"
-  local took="phase: cargo zigbuild $target took $((SECONDS - started)) s"
+  local took="phase: cargo zigbuild $target took $((SECONDS - started)) s${STEVEDORE_PHASE_NOTE:-}"
   log "$took"
   # make testacc prints these after the suite (the tests keep the script's output).
   if [ -n "${STEVEDORE_PHASE_LOG:-}" ]; then echo "$took" >>"$STEVEDORE_PHASE_LOG"; fi
+}
+
+# Both release builds and nothing else: `make testacc` runs this beside the tests, so the
+# release tests find them fresh.
+build_all() {
+  export PATH="$TOOLS/venv/bin:$PATH"
+  local platform
+  for platform in "${PLATFORMS[@]}"; do build "${RUST_TARGET[$platform]}"; done
 }
 
 # A static binary has no program interpreter and needs no shared library.

@@ -23,14 +23,29 @@ phase "release tools (release-tools.sh)" bash scripts/release-tools.sh
 # the fewer features the binary alone asks for, only for the test build to replace it.
 phase "test build (every test target and the provider)" cargo test --workspace --no-run
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 # One test binary at a time keeps the 2-core machines responsive; tests inside a
 # binary still run in parallel.
 status=0
 phases=$(mktemp)
-trap 'rm -f "$log" "$phases"' EXIT
+prebuild_log=$(mktemp)
+prebuild=""
+trap 'rm -f "$log" "$phases" "$prebuild_log"; [ -z "$prebuild" ] || kill "$prebuild" 2>/dev/null || true' EXIT
 started=$SECONDS
+# The two static release builds (about 8 minutes each with nothing compiled) run beside
+# the tests, at low priority: most tests wait on terraform, registries and daemons, and
+# the release tests later find both builds fresh (or wait for cargo's lock on them). With
+# a filter (arguments) only what it selects runs, and nothing is built ahead.
+if [ "$#" -eq 0 ]; then
+  STEVEDORE_PHASE_LOG="$phases" STEVEDORE_PHASE_NOTE=" (beside the tests)" \
+    nice -n 10 bash -c 'source scripts/release.sh && build_all' >"$prebuild_log" 2>&1 &
+  prebuild=$!
+fi
 STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+if [ -n "$prebuild" ]; then
+  # Normally long done: the release tests needed it.
+  wait "$prebuild" || { echo "the release builds beside the tests failed:"; tail -n 30 "$prebuild_log"; }
+  prebuild=""
+fi
 cat "$phases"
 printf 'phase: the test suite (release builds and tests) took %d s\n' $((SECONDS - started))
 # cargo prints one "test result" line per test binary (the last is often an empty
