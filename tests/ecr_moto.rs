@@ -1,7 +1,7 @@
 //! ECR credentials through aws-sdk-ecr against moto: a `registry_auth` entry
 //! with `ecr = true` resolves to the token GetAuthorizationToken returns.
 
-use acceptance_tests::moto::{Moto, AWS_ENV};
+use acceptance_tests::moto::Moto;
 use stevedore::aws::AwsSettings;
 use stevedore::registry::{AuthSettings, Credential, RegistryAuth};
 
@@ -11,9 +11,7 @@ fn ecr_entry_resolves_to_a_token_from_get_authorization_token() {
     // The fixture speaks blocking HTTP, so it lives outside the async runtime.
     let moto = Moto::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for (k, v) in AWS_ENV {
-        std::env::set_var(k, v);
-    }
+    acceptance_tests::moto::export_aws_env();
     let settings = AuthSettings {
         entries: vec![RegistryAuth {
             address: "127.0.0.1:5999".into(),

@@ -2,10 +2,8 @@
 //! (with rolloutState) but launches no tasks, so this proves the SDK wiring
 //! and the deployment bookkeeping, not task failures: those are in ecs_fake.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, CpuArchitecture, LaunchType, NetworkMode, OsFamily,
@@ -28,46 +26,13 @@ impl Drop for Moto {
     }
 }
 
-fn moto_server() -> PathBuf {
-    let tools = std::env::var_os("STEVEDORE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::home_dir().expect("home dir").join(".cache/stevedore"));
-    tools.join("venv/bin/moto_server")
-}
-
 fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(moto_server())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        // NOTE: a number, not a boolean: services report this many running tasks
-        // and start with rolloutState COMPLETED when it reaches desiredCount.
-        .env("MOTO_ECS_SERVICE_RUNNING", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server (run make testacc, which installs it)");
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let began = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "moto_server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
+    let (child, url) = acceptance_tests::moto::spawn_moto();
+    Moto { child, url }
 }
 
 async fn client(moto: &Moto) -> aws_sdk_ecs::Client {
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    acceptance_tests::moto::export_aws_env();
     let settings = AwsSettings {
         region: Some("us-east-1".into()),
         ecs_endpoint: Some(moto.url.clone()),

@@ -95,7 +95,8 @@ async fn second_push_skips_export_and_compression() {
     let client = RegistryClient::new(AuthSettings::default());
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = BlobCache::at(cache_dir.path());
-    let tag = "stevedore-test/publish-cache:latest";
+    // A tag of this process's own: another run's test on the same daemon has another.
+    let tag = &format!("stevedore-test/publish-cache:{}", std::process::id());
     build_image(tag).await;
     let repo = format!("{}/cache/one", registry.host);
 

@@ -265,7 +265,8 @@ async fn missing_tags_and_repositories_are_not_found() {
 #[tokio::test]
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn unreachable_registry_is_transient() {
-    let port = registry_fixture::free_port();
+    let closed = acceptance_tests::listening::ClosedPort::new();
+    let port = closed.port;
     let image = Reference::parse(&format!("127.0.0.1:{port}/web:v1")).unwrap();
     let err = client().get_manifest(&image).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");

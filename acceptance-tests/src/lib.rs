@@ -26,6 +26,7 @@ pub mod hcl;
 pub mod http1;
 pub mod image;
 pub mod layer;
+pub mod listening;
 pub mod media_types;
 pub mod mode;
 pub mod moto;

@@ -8,14 +8,13 @@
 //! desiredCount 1 rolls out COMPLETED at once, and one with desiredCount 2 stays IN_PROGRESS
 //! forever (how the tests get a rollout that times out).
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{free_port, tools};
+use crate::{free_port, listening, tools};
 
 const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const ECR_TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
@@ -35,6 +34,19 @@ pub const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
     ("AWS_REGION", "us-east-1"),
 ];
+
+/// Puts [`AWS_ENV`] in this process's environment, once, for SDK clients built in the
+/// test process (the provider's own processes get it from the harness). Every test that
+/// builds one calls this first: the one write happens before any of them reads the
+/// environment, never while a loader on another thread does.
+pub fn export_aws_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (name, value) in AWS_ENV {
+            std::env::set_var(name, value);
+        }
+    });
+}
 
 /// A running moto_server, killed when dropped (or by [`Moto::stop`]).
 pub struct Moto {
@@ -65,37 +77,57 @@ pub struct Service {
     pub task_definition_arn: String,
 }
 
-impl Moto {
-    pub fn start() -> Moto {
-        let binary = tools::tools_dir().join("venv/bin/moto_server");
-        assert!(
-            binary.is_file(),
-            "moto_server not found at {}; {}",
-            binary.display(),
-            tools::SETUP_HINT
-        );
+/// Starts `moto_server` on a free loopback port and waits until that process itself
+/// listens there; returns it and its `http://127.0.0.1:PORT`. A port another test's server
+/// took first makes ours exit on bind: it is started again on another port.
+pub fn spawn_moto() -> (Child, String) {
+    let binary = tools::tools_dir().join("venv/bin/moto_server");
+    assert!(
+        binary.is_file(),
+        "moto_server not found at {}; {}",
+        binary.display(),
+        tools::SETUP_HINT
+    );
+    for _ in 0..3 {
         let port = free_port();
-        let child = Command::new(&binary)
+        let mut child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // NOTE: a number, not a boolean: services report this many running tasks and
+            // start with rolloutState COMPLETED when it reaches desiredCount.
             .env("MOTO_ECS_SERVICE_RUNNING", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let moto = Moto {
-            url: format!("http://127.0.0.1:{port}"),
-            child,
-            http: reqwest::blocking::Client::new(),
-        };
         let began = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if listening::listens(child.id(), port) {
+                return (child, format!("http://127.0.0.1:{port}"));
+            }
             assert!(
                 began.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen on {port}"
+                "moto_server did not listen on {port} within 30s"
             );
             sleep(Duration::from_millis(100));
         }
-        moto
+    }
+    panic!(
+        "moto_server exited at start three times; {}",
+        tools::SETUP_HINT
+    );
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let (child, url) = spawn_moto();
+        Moto {
+            url,
+            child,
+            http: reqwest::blocking::Client::new(),
+        }
     }
 
     /// `provider "stevedore" { aws { ... } }` pointing ECS at this moto.

@@ -3,7 +3,8 @@
 
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
 use acceptance_tests::hcl::{provider_block, quote, terraform_block};
-use acceptance_tests::{acc_test, free_port, Mode, Pushed, Pusher, Registry, Run, Workdir};
+use acceptance_tests::listening::ClosedPort;
+use acceptance_tests::{acc_test, Mode, Pushed, Pusher, Registry, Run, Workdir};
 use serde_json::{json, Map, Value};
 
 /// Every computed attribute, each exported as an output of the same name.
@@ -169,7 +170,8 @@ acc_test!(malformed_platform_names_platform, |mode| {
 
 acc_test!(unreachable_registry_is_an_error, |mode| {
     let registry = Registry::start();
-    let closed = format!("127.0.0.1:{}", free_port());
+    let held = ClosedPort::new();
+    let closed = held.address();
     let stderr = plan_fails(
         mode,
         &config(&registry, None, &format!("{closed}/web:v1"), None),

@@ -4,8 +4,9 @@
 
 use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_attribute};
 use acceptance_tests::hcl::{quote, terraform_block};
+use acceptance_tests::listening::ClosedPort;
 use acceptance_tests::moto::{Moto, AWS_ENV};
-use acceptance_tests::{acc_test, free_port, sha256_digest, Pusher, Registry, Workdir};
+use acceptance_tests::{acc_test, sha256_digest, Pusher, Registry, Workdir};
 use serde_json::{json, Value};
 
 /// One `data "stevedore_image_manifest" "<name>"` per `(name, image, platform)`, each
@@ -141,7 +142,8 @@ acc_test!(ecr_true_fetches_credentials_for_any_address, |mode| {
     assert_error_contains(&stderr, &registry.address);
 
     // An ECR endpoint that cannot be reached is named as the reason.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let held = ClosedPort::new();
+    let closed = format!("http://{}", held.address());
     let provider = ecr_provider(&moto, &registry.address, true).replace(&moto.url, &closed);
     tf.write_config(&config(&provider, &reads));
     let stderr = tf.plan().failure();

@@ -126,8 +126,7 @@ async fn without_rollout_state_a_sole_running_primary_is_done() {
     m.service(CLUSTER, SERVICE).rollout_states = false;
     m.rollout_polls = 3;
     let fake = FakeEcs::start(m).await;
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    acceptance_tests::moto::export_aws_env();
     let settings = stevedore::aws::AwsSettings {
         region: Some("us-east-1".into()),
         ecs_endpoint: Some(fake.url.clone()),
