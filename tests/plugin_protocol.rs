@@ -356,9 +356,10 @@ async fn shutdown_ends_the_process_promptly_and_sigint_does_not() {
             assert!(status.success());
             break;
         }
+        // A plugin that ignores Shutdown runs on forever: ten seconds tell it apart.
         assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "plugin still running 2s after Shutdown"
+            t0.elapsed() < Duration::from_secs(10),
+            "plugin still running 10 s after Shutdown"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -480,7 +481,6 @@ async fn a_stop_cancels_a_read_in_flight(sigterm: bool) {
         !read.is_finished(),
         "the read should be waiting on the silent registry"
     );
-    let t0 = Instant::now();
     if sigterm {
         let pid = p.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -490,13 +490,13 @@ async fn a_stop_cancels_a_read_in_flight(sigterm: bool) {
             .await
             .unwrap();
     }
-    let out = tokio::time::timeout(Duration::from_secs(5), read)
+    // The silent registry would hold the read for its whole timeout (a minute and more).
+    let out = tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .expect("the read ended after the stop")
+        .expect("the read did not end within 10 s of the stop")
         .unwrap()
         .unwrap()
         .into_inner();
-    assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(out.diagnostics.len(), 1);
     assert_eq!(out.diagnostics[0].summary, "Read Cancelled");
     drop(silent);

@@ -198,10 +198,12 @@ async fn non_json_manifests_are_invalid() {
 /// attempt, where one following its own 10 ms backoff is refused again.
 #[tokio::test]
 async fn push_retries_wait_as_retry_after_says() {
-    let opened = std::time::Instant::now();
+    // The window opens with the first request, not before the server is up.
+    let opened = std::sync::OnceLock::new();
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = refused.clone();
     let host = serve(Arc::new(move |_: &str| {
+        let opened = opened.get_or_init(std::time::Instant::now);
         if opened.elapsed() < std::time::Duration::from_secs(1) {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Answer {
