@@ -3,6 +3,7 @@
 //! docker-registry. What the registry holds is read back with this test's own HTTP
 //! client, never the provider's.
 
+use acceptance_tests::listening::ClosedPort;
 use std::fs;
 use std::path::Path;
 
@@ -11,7 +12,8 @@ use acceptance_tests::diagnostics::{assert_error_contains, assert_error_names_at
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
 use acceptance_tests::push::Uploader;
-use acceptance_tests::{acc_test, free_port, sha256_digest, Mode, Pusher, Registry, Workdir};
+use acceptance_tests::registry::Options;
+use acceptance_tests::{acc_test, sha256_digest, Mode, Pusher, Registry, Workdir};
 use serde_json::Value;
 
 use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
@@ -249,7 +251,8 @@ acc_test!(bad_inputs_are_attributed_at_plan, |mode| {
 
 acc_test!(registry_down_at_apply_fails_cleanly, |mode| {
     let ctx = context();
-    let repo = format!("127.0.0.1:{}/web", free_port());
+    let closed = ClosedPort::new();
+    let repo = format!("{}/web", closed.address());
     let tf = Workdir::new(mode, &config(ctx.path(), &repo, ""));
     tf.init().success();
     let stderr = tf.apply().failure();
@@ -381,15 +384,23 @@ acc_test!(
         let repo = format!("{}/web", registry.address);
         let tf = applied(mode, &config(ctx.path(), &repo, ""));
         let before = tf.output("digest");
+        // The other mode's test runs the same build at the same time: without content of
+        // its own (a nonce) BuildKit merges the two, and reports the merged steps to one.
+        fs::write(
+            ctx.path().join("nonce.txt"),
+            ctx.path().display().to_string(),
+        )
+        .unwrap();
         fs::write(
             ctx.path().join("Dockerfile"),
-            "FROM scratch\nCOPY app.txt /app.txt\nCOPY missing.txt /missing.txt\n",
+            "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY app.txt /app.txt\n\
+             COPY missing.txt /missing.txt\n",
         )
         .unwrap();
         let stderr = tf.apply().failure();
         assert_error_contains(&stderr, "Image Build Failed");
         // BuildKit (what `auto` picks on this daemon) names steps as [n/m].
-        assert_error_contains(&stderr, "[2/2] COPY missing.txt /missing.txt");
+        assert_error_contains(&stderr, "[3/3] COPY missing.txt /missing.txt");
         assert_error_contains(&stderr, "Last lines of the build log:");
         assert_error_contains(&stderr, "The tags in");
         assert_eq!(
@@ -554,5 +565,125 @@ acc_test!(secret_env_and_secret_files_never_enter_terraform, |mode| {
     }
     // A new value in the file alone plans nothing.
     fs::write(&file, "rotated-value").unwrap();
+    tf.assert_plans_empty();
+});
+
+/// The requests that change a registry (uploads, manifests, deletes) in its access log.
+fn writes(registry: &Registry) -> Vec<String> {
+    registry
+        .access_log()
+        .into_iter()
+        .filter(|l| {
+            ["\"PUT ", "\"POST ", "\"PATCH ", "\"DELETE "]
+                .iter()
+                .any(|m| l.contains(m))
+        })
+        .collect()
+}
+
+/// The daemon's images (intermediate ones too) that carry `label`.
+fn images_labelled(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["images", "--all", "--quiet", "--no-trunc", "--filter"])
+        .arg(format!("label={label}"))
+        .output()
+        .expect("running docker images");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+// Planning only reads: a create and an update are planned with no build (no image with
+// this test's label appears in the daemon) and no write to the registry.
+acc_test!(planning_never_builds_or_pushes, |mode| {
+    let registry = Registry::launch(Options {
+        access_log: true,
+        ..Options::default()
+    });
+    let ctx = context();
+    // A label of this test's own: both modes run at once on the same daemon.
+    let label = format!("org.stevedore.test.plan={}", ctx.path().display());
+    let (key, value) = label.split_once('=').unwrap();
+    let extra = format!("  labels = {{ {} = {} }}\n", quote(key), quote(value));
+    let repo = format!("{}/web", registry.address);
+    let tf = Workdir::new(mode, &config(ctx.path(), &repo, &extra));
+    tf.init().success();
+
+    assert!(tf.plan_has_changes(), "the create is planned");
+    assert_eq!(
+        writes(&registry),
+        Vec::<String>::new(),
+        "planning a create wrote"
+    );
+    assert_eq!(registry.blob_bytes(), 0);
+    assert_eq!(
+        images_labelled(&label),
+        Vec::<String>::new(),
+        "planning a create built"
+    );
+
+    tf.apply().success();
+    let written = writes(&registry);
+    assert!(!written.is_empty(), "the apply pushed nothing");
+    let bytes = registry.blob_bytes();
+    let images = images_labelled(&label);
+
+    fs::write(ctx.path().join("app.txt"), "version 2\n").unwrap();
+    assert!(tf.plan_has_changes(), "the changed context plans a rebuild");
+    assert_eq!(writes(&registry), written, "planning an update wrote");
+    assert_eq!(registry.blob_bytes(), bytes);
+    assert_eq!(images_labelled(&label), images, "planning an update built");
+});
+
+// `build_args`, `labels` and `target` written in HCL reach the build: the stage built is the
+// one `target` names (not the last), the argument picks the file that stage copies, and the
+// label is in the pushed image's config.
+acc_test!(build_args_labels_and_target_reach_the_build, |mode| {
+    let registry = Registry::start();
+    let ctx = build_context(&[
+        (
+            "Dockerfile",
+            b"FROM scratch AS chosen\nARG PICK=default.txt\nCOPY ${PICK} /picked.txt\n\
+              FROM scratch AS last\nCOPY last.txt /last.txt\n",
+        ),
+        ("default.txt", b"default-choice-41d2\n"),
+        ("wanted.txt", b"wanted-choice-93ab\n"),
+        ("last.txt", b"last-stage-7c05\n"),
+    ]);
+    let repo = format!("{}/web", registry.address);
+    let extra = "  target     = \"chosen\"\n  build_args = { PICK = \"wanted.txt\" }\n  \
+                 labels     = { \"org.example.from-hcl\" = \"yes\" }\n";
+    let tf = applied(mode, &config(ctx.path(), &repo, extra));
+    let digest = tf.output("digest").as_str().unwrap().to_string();
+    let (_, manifest, _) = get_manifest(&registry, "web", &digest);
+    let config = get_config(&registry, "web", &manifest);
+    assert_eq!(
+        config["config"]["Labels"]["org.example.from-hcl"], "yes",
+        "{config}"
+    );
+    assert!(image_layers_contain(
+        &registry,
+        "web",
+        &digest,
+        b"wanted-choice-93ab"
+    ));
+    assert!(!image_layers_contain(
+        &registry,
+        "web",
+        &digest,
+        b"default-choice-41d2"
+    ));
+    assert!(!image_layers_contain(
+        &registry,
+        "web",
+        &digest,
+        b"last-stage-7c05"
+    ));
     tf.assert_plans_empty();
 });
