@@ -121,6 +121,8 @@ struct State {
     put_claimed: bool,
     injected: Injected,
     log: Vec<String>,
+    /// Every manifest read answers 503 while set ([`FaultProxy::set_manifest_reads_down`]).
+    manifest_reads_down: bool,
 }
 
 /// A request being forwarded, its body still to come.
@@ -187,6 +189,12 @@ impl FaultProxy {
     /// What was injected so far.
     pub fn injected(&self) -> Injected {
         self.shared.lock().injected
+    }
+
+    /// While `down`, every manifest `GET` and `HEAD` answers 503, for as long as it takes:
+    /// a registry whose reads are failing, not one that fails once and recovers.
+    pub fn set_manifest_reads_down(&self, down: bool) {
+        self.shared.lock().manifest_reads_down = down;
     }
 
     /// One line per request: method, path (query left out), status, fault. For failure
@@ -372,6 +380,11 @@ impl State {
             cut: None,
             delay: None,
         };
+        let read = method == "GET" || method == "HEAD";
+        if self.manifest_reads_down && read && path.contains("/manifests/") {
+            self.injected.manifest_read_503 += 1;
+            return Action::Refuse(503, None);
+        }
         if path == "/v2/" && method == "GET" && faults.v2_429 && !self.v2_done {
             self.v2_done = true;
             self.injected.v2_429 += 1;

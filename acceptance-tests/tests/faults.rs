@@ -10,6 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+use acceptance_tests::diagnostics::flatten;
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::{acc_test, sha256_digest, FaultProxy, Faults, Pusher, Registry, Workdir};
 use serde_json::Value;
@@ -232,3 +233,63 @@ acc_test!(the_manifest_data_source_survives_503_and_429, |mode| {
     assert!(injected.manifest_read_503 >= 2, "{injected:?}\n{log}");
     assert!(injected.blob_get_429 >= 1, "{injected:?}\n{log}");
 });
+
+// A refresh while every manifest read of the registry fails (503 each time, retries
+// included) is not drift: plan and `apply -refresh-only` succeed with the "Image Not
+// Refreshed" warning, plan nothing, and keep the state; once the registry answers again
+// the plan is still empty.
+acc_test!(
+    refresh_on_a_registry_that_keeps_failing_keeps_the_state,
+    |mode| {
+        let registry = Registry::start();
+        let proxy = FaultProxy::start(&registry, Faults::default());
+        let ctx = tempfile::Builder::new()
+            .prefix("stevedore-ctx")
+            .tempdir()
+            .unwrap();
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY app.txt /\n",
+        )
+        .unwrap();
+        fs::write(ctx.path().join("app.txt"), seed(mode)).unwrap();
+        let repo = format!("{}/app", proxy.address);
+        let cache = tempfile::tempdir().unwrap();
+        let tf = workdir(mode, &build_config(ctx.path(), &repo), cache.path());
+        tf.init().success();
+        tf.apply().success();
+        let before = tf.resource_values("stevedore_image_build.app");
+
+        proxy.set_manifest_reads_down(true);
+        let plan = tf.run(&["plan", "-detailed-exitcode"]);
+        assert_eq!(
+            plan.code,
+            Some(0),
+            "a failing registry is no change\n{plan}"
+        );
+        assert_not_refreshed(&plan, &repo);
+        assert!(proxy.injected().manifest_read_503 >= 1, "{}", proxy.log());
+        let refreshed = tf.run(&["apply", "-refresh-only", "-auto-approve"]);
+        assert_eq!(refreshed.code, Some(0), "{refreshed}");
+        assert_not_refreshed(&refreshed, &repo);
+        assert_eq!(tf.resource_values("stevedore_image_build.app"), before);
+
+        proxy.set_manifest_reads_down(false);
+        tf.assert_plans_empty();
+        assert_eq!(tf.resource_values("stevedore_image_build.app"), before);
+    }
+);
+
+/// The warning of a refresh that could not read the tags: it names the repository and the
+/// registry's 503, and says the state is kept.
+fn assert_not_refreshed(run: &acceptance_tests::Run, repository: &str) {
+    let shown = flatten(&format!("{}{}", run.stdout, run.stderr));
+    for said in [
+        "Warning: Image Not Refreshed",
+        repository,
+        "503",
+        "the state is kept as it was",
+    ] {
+        assert!(shown.contains(said), "no {said:?} in\n{run}");
+    }
+}
