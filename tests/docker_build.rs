@@ -172,6 +172,80 @@ async fn cancelled_build_stops() {
     assert!(matches!(err, BuildError::Cancelled), "{err}");
 }
 
+/// Cancels a build while its `RUN` step runs (a static program of ours that sleeps two
+/// minutes), once the builder has said the step started: the build ends as
+/// Cancelled within seconds, not minutes, and no image is left under its tag.
+async fn cancel_while_the_run_step_runs(builder: BuilderKind, test: &str) {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let daemon = daemon();
+    let d = daemon.docker.clone();
+    let nonce = format!("{test} {}", std::process::id());
+    let fx = Fixture::new(
+        "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
+         RUN [\"/proof\", \"/proof\", \"/out.txt\", \"120\"]\n",
+        &[("nonce.txt", nonce.as_bytes())],
+    );
+    build_proof_program(fx.ctx.path());
+    let tag = unique_tag(test);
+    let mut req = fx.request("linux/amd64", &tag);
+    req.builder = builder;
+    req.no_cache = true;
+    // Both builders name the step as it starts: `[3/3] RUN [...]`, `Step 4/5 : RUN [...]`.
+    let running = "RUN [\"/proof\"";
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = lines.clone();
+    let cancel = CancellationToken::new();
+    let building = build(&daemon, req, cancel.clone(), move |l| {
+        seen.lock().unwrap().push(l.to_string())
+    });
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !lines.lock().unwrap().iter().any(|l| l.contains(running)) {
+            assert!(
+                Instant::now() < deadline,
+                "no {running:?} within 120 s: {:?}",
+                lines.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Into the step: the program is asleep now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel();
+        Instant::now()
+    };
+    let (result, cancelled_at) = tokio::join!(building, watch);
+    let after = cancelled_at.elapsed();
+    let lines = lines.lock().unwrap().clone();
+    match result {
+        Err(BuildError::Cancelled) => {}
+        other => panic!(
+            "expected Cancelled, got {:?}\n{lines:?}",
+            other.map(|b| b.image_id)
+        ),
+    }
+    assert!(
+        after < Duration::from_secs(20),
+        "the build ended {after:?} after the cancel (its step sleeps 120 s)"
+    );
+    assert!(
+        d.inspect_image(&tag).await.is_err(),
+        "the cancelled build left an image under {tag}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc (needs cc with a static libc)"]
+async fn cancelling_a_running_buildkit_build_stops_it() {
+    cancel_while_the_run_step_runs(BuilderKind::BuildKit, "cancel-run-bk").await;
+}
+
+#[tokio::test]
+#[ignore = "acceptance: run make testacc (needs cc with a static libc)"]
+async fn cancelling_a_running_classic_build_stops_it() {
+    cancel_while_the_run_step_runs(BuilderKind::Classic, "cancel-run-classic").await;
+}
+
 /// Regression: the classic builder's cache ignores the platform, so the
 /// second build used to come back as the first one's amd64 image.
 #[tokio::test]

@@ -437,3 +437,75 @@ acc_test!(
         assert!(!streamed.full_log().contains("the daemon sent the layers"));
     }
 );
+
+// Ctrl-C while a `RUN` step of the build runs (a static program of ours sleeping two
+// minutes): the apply ends within seconds, says it was interrupted, and nothing is left:
+// no tag or blob in the registry, no image with this build's label in the daemon, nothing
+// in the state.
+acc_test!(
+    ctrl_c_during_a_run_step_stops_the_build_and_tags_nothing,
+    |mode| {
+        let registry = Registry::start();
+        let ctx = tempfile::Builder::new()
+            .prefix("stevedore-ctx")
+            .tempdir()
+            .unwrap();
+        build_proof_program(ctx.path());
+        fs::write(
+            ctx.path().join("nonce.txt"),
+            ctx.path().display().to_string(),
+        )
+        .unwrap();
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
+         RUN [\"/proof\", \"/proof\", \"/out.txt\", \"120\"]\n",
+        )
+        .unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let build_log = logs.path().join("build.log");
+        let label = ctx.path().display().to_string();
+        let extra = format!(
+            "  build_log_file = {}\n  labels = {{ \"org.stevedore.test.cancel\" = {} }}\n",
+            quote(&build_log.display().to_string()),
+            quote(&label)
+        );
+        let repo = format!("{}/web", registry.address);
+        let tf = Workdir::new(mode, &config("", ctx.path(), &repo, &extra));
+        tf.init().success();
+
+        let apply = tf.spawn(&["apply", "-auto-approve"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+        while !fs::read_to_string(&build_log).is_ok_and(|l| l.contains("RUN [\"/proof\"")) {
+            if std::time::Instant::now() > deadline {
+                apply.interrupt();
+                panic!("the RUN step never started\n{}", apply.wait());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let interrupted = std::time::Instant::now();
+        apply.interrupt();
+        let run = apply.wait();
+        let took = interrupted.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(30),
+            "the apply took {took:?} to stop (the step sleeps 120 s)\n{run}"
+        );
+        let stderr = run.failure();
+        assert!(stderr.to_lowercase().contains("interrupted"), "{stderr}");
+        assert_eq!(status(&registry, "web", "latest"), 404, "a tag was pushed");
+        assert_eq!(registry.blob_bytes(), 0, "blobs were pushed");
+        let images = std::process::Command::new("docker")
+            .args(["images", "--all", "--quiet", "--filter"])
+            .arg(format!("label=org.stevedore.test.cancel={label}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&images.stdout).trim(),
+            "",
+            "an image was left"
+        );
+        assert_eq!(tf.resource_values("stevedore_image_build.app"), Value::Null);
+    }
+);
