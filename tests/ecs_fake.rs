@@ -24,6 +24,8 @@ mod failures;
 mod fake_itself;
 #[path = "ecs_fake/follow.rs"]
 mod follow;
+#[path = "ecs_fake/terraform.rs"]
+mod terraform;
 #[path = "ecs_fake/wait.rs"]
 mod wait;
 
