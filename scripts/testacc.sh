@@ -40,7 +40,20 @@ if [ "$#" -eq 0 ]; then
     nice -n 10 bash -c 'source scripts/release.sh && build_all' >"$prebuild_log" 2>&1 &
   prebuild=$!
 fi
-STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+if [ -n "$prebuild" ]; then
+  # Every test but the release ones first, so the builds have all that time beside them.
+  others=()
+  for file in tests/*.rs acceptance-tests/tests/*.rs; do
+    name=$(basename "$file" .rs)
+    [ "$name" = release ] || others+=(--test "$name")
+  done
+  cargo test --workspace --no-fail-fast --lib --bins "${others[@]}" -- --include-ignored 2>&1 |
+    tee "$log" || status=$?
+  STEVEDORE_PHASE_LOG="$phases" cargo test -p acceptance-tests --no-fail-fast --test release \
+    -- --include-ignored 2>&1 | tee -a "$log" || status=$?
+else
+  cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+fi
 if [ -n "$prebuild" ]; then
   # Normally long done: the release tests needed it.
   wait "$prebuild" || { echo "the release builds beside the tests failed:"; tail -n 30 "$prebuild_log"; }
