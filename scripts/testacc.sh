@@ -51,6 +51,7 @@ if [ -n "$prebuild" ]; then
     tee "$log" || status=$?
   STEVEDORE_PHASE_LOG="$phases" cargo test -p acceptance-tests --no-fail-fast --test release \
     -- --include-ignored 2>&1 | tee -a "$log" || status=$?
+  cargo test --workspace --no-fail-fast --doc 2>&1 | tee -a "$log" || status=$?
 else
   cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
 fi
