@@ -46,6 +46,22 @@ pub fn build_proof_program(dir: &Path) {
     );
 }
 
+/// A build context of its own for a test whose `RUN` steps run the proof program: `proof`
+/// (built here), `nonce.txt` holding the context's own path, and `dockerfile`. The nonce
+/// keeps its steps its own: without it BuildKit merges identical builds of tests running at
+/// the same time (both modes of one test), and reports the merged steps to one of them.
+pub fn proof_context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::Builder::new()
+        .prefix("stevedore-ctx")
+        .tempdir()
+        .unwrap();
+    build_proof_program(ctx.path());
+    let nonce = ctx.path().display().to_string();
+    std::fs::write(ctx.path().join("nonce.txt"), nonce).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
 /// What the proof program writes for `secret`.
 pub fn proof_line(secret: &[u8]) -> String {
     let h = secret.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

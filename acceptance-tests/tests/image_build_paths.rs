@@ -8,7 +8,9 @@ use std::path::Path;
 
 use acceptance_tests::context::build_context;
 use acceptance_tests::hcl::{provider_block, quote, terraform_block};
-use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
+use acceptance_tests::proof::{
+    build_proof_program, image_layers_contain, proof_context, proof_line,
+};
 use acceptance_tests::{acc_test, Registry, Workdir};
 use serde_json::Value;
 
@@ -446,22 +448,10 @@ acc_test!(
     ctrl_c_during_a_run_step_stops_the_build_and_tags_nothing,
     |mode| {
         let registry = Registry::start();
-        let ctx = tempfile::Builder::new()
-            .prefix("stevedore-ctx")
-            .tempdir()
-            .unwrap();
-        build_proof_program(ctx.path());
-        fs::write(
-            ctx.path().join("nonce.txt"),
-            ctx.path().display().to_string(),
-        )
-        .unwrap();
-        fs::write(
-            ctx.path().join("Dockerfile"),
+        let ctx = proof_context(
             "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
-         RUN [\"/proof\", \"/proof\", \"/out.txt\", \"120\"]\n",
-        )
-        .unwrap();
+             RUN [\"/proof\", \"/proof\", \"/out.txt\", \"120\"]\n",
+        );
         let logs = tempfile::tempdir().unwrap();
         let build_log = logs.path().join("build.log");
         let label = ctx.path().display().to_string();
