@@ -763,3 +763,107 @@ async fn write_only_secrets_of_an_older_state_are_null_for_terraform_1_11_only()
         assert_eq!(read.get("digest"), state.get("digest"), "{version}");
     }
 }
+
+/// The apply Terraform 1.11 sends for the write-only `secrets`: the planned state holds it
+/// null (as the plan answered), the config holds the value, and the build's `RUN` step gets
+/// that value (its proof is in the pushed image) while the new state holds null again.
+/// NOTE: Terraform 1.11 builds `proposed_new_state` with `objchange.ProposedNew`, which takes
+/// a non-computed attribute's value from the config, write-only ones included (only its
+/// import mocking strips them, `ephemeral.StripWriteOnlyAttributes`); it then refuses a plan
+/// or an apply result holding one (`ephemeral.ValidateWriteOnlyAttributes`).
+#[tokio::test]
+#[ignore = "acceptance: run make testacc (the docker daemon, docker-registry, cc -static)"]
+async fn write_only_secrets_reach_the_build_from_the_config_of_an_apply() {
+    use stevedore::resource::Resource;
+    use stevedore::value::Value;
+    const SECRET: &str = "write-only-6b1f";
+    let registry = tokio::task::spawn_blocking(acceptance_tests::Registry::start)
+        .await
+        .unwrap();
+    let ctx = acceptance_tests::proof::proof_context(
+        "FROM scratch\nCOPY nonce.txt /nonce.txt\nCOPY proof /proof\n\
+         RUN --mount=type=secret,id=npm [\"/proof\", \"/run/secrets/npm\", \"/npm.txt\"]\n",
+    );
+    let p = start(None, "6");
+    let mut c = pb::provider_client::ProviderClient::new(channel(&p, None).await.unwrap());
+    let caps = || {
+        Some(pb::ClientCapabilities {
+            deferral_allowed: false,
+            write_only_attributes_allowed: true,
+        })
+    };
+    let provider = stevedore::provider::config::schema();
+    let conf = c
+        .configure_provider(pb::configure_provider::Request {
+            terraform_version: "1.11.0".into(),
+            config: Some(msgpack(
+                &stevedore::schema::empty_object(&provider.block),
+                &provider.ty(),
+            )),
+            client_capabilities: caps(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(conf.diagnostics.is_empty(), "{:?}", conf.diagnostics);
+
+    let resource = stevedore::resources::image_build::ImageBuild;
+    let ty = resource.schema().ty();
+    let mut config = stevedore::schema::empty_object(&resource.schema().block);
+    config.set("context", Value::string(ctx.path().display().to_string()));
+    config.set(
+        "repository",
+        Value::string(format!("{}/web", registry.address)),
+    );
+    config.set("secrets", Value::string_map([("npm", SECRET)]));
+    let plan = c
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "stevedore_image_build".into(),
+            prior_state: Some(msgpack(&Value::Null, &ty)),
+            proposed_new_state: Some(msgpack(&config, &ty)),
+            config: Some(msgpack(&config, &ty)),
+            client_capabilities: caps(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+    let planned_state = plan.planned_state.unwrap();
+    let planned = stevedore::value::from_msgpack(&planned_state.msgpack, &ty).unwrap();
+    assert!(
+        planned.get("secrets").is_null(),
+        "planned {:?}",
+        planned.get("secrets")
+    );
+
+    let applied = c
+        .apply_resource_change(pb::apply_resource_change::Request {
+            type_name: "stevedore_image_build".into(),
+            prior_state: Some(msgpack(&Value::Null, &ty)),
+            planned_state: Some(planned_state),
+            config: Some(msgpack(&config, &ty)),
+            planned_private: plan.planned_private,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(applied.diagnostics.is_empty(), "{:?}", applied.diagnostics);
+    let state = stevedore::value::from_msgpack(&applied.new_state.unwrap().msgpack, &ty).unwrap();
+    assert!(
+        state.get("secrets").is_null(),
+        "state {:?}",
+        state.get("secrets")
+    );
+    assert!(!format!("{state:?}").contains(SECRET));
+    assert!(!String::from_utf8_lossy(&applied.private).contains(SECRET));
+    let digest = state.get("digest").as_str().expect("a digest").to_string();
+    let proof = acceptance_tests::proof::proof_line(SECRET.as_bytes());
+    let seen = tokio::task::spawn_blocking(move || {
+        acceptance_tests::proof::image_layers_contain(&registry, "web", &digest, proof.as_bytes())
+    })
+    .await
+    .unwrap();
+    assert!(seen, "the RUN step did not get the secret from the config");
+}
