@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `make testacc` (and CI) runs: install the tools, build the tests and the provider
-# binary the acceptance tests drive, then every test of the workspace, the #[ignore]d ones that need
-# terraform, docker-registry, the Docker daemon and moto included. Extra arguments go to
-# the test binaries, e.g. `scripts/testacc.sh image_manifest` to run a few.
+# binary the acceptance tests drive, then every test of the workspace, the #[ignore]d ones
+# that need terraform, docker-registry, the Docker daemon and moto included. Extra
+# arguments go to the test binaries, e.g. `scripts/testacc.sh image_manifest` to run a few.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +55,8 @@ if [ -n "$prebuild" ]; then
     -- --include-ignored 2>&1 | tee -a "$log" || status=$?
   cargo test --workspace --no-fail-fast --doc 2>&1 | tee -a "$log" || status=$?
 else
-  cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log" || status=$?
+  STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast -- --include-ignored "$@" 2>&1 |
+    tee "$log" || status=$?
 fi
 if [ -n "$prebuild" ]; then
   # Normally long done: the release tests needed it.
