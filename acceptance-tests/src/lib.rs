@@ -60,6 +60,25 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The ids of the local Docker daemon's images (intermediate ones too) that carry `label`
+/// (`key=value`), read with the docker CLI, not the provider.
+pub fn daemon_images_labelled(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["images", "--all", "--quiet", "--no-trunc", "--filter"])
+        .arg(format!("label={label}"))
+        .output()
+        .expect("running docker images");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A loopback port nobody listens on right now (the OS picks it; tiny race accepted).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");

@@ -13,7 +13,9 @@ use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::proof::{build_proof_program, image_layers_contain, proof_line};
 use acceptance_tests::push::Uploader;
 use acceptance_tests::registry::Options;
-use acceptance_tests::{acc_test, sha256_digest, Mode, Pusher, Registry, Workdir};
+use acceptance_tests::{
+    acc_test, daemon_images_labelled, sha256_digest, Mode, Pusher, Registry, Workdir,
+};
 use serde_json::Value;
 
 use acceptance_tests::media_types::ACCEPT_ALL as ACCEPT;
@@ -581,24 +583,6 @@ fn writes(registry: &Registry) -> Vec<String> {
         .collect()
 }
 
-/// The daemon's images (intermediate ones too) that carry `label`.
-fn images_labelled(label: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args(["images", "--all", "--quiet", "--no-trunc", "--filter"])
-        .arg(format!("label={label}"))
-        .output()
-        .expect("running docker images");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 // Planning only reads: a create and an update are planned with no build (no image with
 // this test's label appears in the daemon) and no write to the registry.
 acc_test!(planning_never_builds_or_pushes, |mode| {
@@ -623,7 +607,7 @@ acc_test!(planning_never_builds_or_pushes, |mode| {
     );
     assert_eq!(registry.blob_bytes(), 0);
     assert_eq!(
-        images_labelled(&label),
+        daemon_images_labelled(&label),
         Vec::<String>::new(),
         "planning a create built"
     );
@@ -632,13 +616,17 @@ acc_test!(planning_never_builds_or_pushes, |mode| {
     let written = writes(&registry);
     assert!(!written.is_empty(), "the apply pushed nothing");
     let bytes = registry.blob_bytes();
-    let images = images_labelled(&label);
+    let images = daemon_images_labelled(&label);
 
     fs::write(ctx.path().join("app.txt"), "version 2\n").unwrap();
     assert!(tf.plan_has_changes(), "the changed context plans a rebuild");
     assert_eq!(writes(&registry), written, "planning an update wrote");
     assert_eq!(registry.blob_bytes(), bytes);
-    assert_eq!(images_labelled(&label), images, "planning an update built");
+    assert_eq!(
+        daemon_images_labelled(&label),
+        images,
+        "planning an update built"
+    );
 });
 
 // `build_args`, `labels` and `target` written in HCL reach the build: the stage built is the

@@ -486,14 +486,9 @@ acc_test!(
         assert!(stderr.to_lowercase().contains("interrupted"), "{stderr}");
         assert_eq!(status(&registry, "web", "latest"), 404, "a tag was pushed");
         assert_eq!(registry.blob_bytes(), 0, "blobs were pushed");
-        let images = std::process::Command::new("docker")
-            .args(["images", "--all", "--quiet", "--filter"])
-            .arg(format!("label=org.stevedore.test.cancel={label}"))
-            .output()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&images.stdout).trim(),
-            "",
+            acceptance_tests::daemon_images_labelled(&format!("org.stevedore.test.cancel={label}")),
+            Vec::<String>::new(),
             "an image was left"
         );
         assert_eq!(tf.resource_values("stevedore_image_build.app"), Value::Null);

@@ -16,11 +16,15 @@ use crate::*;
 /// for prod/web deploying `digest`. The images are the fake's own, in no registry: the image
 /// check is off.
 fn workdir(fake: &FakeEcs, digest: &str) -> Workdir {
-    let body = format!(
+    workdir_with(fake, &digest_body(digest))
+}
+
+/// The resource's lines for deploying `digest` with the image check off.
+fn digest_body(digest: &str) -> String {
+    format!(
         "  verify_images = false\n  digest        = {}\n",
         quote(digest)
-    );
-    workdir_with(fake, &body)
+    )
 }
 
 /// A working dir for prod/web on `fake` whose resource has the attribute lines `body`.
@@ -112,11 +116,7 @@ fn tasks_running_another_image_fail_the_apply_naming_both_digests() {
     );
     tf.assert_plans_empty();
 
-    let body = format!(
-        "  verify_images = false\n  digest        = {}\n",
-        quote(DIGEST_B)
-    );
-    tf.write_config(&config(&fake, &body));
+    tf.write_config(&config(&fake, &digest_body(DIGEST_B)));
     let stderr = tf.apply().failure();
     let flat = flatten(&stderr);
     assert_error_contains(&stderr, "ECS Tasks Run Another Image");
