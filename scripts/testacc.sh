@@ -51,7 +51,8 @@ if [ -n "$prebuild" ]; then
   done
   cargo test --workspace --no-fail-fast --lib --bins "${others[@]}" -- --include-ignored 2>&1 |
     tee "$log" || status=$?
-  STEVEDORE_PHASE_LOG="$phases" cargo test -p acceptance-tests --no-fail-fast --test release \
+  # --workspace, not -p: the same features as the test build, so nothing is compiled again.
+  STEVEDORE_PHASE_LOG="$phases" cargo test --workspace --no-fail-fast --test release \
     -- --include-ignored 2>&1 | tee -a "$log" || status=$?
   cargo test --workspace --no-fail-fast --doc 2>&1 | tee -a "$log" || status=$?
 else
