@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::endpoint::{redacted, Endpoint, TlsFiles};
-use super::error::BuildError;
+use super::error::{ConnectCause, ConnectError};
 use super::raw::RawTarget;
 use super::tunnel::{Dial, SshTarget, TlsTarget, Tunnel};
 
@@ -45,7 +45,7 @@ pub struct Daemon {
 impl Daemon {
     /// Asks the daemon for its version: the first request, so a daemon that
     /// cannot be reached is reported here, with the reason.
-    pub async fn check(&self) -> Result<String, BuildError> {
+    pub async fn check(&self) -> Result<String, ConnectError> {
         // One request: `GET /version` fails just as `/_ping` would, and over
         // ssh each request is a login of its own.
         match tokio::time::timeout(PING_TIMEOUT, self.docker.version()).await {
@@ -54,10 +54,10 @@ impl Daemon {
                 let _ = self.version.set(version);
                 Ok(shown.unwrap_or_else(|| "unknown".to_string()))
             }
-            Ok(Err(e)) => Err(self.unreachable(self.explain(&e))),
-            Err(_) => {
-                Err(self.unreachable(format!("no answer within {}s", PING_TIMEOUT.as_secs())))
-            }
+            Ok(Err(e)) => Err(self.unreachable(ConnectCause::Refused(self.explain(&e)))),
+            Err(_) => Err(self.unreachable(ConnectCause::NoAnswer {
+                secs: PING_TIMEOUT.as_secs(),
+            })),
         }
     }
 
@@ -80,10 +80,10 @@ impl Daemon {
         }
     }
 
-    fn unreachable(&self, reason: String) -> BuildError {
-        BuildError::Connect {
+    fn unreachable(&self, cause: ConnectCause) -> ConnectError {
+        ConnectError {
             host: self.endpoint.to_string(),
-            reason,
+            cause,
         }
     }
 }
@@ -103,18 +103,20 @@ fn looks_like_tls_port(text: &str) -> bool {
 }
 
 /// Makes (lazily: no request yet) a client for `endpoint`.
-pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
-    let bad = |reason: String| BuildError::Connect {
+pub fn connect(endpoint: Endpoint) -> Result<Daemon, ConnectError> {
+    let fail = |cause: ConnectCause| ConnectError {
         host: endpoint.to_string(),
-        reason,
+        cause,
     };
+    let bad = |reason: String| fail(ConnectCause::Address(reason));
+    let setup = |reason: String| fail(ConnectCause::Setup(reason));
     let host = endpoint.host.as_str();
     let (docker, tunnel, raw) = if let Some(path) = host.strip_prefix("unix://") {
         let docker = Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION);
         (docker, None, RawTarget::Unix(path.into()))
     } else if host.starts_with("ssh://") {
         let target = SshTarget::parse(host).map_err(bad)?;
-        tunnelled(Dial::Ssh(target)).map_err(bad)?
+        tunnelled(Dial::Ssh(target)).map_err(setup)?
     } else if let Some(rest) = ["tcp://", "http://", "https://"]
         .iter()
         .find_map(|s| host.strip_prefix(s))
@@ -123,13 +125,13 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
             Some(files) => {
                 let (name, port) = host_port(rest, TLS_PORT).map_err(bad)?;
                 let target = TlsTarget {
-                    config: Arc::new(tls_config(files).map_err(bad)?),
+                    config: Arc::new(tls_config(files).map_err(setup)?),
                     host: name,
                     port,
                     ca_file: files.ca.clone(),
                     client_cert: files.client.as_ref().map(|(cert, _)| cert.clone()),
                 };
-                tunnelled(Dial::Tls(target)).map_err(bad)?
+                tunnelled(Dial::Tls(target)).map_err(setup)?
             }
             None => {
                 let (name, port) = host_port(rest, PLAIN_PORT).map_err(bad)?;
@@ -148,7 +150,7 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
                 .to_string(),
         ));
     };
-    let docker = docker.map_err(|e| bad(crate::diag::error_chain(&e)))?;
+    let docker = docker.map_err(|e| setup(crate::diag::error_chain(&e)))?;
     Ok(Daemon {
         docker,
         endpoint,
@@ -160,11 +162,11 @@ pub fn connect(endpoint: Endpoint) -> Result<Daemon, BuildError> {
 
 /// The daemon the docker CLI would use with nothing on its command line
 /// (`DOCKER_HOST`, `DOCKER_CONTEXT`, the current context, the local socket).
-pub fn connect_as_the_cli_would() -> Result<Daemon, BuildError> {
+pub fn connect_as_the_cli_would() -> Result<Daemon, ConnectError> {
     let endpoint = super::endpoint::resolve(&Default::default(), &|name| std::env::var(name).ok())
-        .map_err(|reason| BuildError::Connect {
+        .map_err(|reason| ConnectError {
             host: "the daemon the docker CLI would use".to_string(),
-            reason,
+            cause: ConnectCause::Address(reason),
         })?;
     connect(endpoint)
 }

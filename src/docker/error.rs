@@ -3,10 +3,39 @@
 
 use super::context::ContextError;
 
+/// A daemon that could not be reached, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the Docker daemon at {host}: {cause}")]
+pub struct ConnectError {
+    /// The daemon's address as shown to users (a password in it masked).
+    pub host: String,
+    pub cause: ConnectCause,
+}
+
+/// Why a daemon could not be reached: callers tell the user different
+/// things for a wrong address and for a daemon that is down.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectCause {
+    /// The settings name no daemon the provider can reach (scheme, host,
+    /// port, an unknown context).
+    #[error("{0}")]
+    Address(String),
+    /// The connection could not be prepared here: the TLS files, the local
+    /// socket of a tunnel.
+    #[error("{0}")]
+    Setup(String),
+    /// The first request got no answer in time.
+    #[error("no answer within {secs}s")]
+    NoAnswer { secs: u64 },
+    /// The first request failed: the transport's or the daemon's reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot connect to the Docker daemon at {host}: {reason}")]
-    Connect { host: String, reason: String },
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     #[error("could not {action}: {source}")]
     Daemon {
         action: &'static str,

@@ -31,6 +31,7 @@ pub use connect::{connect, connect_as_the_cli_would, Daemon};
 pub use context::{dockerfile_in_context, list_files, ContextEntry, ContextError, EntryKind};
 pub use context_tar::{write_tar, ContextJob, ContextSource};
 pub use endpoint::{resolve, DaemonSettings, Endpoint};
+pub use error::{ConnectCause, ConnectError};
 pub use export::{
     config_facts, image_refs, save_reader, walk_archive, ArchiveIndex, ArchiveVisitor, ConfigFacts,
     ExportError, ImageRefs, SMALL_ENTRY,
@@ -38,3 +39,6 @@ pub use export::{
 pub use hash::{context_hash, context_hash_with, HashStats};
 pub use ignore::IgnoreMatcher;
 pub use tunnel::SshTarget;
+
+/// The name `built_by` and diagnostics give the provider's own daemon.
+pub const DEFAULT_BUILDER: &str = "default";

@@ -38,18 +38,18 @@ impl ProviderData {
     /// The daemon the provider block (or, where it says nothing, the
     /// environment and the docker CLI's current context) names, checked to
     /// answer. A failure is not kept: the next build tries again.
-    pub async fn daemon(&self) -> Result<&crate::docker::Daemon, crate::docker::BuildError> {
+    pub async fn daemon(&self) -> Result<&crate::docker::Daemon, crate::docker::ConnectError> {
         self.daemon
             .get_or_try_init(|| async {
                 let settings = self.config.daemon_settings();
                 let endpoint = crate::docker::resolve(&settings, &|name| std::env::var(name).ok())
-                    .map_err(|reason| crate::docker::BuildError::Connect {
+                    .map_err(|reason| crate::docker::ConnectError {
                         // An ssh address may carry a password: never shown.
                         host: settings.host.as_deref().map_or_else(
                             || "the daemon the docker CLI would use".to_string(),
                             crate::docker::endpoint::redacted,
                         ),
-                        reason,
+                        cause: crate::docker::ConnectCause::Address(reason),
                     })?;
                 tracing::debug!(daemon = %endpoint, "connecting to the Docker daemon");
                 let daemon = crate::docker::connect(endpoint)?;

@@ -2,7 +2,7 @@
 //! each failure naming its step and, where there is one, the platform.
 
 use super::ledger::Written;
-use crate::docker::{BuildError, ContextError, ExportError};
+use crate::docker::{BuildError, ConnectError, ContextError, ExportError};
 use crate::registry::{RegistryError, VerifyError};
 
 /// A publish that failed, with what it had written to the registry by then:
@@ -50,10 +50,12 @@ pub enum PublishError {
         #[source]
         source: ContextError,
     },
-    #[error("{source}")]
+    #[error("{}{source}", builder_named(.builder))]
     Connect {
+        /// The provider's name for the daemon (`default` for its own).
+        builder: String,
         #[source]
-        source: BuildError,
+        source: ConnectError,
     },
     #[error("building {platform}: {source}")]
     Build {
@@ -142,5 +144,15 @@ impl PublishError {
             } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// `builder "x": ` before a named builder's failure; nothing for the
+/// provider's own daemon, whose address alone says which it is.
+pub(crate) fn builder_named(builder: &str) -> String {
+    if builder == crate::docker::DEFAULT_BUILDER {
+        String::new()
+    } else {
+        format!("builder {builder:?}: ")
     }
 }

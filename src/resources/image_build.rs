@@ -156,7 +156,10 @@ impl Resource for ImageBuild {
         let daemon = match provider.daemon().await {
             Ok(d) => d.clone(),
             Err(source) => {
-                let e = publish::PublishError::Connect { source };
+                let e = publish::PublishError::Connect {
+                    builder: crate::docker::DEFAULT_BUILDER.to_string(),
+                    source,
+                };
                 return fail(
                     apply::publish_diagnostic(
                         &e,

@@ -135,7 +135,7 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
              (Docker 18.09+ on Linux).",
         ),
         PublishError::Build {
-            source: BuildError::Connect { .. } | BuildError::Daemon { .. },
+            source: BuildError::Connect(_) | BuildError::Daemon { .. },
             ..
         } => (
             "Image Build Failed",
