@@ -1,6 +1,7 @@
 //! The `provider "stevedore"` block: its schema, and raw value → validated
 //! settings, once, so deeper code never re-reads config values.
 
+use super::daemon;
 use crate::aws::AwsSettings;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::registry::{AuthSettings, RegistryAuth};
@@ -213,38 +214,12 @@ pub fn validate(config: &Value) -> Diagnostics {
             }
         }
     }
-    if let Some(h) = config.docker_host.as_str() {
-        if let Err(why) = check_docker_host(h) {
-            diags.push(Diagnostic::attr_error(
-                attr::docker_host,
-                "Invalid Docker Host",
-                why,
-            ));
-        }
-    }
-    if let Some(name) = config.docker_context.as_str() {
-        if !config.docker_host.is_null() {
-            diags.push(Diagnostic::attr_error(
-                attr::docker_context,
-                "Conflicting Docker Daemon Settings",
-                format!(
-                    "docker_context = {name:?} and docker_host both name a daemon; keep one of \
-                     them (the docker CLI refuses --context with -H too)."
-                ),
-            ));
-        } else if name.is_empty()
-            || name.contains(['/', '\\'])
-            || name.contains(char::is_whitespace)
-        {
-            diags.push(Diagnostic::attr_error(
-                attr::docker_context,
-                "Invalid Docker Context",
-                format!(
-                    "{name:?} is not a docker context name; `docker context ls` lists the names."
-                ),
-            ));
-        }
-    }
+    daemon::validate(
+        &config.docker_host,
+        &config.docker_context,
+        &AttrPath::root(),
+        &mut diags,
+    );
     let endpoints = EndpointsModel::from_value(&AwsModel::from_value(&config.aws).endpoints);
     for (service, url) in [
         (endpoint_attr::ecs, &endpoints.ecs),
@@ -272,34 +247,6 @@ pub fn validate(config: &Value) -> Diagnostics {
         }
     }
     diags
-}
-
-/// The daemon address schemes the provider can reach; anything else fails
-/// here, at validate, rather than at the first apply.
-pub const DOCKER_HOST_SCHEMES: [&str; 5] = ["unix://", "tcp://", "http://", "https://", "ssh://"];
-
-fn check_docker_host(h: &str) -> Result<(), String> {
-    let fix =
-        "use `unix:///var/run/docker.sock`, `tcp://host:2376` (with `docker_cert_path` for TLS) or `ssh://user@host`";
-    if h.starts_with("ssh://") {
-        return crate::docker::SshTarget::parse(h).map(|_| ());
-    }
-    if h.starts_with("npipe://") {
-        return Err(format!(
-            "{h:?}: named pipes exist only for Windows daemons, which this provider does not \
-             build on; {fix}"
-        ));
-    }
-    let Some(scheme) = DOCKER_HOST_SCHEMES.iter().find(|p| h.starts_with(**p)) else {
-        return Err(format!("{h:?} is not a Docker daemon address; {fix}"));
-    };
-    let rest = &h[scheme.len()..];
-    if rest.is_empty() || rest.contains(char::is_whitespace) {
-        return Err(format!(
-            "{h:?} names no socket or host after {scheme}; {fix}"
-        ));
-    }
-    Ok(())
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -396,15 +343,15 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
 }
 
 impl ProviderConfig {
-    /// What reaching the daemon needs (see `docker::endpoint`).
+    /// What reaching the provider's own daemon needs (see `docker::endpoint`).
     pub fn daemon_settings(&self) -> crate::docker::DaemonSettings {
-        crate::docker::DaemonSettings {
-            host: self.docker_host.clone(),
-            cert_path: self.docker_cert_path.clone(),
-            tls_verify: self.docker_tls_verify,
-            context: self.docker_context.clone(),
-            config_file: self.docker_config_file.clone(),
-        }
+        daemon::settings(
+            &self.docker_host,
+            &self.docker_cert_path,
+            self.docker_tls_verify,
+            &self.docker_context,
+            &self.docker_config_file,
+        )
     }
 
     /// What the registry client needs: credentials per host and transports.

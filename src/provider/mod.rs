@@ -2,6 +2,7 @@
 //! types it serves are listed in `resources`).
 
 pub mod config;
+pub mod daemon;
 
 pub use config::ProviderConfig;
 
@@ -18,20 +19,23 @@ pub struct ProviderData {
     /// The ECS client, made on first use (loading the AWS configuration
     /// reads profiles and may ask an instance role), then shared.
     ecs: tokio::sync::OnceCell<aws_sdk_ecs::Client>,
-    /// The Docker daemon, reached (and pinged) on first use, then shared:
-    /// an ssh or TLS daemon's tunnel and connections serve every build.
-    daemon: tokio::sync::OnceCell<crate::docker::Daemon>,
+    /// The Docker daemons builds run on, each reached on first use.
+    daemons: daemon::Daemons,
 }
 
 impl ProviderData {
     pub fn new(config: ProviderConfig) -> Self {
         let registry = RegistryClient::new(config.auth_settings());
+        let daemons = daemon::Daemons::new(vec![(
+            crate::docker::DEFAULT_BUILDER.to_string(),
+            config.daemon_settings(),
+        )]);
         ProviderData {
             config,
             registry,
             unknown: Vec::new(),
             ecs: tokio::sync::OnceCell::new(),
-            daemon: tokio::sync::OnceCell::new(),
+            daemons,
         }
     }
 
@@ -39,25 +43,7 @@ impl ProviderData {
     /// environment and the docker CLI's current context) names, checked to
     /// answer. A failure is not kept: the next build tries again.
     pub async fn daemon(&self) -> Result<&crate::docker::Daemon, crate::docker::ConnectError> {
-        self.daemon
-            .get_or_try_init(|| async {
-                let settings = self.config.daemon_settings();
-                let endpoint = crate::docker::resolve(&settings, &|name| std::env::var(name).ok())
-                    .map_err(|reason| crate::docker::ConnectError {
-                        // An ssh address may carry a password: never shown.
-                        host: settings.host.as_deref().map_or_else(
-                            || "the daemon the docker CLI would use".to_string(),
-                            crate::docker::endpoint::redacted,
-                        ),
-                        cause: crate::docker::ConnectCause::Address(reason),
-                    })?;
-                tracing::debug!(daemon = %endpoint, "connecting to the Docker daemon");
-                let daemon = crate::docker::connect(endpoint)?;
-                let version = daemon.check().await?;
-                tracing::info!(daemon = %daemon.endpoint, version, "Docker daemon answers");
-                Ok(daemon)
-            })
-            .await
+        self.daemons.get(crate::docker::DEFAULT_BUILDER).await
     }
 
     /// The ECS client for the provider's `aws` block (one per run).
