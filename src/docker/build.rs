@@ -118,12 +118,13 @@ pub async fn build(
         }
         return classic::build(docker, req, wanted, cancel, log).await;
     }
+    let isolation = buildkit::secret_isolation(daemon);
     let outcome = if req.secrets.is_empty() {
-        let _shared = buildkit::SECRET_ISOLATION.read().await;
+        let _shared = isolation.read().await;
         buildkit::run(daemon, &req, &cancel, &mut log).await
     } else {
         let _alone = tokio::select! {
-            guard = buildkit::SECRET_ISOLATION.write() => guard,
+            guard = isolation.write() => guard,
             _ = cancel.cancelled() => return Err(BuildError::Cancelled),
         };
         buildkit::run(daemon, &req, &cancel, &mut log).await

@@ -6,7 +6,8 @@
 //! Progress arrives as base64 `StatusResponse` protobufs in `aux` items; we
 //! turn vertices and their logs into plain lines.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::BuilderVersion;
@@ -79,17 +80,30 @@ pub(crate) async fn run(
     }
 }
 
-/// Held shared by every BuildKit build of this process without secrets, and
-/// alone by each build with secrets.
+/// Held shared by every BuildKit build of this process on one daemon without
+/// secrets, and alone by each build with secrets on that daemon.
 // GOTCHA: BuildKit's solver merges identical steps that are in flight at the
 // same time, across builds, and a step that mounts a secret then reads it
 // through whichever build's session it asks first: a secret's value is not
 // part of a step's identity. Two concurrent builds of one Dockerfile with
 // different values for the same secret id (or one with and one without)
 // would both see one value. A build with secrets therefore never overlaps
-// another BuildKit build of this provider process. Builds started by other
-// processes against the same daemon are out of our reach (README limits).
-pub(crate) static SECRET_ISOLATION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+// another BuildKit build of this provider process on the same daemon; builds
+// on other daemons (other builders) share no solver with it and go on. The
+// lock is found by the daemon's address, so two handles on one address share
+// it. Builds started by other processes against the same daemon are out of
+// our reach (README limits).
+pub(crate) fn secret_isolation(daemon: &Daemon) -> Arc<tokio::sync::RwLock<()>> {
+    static LOCKS: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::RwLock<()>>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut locks = LOCKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    locks
+        .entry(daemon.endpoint.host.clone())
+        .or_default()
+        .clone()
+}
 
 /// Our session (context by `DiffCopy`, registry credentials, secrets), then
 /// `POST /build?version=2&remote=client-session` using it, its progress

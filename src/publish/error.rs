@@ -57,9 +57,11 @@ pub enum PublishError {
         #[source]
         source: ConnectError,
     },
-    #[error("building {platform}: {source}")]
+    #[error("building {platform}{}: {source}", on_builder(.builder))]
     Build {
         platform: String,
+        /// The provider's name for the daemon it built on.
+        builder: String,
         #[source]
         source: BuildError,
     },
@@ -154,5 +156,14 @@ pub(crate) fn builder_named(builder: &str) -> String {
         String::new()
     } else {
         format!("builder {builder:?}: ")
+    }
+}
+
+/// ` on builder "x"` after a platform built on a named builder.
+fn on_builder(builder: &str) -> String {
+    if builder == crate::docker::DEFAULT_BUILDER {
+        String::new()
+    } else {
+        format!(" on builder {builder:?}")
     }
 }

@@ -16,6 +16,7 @@ mod error;
 mod from_daemon;
 mod layers;
 mod ledger;
+mod platform;
 mod pulls;
 pub mod push;
 mod stream;
@@ -29,15 +30,18 @@ pub use error::{Failed, PublishError, Step};
 pub use from_daemon::{push_built, push_cached};
 pub use layers::Arrived;
 pub use ledger::{Ledger, Written};
+pub use platform::PUSH_THROUGH_DAEMON_ENV;
 pub use push::{push_config_and_manifest, push_tags, PushStats, PushedManifest, Tagged};
 pub use stream::push_streamed;
+
+use platform::{Job, PlatformBuild};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{self, BuildRequest, BuilderKind, SecretValue};
+use crate::docker::{self, BuilderKind, SecretValue};
 use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::Format;
 use crate::registry::{verify_pushed, Expected, ExpectedManifest, RegistryClient};
@@ -80,11 +84,20 @@ pub struct Published {
     pub created: Vec<Digest>,
 }
 
-/// Builds every platform, pushes, tags and verifies. Build output goes to
-/// `log` line by line. Local build tags are removed afterwards, also on
+/// Where one platform builds: the builder's name (`default` for the
+/// provider's own daemon) and its daemon.
+#[derive(Clone, Copy)]
+pub struct Builder<'a> {
+    pub name: &'a str,
+    pub daemon: &'a docker::Daemon,
+}
+
+/// Builds every platform, each on its builder (`builder_for`), pushes, tags
+/// and verifies. Build output goes
+/// to `log` line by line. Local build tags are removed afterwards, also on
 /// failure, which also says what had been written to the registry by then.
-pub async fn build_and_push(
-    daemon: &docker::Daemon,
+pub async fn build_and_push<'b>(
+    builder_for: impl Fn(&Platform) -> Builder<'b>,
     registry: &RegistryClient,
     req: &PublishRequest,
     cancel: CancellationToken,
@@ -98,19 +111,20 @@ pub async fn build_and_push(
     let build_id = build_id(req);
     let cache = BlobCache::from_env();
     let ledger = Ledger::default();
-    let local_tags: Vec<String> = req
+    let builds: Vec<PlatformBuild> = req
         .platforms
         .iter()
-        .map(|p| format!("stevedore-build/{build_id}:{}", p.slug()))
+        .map(|platform| PlatformBuild {
+            platform,
+            builder: builder_for(platform),
+            local_tag: format!("stevedore-build/{build_id}:{}", platform.slug()),
+        })
         .collect();
-    let docker = &daemon.docker;
     let log = std::sync::Mutex::new(&mut log);
     let result = async {
         let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
             .map_err(|source| PublishError::Context { source })?;
-        let credentials = pulls::build_credentials(registry, daemon, req).await;
         let job = Job {
-            daemon,
             registry,
             req,
             dockerfile: &dockerfile,
@@ -118,15 +132,11 @@ pub async fn build_and_push(
             cache: &cache,
             cancel: &cancel,
             ledger: &ledger,
-            credentials: &credentials,
         };
-        // Platforms build and push at once; the daemon and the registry
-        // take that well, and the slowest platform sets the pace.
-        let platforms = req
-            .platforms
-            .iter()
-            .zip(&local_tags)
-            .map(|(platform, tag)| job.publish_platform(platform, tag, &log));
+        // Platforms build and push at once, each on its own builder; the
+        // daemons and the registry take that well, and the slowest platform
+        // sets the pace.
+        let platforms = builds.iter().map(|build| build.run(&job, &log));
         let manifests = futures::future::try_join_all(platforms).await?;
         for m in manifests.iter().filter(|m| m.created) {
             ledger.created(&m.digest);
@@ -155,9 +165,10 @@ pub async fn build_and_push(
         Ok(published(&tagged, &requested, &manifests))
     }
     .await;
-    for tag in &local_tags {
+    for build in &builds {
+        let (docker, tag) = (&build.builder.daemon.docker, &build.local_tag);
         if let Err(e) = docker::remove_image(docker, tag).await {
-            tracing::warn!(tag = %tag, error = %e, "could not remove the local build tag");
+            tracing::warn!(tag = %tag, builder = build.builder.name, error = %e, "could not remove the local build tag");
         }
     }
     let pruned = cache.clone();
@@ -169,191 +180,6 @@ pub async fn build_and_push(
             ..published
         })
         .map_err(|error| Failed { error, written })
-}
-
-/// Set to `0` to never let the daemon push (always stream the image from
-/// the provider), e.g. when the daemon cannot reach the registry.
-pub const PUSH_THROUGH_DAEMON_ENV: &str = "STEVEDORE_PUSH_THROUGH_DAEMON";
-
-/// Whether the daemon pushes this build's layers: one platform in the
-/// Docker format (the daemon pushes exactly that manifest; several
-/// platforms would move the tag between them), a daemon that reaches the
-/// registry meant, and not switched off.
-fn through_daemon(req: &PublishRequest, daemon: &docker::Daemon, repo: &Reference) -> bool {
-    req.platforms.len() == 1
-        && req.format == Format::Docker
-        && !req.tags.is_empty()
-        && std::env::var(PUSH_THROUGH_DAEMON_ENV).map_or(true, |v| v != "0")
-        && daemon_push::daemon_reaches(&daemon.endpoint, repo)
-}
-
-/// Build output lines, from every platform building at once.
-type SharedLog<'a, L> = std::sync::Mutex<&'a mut L>;
-
-fn say<L: FnMut(&str)>(log: &SharedLog<'_, L>, line: &str) {
-    let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    (*log)(line);
-}
-
-/// What every platform of one publish shares.
-struct Job<'a> {
-    daemon: &'a docker::Daemon,
-    registry: &'a RegistryClient,
-    req: &'a PublishRequest,
-    dockerfile: &'a str,
-    repo: &'a Reference,
-    cache: &'a BlobCache,
-    cancel: &'a CancellationToken,
-    ledger: &'a Ledger,
-    credentials: &'a docker::RegistryCredentials,
-}
-
-impl Job<'_> {
-    /// One platform: build from the streamed context, then push it by digest: the
-    /// cached way, else through the daemon (one platform), else streamed.
-    async fn publish_platform<L: FnMut(&str) + Send>(
-        &self,
-        platform: &Platform,
-        tag: &str,
-        log: &SharedLog<'_, L>,
-    ) -> Result<PushedManifest, PublishError> {
-        let Job {
-            daemon,
-            registry,
-            req,
-            dockerfile,
-            repo,
-            cache,
-            cancel,
-            ledger,
-            ..
-        } = *self;
-        let shown = platform.to_string();
-        let build = BuildRequest {
-            context: docker::ContextSource {
-                dir: req.context.clone(),
-                dockerfile: req.dockerfile.clone(),
-            },
-            dockerfile: dockerfile.to_string(),
-            platform: platform.clone(),
-            build_args: req.build_args.clone(),
-            target: req.target.clone(),
-            labels: req.labels.clone(),
-            no_cache: req.no_cache,
-            tag: tag.to_string(),
-            secrets: req.secrets.clone(),
-            builder: req.builder,
-            cache_from: req.cache_from.iter().map(Reference::to_string).collect(),
-            cache_inline: req.cache_inline,
-            registry_credentials: self.credentials.clone(),
-        };
-        let prefix = if req.platforms.len() > 1 {
-            format!("[{shown}] ")
-        } else {
-            String::new()
-        };
-        let started = std::time::Instant::now();
-        let built_image = docker::build(daemon, build, cancel.clone(), |line| {
-            say(log, &format!("{prefix}{line}"))
-        })
-        .await
-        .map_err(|source| match source {
-            docker::BuildError::Cancelled => PublishError::Cancelled,
-            source => PublishError::Build {
-                platform: shown.clone(),
-                source,
-            },
-        })?;
-        let built = started.elapsed();
-        if let Some(sent) = built_image.context_sent {
-            say(
-                log,
-                &format!(
-                "{prefix}context: the daemon asked for {} of {} entries ({} bytes); it had the \
-                 rest from its last build",
-                sent.files, sent.listed, sent.bytes
-            ),
-            );
-        }
-        let pusher = registry.pusher(cancel.clone());
-        let docker = &daemon.docker;
-        let pushed = match push_cached(docker, &pusher, repo, tag, platform, req.format, cache)
-            .await?
-        {
-            Some(pushed) => pushed,
-            None => {
-                let by_daemon = if through_daemon(req, daemon, repo) {
-                    let attempt = daemon_push::DaemonPush {
-                        docker,
-                        registry,
-                        repo,
-                        tag: &req.tags[0],
-                        image: tag,
-                        platform,
-                        cache,
-                        cancel,
-                        ledger,
-                    };
-                    match attempt.run().await {
-                        Ok(pushed) => Some(pushed),
-                        Err(_) if cancel.is_cancelled() => return Err(PublishError::Cancelled),
-                        Err(why) => {
-                            tracing::info!(reason = %why, "the daemon's push was not used; streaming the image");
-                            say(
-                                log,
-                                &format!(
-                                "{prefix}the daemon's push was not used ({why}); sending the image \
-                                 from here"
-                            ),
-                            );
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                match by_daemon {
-                    Some(pushed) => pushed,
-                    None => {
-                        push_streamed(
-                            docker, &pusher, repo, tag, platform, req.format, cache, cancel,
-                        )
-                        .await?
-                    }
-                }
-            }
-        };
-        let s = &pushed.stats;
-        tracing::info!(
-            target: "stevedore::timing",
-            platform = %shown,
-            build_s = built.as_secs_f64(),
-            push_s = (started.elapsed() - built).as_secs_f64(),
-            export_skipped = s.export_skipped,
-            pushed_by_daemon = s.pushed_by_daemon,
-            "platform built and pushed"
-        );
-        say(
-            log,
-            &format!(
-            "{prefix}pushed {shown} manifest {} ({}; {} layers compressed, {} uploaded, {} already \
-             there, {} mounted)",
-            pushed.digest,
-            if s.export_skipped {
-                "export skipped: the registry had every layer"
-            } else if s.pushed_by_daemon {
-                "the daemon sent the layers, its manifest checked"
-            } else {
-                "streamed from the daemon"
-            },
-            s.layers_compressed,
-            s.layers_uploaded,
-            s.layers_existed,
-            s.layers_mounted
-        ),
-        );
-        Ok(pushed)
-    }
 }
 
 /// A short name for this publish's local build tags, unique per call so two

@@ -179,8 +179,12 @@ impl Resource for ImageBuild {
             };
         let log = |line: &str| build_log.line(line);
         // Boxed: the whole publish is a deep future, too deep for the async-trait's one.
+        let builder = publish::Builder {
+            name: crate::docker::DEFAULT_BUILDER,
+            daemon: &daemon,
+        };
         let published = Box::pin(publish::build_and_push(
-            &daemon,
+            |_| builder,
             &provider.registry,
             &publish_req,
             ctx.cancel.clone(),

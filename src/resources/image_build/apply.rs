@@ -193,6 +193,7 @@ mod tests {
     fn failed_build() -> PublishError {
         PublishError::Build {
             platform: "linux/amd64".into(),
+            builder: crate::docker::DEFAULT_BUILDER.into(),
             source: BuildError::Failed {
                 step: Some("Step 3/3 : COPY missing.txt /m".into()),
                 message: "COPY failed: file not found".into(),
