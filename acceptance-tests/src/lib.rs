@@ -39,6 +39,7 @@ pub mod registry;
 pub mod release;
 pub mod run;
 pub mod running;
+pub mod second_daemon;
 pub mod tls;
 pub mod token_server;
 pub mod tools;

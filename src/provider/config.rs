@@ -1,7 +1,7 @@
 //! The `provider "stevedore"` block: its schema, and raw value → validated
 //! settings, once, so deeper code never re-reads config values.
 
-use super::daemon;
+use super::{daemon, expand_home};
 use crate::aws::AwsSettings;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::registry::{AuthSettings, RegistryAuth};
@@ -17,6 +17,7 @@ crate::model! {
         docker_tls_verify,
         docker_context,
         docker_config_file,
+        builder,
         registry_auth,
         aws,
     }
@@ -147,6 +148,7 @@ pub fn schema() -> Schema {
         "Docker CLI config file whose `auths`, `credHelpers` and `credsStore` are honoured; \
          default `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.",
     ))
+    .block(NestedBlock::new(attr::builder, Nesting::List, daemon::builder_block()))
     .block(NestedBlock::new(attr::registry_auth, Nesting::List, auth))
     .block(NestedBlock::new(attr::aws, Nesting::Single, aws).max(1))
 }
@@ -158,6 +160,7 @@ pub struct ProviderConfig {
     pub docker_tls_verify: Option<bool>,
     pub docker_context: Option<String>,
     pub docker_config_file: Option<PathBuf>,
+    pub builders: Vec<daemon::BuilderConfig>,
     pub registry_auth: Vec<RegistryAuth>,
     pub aws: AwsSettings,
 }
@@ -165,14 +168,6 @@ pub struct ProviderConfig {
 /// A known, non-empty string attribute.
 fn opt_str(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string).filter(|s| !s.is_empty())
-}
-
-/// Expands a leading `~/` the way a shell would, since users copy paths from docs.
-pub fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(p),
-    }
 }
 
 /// Static checks; unknown values (config depending on other resources) pass.
@@ -220,6 +215,7 @@ pub fn validate(config: &Value) -> Diagnostics {
         &AttrPath::root(),
         &mut diags,
     );
+    daemon::validate_builders(&config.builder, &mut diags);
     let endpoints = EndpointsModel::from_value(&AwsModel::from_value(&config.aws).endpoints);
     for (service, url) in [
         (endpoint_attr::ecs, &endpoints.ecs),
@@ -332,6 +328,7 @@ pub fn parse(config: &Value) -> Result<ProviderConfig, Diagnostics> {
         docker_tls_verify: config.docker_tls_verify.as_bool(),
         docker_context: opt_str(&config.docker_context),
         docker_config_file: opt_str(&config.docker_config_file).map(|p| expand_home(&p)),
+        builders: daemon::parse_builders(&config.builder),
         registry_auth,
         aws: AwsSettings {
             region: opt_str(&aws.region),
@@ -352,6 +349,25 @@ impl ProviderConfig {
             &self.docker_context,
             &self.docker_config_file,
         )
+    }
+
+    /// Every daemon builds may run on, by name: the provider's own first.
+    pub fn named_daemons(&self) -> Vec<(String, crate::docker::DaemonSettings)> {
+        let own = (
+            crate::docker::DEFAULT_BUILDER.to_string(),
+            self.daemon_settings(),
+        );
+        let builders = self.builders.iter().map(|b| {
+            let settings = daemon::settings(
+                &b.docker_host,
+                &b.docker_cert_path,
+                b.docker_tls_verify,
+                &b.docker_context,
+                &self.docker_config_file,
+            );
+            (b.name.clone(), settings)
+        });
+        std::iter::once(own).chain(builders).collect()
     }
 
     /// What the registry client needs: credentials per host and transports.

@@ -8,6 +8,14 @@ pub use config::ProviderConfig;
 
 use crate::registry::RegistryClient;
 
+/// Expands a leading `~/` the way a shell would, since users copy paths from docs.
+pub fn expand_home(p: &str) -> std::path::PathBuf {
+    match (p.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => std::path::PathBuf::from(p),
+    }
+}
+
 /// What ConfigureProvider produces; shared by every operation after it.
 pub struct ProviderData {
     pub config: ProviderConfig,
@@ -26,10 +34,7 @@ pub struct ProviderData {
 impl ProviderData {
     pub fn new(config: ProviderConfig) -> Self {
         let registry = RegistryClient::new(config.auth_settings());
-        let daemons = daemon::Daemons::new(vec![(
-            crate::docker::DEFAULT_BUILDER.to_string(),
-            config.daemon_settings(),
-        )]);
+        let daemons = daemon::Daemons::new(config.named_daemons());
         ProviderData {
             config,
             registry,
@@ -44,6 +49,40 @@ impl ProviderData {
     /// answer. A failure is not kept: the next build tries again.
     pub async fn daemon(&self) -> Result<&crate::docker::Daemon, crate::docker::ConnectError> {
         self.daemons.get(crate::docker::DEFAULT_BUILDER).await
+    }
+
+    /// The builder name and daemon for each of `platforms` (see
+    /// [`daemon::route`]), each daemon connected once, all at once. The
+    /// first that cannot be reached fails it, with its builder's name.
+    pub async fn builders_for(
+        &self,
+        platforms: &[crate::oci::Platform],
+    ) -> Result<Vec<crate::publish::Builder<'_>>, (String, crate::docker::ConnectError)> {
+        let names: Vec<&str> = platforms
+            .iter()
+            .map(|p| daemon::route(&self.config.builders, p))
+            .collect();
+        let mut distinct = names.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let connected = futures::future::join_all(
+            distinct
+                .iter()
+                .map(|name| async move { (*name, self.daemons.get(name).await) }),
+        )
+        .await;
+        let mut daemons = std::collections::BTreeMap::new();
+        for (name, result) in connected {
+            let daemon = result.map_err(|e| (name.to_string(), e))?;
+            daemons.insert(name, daemon);
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let daemon = *daemons.get(name)?;
+                Some(crate::publish::Builder { name, daemon })
+            })
+            .collect())
     }
 
     /// The ECS client for the provider's `aws` block (one per run).

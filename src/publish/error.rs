@@ -65,6 +65,9 @@ pub enum PublishError {
         #[source]
         source: BuildError,
     },
+    /// The caller gave no builder for these platforms (a bug of ours).
+    #[error("no daemon was chosen to build {}", .platforms.join(", "))]
+    Unrouted { platforms: Vec<String> },
     #[error("exporting the {platform} image from the daemon: {source}")]
     Export {
         platform: String,
@@ -111,7 +114,7 @@ impl PublishError {
     pub fn step(&self) -> Step {
         match self {
             PublishError::Context { .. } | PublishError::Scratch { .. } => Step::Context,
-            PublishError::Connect { .. } => Step::Connect,
+            PublishError::Connect { .. } | PublishError::Unrouted { .. } => Step::Connect,
             PublishError::Build { .. } => Step::Build,
             PublishError::Export { .. } => Step::Export,
             PublishError::Compress { .. } => Step::Compress,

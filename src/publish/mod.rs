@@ -79,6 +79,8 @@ pub struct Published {
     pub platform_digests: BTreeMap<String, Digest>,
     /// Platform → config digest (the image ID).
     pub image_ids: BTreeMap<String, Digest>,
+    /// Platform → the name of the builder whose daemon built it.
+    pub built_by: BTreeMap<String, String>,
     /// The manifests this publish created: the repository did not hold them
     /// before (an identical image another state pushed first is not ours).
     pub created: Vec<Digest>,
@@ -92,12 +94,12 @@ pub struct Builder<'a> {
     pub daemon: &'a docker::Daemon,
 }
 
-/// Builds every platform, each on its builder (`builder_for`), pushes, tags
-/// and verifies. Build output goes
+/// Builds every platform, each on its builder (`builders` holds one per
+/// `req.platforms`, in order), pushes, tags and verifies. Build output goes
 /// to `log` line by line. Local build tags are removed afterwards, also on
 /// failure, which also says what had been written to the registry by then.
-pub async fn build_and_push<'b>(
-    builder_for: impl Fn(&Platform) -> Builder<'b>,
+pub async fn build_and_push(
+    builders: &[Builder<'_>],
     registry: &RegistryClient,
     req: &PublishRequest,
     cancel: CancellationToken,
@@ -114,14 +116,23 @@ pub async fn build_and_push<'b>(
     let builds: Vec<PlatformBuild> = req
         .platforms
         .iter()
-        .map(|platform| PlatformBuild {
+        .zip(builders)
+        .map(|(platform, &builder)| PlatformBuild {
             platform,
-            builder: builder_for(platform),
+            builder,
             local_tag: format!("stevedore-build/{build_id}:{}", platform.slug()),
         })
         .collect();
     let log = std::sync::Mutex::new(&mut log);
     let result = async {
+        if builds.len() < req.platforms.len() {
+            return Err(PublishError::Unrouted {
+                platforms: req.platforms[builds.len()..]
+                    .iter()
+                    .map(Platform::to_string)
+                    .collect(),
+            });
+        }
         let dockerfile = docker::dockerfile_in_context(&req.context, &req.dockerfile)
             .map_err(|source| PublishError::Context { source })?;
         let job = Job {
@@ -162,13 +173,22 @@ pub async fn build_and_push<'b>(
             tag_and_verify_s = started.elapsed().as_secs_f64(),
             "tags pushed and verified"
         );
-        Ok(published(&tagged, &requested, &manifests))
+        let built_by = requested
+            .iter()
+            .zip(&builds)
+            .map(|(platform, build)| (platform.clone(), build.builder.name.to_string()))
+            .collect();
+        Ok(Published {
+            built_by,
+            ..published(&tagged, &requested, &manifests)
+        })
     }
     .await;
     for build in &builds {
         let (docker, tag) = (&build.builder.daemon.docker, &build.local_tag);
         if let Err(e) = docker::remove_image(docker, tag).await {
-            tracing::warn!(tag = %tag, builder = build.builder.name, error = %e, "could not remove the local build tag");
+            let builder = build.builder.name;
+            tracing::warn!(tag = %tag, builder, error = %e, "could not remove the local build tag");
         }
     }
     let pruned = cache.clone();
@@ -237,6 +257,7 @@ fn published(tagged: &Tagged, requested: &[String], manifests: &[PushedManifest]
         media_type: tagged.media_type.to_string(),
         platform_digests: by(|m| &m.digest),
         image_ids: by(|m| &m.config_digest),
+        built_by: BTreeMap::new(),
         created: Vec::new(),
     }
 }

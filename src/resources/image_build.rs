@@ -59,6 +59,7 @@ crate::model! {
         platform_digests,
         manifest_media_type,
         image_id,
+        built_by,
     }
 }
 
@@ -153,13 +154,12 @@ impl Resource for ImageBuild {
             Ok(p) => p,
             Err(d) => return fail(d.into()),
         };
-        let daemon = match provider.daemon().await {
-            Ok(d) => d.clone(),
-            Err(source) => {
-                let e = publish::PublishError::Connect {
-                    builder: crate::docker::DEFAULT_BUILDER.to_string(),
-                    source,
-                };
+        // Every daemon this build needs, connected before anything is built,
+        // so an unreachable builder fails it before any tag moves.
+        let builders = match provider.builders_for(&publish_req.platforms).await {
+            Ok(builders) => builders,
+            Err((builder, source)) => {
+                let e = publish::PublishError::Connect { builder, source };
                 return fail(
                     apply::publish_diagnostic(
                         &e,
@@ -179,12 +179,8 @@ impl Resource for ImageBuild {
             };
         let log = |line: &str| build_log.line(line);
         // Boxed: the whole publish is a deep future, too deep for the async-trait's one.
-        let builder = publish::Builder {
-            name: crate::docker::DEFAULT_BUILDER,
-            daemon: &daemon,
-        };
         let published = Box::pin(publish::build_and_push(
-            |_| builder,
+            &builders,
             &provider.registry,
             &publish_req,
             ctx.cancel.clone(),

@@ -22,6 +22,7 @@ pub fn state_after(planned: &Value, published: &Published) -> Value {
     state.manifest_media_type = Value::string(&published.media_type);
     state.platform_digests = map(&published.platform_digests);
     state.image_id = map(&published.image_ids);
+    state.built_by = Value::string_map(published.built_by.clone());
     state.into_value()
 }
 
@@ -111,6 +112,13 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
             None,
             "Check free space and permissions of the temporary directory (TMPDIR).",
         ),
+        PublishError::Connect { builder, .. } if builder != crate::docker::DEFAULT_BUILDER => (
+            "Docker Daemon Unreachable",
+            None,
+            "Check the `builder` block of that name in the provider configuration (its \
+             `docker_host` or `docker_context`) and that its daemon is running; the platforms it \
+             lists build nowhere else.",
+        ),
         PublishError::Connect { .. } => (
             "Docker Daemon Unreachable",
             None,
@@ -118,6 +126,7 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
              DOCKER_HOST, DOCKER_CONTEXT, the current docker context) and that the daemon is \
              running.",
         ),
+        PublishError::Unrouted { .. } => ("Image Build Failed", None, ""),
         // GOTCHA: no attribute path here. Terraform quotes the source line an
         // attribute path points at, and for `secrets = { npm = "..." }` that
         // line holds the secret in clear.

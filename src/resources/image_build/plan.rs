@@ -13,13 +13,14 @@ use crate::oci::Digest;
 use crate::value::Value;
 
 /// What a build produces; unknown in a plan that rebuilds.
-pub const OUTPUTS: [&str; 6] = [
+pub const OUTPUTS: [&str; 7] = [
     attr::id,
     attr::digest,
     attr::image_uri,
     attr::platform_digests,
     attr::manifest_media_type,
     attr::image_id,
+    attr::built_by,
 ];
 
 /// Everything besides the files that decides what gets pushed, as the

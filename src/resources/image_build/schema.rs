@@ -170,8 +170,16 @@ pub(super) fn schema() -> Schema {
     ))
     .attr(Attribute::computed(
         attr::image_id,
-        ms,
+        ms.clone(),
         "Platform → config digest (the image ID).",
+    ))
+    .attr(Attribute::computed(
+        attr::built_by,
+        ms,
+        "Platform → the name of the provider `builder` whose daemon built it (`default` for the \
+         provider's own daemon). Which daemon builds a platform is not a build input: moving a \
+         platform to another builder plans nothing, and this keeps naming the daemon that built \
+         the image in the registry until the next build.",
     ))
 }
 
