@@ -14,6 +14,7 @@ mod daemon_push;
 mod delete;
 mod error;
 mod from_daemon;
+pub mod join;
 mod layers;
 mod ledger;
 mod platform;

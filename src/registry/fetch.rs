@@ -157,6 +157,23 @@ impl RegistryClient {
         Ok(bytes.to_vec())
     }
 
+    /// The response to `GET` of blob `digest` in `repository`, its body not
+    /// read yet: for copying a blob of any size without holding it.
+    pub(super) async fn open_blob(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let shown = repository.with_digest(digest).to_string();
+        let (answer, reader, note) = self
+            .read(repository, Method::GET, format!("blobs/{digest}"))
+            .await?;
+        if !answer.status().is_success() {
+            return Err(noted(reader.failure(answer, &shown).await, &note));
+        }
+        Ok(answer)
+    }
+
     async fn fetch_blob(
         &self,
         repository: &Reference,

@@ -9,6 +9,7 @@ pub mod auth;
 mod body;
 pub mod cache;
 pub mod client;
+pub mod copy;
 pub mod error;
 mod fetch;
 mod flight;
@@ -23,6 +24,7 @@ pub mod verify;
 
 pub use auth::{AuthError, AuthSettings, Credential, RegistryAuth, Transport};
 pub use client::{FetchedManifest, RegistryClient, MANIFEST_MEDIA_TYPES};
+pub use copy::BlobCopy;
 pub use error::RegistryError;
 pub use inspect::{inspect, InspectError, Inspection};
 pub use push::{BlobPush, Pusher, RetryPolicy};

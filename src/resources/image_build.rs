@@ -6,10 +6,10 @@
 //! moved or missing tag as drift by changing `digest`, which the next plan
 //! compares with the digest apply recorded in private state.
 
-mod apply;
+pub(super) mod apply;
 mod build_log;
-mod delete;
-mod inputs;
+pub(super) mod delete;
+pub(super) mod inputs;
 mod plan;
 mod schema;
 mod secrets;

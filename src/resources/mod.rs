@@ -4,6 +4,7 @@
 mod common;
 pub mod ecs_redeploy;
 pub mod image_build;
+pub mod image_index;
 pub mod image_manifest;
 
 use crate::resource::{DataSource, Resource};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub fn resources() -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(image_build::ImageBuild),
+        Arc::new(image_index::ImageIndex),
         Arc::new(ecs_redeploy::EcsRedeploy),
     ]
 }

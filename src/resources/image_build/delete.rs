@@ -86,7 +86,7 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
 }
 
 /// Warnings for what destroy left in the registry, and why.
-pub(super) fn report(repo_text: &str, outcome: &DeleteOutcome) -> Diagnostics {
+pub(crate) fn report(repo_text: &str, outcome: &DeleteOutcome) -> Diagnostics {
     let mut diags = Diagnostics::new();
     if !outcome.kept.is_empty() {
         let why: Vec<String> = outcome
