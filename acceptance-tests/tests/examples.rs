@@ -8,11 +8,14 @@ use acceptance_tests::hcl::terraform_block;
 use acceptance_tests::{Mode, Workdir};
 use std::path::{Path, PathBuf};
 
-const SELF_CONTAINED: [&str; 4] = [
+const SELF_CONTAINED: [&str; 7] = [
     "provider",
     "data-sources/stevedore_image_manifest",
     "resources/stevedore_ecs_redeploy",
+    "resources/stevedore_image_index",
     "quickstart",
+    "ci-matrix/platform",
+    "ci-matrix/join",
 ];
 
 fn examples_dir() -> PathBuf {

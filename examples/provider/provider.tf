@@ -15,6 +15,15 @@ provider "stevedore" {
   # or docker_host = "ssh://deploy@build-box.internal"    # your ssh config and agent apply
   # or docker_context = "build-box"
 
+  # Native builders: each platform a builder lists builds on its daemon (no QEMU), the
+  # others on the daemon above; all at once, joined into one index. Dialled only when a
+  # build needs one of its platforms.
+  builder {
+    name        = "graviton"
+    platforms   = ["linux/arm64"]
+    docker_host = "ssh://ci@arm-builder.internal"
+  }
+
   # Local registry with basic auth; loopback registries may use plain HTTP.
   registry_auth {
     address  = "127.0.0.1:5000"
