@@ -7,6 +7,8 @@
 #     a one-file change, with the daemon pushing the layers and with the provider streaming
 #     the image, the provider's peak RSS (also for one 1 GB layer) and where the warm apply
 #     spends time;
+#   - a two-platform apply with arm64 on a second daemon beside one daemon and beside
+#     docker build + push per platform and docker manifest create + push;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
 #   - pushing a ~500 MB 5-layer image beside docker push and skopeo copy, cold and
 #     warm, with peak RSS (benches/push.rs; needs docker, skopeo, docker-registry);
@@ -25,6 +27,7 @@ export STEVEDORE_PROVIDER_BIN="$PWD/$target_dir/release/terraform-provider-steve
 echo "== handshake"; cargo bench --bench handshake
 echo "== terraform plan"; cargo bench -p acceptance-tests --bench plan
 echo "== terraform apply vs docker build + push"; cargo bench -p acceptance-tests --bench apply
+echo "== native builders: two daemons vs one vs docker build + push + manifest"; cargo bench -p acceptance-tests --bench builders
 for b in context_hash push; do
   if [ -f "benches/$b.rs" ]; then echo "== $b"; cargo bench --bench "$b"; fi
 done

@@ -47,7 +47,13 @@ pub struct Stunnel {
 }
 
 impl Stunnel {
+    /// In front of this machine's daemon.
     pub fn start(ca: &TestCa) -> Stunnel {
+        Stunnel::start_for(ca, Path::new(DOCKER_SOCKET))
+    }
+
+    /// In front of the daemon listening on `socket`.
+    pub fn start_for(ca: &TestCa, socket: &Path) -> Stunnel {
         let dir = tempfile::Builder::new()
             .prefix("stevedore-stunnel")
             .tempdir()
@@ -58,7 +64,8 @@ impl Stunnel {
         fs::write(
             &conf,
             format!(
-                "foreground = yes\npid =\ndebug = 5\n\n[docker]\naccept = 127.0.0.1:{port}\nconnect = {DOCKER_SOCKET}\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
+                "foreground = yes\npid =\ndebug = 5\n\n[docker]\naccept = 127.0.0.1:{port}\nconnect = {}\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
+                socket.display(),
                 server.certificate.display(),
                 server.key.display(),
                 ca.ca_file().display()

@@ -11,11 +11,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::context::build_context;
+use acceptance_tests::daemon_access::Stunnel;
 use acceptance_tests::diagnostics::assert_error_contains;
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::media_types::ACCEPT_ALL;
 use acceptance_tests::proof::proof_context;
 use acceptance_tests::second_daemon::{now, tagged_platforms, SecondDaemon};
+use acceptance_tests::tls::TestCa;
 use acceptance_tests::{Mode, Registry, Workdir};
 use reqwest::blocking::Response;
 use reqwest::Method;
@@ -285,4 +287,53 @@ fn a_builder_killed_mid_build_leaves_the_tags_and_the_state_where_they_were() {
     );
     let state = tf.resource_values("stevedore_image_build.app");
     assert_eq!(state["digest"], before.as_str(), "{state}");
+}
+
+/// A builder reached as a remote machine's daemon is: `tcp://` with TLS and a client
+/// certificate (stunnel requiring one, in front of the second daemon's socket).
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn a_builder_over_tcp_with_tls_and_a_client_certificate_builds_its_platform() {
+    let registry = Registry::start();
+    let second = SecondDaemon::start();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(ca_dir.path());
+    let stunnel = Stunnel::start_for(&ca, &second.socket);
+    let client = ca.client("builder");
+    let certs = ca.docker_cert_dir(&ca_dir.path().join("docker-certs"), Some(&client));
+    let nonce = nonce("tls");
+    let ctx = context(&nonce);
+    let repo = format!("{}/web", registry.address);
+    let since = now();
+    let host = format!("tcp://127.0.0.1:{}", stunnel.port);
+    let tf_config = config(
+        &[("far", &host, &["linux/arm64"])],
+        ctx.path(),
+        &repo,
+        &["linux/amd64", "linux/arm64"],
+        &nonce,
+    )
+    .replacen(
+        "    platforms =",
+        &format!(
+            "    docker_cert_path = {}\n    platforms =",
+            quote(&certs.display().to_string())
+        ),
+        1,
+    );
+    let tf = Workdir::new(Mode::Installed, &tf_config);
+    tf.init().success();
+    tf.apply().success();
+    assert_eq!(tf.output("built_by")["linux/arm64"], "far");
+    let label = format!("{LABEL_KEY}={nonce}");
+    assert_eq!(
+        tagged_platforms(&second.host(), &label, since),
+        ["linux-arm64"]
+    );
+    assert!(
+        stunnel.log().contains("accepted connection"),
+        "the build did not go through the TLS terminator:\n{}",
+        stunnel.log()
+    );
+    tf.assert_plans_empty();
 }
