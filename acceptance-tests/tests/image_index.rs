@@ -8,6 +8,7 @@ use std::path::Path;
 
 use acceptance_tests::context::build_context;
 use acceptance_tests::diagnostics::assert_error_contains;
+use acceptance_tests::fault_proxy::{FaultProxy, Faults};
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::image::Pusher;
 use acceptance_tests::media_types::{ACCEPT_ALL, DOCKER_LIST, OCI_INDEX};
@@ -205,4 +206,47 @@ fn mixed_media_types_are_refused_and_attestation_entries_dropped() {
     let state = imported.resource_values("stevedore_image_index.app");
     assert_eq!(state["digest"], app["digest"], "{state}");
     assert_eq!(state["sources"].as_array().unwrap().len(), 2, "{state}");
+}
+
+/// A registry that cannot be read at plan time does not block a plan in which nothing about
+/// the index changed: a warning, the state kept, no change planned. A changed source still
+/// fails the plan, naming it.
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn sources_that_cannot_be_read_keep_an_unchanged_index_and_fail_a_changed_one() {
+    let registry = Registry::start();
+    let pusher = Pusher::new(&registry);
+    let amd64 = pusher.oci_single("amd64", "v1", "linux/amd64");
+    let arm64 = pusher.oci_single("arm64", "v1", "linux/arm64");
+    let proxy = FaultProxy::start(&registry, Faults::default());
+    let via = |p: &acceptance_tests::image::Pushed| {
+        let path = p.repository.replacen(&registry.address, &proxy.address, 1);
+        quote(&format!("{path}@{}", p.digest))
+    };
+    let repo = format!("{}/joined", proxy.address);
+    let tf = Workdir::new(
+        Mode::Installed,
+        &(terraform_block() + &index("app", &repo, &[via(&amd64), via(&arm64)], "")),
+    );
+    tf.init().success();
+    tf.apply().success();
+    let digest = tf.output("app")["digest"].clone();
+
+    proxy.set_manifest_reads_down(true);
+    let plan = tf.run(&["plan", "-refresh=false", "-detailed-exitcode"]);
+    assert_eq!(plan.code, Some(0), "no change planned\n{plan}");
+    assert!(
+        plan.stdout.contains("Sources Not Read") || plan.stderr.contains("Sources Not Read"),
+        "{plan}"
+    );
+    assert!(proxy.injected().manifest_read_503 >= 1, "{}", proxy.log());
+
+    tf.write_config(&(terraform_block() + &index("app", &repo, &[via(&amd64)], "")));
+    let stderr = tf.plan().failure();
+    assert_error_contains(&stderr, "Sources Cannot Be Joined");
+    proxy.set_manifest_reads_down(false);
+    assert_eq!(
+        tf.resource_values("stevedore_image_index.app")["digest"],
+        digest
+    );
 }

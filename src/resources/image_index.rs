@@ -4,13 +4,11 @@
 //! the repository and tags and verifies as `stevedore_image_build` does (`publish::join`).
 //! Refresh, drift, destroy with `keep_remotely` and the private record of what this resource
 //! created work as for the build; import takes `<repository>:<tag>`.
-
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 
 mod inputs;
 mod schema;
+mod state;
 
 use super::common;
 use super::image_build::{apply as build_apply, delete as build_delete};
@@ -24,6 +22,7 @@ use crate::resource::{
 use crate::schema::Schema;
 use crate::value::{AttrPath, Value};
 use inputs::{format_name, join_diagnostic, repo_of, sources, strings, validate};
+use state::{created_of, digest_map, set_outputs, with_outputs, Created};
 
 pub const TYPE_NAME: &str = "stevedore_image_index";
 
@@ -86,41 +85,6 @@ async fn resolve(ctx: &Ctx, model: &IndexModel) -> Result<Joined, Diagnostics> {
     Ok(joined)
 }
 
-/// `state` with the outputs of what joining gives (the digest the tags will serve).
-fn with_outputs(state: &mut IndexModel, digest: &str, media_type: &str, platforms: Value) {
-    let uri = format!("{}@{digest}", state.repository.as_str().unwrap_or_default());
-    state.digest = Value::string(digest);
-    state.image_uri = Value::string(&uri);
-    state.id = Value::string(uri);
-    state.manifest_media_type = Value::string(media_type);
-    state.platform_digests = platforms;
-}
-
-/// Sets every output of `model` to `value(name)`.
-fn set_outputs(model: &mut IndexModel, value: impl Fn(&str) -> Value) {
-    let mut v = model.to_value();
-    for name in OUTPUTS {
-        v.set(name, value(name));
-    }
-    *model = IndexModel::from_value(&v);
-}
-
-fn digest_map(m: &BTreeMap<String, crate::oci::Digest>) -> Value {
-    Value::string_map(m.iter().map(|(k, v)| (k.clone(), v.to_string())))
-}
-
-/// Private state: the manifests this resource created (absent before its push).
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Created {
-    created: Vec<String>,
-}
-
-fn created_of(private: &[u8]) -> Option<Vec<String>> {
-    serde_json::from_slice::<Created>(private)
-        .ok()
-        .map(|c| c.created)
-}
-
 #[async_trait]
 impl Resource for ImageIndex {
     fn type_name(&self) -> &'static str {
@@ -167,6 +131,28 @@ impl Resource for ImageIndex {
         let joined = match resolve(ctx, &planned).await {
             Ok(joined) => joined,
             Err(d) => {
+                let same = !req.prior.is_null()
+                    && prior.sources == planned.sources
+                    && prior.tags == planned.tags
+                    && prior.repository == planned.repository;
+                if same {
+                    // Nothing asked changed: a registry that cannot be read now (an outage,
+                    // expired credentials) must not block every other change of the plan.
+                    let why: Vec<String> = d.0.iter().map(|d| d.detail.clone()).collect();
+                    diags.push(Diagnostic::warning(
+                        "Sources Not Read",
+                        format!(
+                            "The sources could not be read at plan time ({}); nothing about \
+                             this index changed in the configuration, so it is kept as it is.",
+                            why.join("; ")
+                        ),
+                    ));
+                    set_outputs(&mut planned, |name| req.prior.get(name).clone());
+                    if planned.manifest_format.is_null() {
+                        planned.manifest_format = prior.manifest_format.clone();
+                    }
+                    return respond(planned, diags);
+                }
                 diags.extend(d);
                 unknown(&mut planned);
                 return respond(planned, diags);
