@@ -17,11 +17,11 @@
 //! Needs the Docker daemon, docker-registry and terraform (`make bench`).
 //! `STEVEDORE_BENCH_ROUNDS` (default 3) sets the rounds, `STEVEDORE_BENCH_BUILDER` the builder.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use acceptance_tests::context::write_random_layers;
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::{Mode, Registry, Workdir};
 
@@ -30,32 +30,7 @@ const BIG_MB: usize = 100;
 const CHANGES: usize = 3;
 
 fn write_context(dir: &Path, seed: u64) {
-    write_files(dir, seed, BIG_FILES, BIG_MB);
-}
-
-/// `files` random files of `mb` MB each and a small one, a COPY layer each.
-fn write_files(dir: &Path, seed: u64, files: usize, mb: usize) {
-    let mut dockerfile = String::from("FROM scratch\n");
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    for i in 0..files {
-        let name = format!("big{i}.bin");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(&name)).unwrap());
-        for _ in 0..mb {
-            for c in buf.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                c.copy_from_slice(&x.to_le_bytes());
-            }
-            f.write_all(&buf).unwrap();
-        }
-        f.flush().unwrap();
-        dockerfile.push_str(&format!("COPY {name} /data/{name}\n"));
-    }
-    std::fs::write(dir.join("small.txt"), format!("release {seed}\n")).unwrap();
-    dockerfile.push_str("COPY small.txt /data/small.txt\n");
-    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    write_random_layers(dir, seed, BIG_FILES, BIG_MB);
 }
 
 fn seed() -> u64 {
@@ -269,7 +244,7 @@ fn main() {
     // One 1 GB layer through the provider's own (streamed) push: its peak RSS
     // must not grow with the layer.
     let ctx = tempfile::tempdir().unwrap();
-    write_files(ctx.path(), seed(), 1, 1024);
+    write_random_layers(ctx.path(), seed(), 1, 1024);
     let repo = format!("{}/big", registry.address);
     let tf = Workdir::with_env(
         Mode::Reattach,

@@ -17,11 +17,11 @@
 //! Needs the Docker daemon, docker-registry, terraform, `ip` and `nsenter` (`make bench`).
 //! `STEVEDORE_BENCH_ROUNDS` (default 3) sets the rounds.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use acceptance_tests::context::write_random_layers;
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::second_daemon::SecondDaemon;
 use acceptance_tests::{Mode, Registry, Workdir};
@@ -30,27 +30,7 @@ const FILES: usize = 3;
 const MB: usize = 50;
 
 fn write_context(dir: &Path, seed: u64) {
-    let mut dockerfile = String::from("FROM scratch\n");
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    for i in 0..FILES {
-        let name = format!("big{i}.bin");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(&name)).unwrap());
-        for _ in 0..MB {
-            for c in buf.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                c.copy_from_slice(&x.to_le_bytes());
-            }
-            f.write_all(&buf).unwrap();
-        }
-        f.flush().unwrap();
-        dockerfile.push_str(&format!("COPY {name} /data/{name}\n"));
-    }
-    std::fs::write(dir.join("small.txt"), format!("release {seed}\n")).unwrap();
-    dockerfile.push_str("COPY small.txt /data/small.txt\n");
-    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    write_random_layers(dir, seed, FILES, MB);
 }
 
 fn seed() -> u64 {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use super::push::{absent_before, push_tags, PushStats, PushedManifest};
-use super::{expected, published, Failed, Ledger, PublishError, Published};
+use super::{expected, published, settled, Failed, Ledger, PublishError, Published};
 use crate::oci::media_types::{DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::{index, Format, IndexEntry};
@@ -267,13 +267,7 @@ pub async fn publish_joined(
         Ok(published(&tagged, &requested, &manifests))
     }
     .await;
-    let written = ledger.written();
-    result
-        .map(|published| Published {
-            created: written.created.clone(),
-            ..published
-        })
-        .map_err(|error| Failed { error, written })
+    settled(result, &ledger)
 }
 
 /// One manifest's config and layers into `repo`, then the manifest itself, same bytes.
