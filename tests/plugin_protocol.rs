@@ -202,7 +202,14 @@ async fn metadata_agrees_with_schema_over_mtls() {
     assert_eq!(res, want_res);
     assert_eq!(ds, want_ds);
     assert_eq!(ds, vec!["stevedore_image_manifest"]);
-    assert_eq!(res, vec!["stevedore_ecs_redeploy", "stevedore_image_build"]);
+    assert_eq!(
+        res,
+        vec![
+            "stevedore_ecs_redeploy",
+            "stevedore_image_build",
+            "stevedore_image_index"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,10 @@ fn state(digest: Option<&str>) -> Value {
             Value::string("application/vnd.docker.distribution.manifest.v2+json"),
         ),
         (attr::image_id, Value::string_map([("linux/amd64", h("c"))])),
+        (
+            attr::built_by,
+            Value::string_map([("linux/amd64", "default")]),
+        ),
     ])
 }
 
