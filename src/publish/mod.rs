@@ -148,7 +148,27 @@ pub async fn build_and_push(
         // Platforms build and push at once, each on its own builder; the
         // daemons and the registry take that well, and the slowest platform
         // sets the pace.
-        let platforms = builds.iter().map(|build| build.run(&job, &log));
+        // Each daemon pulls `FROM` and `cache_from` images with the provider's
+        // credentials for exactly those registries it can reach: asked once per
+        // daemon, however many platforms it builds.
+        let mut asked: BTreeMap<&str, docker::RegistryCredentials> = BTreeMap::new();
+        let mut credentials = Vec::with_capacity(builds.len());
+        for build in &builds {
+            let name = build.builder.name;
+            let found = match asked.get(name) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = pulls::build_credentials(registry, build.builder.daemon, req).await;
+                    asked.insert(name, found.clone());
+                    found
+                }
+            };
+            credentials.push(found);
+        }
+        let platforms = builds
+            .iter()
+            .zip(&credentials)
+            .map(|(build, credentials)| build.run(&job, credentials, &log));
         let manifests = futures::future::try_join_all(platforms).await?;
         for m in manifests.iter().filter(|m| m.created) {
             ledger.created(&m.digest);

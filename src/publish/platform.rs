@@ -6,7 +6,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    daemon_push, pulls, push_cached, push_streamed, BlobCache, Builder, Ledger, PublishError,
+    daemon_push, push_cached, push_streamed, BlobCache, Builder, Ledger, PublishError,
     PublishRequest, PushedManifest,
 };
 use crate::docker::{self, BuildRequest};
@@ -63,6 +63,7 @@ impl PlatformBuild<'_> {
     pub async fn run<L: FnMut(&str) + Send>(
         &self,
         job: &Job<'_>,
+        credentials: &docker::RegistryCredentials,
         log: &SharedLog<'_, L>,
     ) -> Result<PushedManifest, PublishError> {
         let Job {
@@ -75,9 +76,6 @@ impl PlatformBuild<'_> {
             ledger,
         } = *job;
         let (platform, tag, daemon) = (self.platform, self.local_tag.as_str(), self.builder.daemon);
-        // The daemon pulls `FROM` and `cache_from` images with the provider's
-        // credentials for exactly those registries it can reach.
-        let credentials = pulls::build_credentials(registry, daemon, req).await;
         let shown = platform.to_string();
         let build = BuildRequest {
             context: docker::ContextSource {
@@ -95,7 +93,7 @@ impl PlatformBuild<'_> {
             builder: req.builder,
             cache_from: req.cache_from.iter().map(Reference::to_string).collect(),
             cache_inline: req.cache_inline,
-            registry_credentials: credentials,
+            registry_credentials: credentials.clone(),
         };
         let prefix = if req.platforms.len() > 1 {
             format!("[{shown}] ")
