@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use tokio_util::sync::CancellationToken;
 
-use super::push::{absent_before, push_tags, PushStats, PushedManifest};
+use super::push::{push_image_manifest, push_tags, PushStats, PushedManifest};
 use super::{expected, published, settled, Failed, Ledger, PublishError, Published};
 use crate::oci::media_types::{DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::oci::{Digest, Platform, Reference};
-use crate::registry::assemble::{index, Format, IndexEntry};
+use crate::registry::assemble::{index, Assembled, Format, IndexEntry};
 use crate::registry::manifest::{self, ImageConfig, Manifest};
 use crate::registry::{verify_pushed, RegistryClient, RegistryError};
 
@@ -300,24 +300,20 @@ async fn copy_manifest(
             crate::registry::BlobCopy::Copied => stats.layers_uploaded += 1,
         }
     }
-    let created = absent_before(&pusher, repo, &m.digest).await;
-    pusher
-        .push_manifest(repo, &m.digest, &m.bytes, format.manifest_type())
-        .await
-        .map_err(|source| PublishError::PushManifest {
-            platform: shown,
-            source,
-        })?;
-    Ok(PushedManifest {
-        platform: m.platform.clone(),
-        digest: m.digest.clone(),
-        media_type: format.manifest_type(),
-        size: m.bytes.len() as u64,
+    let manifest = Assembled {
         bytes: m.bytes.clone(),
-        config_digest: m.config.clone(),
+        media_type: format.manifest_type(),
+        digest: m.digest.clone(),
+    };
+    push_image_manifest(
+        &pusher,
+        repo,
+        m.platform.clone(),
+        manifest,
+        m.config.clone(),
         stats,
-        created,
-    })
+    )
+    .await
 }
 
 /// Platform → manifest digest, keyed as [`Published`] keys them.

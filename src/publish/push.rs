@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::PublishError;
 use super::ledger::Ledger;
 use crate::oci::{Digest, Platform, Reference};
-use crate::registry::assemble::{image_manifest, index, Format, IndexEntry};
+use crate::registry::assemble::{image_manifest, index, Assembled, Format, IndexEntry};
 use crate::registry::push::Pusher;
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -69,12 +69,26 @@ pub async fn push_config_and_manifest(
         .await
         .map_err(blob_error(&shown, "the image config".into()))?;
     let manifest = image_manifest(format, (&config_digest, config_bytes.len() as u64), blobs);
+    push_image_manifest(pusher, repo, platform, manifest, config_digest, stats).await
+}
+
+/// An image manifest pushed by digest once its config and layers are in
+/// `repo`, noting whether the repository held it before (see
+/// [`absent_before`]).
+pub(super) async fn push_image_manifest(
+    pusher: &Pusher<'_>,
+    repo: &Reference,
+    platform: Platform,
+    manifest: Assembled,
+    config_digest: Digest,
+    stats: PushStats,
+) -> Result<PushedManifest, PublishError> {
     let created = absent_before(pusher, repo, &manifest.digest).await;
     pusher
         .push_manifest(repo, &manifest.digest, &manifest.bytes, manifest.media_type)
         .await
         .map_err(|source| PublishError::PushManifest {
-            platform: shown,
+            platform: platform.to_string(),
             source,
         })?;
     Ok(PushedManifest {
