@@ -1,7 +1,7 @@
 //! A terraform command running in the background, so a test can act while it runs
 //! (wait for a log line, press Ctrl-C) and then collect it like any other [`Run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -46,6 +46,25 @@ impl<'w> Running<'w> {
             self.command,
             std::io::Error::last_os_error()
         );
+    }
+
+    /// Waits (at most `limit`) until the file at `path` holds `needle`, as a build log does
+    /// once a step has started; if it never does, presses Ctrl-C and panics with `what`
+    /// and what the command printed.
+    pub fn wait_for_file(self, path: &Path, needle: &str, limit: Duration, what: &str) -> Self {
+        let deadline = Instant::now() + limit;
+        while !std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle)) {
+            if Instant::now() > deadline {
+                self.interrupt();
+                panic!(
+                    "{what}: {needle:?} not in {}\n{}",
+                    path.display(),
+                    self.wait()
+                );
+            }
+            sleep(Duration::from_millis(50));
+        }
+        self
     }
 
     /// Waits for the command (at most the usual command timeout) and checks it for

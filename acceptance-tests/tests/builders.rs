@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acceptance_tests::context::build_context;
 use acceptance_tests::daemon_access::Stunnel;
@@ -267,15 +267,12 @@ fn a_builder_killed_mid_build_leaves_the_tags_and_the_state_where_they_were() {
         1,
     );
     tf.write_config(&with_log);
-    let apply = tf.spawn(&["apply", "-auto-approve"]);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    while !fs::read_to_string(&build_log).is_ok_and(|l| l.contains("\"120\"")) {
-        if Instant::now() > deadline {
-            apply.interrupt();
-            panic!("the RUN step never started\n{}", apply.wait());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let apply = tf.spawn(&["apply", "-auto-approve"]).wait_for_file(
+        &build_log,
+        "\"120\"",
+        Duration::from_secs(150),
+        "the RUN step never started",
+    );
     std::thread::sleep(Duration::from_millis(500));
     second.kill();
     let stderr = apply.wait().failure();

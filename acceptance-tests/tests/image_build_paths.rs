@@ -464,15 +464,12 @@ acc_test!(
         let tf = Workdir::new(mode, &config("", ctx.path(), &repo, &extra));
         tf.init().success();
 
-        let apply = tf.spawn(&["apply", "-auto-approve"]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
-        while !fs::read_to_string(&build_log).is_ok_and(|l| l.contains("RUN [\"/proof\"")) {
-            if std::time::Instant::now() > deadline {
-                apply.interrupt();
-                panic!("the RUN step never started\n{}", apply.wait());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let apply = tf.spawn(&["apply", "-auto-approve"]).wait_for_file(
+            &build_log,
+            "RUN [\"/proof\"",
+            std::time::Duration::from_secs(150),
+            "the RUN step never started",
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
         let interrupted = std::time::Instant::now();
         apply.interrupt();
