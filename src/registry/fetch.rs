@@ -180,13 +180,7 @@ impl RegistryClient {
         digest: &Digest,
         limit: u64,
     ) -> Result<Arc<Vec<u8>>, RegistryError> {
-        let shown = repository.with_digest(digest).to_string();
-        let (answer, reader, note) = self
-            .read(repository, Method::GET, format!("blobs/{digest}"))
-            .await?;
-        if !answer.status().is_success() {
-            return Err(noted(reader.failure(answer, &shown).await, &note));
-        }
+        let answer = self.open_blob(repository, digest).await?;
         let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
         let bytes = read_limited(answer, limit_usize)
             .await
