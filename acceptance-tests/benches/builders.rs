@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use acceptance_tests::context::write_random_layers;
+use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::second_daemon::SecondDaemon;
 use acceptance_tests::{Mode, Registry, Workdir};
@@ -31,13 +31,6 @@ const MB: usize = 50;
 
 fn write_context(dir: &Path, seed: u64) {
     write_random_layers(dir, seed, FILES, MB);
-}
-
-fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 fn docker(args: &[&str]) {

@@ -51,3 +51,10 @@ pub fn write_random_layers(dir: &Path, seed: u64, files: usize, mb: usize) {
     dockerfile.push_str("COPY small.txt /data/small.txt\n");
     std::fs::write(dir.join("Dockerfile"), dockerfile).expect("the Dockerfile");
 }
+
+/// A seed for [`write_random_layers`] that no earlier run used: the clock in nanoseconds.
+pub fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
