@@ -130,11 +130,11 @@ fn manifest_parsing_never_panics() {
         br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":2},"layers":[{"digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":3}]}"#.to_vec(),
     ];
     run("manifest", input(seeds), |b| {
-        if let Ok(media_type) = stevedore::registry::manifest::detect_media_type(b) {
-            let _ = stevedore::registry::manifest::parse(b, &media_type);
+        if let Ok(media_type) = stevedore::oci::document::detect_media_type(b) {
+            let _ = stevedore::oci::document::Manifest::parse(b, &media_type);
         }
         for mt in stevedore::registry::MANIFEST_MEDIA_TYPES {
-            let _ = stevedore::registry::manifest::parse(b, mt);
+            let _ = stevedore::oci::document::Manifest::parse(b, mt);
         }
     });
 }

@@ -2,11 +2,18 @@
 //! containerd image store (Docker 25+ also writes `manifest.json`, but an
 //! archive with only `index.json` is valid too): follow `index.json` through
 //! nested indexes to the image manifest, skipping attestation entries.
+//!
+//! Read with types of its own rather than [`crate::oci::document`]'s: a path
+//! in the archive is made from each digest, so the digest is checked as this
+//! crate's [`Digest`] (refused with its message before any path is built),
+//! and nothing else of a descriptor is needed. Which entries are
+//! attestations is the one rule of [`crate::oci::document::is_attestation`].
 
 use serde::Deserialize;
 
 use super::{bad, ArchiveIndex, ExportError, ImageRefs};
-use crate::oci::Digest;
+use crate::oci::document::is_attestation;
+use crate::oci::{Digest, Platform};
 
 #[derive(Deserialize)]
 struct Descriptor {
@@ -14,6 +21,16 @@ struct Descriptor {
     digest: Digest,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<EntryPlatform>,
+}
+
+#[derive(Deserialize)]
+struct EntryPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
 }
 
 #[derive(Deserialize)]
@@ -41,7 +58,7 @@ pub(crate) fn read_layout(archive: &ArchiveIndex) -> Result<ImageRefs, ExportErr
         let next = doc
             .manifests
             .iter()
-            .find(|d| !is_attestation(d))
+            .find(|d| !attestation(d))
             .ok_or_else(|| {
                 bad(format!(
                     "index ({}) lists no image manifest",
@@ -54,12 +71,12 @@ pub(crate) fn read_layout(archive: &ArchiveIndex) -> Result<ImageRefs, ExportErr
     Err(bad("index.json nests indexes too deeply"))
 }
 
-/// BuildKit marks attestation manifests with this annotation.
-fn is_attestation(d: &Descriptor) -> bool {
-    d.annotations
-        .get("vnd.docker.reference.type")
-        .map(String::as_str)
-        == Some("attestation-manifest")
+fn attestation(d: &Descriptor) -> bool {
+    let platform = d
+        .platform
+        .as_ref()
+        .map(|p| Platform::new(&p.os, &p.architecture, None));
+    is_attestation(&d.annotations, platform.as_ref())
 }
 
 /// Where the layout keeps a blob. A `Digest`'s grammar has no `/` and no

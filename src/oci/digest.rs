@@ -55,6 +55,13 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same digest as `oci-spec` types carry it. Every way to make a
+    /// `Digest` (parse, a sha256 hash, an `oci-spec` digest) passes its
+    /// parser, so this conversion cannot fail.
+    pub fn to_oci(&self) -> oci_spec::image::Digest {
+        oci_spec::image::Digest::try_from(self.0.as_str()).unwrap_or_else(|_| unreachable!())
+    }
 }
 
 impl fmt::Display for Digest {
@@ -90,6 +97,14 @@ impl TryFrom<String> for Digest {
         } else {
             Err(DigestError { text })
         }
+    }
+}
+
+/// A digest `oci-spec` read: its parser already held it to the
+/// `algorithm:encoded` grammar (and sha256 and sha512 to their lengths).
+impl From<&oci_spec::image::Digest> for Digest {
+    fn from(d: &oci_spec::image::Digest) -> Digest {
+        Digest(d.to_string())
     }
 }
 
@@ -135,9 +150,11 @@ impl PartialEq<Digest> for String {
     }
 }
 
-/// True if `text` is a well-formed `algorithm:hex` digest.
+/// True if `text` is a well-formed `algorithm:hex` digest: the distribution
+/// grammar, and what `oci-spec` holds known algorithms to (so every
+/// [`Digest`] is also one of its digests, see [`Digest::to_oci`]).
 pub fn is_valid_digest(text: &str) -> bool {
-    if !GRAMMAR.is_match(text) {
+    if !GRAMMAR.is_match(text) || oci_spec::image::Digest::try_from(text).is_err() {
         return false;
     }
     match text.strip_prefix("sha256:") {

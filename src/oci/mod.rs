@@ -7,6 +7,7 @@
 //! `publish` all use it without depending on each other.
 
 pub mod digest;
+pub mod document;
 pub mod media_types;
 pub mod platform;
 pub mod reference;

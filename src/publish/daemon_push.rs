@@ -18,13 +18,13 @@
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 use futures::StreamExt;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::BlobCache;
 use super::ledger::Ledger;
 use super::push::{PushStats, PushedManifest};
 use crate::docker::Endpoint;
+use crate::oci::document::{Described, ImageManifest, Manifest};
 use crate::oci::media_types::DOCKER_MANIFEST;
 use crate::oci::{is_loopback_host, Digest, Platform, Reference};
 use crate::registry::RegistryClient;
@@ -209,9 +209,10 @@ impl DaemonPush<'_> {
         let config_digest =
             Digest::parse(&image_id).map_err(|e| format!("the built image's id: {e}"))?;
         let repository = self.repo.repository_reference();
-        for (diff_id, layer) in diff_ids.iter().zip(&manifest.layers) {
+        for (diff_id, layer) in diff_ids.iter().zip(manifest.layers()) {
+            let digest = layer.content_digest();
             self.cache
-                .record_layer(diff_id, &layer.digest, layer.size, None, Some(&repository));
+                .record_layer(diff_id, &digest, layer.size(), None, Some(&repository));
         }
         Ok(PushedManifest {
             platform: self.platform.clone(),
@@ -236,22 +237,6 @@ fn reported_digest(status: &str) -> Option<Digest> {
     digest.starts_with("sha256:").then_some(digest)
 }
 
-#[derive(Debug, Deserialize)]
-struct Manifest {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Descriptor {
-    digest: Digest,
-    size: u64,
-}
-
 /// The daemon's manifest, if it is one Docker schema 2 image manifest of
 /// config `image_id` with a layer per diff_id.
 fn checked(
@@ -259,27 +244,34 @@ fn checked(
     bytes: &[u8],
     image_id: &str,
     diff_ids: &[String],
-) -> Result<Manifest, Skip> {
-    let manifest: Manifest = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the daemon pushed something that is not an image manifest ({e})"))?;
-    if served_as != DOCKER_MANIFEST
-        || manifest.media_type != DOCKER_MANIFEST
-        || manifest.schema_version != 2
-    {
+) -> Result<ImageManifest, Skip> {
+    let not_one = || format!("the daemon pushed a {served_as}, not one Docker image manifest");
+    if served_as != DOCKER_MANIFEST {
+        return Err(not_one());
+    }
+    let manifest = match Manifest::parse(bytes, served_as) {
+        Ok(Manifest::Image(manifest)) => *manifest,
+        Ok(Manifest::Index(_)) => return Err(not_one()),
+        Err(e) => {
+            return Err(format!(
+                "the daemon pushed something that is not an image manifest ({e})"
+            ))
+        }
+    };
+    let declared = manifest.media_type().as_ref().map(ToString::to_string);
+    if declared.as_deref() != Some(DOCKER_MANIFEST) || manifest.schema_version() != 2 {
+        return Err(not_one());
+    }
+    let config = manifest.config().content_digest();
+    if config != image_id {
         return Err(format!(
-            "the daemon pushed a {served_as}, not one Docker image manifest"
+            "the daemon pushed config {config}, not the built image {image_id}"
         ));
     }
-    if manifest.config.digest != image_id {
-        return Err(format!(
-            "the daemon pushed config {}, not the built image {image_id}",
-            manifest.config.digest
-        ));
-    }
-    if manifest.layers.len() != diff_ids.len() {
+    if manifest.layers().len() != diff_ids.len() {
         return Err(format!(
             "the daemon pushed {} layers for an image of {}",
-            manifest.layers.len(),
+            manifest.layers().len(),
             diff_ids.len()
         ));
     }
@@ -356,7 +348,7 @@ mod tests {
     fn only_one_docker_manifest_of_the_built_image_is_taken() {
         let ids = vec!["sha256:a".to_string(), "sha256:b".to_string()];
         let ok = checked(DOCKER_MANIFEST, &manifest(DOCKER_MANIFEST, 2), ID, &ids).unwrap();
-        assert_eq!(ok.layers[1].digest, format!("sha256:{:064}", 1));
+        assert_eq!(ok.layers()[1].content_digest(), format!("sha256:{:064}", 1));
         let oci = crate::oci::media_types::OCI_MANIFEST;
         assert!(checked(oci, &manifest(oci, 2), ID, &ids).is_err());
         let other = ID.replace('1', "2");

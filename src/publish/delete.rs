@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::oci::document::{Described, Manifest};
 use crate::oci::{Digest, Reference};
-use crate::registry::manifest::{self, Manifest};
 use crate::registry::push::{Deleted, TagList};
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -115,10 +115,9 @@ async fn lookup(
     match registry.get_manifest(&tagged).await {
         Ok(fetched) => {
             let mut digests = vec![fetched.digest.clone()];
-            if let Ok(Manifest::Index { manifests }) =
-                manifest::parse(&fetched.bytes, &fetched.media_type)
+            if let Ok(Manifest::Index(index)) = Manifest::parse(&fetched.bytes, &fetched.media_type)
             {
-                digests.extend(manifests.into_iter().map(|d| d.digest));
+                digests.extend(index.manifests().iter().map(Described::content_digest));
             }
             Ok(Some((tag, digests)))
         }

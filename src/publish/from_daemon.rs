@@ -11,7 +11,7 @@ use super::cache::BlobCache;
 use super::error::PublishError;
 use super::layers::{find_in_repo, Arrived};
 use super::push::{push_config_and_manifest, PushStats, PushedManifest};
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::Format;
 use crate::registry::Pusher;
 
@@ -105,9 +105,9 @@ pub async fn push_cached(
     for (diff_id, known) in &blobs {
         cache.record_layer(diff_id, &known.digest, known.size, None, Some(&target));
     }
-    let blobs: Vec<(&str, u64)> = blobs
+    let blobs: Vec<(Digest, u64)> = blobs
         .iter()
-        .map(|(_, known)| (known.digest.as_str(), known.size))
+        .map(|(_, known)| (known.digest.clone(), known.size))
         .collect();
     let pushed =
         push_config_and_manifest(pusher, repo, actual, &config_bytes, &blobs, format, stats)

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::push::{push_image_manifest, push_tags, PushStats, PushedManifest};
 use super::{expected, published, settled, Failed, Ledger, PublishError, Published};
+use crate::oci::document::{ConfigPlatform, Described, Manifest};
 use crate::oci::media_types::{DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::oci::{Digest, Platform, Reference};
 use crate::registry::assemble::{index, Assembled, Format, IndexEntry};
-use crate::registry::manifest::{self, ImageConfig, Manifest};
 use crate::registry::{verify_pushed, RegistryClient, RegistryError};
 
 /// An image config is a few KiB; more than this is not read for its platform.
@@ -156,15 +156,16 @@ async fn read_source(
     };
     let top = registry.get_manifest(reference).await.map_err(failed)?;
     let parsed =
-        manifest::parse(&top.bytes, &top.media_type).map_err(|e| unusable(e.to_string()))?;
+        Manifest::parse(&top.bytes, &top.media_type).map_err(|e| unusable(e.to_string()))?;
     let mut out = Vec::new();
     match parsed {
-        Manifest::Image { config, layers } => {
+        Manifest::Image(image) => {
+            let config = image.config().content_digest();
             let bytes = registry
-                .get_blob_limited(&repository, &config.digest, MAX_CONFIG)
+                .get_blob_limited(&repository, &config, MAX_CONFIG)
                 .await
                 .map_err(failed)?;
-            let platform = ImageConfig::parse(&bytes)
+            let platform = ConfigPlatform::parse(&bytes)
                 .map_err(|e| unusable(format!("its image config: {e}")))?
                 .platform();
             let format = family(&top.media_type).ok_or_else(|| unusable(top.media_type.clone()))?;
@@ -175,21 +176,23 @@ async fn read_source(
                     platform,
                     digest: top.digest,
                     bytes: top.bytes,
-                    config: config.digest,
-                    layers: layers.into_iter().map(|l| l.digest).collect(),
+                    config,
+                    layers: image
+                        .layers()
+                        .iter()
+                        .map(Described::content_digest)
+                        .collect(),
                 },
                 format,
             ));
         }
-        Manifest::Index { manifests } => {
-            for entry in manifests.iter().filter(|d| !d.is_attestation()) {
-                let platform = entry.platform().ok_or_else(|| {
-                    unusable(format!(
-                        "its index entry {} names no platform",
-                        entry.digest
-                    ))
+        Manifest::Index(index) => {
+            for entry in index.manifests().iter().filter(|d| !d.is_attestation()) {
+                let digest = entry.content_digest();
+                let platform = entry.image_platform().ok_or_else(|| {
+                    unusable(format!("its index entry {digest} names no platform"))
                 })?;
-                let child = repository.with_digest(&entry.digest);
+                let child = repository.with_digest(&digest);
                 let fetched = registry.get_child_manifest(&child).await.map_err(failed)?;
                 let format = family(&fetched.media_type).ok_or_else(|| {
                     unusable(format!(
@@ -197,8 +200,8 @@ async fn read_source(
                         fetched.media_type
                     ))
                 })?;
-                let Ok(Manifest::Image { config, layers }) =
-                    manifest::parse(&fetched.bytes, &fetched.media_type)
+                let Ok(Manifest::Image(image)) =
+                    Manifest::parse(&fetched.bytes, &fetched.media_type)
                 else {
                     return Err(unusable(format!("{platform}: not an image manifest")));
                 };
@@ -209,8 +212,12 @@ async fn read_source(
                         platform,
                         digest: fetched.digest,
                         bytes: fetched.bytes,
-                        config: config.digest,
-                        layers: layers.into_iter().map(|l| l.digest).collect(),
+                        config: image.config().content_digest(),
+                        layers: image
+                            .layers()
+                            .iter()
+                            .map(Described::content_digest)
+                            .collect(),
                     },
                     format,
                 ));

@@ -59,7 +59,7 @@ pub async fn push_config_and_manifest(
     repo: &Reference,
     platform: Platform,
     config_bytes: &[u8],
-    blobs: &[(&str, u64)],
+    blobs: &[(Digest, u64)],
     format: Format,
     stats: PushStats,
 ) -> Result<PushedManifest, PublishError> {

@@ -144,13 +144,12 @@ pub async fn push_streamed(
     let layers =
         ordered_blobs(&refs.layers, &facts.diff_ids, &names, &blobs).map_err(export_err)?;
     cache.record_config(&config);
-    let layer_refs: Vec<(&str, u64)> = layers.iter().map(|(d, s)| (d.as_str(), *s)).collect();
     push_config_and_manifest(
         pusher,
         repo,
         facts.platform,
         &config,
-        &layer_refs,
+        &layers,
         format,
         stats,
     )

@@ -6,8 +6,11 @@
 //! annotations: the same image pushed twice gets the same digest, and
 //! nothing in an index can be taken for a buildx attestation.
 
-use crate::oci::Digest;
+use oci_spec::image::{ImageIndexBuilder, ImageManifestBuilder, PlatformBuilder};
 use serde::Serialize;
+
+use crate::oci::document::{Descriptor, MediaType};
+use crate::oci::Digest;
 
 use crate::oci::platform::Platform;
 
@@ -70,91 +73,73 @@ pub struct IndexEntry {
     pub platform: Platform,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ImageManifest<'a> {
-    schema_version: u8,
-    media_type: &'a str,
-    config: Descriptor<'a>,
-    layers: Vec<Descriptor<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Index<'a> {
-    schema_version: u8,
-    media_type: &'a str,
-    manifests: Vec<Descriptor<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    platform: Option<PlatformJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct PlatformJson<'a> {
-    architecture: &'a str,
-    os: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
-}
-
 /// The image manifest for a config blob and layer blobs, each `(digest, size)`.
-pub fn image_manifest(format: Format, config: (&str, u64), layers: &[(&str, u64)]) -> Assembled {
-    let document = ImageManifest {
-        schema_version: 2,
-        media_type: format.manifest_type(),
-        config: Descriptor {
-            media_type: format.config_type(),
-            digest: config.0,
-            size: config.1,
-            platform: None,
-        },
-        layers: layers
-            .iter()
-            .map(|(digest, size)| Descriptor {
-                media_type: format.layer_type(),
-                digest,
-                size: *size,
-                platform: None,
-            })
-            .collect(),
-    };
-    finish(&document, format.manifest_type())
+pub fn image_manifest(
+    format: Format,
+    config: (&Digest, u64),
+    layers: &[(Digest, u64)],
+) -> Assembled {
+    let descriptor =
+        |media_type: &str, (digest, size): (&Digest, u64)| descriptor(media_type, digest, size);
+    let document = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(format.manifest_type())
+        .config(descriptor(format.config_type(), config))
+        .layers(
+            layers
+                .iter()
+                .map(|(digest, size)| descriptor(format.layer_type(), (digest, *size)))
+                .collect::<Vec<_>>(),
+        )
+        .build();
+    finish(document, format.manifest_type())
 }
 
 /// The index (OCI) or manifest list (Docker) listing exactly `entries`, in
 /// the order given.
 pub fn index(format: Format, entries: &[IndexEntry]) -> Assembled {
-    let document = Index {
-        schema_version: 2,
-        media_type: format.index_type(),
-        manifests: entries
-            .iter()
-            .map(|entry| Descriptor {
-                media_type: &entry.media_type,
-                digest: &entry.digest,
-                size: entry.size,
-                platform: Some(PlatformJson {
-                    architecture: &entry.platform.architecture,
-                    os: &entry.platform.os,
-                    variant: entry.platform.variant.as_deref(),
-                }),
-            })
-            .collect(),
-    };
-    finish(&document, format.index_type())
+    let manifests = entries.iter().map(|entry| {
+        let mut listed = descriptor(&entry.media_type, &entry.digest, entry.size);
+        let platform = PlatformBuilder::default()
+            .architecture(entry.platform.architecture.as_str())
+            .os(entry.platform.os.as_str());
+        let platform = match &entry.platform.variant {
+            Some(variant) => platform.variant(variant.as_str()).build(),
+            None => platform.build(),
+        };
+        platform.map(|p| {
+            listed.set_platform(Some(p));
+            listed
+        })
+    });
+    let document = manifests
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|manifests| {
+            ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(format.index_type())
+                .manifests(manifests)
+                .build()
+        });
+    finish(document, format.index_type())
 }
 
-fn finish(document: &impl Serialize, media_type: &'static str) -> Assembled {
-    // Serializing these structs (strings and integers only) cannot fail.
-    let bytes = serde_json::to_vec(document).unwrap_or_else(|_| unreachable!());
+/// A descriptor with no platform, annotations or URLs.
+fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(MediaType::from(media_type), size, digest.to_oci())
+}
+
+/// Serializes a document built with every required field set: `oci-spec`'s
+/// builders fail only on a missing one, and these documents hold only
+/// strings, integers and the crate's checked types, which always serialize.
+fn finish<T: Serialize>(
+    document: Result<T, oci_spec::OciSpecError>,
+    media_type: &'static str,
+) -> Assembled {
+    let bytes = document
+        .ok()
+        .and_then(|d| serde_json::to_vec(&d).ok())
+        .unwrap_or_else(|| unreachable!());
     Assembled {
         digest: Digest::sha256_of(&bytes),
         bytes,
@@ -169,9 +154,13 @@ mod tests {
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
+    fn d(text: &str) -> Digest {
+        Digest::parse(text).unwrap()
+    }
+
     #[test]
     fn docker_manifest_is_byte_exact() {
-        let got = image_manifest(Format::Docker, (A, 10), &[(B, 20)]);
+        let got = image_manifest(Format::Docker, (&d(A), 10), &[(d(B), 20)]);
         let want = format!(
             concat!(
                 r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","#,
@@ -216,20 +205,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("annotations"));
-        let parsed = super::super::manifest::parse(text.as_bytes(), OCI_INDEX).unwrap();
+        let parsed = crate::oci::document::Manifest::parse(text.as_bytes(), OCI_INDEX).unwrap();
         assert!(
-            matches!(parsed, super::super::manifest::Manifest::Index { manifests } if manifests.len() == 2)
+            matches!(parsed, crate::oci::document::Manifest::Index(i) if i.manifests().len() == 2)
         );
     }
 
     #[test]
     fn same_input_same_digest() {
-        let one = image_manifest(Format::Oci, (A, 1), &[(B, 2), (A, 3)]);
-        let two = image_manifest(Format::Oci, (A, 1), &[(B, 2), (A, 3)]);
+        let one = image_manifest(Format::Oci, (&d(A), 1), &[(d(B), 2), (d(A), 3)]);
+        let two = image_manifest(Format::Oci, (&d(A), 1), &[(d(B), 2), (d(A), 3)]);
         assert_eq!(one, two);
         assert_ne!(
             one.digest,
-            image_manifest(Format::Docker, (A, 1), &[(B, 2), (A, 3)]).digest
+            image_manifest(Format::Docker, (&d(A), 1), &[(d(B), 2), (d(A), 3)]).digest
         );
     }
 }

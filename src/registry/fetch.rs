@@ -17,7 +17,7 @@ use super::body::{read_limited, BodyError};
 use super::client::{FetchedManifest, RegistryClient};
 use super::error::RegistryError;
 use super::host::RegistryHost;
-use super::manifest;
+
 use super::read::Read;
 use crate::oci::digest::digest_with_algorithm;
 use crate::oci::{Digest, Reference};
@@ -286,10 +286,11 @@ fn fetched(bytes: &[u8], digest: Digest, shown: &str) -> Result<FetchedManifest,
     // The type comes from the document itself (required for Docker types,
     // set by every OCI producer we know; structure decides when absent), so
     // a cached manifest needs nothing but its bytes.
-    let media_type =
-        manifest::detect_media_type(bytes).map_err(|e| RegistryError::InvalidManifest {
+    let media_type = crate::oci::document::detect_media_type(bytes).map_err(|e| {
+        RegistryError::InvalidManifest {
             detail: format!("{shown}: {e}"),
-        })?;
+        }
+    })?;
     Ok(FetchedManifest {
         bytes: bytes.to_vec(),
         media_type,

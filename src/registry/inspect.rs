@@ -6,7 +6,7 @@
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
-use super::manifest::{self, Descriptor, ImageConfig, Manifest};
+use crate::oci::document::{ConfigPlatform, Described, Descriptor, Manifest};
 use crate::oci::platform::Platform;
 use crate::oci::reference::Reference;
 use crate::oci::Digest;
@@ -86,11 +86,11 @@ pub async fn inspect(
     };
     let top = client.get_manifest_cached(reference).await?;
     let parsed =
-        manifest::parse(&top.bytes, &top.media_type).map_err(|e| invalid(e.to_string()))?;
+        Manifest::parse(&top.bytes, &top.media_type).map_err(|e| invalid(e.to_string()))?;
     let mut result = Inspection {
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
-        is_index: matches!(parsed, Manifest::Index { .. }),
+        is_index: matches!(parsed, Manifest::Index(_)),
         platforms: Vec::new(),
         attestation_count: 0,
         platform_digest: None,
@@ -100,8 +100,8 @@ pub async fn inspect(
         variant: None,
     };
     match parsed {
-        Manifest::Image { config, .. } => {
-            let config = read_config(client, reference, &config).await?;
+        Manifest::Image(manifest) => {
+            let config = read_config(client, reference, manifest.config()).await?;
             let actual = config.platform();
             result.platforms = vec![actual.to_string()];
             if let Some(wanted) = platform {
@@ -111,20 +111,20 @@ pub async fn inspect(
             }
             choose(&mut result, reference, &top.digest, &config);
         }
-        Manifest::Index { manifests } => {
+        Manifest::Index(index) => {
             let (attestations, images): (Vec<&Descriptor>, Vec<&Descriptor>) =
-                manifests.iter().partition(|d| d.is_attestation());
+                index.manifests().iter().partition(|d| d.is_attestation());
             result.attestation_count = attestations.len() as i64;
             result.platforms = images
                 .iter()
-                .filter_map(|d| d.platform())
+                .filter_map(|d| d.image_platform())
                 .map(|p| p.to_string())
                 .collect();
             let chosen = match platform {
                 Some(wanted) => {
                     let found = images
                         .iter()
-                        .find(|d| d.platform().is_some_and(|p| wanted.matches(&p)));
+                        .find(|d| d.image_platform().is_some_and(|p| wanted.matches(&p)));
                     match found {
                         Some(entry) => Some(*entry),
                         None => {
@@ -143,17 +143,17 @@ pub async fn inspect(
             };
             if let Some(entry) = chosen {
                 let config = read_entry_config(client, reference, entry).await?;
-                if let Some(claimed) = entry.platform() {
+                if let Some(claimed) = entry.image_platform() {
                     if !claimed.matches(&config.platform()) {
                         return Err(InspectError::ConfigMismatch {
                             image,
-                            digest: entry.digest.clone(),
+                            digest: entry.content_digest(),
                             claimed: claimed.to_string(),
                             actual: config.platform().to_string(),
                         });
                     }
                 }
-                choose(&mut result, reference, &entry.digest, &config);
+                choose(&mut result, reference, &entry.content_digest(), &config);
             }
         }
     }
@@ -174,7 +174,12 @@ fn missing(
     }
 }
 
-fn choose(result: &mut Inspection, reference: &Reference, digest: &Digest, config: &ImageConfig) {
+fn choose(
+    result: &mut Inspection,
+    reference: &Reference,
+    digest: &Digest,
+    config: &ConfigPlatform,
+) {
     result.platform_digest = Some(digest.clone());
     result.image_uri = Some(format!("{}@{digest}", reference.repository_reference()));
     result.os = Some(config.os.clone()).filter(|s| !s.is_empty());
@@ -187,19 +192,19 @@ async fn read_entry_config(
     client: &RegistryClient,
     reference: &Reference,
     entry: &Descriptor,
-) -> Result<ImageConfig, InspectError> {
-    let child_ref = reference.with_digest(&entry.digest);
+) -> Result<ConfigPlatform, InspectError> {
+    let child_ref = reference.with_digest(&entry.content_digest());
     let image = child_ref.to_string();
     let child = client.get_child_manifest(&child_ref).await?;
-    let parsed = manifest::parse(&child.bytes, &child.media_type).map_err(|e| {
+    let parsed = Manifest::parse(&child.bytes, &child.media_type).map_err(|e| {
         InspectError::InvalidManifest {
             image: image.clone(),
             detail: e.to_string(),
         }
     })?;
     match parsed {
-        Manifest::Image { config, .. } => read_config(client, reference, &config).await,
-        Manifest::Index { .. } => Err(InspectError::InvalidManifest {
+        Manifest::Image(image) => read_config(client, reference, image.config()).await,
+        Manifest::Index(_) => Err(InspectError::InvalidManifest {
             image,
             detail: "an index entry points to another index; nested indexes are not supported"
                 .into(),
@@ -211,11 +216,12 @@ async fn read_config(
     client: &RegistryClient,
     reference: &Reference,
     config: &Descriptor,
-) -> Result<ImageConfig, InspectError> {
-    let bytes = client.get_blob(reference, &config.digest).await?;
-    ImageConfig::parse(&bytes).map_err(|e| InspectError::InvalidManifest {
+) -> Result<ConfigPlatform, InspectError> {
+    let digest = config.content_digest();
+    let bytes = client.get_blob(reference, &digest).await?;
+    ConfigPlatform::parse(&bytes).map_err(|e| InspectError::InvalidManifest {
         image: reference.to_string(),
-        detail: format!("config blob {}: {e}", config.digest),
+        detail: format!("config blob {digest}: {e}"),
     })
 }
 

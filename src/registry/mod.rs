@@ -15,7 +15,6 @@ mod fetch;
 mod flight;
 mod host;
 pub mod inspect;
-pub mod manifest;
 pub mod push;
 mod push_session;
 mod read;

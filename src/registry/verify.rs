@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
-use super::manifest::{self, Descriptor, ImageConfig, Manifest};
+use crate::oci::document::{ConfigPlatform, Described, Descriptor, Manifest};
 use crate::oci::media_types::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::oci::{Digest, Platform, Reference};
 
@@ -108,18 +108,28 @@ async fn verify_tag(
     let fetched = client.get_manifest(&tagged).await.map_err(fetch_error)?;
     let parsed = parse(&fetched.bytes, &fetched.media_type).map_err(fetch_error)?;
     let served = match &parsed {
-        Manifest::Index { manifests } => Served {
+        Manifest::Index(index) => Served {
             digest: fetched.digest.clone(),
             media_type: fetched.media_type.clone(),
-            platforms: manifests
+            platforms: index
+                .manifests()
                 .iter()
                 .filter(|d| !d.is_attestation())
-                .map(|d| (d.platform().unwrap_or_else(unknown), d.digest.clone()))
+                .map(|d| {
+                    (
+                        d.image_platform().unwrap_or_else(unknown),
+                        d.content_digest(),
+                    )
+                })
                 .collect(),
-            attestations: manifests.iter().filter(|d| d.is_attestation()).count(),
+            attestations: index
+                .manifests()
+                .iter()
+                .filter(|d| d.is_attestation())
+                .count(),
         },
-        Manifest::Image { config, .. } => {
-            let platform = config_platform(client, repo, config)
+        Manifest::Image(image) => {
+            let platform = config_platform(client, repo, image.config())
                 .await
                 .map_err(fetch_error)?;
             Served {
@@ -137,7 +147,7 @@ async fn verify_tag(
         reason,
     };
     let expected_index = is_index(&expected.media_type);
-    let served_index = matches!(parsed, Manifest::Index { .. });
+    let served_index = matches!(parsed, Manifest::Index(_));
     if served.attestations > 0 {
         return Err(differs(
             "the registry lists attestation manifests stevedore never pushed".into(),
@@ -173,10 +183,10 @@ async fn verify_tag(
                 .await
                 .map_err(fetch_error)?;
             match parse(&child.bytes, &child.media_type).map_err(fetch_error)? {
-                Manifest::Image { config, .. } => config_platform(client, repo, &config)
+                Manifest::Image(image) => config_platform(client, repo, image.config())
                     .await
                     .map_err(fetch_error)?,
-                Manifest::Index { .. } => {
+                Manifest::Index(_) => {
                     return Err(differs(format!("entry {} is itself an index", want.digest)))
                 }
             }
@@ -225,7 +235,7 @@ fn platform_difference(served: &Served, expected: &Expected) -> Option<String> {
 }
 
 fn parse(bytes: &[u8], media_type: &str) -> Result<Manifest, RegistryError> {
-    manifest::parse(bytes, media_type).map_err(|e| RegistryError::InvalidManifest {
+    Manifest::parse(bytes, media_type).map_err(|e| RegistryError::InvalidManifest {
         detail: e.to_string(),
     })
 }
@@ -235,9 +245,10 @@ async fn config_platform(
     repo: &Reference,
     config: &Descriptor,
 ) -> Result<Platform, RegistryError> {
-    let bytes = client.get_blob(repo, &config.digest).await?;
-    let config = ImageConfig::parse(&bytes).map_err(|e| RegistryError::InvalidManifest {
-        detail: format!("config {}: {e}", config.digest),
+    let digest = config.content_digest();
+    let bytes = client.get_blob(repo, &digest).await?;
+    let config = ConfigPlatform::parse(&bytes).map_err(|e| RegistryError::InvalidManifest {
+        detail: format!("config {digest}: {e}"),
     })?;
     Ok(config.platform())
 }

@@ -101,7 +101,7 @@ pub async fn push_image_blobs(
     }
     let config = config_json(config_platform, seed);
     let config_digest = pusher.push_blob_bytes(repo, &config).await.unwrap();
-    let refs: Vec<(&str, u64)> = layers.iter().map(|l| (l.digest.as_str(), l.size)).collect();
+    let refs: Vec<(Digest, u64)> = layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
     let manifest = image_manifest(format, (&config_digest, config.len() as u64), &refs);
     Image {
         layers,

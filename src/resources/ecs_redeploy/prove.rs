@@ -7,8 +7,9 @@
 use super::attr;
 use crate::diag::Diagnostic;
 use crate::ecs::RunningTask;
+use crate::oci::document::{Described, Manifest};
 use crate::oci::{Digest, Reference};
-use crate::registry::{manifest, RegistryClient};
+use crate::registry::RegistryClient;
 use crate::value::AttrPath;
 
 /// What the tasks were compared with.
@@ -70,13 +71,12 @@ async fn platform_manifests(registry: &RegistryClient, asked: &Asked<'_>) -> Vec
                 continue;
             }
         };
-        if let Ok(manifest::Manifest::Index { manifests }) =
-            manifest::parse(&fetched.bytes, &fetched.media_type)
-        {
-            return manifests
+        if let Ok(Manifest::Index(index)) = Manifest::parse(&fetched.bytes, &fetched.media_type) {
+            return index
+                .manifests()
                 .iter()
                 .filter(|d| !d.is_attestation())
-                .map(|d| d.digest.to_string())
+                .map(|d| d.content_digest().to_string())
                 .collect();
         }
         return Vec::new();

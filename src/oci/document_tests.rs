@@ -1,4 +1,5 @@
 use super::*;
+use crate::oci::media_types::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -92,37 +93,51 @@ fn rejects_what_it_cannot_read() {
 
 #[test]
 fn parses_images_and_indexes() {
-    let image = parse(docker_manifest().as_bytes(), DOCKER_MANIFEST).unwrap();
-    let Manifest::Image { config, layers } = image else {
+    let image = Manifest::parse(docker_manifest().as_bytes(), DOCKER_MANIFEST).unwrap();
+    let Manifest::Image(image) = image else {
         panic!("not an image")
     };
-    assert_eq!(config.digest, D1);
-    assert_eq!(layers.len(), 1);
+    assert_eq!(image.config().content_digest(), D1);
+    assert_eq!(image.layers().len(), 1);
 
-    let index = parse(buildx_index().as_bytes(), OCI_INDEX).unwrap();
-    let Manifest::Index { manifests } = index else {
+    let index = Manifest::parse(buildx_index().as_bytes(), OCI_INDEX).unwrap();
+    let Manifest::Index(index) = index else {
         panic!("not an index")
     };
+    let manifests = index.manifests();
     assert_eq!(manifests.len(), 2);
     assert!(!manifests[0].is_attestation());
-    assert_eq!(manifests[0].platform().unwrap().to_string(), "linux/arm64");
+    assert_eq!(
+        manifests[0].image_platform().unwrap().to_string(),
+        "linux/arm64"
+    );
     assert!(manifests[1].is_attestation());
 }
 
 #[test]
 fn recognises_attestations_by_annotation_or_unknown_platform() {
     let by_annotation: Descriptor = serde_json::from_str(&format!(
-        "{{\"digest\":\"{D1}\",\
+        "{{\"mediaType\":\"{OCI_MANIFEST}\",\"size\":1,\"digest\":\"{D1}\",\
          \"annotations\":{{\"vnd.docker.reference.type\":\"attestation-manifest\"}},\
          \"platform\":{{\"os\":\"linux\",\"architecture\":\"amd64\"}}}}"
     ))
     .unwrap();
     let by_platform: Descriptor = serde_json::from_str(&format!(
-        r#"{{"digest":"{D1}","platform":{{"os":"unknown","architecture":"unknown"}}}}"#
+        concat!(
+            r#"{{"mediaType":"{m}","size":1,"digest":"{d}","#,
+            r#""platform":{{"os":"unknown","architecture":"unknown"}}}}"#
+        ),
+        m = OCI_MANIFEST,
+        d = D1,
     ))
     .unwrap();
     let plain: Descriptor = serde_json::from_str(&format!(
-        r#"{{"digest":"{D1}","platform":{{"os":"linux","architecture":"amd64"}}}}"#
+        concat!(
+            r#"{{"mediaType":"{m}","size":1,"digest":"{d}","#,
+            r#""platform":{{"os":"linux","architecture":"amd64"}}}}"#
+        ),
+        m = OCI_MANIFEST,
+        d = D1,
     ))
     .unwrap();
     assert!(by_annotation.is_attestation());
@@ -133,8 +148,8 @@ fn recognises_attestations_by_annotation_or_unknown_platform() {
 #[test]
 fn reads_config_platforms() {
     let config =
-        ImageConfig::parse(br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#)
+        ConfigPlatform::parse(br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#)
             .unwrap();
     assert_eq!(config.platform().to_string(), "linux/arm/v7");
-    assert!(ImageConfig::parse(b"not json").is_err());
+    assert!(ConfigPlatform::parse(b"not json").is_err());
 }
