@@ -1,16 +1,17 @@
 //! Acceptance-test harness for terraform-provider-stevedore.
 //!
-//! Each module has one job: [`tools`] finds terraform and the provider binary, [`registry`]
-//! runs a throwaway docker-registry, [`image`] pushes crafted images into it (built from
-//! [`layer`] and [`push`], with the [`media_types`] every test names), [`workdir`] drives the terraform CLI in a temp dir, with the
-//! provider installed from a filesystem mirror or attached in debug mode ([`reattach`]),
-//! chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors;
-//! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects
-//! the faults registries and networks produce, counting each; [`tls`] and [`token_server`]
-//! make HTTPS and bearer-token registries; [`moto`] (fake AWS) and [`refusing`] (an AWS
-//! endpoint that only errs) stand in for ECS and ECR. [`release`] runs `scripts/release.sh`
-//! with a throwaway GPG key, [`zipfile`] reads its zips and computes Terraform's `h1:` hash,
-//! and [`provider_registry`] serves the release over the provider registry protocol.
+//! Each module has one job: [`tools`] finds terraform and the provider binary, [`registry`] runs a
+//! throwaway docker-registry, [`image`] pushes crafted images into it (built from [`layer`] and
+//! [`push`], with the [`media_types`] every test names), [`workdir`] drives the terraform CLI in a
+//! temp dir, with the provider installed from a filesystem mirror or attached in debug mode
+//! ([`reattach`]), chosen by [`Mode`]; [`hcl`] and [`diagnostics`] write configs and read errors;
+//! [`fault_proxy`] (over [`http1`]) stands between the provider and a registry and injects the
+//! faults registries and networks produce, counting each; [`referrers_front`] adds the OCI 1.1
+//! referrers API in front of a registry and checks what clients send it; [`tls`] and
+//! [`token_server`] make HTTPS and bearer-token registries; [`moto`] (fake AWS) and [`refusing`]
+//! (an AWS endpoint that only errs) stand in for ECS and ECR. [`release`] runs `scripts/release.sh`
+//! with a throwaway GPG key, [`zipfile`] reads its zips and computes Terraform's `h1:` hash, and
+//! [`provider_registry`] serves the release over the provider registry protocol.
 //!
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
@@ -34,6 +35,7 @@ pub mod proof;
 pub mod provider_registry;
 pub mod push;
 pub mod reattach;
+pub mod referrers_front;
 pub mod refusing;
 pub mod registry;
 pub mod release;
@@ -49,6 +51,7 @@ pub mod zipfile;
 pub use fault_proxy::{FaultProxy, Faults, Injected};
 pub use image::{Entry, Format, Platform, Pushed, Pusher};
 pub use mode::Mode;
+pub use referrers_front::ReferrersFront;
 pub use registry::Registry;
 pub use run::Run;
 pub use running::Running;
