@@ -226,6 +226,39 @@ fn json_of(answer: Response) -> Value {
     serde_json::from_str(&answer.text().unwrap()).unwrap()
 }
 
+#[test]
+fn a_chunked_put_is_read_for_its_subject_and_forwarded_as_it_came() {
+    let subject = image(b"config", b"layer");
+    let body = artifact(SBOM, &subject, b"sbom", json!({}));
+    let digest = crate::sha256_digest(&body);
+    let answer = format!("HTTP/1.1 201 Created\r\nDocker-Content-Digest: {digest}\r\n{EMPTY_BODY}");
+    let (registry, received) = upstream(vec![answer]);
+    let front = ReferrersFront::in_front_of(&registry);
+    let (first, rest) = body.split_at(10);
+    let mut put = format!(
+        "PUT /v2/web/manifests/v1 HTTP/1.1\r\nHost: h\r\nContent-Type: {OCI_MANIFEST}\r\n\
+         Transfer-Encoding: chunked\r\n\r\na\r\n"
+    )
+    .into_bytes();
+    put.extend_from_slice(first);
+    put.extend_from_slice(format!("\r\n{:x}\r\n", rest.len()).as_bytes());
+    put.extend_from_slice(rest);
+    put.extend_from_slice(b"\r\n0\r\n\r\n");
+    let conn = TcpStream::connect(front.host()).unwrap();
+    (&conn).write_all(&put).unwrap();
+    let answer = Head::read(&mut BufReader::new(&conn)).unwrap().unwrap();
+    assert_eq!(answer.status(), 201);
+    let subject = crate::sha256_digest(&subject);
+    assert_eq!(answer.header("oci-subject"), Some(subject.as_str()));
+    let head = received.recv().unwrap();
+    assert_eq!(
+        head.header("transfer-encoding"),
+        Some("chunked"),
+        "the framing is kept"
+    );
+    assert_eq!(front.referrers("web", &subject)[0]["size"], body.len());
+}
+
 /// Uploads `bytes` to `name` through `base` (monolithically); its digest.
 fn push_blob(client: &Client, base: &str, name: &str, bytes: &[u8]) -> String {
     let digest = crate::sha256_digest(bytes);
