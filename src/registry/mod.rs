@@ -15,6 +15,7 @@ mod fetch;
 mod flight;
 mod host;
 pub mod inspect;
+mod pipeline;
 pub mod push;
 mod push_session;
 mod read;

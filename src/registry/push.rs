@@ -12,7 +12,6 @@
 //! token for exactly the access each needs (see [`Access`]).
 
 use std::future::Future;
-use std::time::Duration;
 
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::Method;
@@ -20,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
+pub use super::pipeline::RetryPolicy;
+use super::pipeline::{Attempt, Retrying};
 pub(super) use super::push_session::PushAuth;
 use crate::oci::reference::Reference;
 use crate::oci::Digest;
@@ -27,25 +28,6 @@ use crate::oci::Digest;
 mod delete;
 mod look;
 pub use delete::{Deleted, TagList};
-
-/// How often and how patiently transient failures are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts, the first included.
-    pub attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            first_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
-        }
-    }
-}
 
 /// Pushes through one [`RegistryClient`], aborting when `cancel` fires.
 pub struct Pusher<'a> {
@@ -297,67 +279,42 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Runs `op` with a fresh push authorization until it succeeds, fails
-    /// for good, or runs out of attempts, waiting between attempts as the
-    /// registry's `Retry-After` says (up to `max_backoff`) or else with
-    /// doubling backoff; a first 401 re-resolves the credentials (an expired
-    /// ECR token) without counting as an attempt.
+    /// Runs `op` with a fresh push authorization as [`Retrying`] does, with
+    /// this pusher's policy and cancellation; a first 401 re-resolves the
+    /// credentials (an expired ECR token) without counting as an attempt.
     pub(super) async fn with_retries<T, F, Fut>(
         &self,
         repo: &Reference,
         access: Access<'_>,
-        mut op: F,
+        op: F,
     ) -> Result<T, RegistryError>
     where
         F: FnMut(PushAuth) -> Fut,
         Fut: Future<Output = Result<T, RegistryError>>,
     {
-        let mut attempt = 0;
-        let mut reauthorized = false;
-        let mut backoff = self.retry.first_backoff;
-        loop {
-            attempt += 1;
-            let once = async { op(self.authorize(repo, access).await?).await };
-            let result = tokio::select! {
-                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
-                result = once => result,
-            };
-            let err = match result {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            if matches!(err, RegistryError::Unauthorized { .. }) && !reauthorized {
-                reauthorized = true;
-                attempt -= 1;
-                self.client.forget_host(repo.api_host()).await;
-                continue;
+        let retrying = Retrying {
+            policy: self.retry,
+            cancel: Some(&self.cancel),
+            registry: &repo.registry,
+            count_attempts: true,
+        };
+        // Each attempt's future is made while the operation is borrowed and
+        // then owns what it needs, so attempts take turns with `op`.
+        let op = std::sync::Mutex::new(op);
+        let attempt = || async {
+            match self.authorize(repo, access).await {
+                Ok(auth) => {
+                    let sent = (op.lock().unwrap_or_else(|held| held.into_inner()))(auth);
+                    Attempt::Done(sent.await)
+                }
+                Err(e) => Attempt::Done(Err(e)),
             }
-            if !err.is_transient() {
-                return Err(err);
-            }
-            if attempt >= self.retry.attempts {
-                return Err(RegistryError::Retried {
-                    attempts: attempt,
-                    source: Box::new(err),
-                });
-            }
-            // A rate limiter refuses every attempt until its window closes.
-            let wait = err
-                .retry_after()
-                .map_or(backoff, |asked| asked.min(self.retry.max_backoff));
-            tracing::warn!(
-                registry = %repo.registry,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                error = %err,
-                "retrying registry request"
-            );
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled),
-                _ = tokio::time::sleep(wait) => {}
-            }
-            backoff = (backoff * 2).min(self.retry.max_backoff);
-        }
+        };
+        let renew = || async {
+            self.client.forget_host(repo.api_host()).await;
+            true
+        };
+        retrying.run(attempt, renew).await
     }
 
     /// Resolves credentials for `repo`'s host and, when the registry uses

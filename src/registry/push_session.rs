@@ -4,7 +4,8 @@
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
 
-use super::error::{error_chain, from_status, RegistryError};
+use super::error::{error_chain, RegistryError};
+use super::pipeline::answer_error;
 
 /// One attempt's view of the registry: where it is and what to authorize with.
 pub(super) struct PushAuth {
@@ -71,37 +72,9 @@ impl PushAuth {
 
     /// The error for an answer with an unexpected status.
     pub(super) async fn failure(&self, response: reqwest::Response, shown: &str) -> RegistryError {
-        let status = response.status().as_u16();
-        let asked = super::error::retry_after_header(response.headers());
-        // Error bodies are small JSON envelopes or HTML pages; a broken or
-        // oversized body is reported as empty rather than masking the status.
-        let body = super::body::read_limited(response, MAX_ERROR_BODY)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        match from_status(status, &body, &self.registry, shown) {
-            RegistryError::Unauthorized { registry, detail } => RegistryError::Unauthorized {
-                registry,
-                detail: format!("{detail} ({})", self.note),
-            },
-            RegistryError::Server {
-                registry,
-                status,
-                detail,
-                ..
-            } => RegistryError::Server {
-                registry,
-                status,
-                detail,
-                retry_after: asked,
-            },
-            other => other,
-        }
+        answer_error(response, &self.registry, shown, Some(&self.note)).await
     }
 }
-
-/// What is read of an error answer's body, at most.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// `url` without its query, fragment or user info, safe to show.
 pub(super) fn redacted(url: &Url) -> String {

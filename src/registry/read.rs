@@ -12,17 +12,10 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 
 use super::auth::Credential;
-use super::body::read_limited;
 use super::client::MANIFEST_MEDIA_TYPES;
-use super::error::{from_status, retry_after_header, RegistryError};
+use super::error::{retry_after_header, RegistryError};
 use super::host::{challenge_of, RegistryHost};
-
-/// Attempts per read, the first included, and how long to wait between them.
-const READ_ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
-const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Answers worth asking again: rate limiting and passing server trouble.
-const RETRIED_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+use super::pipeline::{answer_error, worth_retrying, Attempt, RetryPolicy, Retrying};
 
 /// One read: what to ask for, in which repository, with which credential.
 pub(super) struct Read<'a> {
@@ -35,31 +28,31 @@ pub(super) struct Read<'a> {
 
 impl RegistryHost {
     /// Sends `read` as [`RegistryHost::send_authorized`] does, again after a
-    /// transient failure (the network, 429, 500, 502, 503, 504): up to
-    /// [`READ_ATTEMPTS`] times, waiting as `Retry-After` says (capped) or with
-    /// doubling backoff. Reads run after the tags may already have moved
+    /// transient failure as [`RetryPolicy::READ`] allows (see
+    /// [`super::pipeline`]): reads run after the tags may already have moved
     /// (verify) or at plan (data sources, refresh), where one 503 must not
     /// fail the run. Never a 4xx other than 429: those answers are final.
+    /// After the last attempt the answer is returned as it came, for the
+    /// caller to judge.
     pub(super) async fn read(&self, read: &Read<'_>) -> Result<reqwest::Response, RegistryError> {
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..READ_ATTEMPTS {
-            let wait = match self.send_authorized(read).await {
-                Ok(answer) if RETRIED_STATUSES.contains(&answer.status().as_u16()) => {
-                    retry_after_header(answer.headers()).unwrap_or(backoff)
+        let retrying = Retrying {
+            policy: RetryPolicy::READ,
+            cancel: None,
+            registry: &self.registry,
+            count_attempts: false,
+        };
+        let attempt = || async {
+            match self.send_authorized(read).await {
+                Ok(answer) if worth_retrying(answer.status()) => {
+                    let asked = retry_after_header(answer.headers());
+                    Attempt::Again(answer, asked)
                 }
-                Err(e) if e.is_transient() => backoff,
-                done => return done,
-            };
-            tracing::debug!(
-                registry = %self.registry,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                "retrying a registry read"
-            );
-            tokio::time::sleep(wait.min(MAX_WAIT)).await;
-            backoff = (backoff * 2).min(MAX_WAIT);
-        }
-        self.send_authorized(read).await
+                done => Attempt::Done(done),
+            }
+        };
+        // A refusal was already answered inside: the challenge re-learnt
+        // and the token asked again.
+        retrying.run(attempt, || async { false }).await
     }
 
     /// Sends `read`, authorized as the host's challenge asks; on a 401 learns
@@ -87,16 +80,7 @@ impl RegistryHost {
 
     /// The classified error for an answer that was not a success.
     pub(super) async fn failure(&self, answer: reqwest::Response, shown: &str) -> RegistryError {
-        let status = answer.status().as_u16();
-        // Error bodies are small envelopes or HTML pages; a body that breaks
-        // off is reported as empty rather than masking the status.
-        let body = read_limited(answer, 64 * 1024).await.unwrap_or_default();
-        from_status(
-            status,
-            &String::from_utf8_lossy(&body),
-            &self.registry,
-            shown,
-        )
+        answer_error(answer, &self.registry, shown, None).await
     }
 
     async fn once(
