@@ -8,6 +8,7 @@
 
 use oci_spec::image::{ImageIndexBuilder, ImageManifestBuilder, PlatformBuilder};
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::oci::document::{Descriptor, MediaType};
 use crate::oci::Digest;
@@ -15,7 +16,7 @@ use crate::oci::Digest;
 use crate::oci::platform::Platform;
 
 use crate::oci::media_types::{DOCKER_CONFIG, DOCKER_LAYER, OCI_CONFIG, OCI_LAYER};
-use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
 
 /// Which family of media types to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,85 @@ pub fn index(format: Format, entries: &[IndexEntry]) -> Assembled {
     finish(document, format.index_type())
 }
 
+/// The blob an artifact without a config of its own names as its config.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// The one layer of an artifact manifest: a file, a statement or an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactLayer {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An OCI 1.1 artifact manifest: `artifactType`, the empty config, one
+/// layer, and `subject`, the manifest it is about. Keys are written sorted
+/// (annotations are maps), so the same artifact always has the same digest.
+pub fn artifact_manifest(
+    artifact_type: &str,
+    layer: &ArtifactLayer,
+    subject: &Descriptor,
+    annotations: &BTreeMap<String, String>,
+) -> Assembled {
+    let empty = descriptor(
+        OCI_EMPTY,
+        &Digest::sha256_of(EMPTY_CONFIG),
+        EMPTY_CONFIG.len() as u64,
+    );
+    let mut blob = descriptor(&layer.media_type, &layer.digest, layer.size);
+    blob.set_annotations(map(&layer.annotations));
+    let mut subject = subject.clone();
+    subject.set_platform(None);
+    subject.set_annotations(None);
+    let document = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(OCI_MANIFEST)
+        .artifact_type(artifact_type)
+        .config(empty)
+        .layers(vec![blob])
+        .subject(subject)
+        .build()
+        .map(|mut m| {
+            m.set_annotations(map(annotations));
+            m
+        });
+    finish_sorted(
+        document.ok().and_then(|d| serde_json::to_value(d).ok()),
+        OCI_MANIFEST,
+    )
+}
+
+/// The referrers index a registry without the referrers API keeps under the
+/// `sha256-<hex>` tag (distribution spec 1.1, "Referrers Tag Schema"): an
+/// OCI index listing `entries` as given. Entries are JSON values, not
+/// descriptors, so another tool's entries are written back with every field
+/// it gave them.
+pub fn referrers_index(entries: &[serde_json::Value]) -> Assembled {
+    let document = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": entries,
+    });
+    finish_sorted(Some(document), OCI_INDEX)
+}
+
+fn map(annotations: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!annotations.is_empty()).then(|| annotations.clone().into_iter().collect())
+}
+
+/// Serializes `document` with every object's keys sorted.
+fn finish_sorted(document: Option<serde_json::Value>, media_type: &'static str) -> Assembled {
+    let mut document = document.unwrap_or_else(|| unreachable!());
+    document.sort_all_objects();
+    let bytes = serde_json::to_vec(&document).unwrap_or_else(|_| unreachable!());
+    Assembled {
+        digest: Digest::sha256_of(&bytes),
+        bytes,
+        media_type,
+    }
+}
+
 /// A descriptor with no platform, annotations or URLs.
 fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
     Descriptor::new(MediaType::from(media_type), size, digest.to_oci())
@@ -220,5 +300,56 @@ mod tests {
             one.digest,
             image_manifest(Format::Docker, (&d(A), 1), &[(d(B), 2), (d(A), 3)]).digest
         );
+    }
+
+    #[test]
+    fn artifacts_name_their_subject_and_sort_their_keys() {
+        let subject = descriptor(OCI_MANIFEST, &d(A), 7);
+        let layer = ArtifactLayer {
+            media_type: "application/vnd.in-toto+json".into(),
+            digest: d(B),
+            size: 9,
+            annotations: [("in-toto.io/predicate-type".to_string(), "x".to_string())].into(),
+        };
+        let notes: BTreeMap<String, String> = [
+            ("z".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+        ]
+        .into();
+        let one = artifact_manifest("application/vnd.in-toto+json", &layer, &subject, &notes);
+        let two = artifact_manifest("application/vnd.in-toto+json", &layer, &subject, &notes);
+        assert_eq!(one, two);
+        let text = String::from_utf8(one.bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"annotations":{"a":"2","z":"1"},"artifactType""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(r#""subject":{{"digest":"{A}","mediaType""#)),
+            "{text}"
+        );
+        assert!(text.contains(OCI_EMPTY), "{text}");
+        let parsed = crate::oci::document::Manifest::parse(&one.bytes, OCI_MANIFEST).unwrap();
+        assert_eq!(
+            parsed.subject().map(|s| s.digest().to_string()),
+            Some(A.to_string())
+        );
+        assert_eq!(
+            parsed.artifact_type().as_deref(),
+            Some("application/vnd.in-toto+json")
+        );
+    }
+
+    #[test]
+    fn referrers_indexes_keep_foreign_entries_whole() {
+        let foreign = serde_json::json!({
+            "mediaType": OCI_MANIFEST, "digest": A, "size": 3,
+            "artifactType": "application/x-other", "x-extension": {"kept": true},
+        });
+        let index = referrers_index(&[foreign]);
+        let back: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+        assert_eq!(back["manifests"][0]["x-extension"]["kept"], true);
+        assert_eq!(back["mediaType"], OCI_INDEX);
+        assert_eq!(index.media_type, OCI_INDEX);
     }
 }

@@ -157,6 +157,31 @@ impl RegistryClient {
         Ok(bytes.to_vec())
     }
 
+    /// A small JSON document of `repository` at `/v2/<name>/<what>` (a
+    /// referrers list), at most as large as a manifest may be.
+    pub(super) async fn get_document(
+        &self,
+        repository: &Reference,
+        what: String,
+        shown: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let (answer, reader, note) = self.read(repository, Method::GET, what).await?;
+        if answer.status() != StatusCode::OK {
+            return Err(noted(reader.failure(answer, shown).await, &note));
+        }
+        read_limited(answer, MAX_MANIFEST)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => RegistryError::InvalidManifest {
+                    detail: format!("{shown}: the answer is larger than {limit} bytes"),
+                },
+                BodyError::Broken(detail) => RegistryError::Unreachable {
+                    registry: repository.registry.clone(),
+                    detail: format!("{shown}: {detail}"),
+                },
+            })
+    }
+
     /// The response to `GET` of blob `digest` in `repository`, its body not
     /// read yet: for copying a blob of any size without holding it.
     pub(super) async fn open_blob(

@@ -19,6 +19,7 @@ mod pipeline;
 pub mod push;
 mod push_session;
 mod read;
+pub mod referrers;
 pub mod upload;
 pub mod verify;
 

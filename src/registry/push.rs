@@ -13,7 +13,7 @@
 
 use std::future::Future;
 
-use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::CONTENT_LENGTH;
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
@@ -231,52 +231,10 @@ impl<'a> Pusher<'a> {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
-        let ours = Digest::sha256_of(bytes);
-        if tag_or_digest.contains(':') && tag_or_digest != ours {
-            return Err(RegistryError::DigestMismatch {
-                expected: tag_or_digest.into(),
-                actual: ours.into(),
-            });
-        }
-        let shown = format!("{}:{tag_or_digest}", repo.repository_reference());
-        let content_type =
-            HeaderValue::from_str(media_type).map_err(|_| RegistryError::InvalidManifest {
-                detail: format!("media type {media_type:?} is not a valid header value"),
-            })?;
-        let reported = self
-            .with_retries(repo, Access::Push, |auth| {
-                let (shown, content_type) = (shown.clone(), content_type.clone());
-                async move {
-                    let path = format!("/v2/{}/manifests/{tag_or_digest}", repo.repository);
-                    let response = auth
-                        .request(Method::PUT, auth.url(&path)?)
-                        .header(CONTENT_TYPE, content_type)
-                        .body(bytes.to_vec())
-                        .send()
-                        .await
-                        .map_err(|e| auth.unreachable(e))?;
-                    if response.status().as_u16() != 201 {
-                        return Err(auth.failure(response, &shown).await);
-                    }
-                    // NOTE: ECR and some others omit `Location` here, which the
-                    // spec requires; we never need it, so it is not looked at.
-                    Ok(response
-                        .headers()
-                        .get("docker-content-digest")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string))
-                }
-            })
+        let answer = self
+            .put_manifest(repo, tag_or_digest, bytes, media_type, None)
             .await?;
-        // The header is optional; when present it must name our bytes, or
-        // the registry stored something other than what we sent.
-        match reported {
-            Some(reported) if reported != ours => Err(RegistryError::DigestMismatch {
-                expected: ours.into(),
-                actual: reported,
-            }),
-            _ => Ok(ours),
-        }
+        Ok(answer.digest)
     }
 
     /// Runs `op` with a fresh push authorization as [`Retrying`] does, with

@@ -16,6 +16,7 @@ use super::client::MANIFEST_MEDIA_TYPES;
 use super::error::{retry_after_header, RegistryError};
 use super::host::{challenge_of, RegistryHost};
 use super::pipeline::{answer_error, worth_retrying, Attempt, RetryPolicy, Retrying};
+use crate::oci::media_types::OCI_INDEX;
 
 /// One read: what to ask for, in which repository, with which credential.
 pub(super) struct Read<'a> {
@@ -99,6 +100,9 @@ impl RegistryHost {
             let mut request = self.http.request(read.method.clone(), url);
             if read.what.starts_with("manifests/") {
                 request = request.header(ACCEPT, MANIFEST_MEDIA_TYPES.join(", "));
+            } else if read.what.starts_with("referrers/") {
+                // A referrers list is always an OCI index.
+                request = request.header(ACCEPT, OCI_INDEX);
             }
             // NOTE: reqwest drops Authorization when a redirect leaves the
             // host (blob GETs are redirected to object storage).
