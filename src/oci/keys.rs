@@ -1,5 +1,5 @@
 //! Signing keys: what signs and verifies the evidence published about an
-//! image (see [`super::dsse`]). Two algorithms, the ones signing tools
+//! image (DSSE envelopes are signed with them). Two algorithms, the ones signing tools
 //! (cosign, in-toto, openssl) agree on and *ring* does natively: ECDSA
 //! P-256 with SHA-256 and Ed25519. Keys are read from PEM as openssl writes
 //! them: PKCS#8 private keys, SubjectPublicKeyInfo public keys. When a key

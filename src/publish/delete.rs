@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::PushedEvidence;
 use crate::oci::document::{Described, Manifest};
 use crate::oci::{Digest, Reference};
 use crate::registry::push::{Deleted, TagList};
@@ -72,6 +73,33 @@ pub async fn delete_pushed(
         }
     }
     Ok(outcome)
+}
+
+/// Deletes the referrers in `evidence` from `repo`, each first taken out of
+/// its subject's fallback index (so that index no longer names it, and no
+/// longer keeps it alive for [`delete_pushed`]). Referrers have no tags of
+/// their own: nothing else can name them. Returns those deleted.
+pub async fn delete_evidence(
+    registry: &RegistryClient,
+    repo: &Reference,
+    evidence: &[PushedEvidence],
+    cancel: CancellationToken,
+) -> Result<Vec<Digest>, RegistryError> {
+    let pusher = registry.pusher(cancel);
+    let mut deleted = Vec::new();
+    for referrer in evidence {
+        if referrer.in_fallback_index {
+            pusher
+                .unlist_referrer(repo, &referrer.subject, &referrer.digest)
+                .await?;
+        }
+        match pusher.delete_manifest(repo, &referrer.digest).await? {
+            Deleted::Deleted => deleted.push(referrer.digest.clone()),
+            Deleted::Absent => {}
+            Deleted::Unsupported { .. } => break,
+        }
+    }
+    Ok(deleted)
 }
 
 /// For each tag, the digests it keeps alive: the manifest it names and,

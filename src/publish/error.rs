@@ -25,6 +25,7 @@ pub enum Step {
     PushManifest,
     Tag,
     Verify,
+    Evidence,
 }
 
 impl Step {
@@ -39,6 +40,7 @@ impl Step {
             Step::PushManifest => "push platform manifest",
             Step::Tag => "push tags",
             Step::Verify => "verify",
+            Step::Evidence => "push provenance and attachments",
         }
     }
 }
@@ -106,6 +108,12 @@ pub enum PublishError {
     },
     #[error("local scratch space: {detail}")]
     Scratch { detail: String },
+    #[error("pushing {what}: {source}")]
+    Evidence {
+        what: String,
+        #[source]
+        source: super::evidence::EvidenceError,
+    },
     #[error("the publish was cancelled")]
     Cancelled,
 }
@@ -122,6 +130,7 @@ impl PublishError {
             PublishError::PushManifest { .. } => Step::PushManifest,
             PublishError::Tag { .. } => Step::Tag,
             PublishError::Verify { .. } => Step::Verify,
+            PublishError::Evidence { .. } => Step::Evidence,
             PublishError::Cancelled => Step::Build,
         }
     }

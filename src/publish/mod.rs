@@ -13,6 +13,7 @@ pub mod cache;
 mod daemon_push;
 mod delete;
 mod error;
+pub mod evidence;
 mod from_daemon;
 pub mod join;
 mod layers;
@@ -26,8 +27,9 @@ mod writers;
 
 pub use cache::{BlobCache, CachedLayer};
 pub use daemon_push::DaemonPush;
-pub use delete::{delete_pushed, protected, DeleteOutcome};
+pub use delete::{delete_evidence, delete_pushed, protected, DeleteOutcome};
 pub use error::{Failed, PublishError, Step};
+pub use evidence::{Attachment, Evidence, EvidenceRequest, PushedEvidence};
 pub use from_daemon::{push_built, push_cached};
 pub use layers::Arrived;
 pub use ledger::{Ledger, Written};
@@ -68,6 +70,8 @@ pub struct PublishRequest {
     pub cache_from: Vec<Reference>,
     /// Embed BuildKit inline cache metadata in the pushed image.
     pub cache_inline: bool,
+    /// Provenance and attachments, pushed as referrers once the tags verify.
+    pub evidence: EvidenceRequest,
 }
 
 /// What the registry now serves under every tag, verified.
@@ -85,6 +89,10 @@ pub struct Published {
     /// The manifests this publish created: the repository did not hold them
     /// before (an identical image another state pushed first is not ours).
     pub created: Vec<Digest>,
+    /// Platform → the digest of its provenance referrer.
+    pub provenance_digests: BTreeMap<String, Digest>,
+    /// Every referrer pushed (provenance and attachments).
+    pub evidence: Vec<PushedEvidence>,
 }
 
 /// Where one platform builds: the builder's name (`default` for the
@@ -112,6 +120,16 @@ pub async fn build_and_push(
         ..req.repository.clone()
     };
     let build_id = build_id(req);
+    let began = time::OffsetDateTime::now_utc();
+    // The base images BuildKit resolved, as its log shows them.
+    let bases = std::sync::Mutex::new(evidence::BaseImages::default());
+    let mut log = |line: &str| {
+        bases
+            .lock()
+            .unwrap_or_else(|held| held.into_inner())
+            .note(line);
+        log(line)
+    };
     let cache = BlobCache::from_env();
     let ledger = Ledger::default();
     let builds: Vec<PlatformBuild> = req
@@ -194,13 +212,34 @@ pub async fn build_and_push(
             tag_and_verify_s = started.elapsed().as_secs_f64(),
             "tags pushed and verified"
         );
-        let built_by = requested
+        let built_by: BTreeMap<String, String> = requested
             .iter()
             .zip(&builds)
             .map(|(platform, build)| (platform.clone(), build.builder.name.to_string()))
             .collect();
+        let evidence = if req.evidence.provenance || !req.evidence.attachments.is_empty() {
+            let bases = bases
+                .lock()
+                .unwrap_or_else(|held| held.into_inner())
+                .clone();
+            let run = evidence::Run {
+                req,
+                repo: &repo,
+                evidence: &req.evidence,
+                builders: &built_by,
+                bases: &bases,
+                invocation_id: &build_id,
+                started: began,
+            };
+            let pusher = registry.pusher(cancel.clone());
+            evidence::push_evidence(&pusher, &run, &requested, &manifests, &tagged).await?
+        } else {
+            Evidence::default()
+        };
         Ok(Published {
             built_by,
+            provenance_digests: evidence.provenance_digests,
+            evidence: evidence.referrers,
             ..published(&tagged, &requested, &manifests)
         })
     }
@@ -289,5 +328,7 @@ fn published(tagged: &Tagged, requested: &[String], manifests: &[PushedManifest]
         image_ids: by(|m| &m.config_digest),
         built_by: BTreeMap::new(),
         created: Vec::new(),
+        provenance_digests: BTreeMap::new(),
+        evidence: Vec::new(),
     }
 }

@@ -49,6 +49,8 @@ pub struct PushStats {
 pub struct Tagged {
     pub digest: Digest,
     pub media_type: &'static str,
+    /// The size of what the tags point to, as a descriptor names it.
+    pub size: u64,
 }
 
 /// The last part of every platform push, once each layer blob is in `repo`:
@@ -189,5 +191,9 @@ pub async fn push_tags(
             }
         }
     }
-    Ok(Tagged { digest, media_type })
+    Ok(Tagged {
+        digest,
+        media_type,
+        size: bytes.len() as u64,
+    })
 }

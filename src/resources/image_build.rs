@@ -9,6 +9,7 @@
 pub(super) mod apply;
 mod build_log;
 pub(super) mod delete;
+mod evidence;
 pub(super) mod inputs;
 mod plan;
 mod schema;
@@ -60,6 +61,10 @@ crate::model! {
         manifest_media_type,
         image_id,
         built_by,
+        provenance,
+        signing_key_file,
+        attach,
+        provenance_digests,
     }
 }
 
@@ -73,6 +78,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
         (attr::builder, Value::string("auto")),
         (attr::keep_remotely, Value::Bool(true)),
         (attr::cache_inline, Value::Bool(false)),
+        (attr::provenance, Value::Bool(false)),
     ]
 }
 
@@ -283,7 +289,7 @@ fn marker_after(published: &publish::Published, prior: &Value, prior_private: &[
     let mut pushed = platforms.clone();
     pushed.push(&published.digest);
     let owned = plan::owned_after(&published.created, &pushed, prior, prior_private);
-    plan::pushed_marker(&published.digest, &platforms, &owned)
+    plan::marker_with_evidence(&published.digest, &platforms, &owned, &published.evidence)
 }
 
 /// `context_hash` at plan time, or unknown while context, Dockerfile or an

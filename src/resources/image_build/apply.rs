@@ -23,6 +23,7 @@ pub fn state_after(planned: &Value, published: &Published) -> Value {
     state.platform_digests = map(&published.platform_digests);
     state.image_id = map(&published.image_ids);
     state.built_by = Value::string_map(published.built_by.clone());
+    state.provenance_digests = map(&published.provenance_digests);
     state.into_value()
 }
 
@@ -168,6 +169,13 @@ fn summary_for(e: &PublishError) -> (&'static str, Option<&'static str>, &'stati
             "The registry does not serve what was pushed: something else wrote to these tags at \
              the same time, or the registry rewrites manifests. Check who else pushes to this \
              repository.",
+        ),
+        PublishError::Evidence { .. } => (
+            "Image Evidence Push Failed",
+            None,
+            "The image and its tags were pushed and verified; the evidence was not. Check that \
+             the registry stores OCI 1.1 artifacts (image manifests with artifactType and \
+             subject) and that the attached files are readable, then apply again.",
         ),
         PublishError::Cancelled => (
             "Image Build Cancelled",

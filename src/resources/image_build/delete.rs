@@ -61,6 +61,21 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         Ok(p) => p,
         Err(d) => return d.into(),
     };
+    let evidence = super::plan::owned_evidence(private);
+    if let Err(e) =
+        publish::delete_evidence(&provider.registry, &repo, &evidence, ctx.cancel.clone()).await
+    {
+        return Diagnostic::error(
+            "Image Delete Failed",
+            format!(
+                "Deleting the provenance and attachments this resource pushed to {repo_text}: \
+                 {e}. The image itself was not touched and the resource stays in state; run \
+                 destroy again, or set keep_remotely = true and apply to leave it. {}",
+                super::apply::registry_hint(&e)
+            ),
+        )
+        .into();
+    }
     match publish::delete_pushed(
         &provider.registry,
         &repo,

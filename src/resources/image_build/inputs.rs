@@ -90,6 +90,7 @@ pub fn validate(config: &Value) -> Diagnostics {
         })
     });
     super::secrets::validate(config, &mut d);
+    super::evidence::validate(config, &mut d);
     for (name, value, allowed) in [
         (
             attr::manifest_format,
@@ -250,6 +251,13 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             return Err(d);
         }
     };
+    let evidence = match super::evidence::request(planned) {
+        Ok(e) => e,
+        Err(e) => {
+            d.extend(e);
+            return Err(d);
+        }
+    };
     let secrets = match super::secrets::resolve(planned) {
         Ok(s) => s,
         Err(e) => {
@@ -286,6 +294,7 @@ pub fn publish_request(planned: &Value) -> Result<PublishRequest, Diagnostics> {
             .filter_map(|r| Reference::parse(r).ok())
             .collect(),
         cache_inline: m.cache_inline.as_bool().unwrap_or(false),
+        evidence,
     })
 }
 

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use super::{attr, BuildModel};
 use crate::oci::Digest;
+use crate::publish::PushedEvidence;
 use crate::value::Value;
 
 /// What a build produces; unknown in a plan that rebuilds.
-pub const OUTPUTS: [&str; 7] = [
+pub const OUTPUTS: [&str; 8] = [
     attr::id,
     attr::digest,
     attr::image_uri,
@@ -21,6 +22,7 @@ pub const OUTPUTS: [&str; 7] = [
     attr::manifest_media_type,
     attr::image_id,
     attr::built_by,
+    attr::provenance_digests,
 ];
 
 /// Everything besides the files that decides what gets pushed, as the
@@ -81,7 +83,7 @@ pub fn hash_inputs(planned: &Value) -> Option<BTreeMap<String, String>> {
     if model.cache_inline.as_bool() == Some(true) {
         inputs.insert(attr::cache_inline.into(), "true".into());
     }
-    Some(inputs)
+    super::evidence::hash_inputs(planned, &mut inputs).then_some(inputs)
 }
 
 /// Whether the plan must build and push: on create; when the hash or the
@@ -125,6 +127,9 @@ struct PushedMarker {
     /// them before its push. Absent in markers written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created_manifests: Option<Vec<Digest>>,
+    /// The referrers (provenance, attachments) the apply pushed and created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    evidence: Vec<PushedEvidence>,
 }
 
 impl PushedMarker {
@@ -137,7 +142,18 @@ impl PushedMarker {
 /// every manifest the apply pushed (the index or single manifest first, then
 /// each platform's), and the ones of those this resource created, which
 /// destroy may delete and nothing else.
+#[cfg(test)]
 pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest], created: &[Digest]) -> Vec<u8> {
+    marker_with_evidence(digest, platform_digests, created, &[])
+}
+
+/// [`pushed_marker`], and the referrers of `evidence` the apply created.
+pub fn marker_with_evidence(
+    digest: &Digest,
+    platform_digests: &[&Digest],
+    created: &[Digest],
+    evidence: &[PushedEvidence],
+) -> Vec<u8> {
     let mut manifests = vec![digest.clone()];
     manifests.extend(
         platform_digests
@@ -154,6 +170,7 @@ pub fn pushed_marker(digest: &Digest, platform_digests: &[&Digest], created: &[D
         pushed_digest: Some(digest.clone()),
         pushed_manifests: Some(manifests),
         created_manifests: Some(created),
+        evidence: evidence.iter().filter(|e| e.created).cloned().collect(),
     };
     serde_json::to_vec(&marker).unwrap_or_default()
 }
@@ -174,6 +191,11 @@ pub fn owned_after(
         }
     }
     owned
+}
+
+/// The referrers destroy may delete: those the last apply created.
+pub fn owned_evidence(private: &[u8]) -> Vec<PushedEvidence> {
+    PushedMarker::read(private).map_or_else(Vec::new, |m| m.evidence)
 }
 
 pub fn marker_digest(private: &[u8]) -> Option<Digest> {

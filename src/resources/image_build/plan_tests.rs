@@ -59,6 +59,10 @@ fn state(digest: Option<&str>) -> Value {
             attr::built_by,
             Value::string_map([("linux/amd64", "default")]),
         ),
+        (
+            attr::provenance_digests,
+            Value::string_map(Vec::<(String, String)>::new()),
+        ),
     ])
 }
 

@@ -8,6 +8,7 @@ use crate::value::Type;
 pub(super) fn schema() -> Schema {
     let s = Type::String;
     let ms = Type::map(Type::String);
+    let [provenance, signing_key_file, provenance_digests] = super::evidence::attributes();
     Schema::new(
         "Builds an image with the Docker daemon for the platforms asked (default `linux/amd64` on \
          any host), pushes exactly one manifest per platform with no attestation entries, and \
@@ -173,6 +174,10 @@ pub(super) fn schema() -> Schema {
         ms.clone(),
         "Platform → config digest (the image ID).",
     ))
+    .attr(provenance)
+    .attr(signing_key_file)
+    .attr(provenance_digests)
+    .block(super::evidence::attach_block())
     .attr(Attribute::computed(
         attr::built_by,
         ms,
