@@ -30,6 +30,7 @@ crate::model! {
         os,
         architecture,
         variant,
+        referrers,
     }
 }
 
@@ -112,8 +113,22 @@ impl DataSource for ImageManifest {
         ))
         .attr(Attribute::computed(
             attr::variant,
-            s,
+            s.clone(),
             "CPU variant from the chosen manifest's config, if any.",
+        ))
+        .attr(Attribute::computed(
+            attr::referrers,
+            Type::list(Type::object([
+                ("digest", s.clone()),
+                ("artifact_type", s.clone()),
+                ("subject", s.clone()),
+                ("annotations", Type::map(s)),
+            ])),
+            "The OCI 1.1 referrers (provenance, SBOMs, signatures) of `digest` and of the \
+             resolved platform manifest: `digest`, `artifact_type`, `subject` (which of the two \
+             it refers to) and `annotations`. Read from the registry's referrers API, or else \
+             from the `sha256-<hex>` referrers tag. A registry that cannot list them gives an \
+             empty list (the provider's log says why).",
         ))
     }
 
@@ -167,11 +182,20 @@ impl DataSource for ImageManifest {
             .into()),
         };
         let inspection = inspected.map_err(|e| inspect_diagnostic(&image, e))?;
-        Ok(state(&image, config, inspection))
+        let referrers = match referrers_of(&provider.registry, &reference, &inspection).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The image itself was read; evidence that cannot be listed is no reason to
+                // fail a plan.
+                tracing::warn!(image, error = %e, "could not list the image's referrers");
+                Vec::new()
+            }
+        };
+        Ok(state(&image, config, inspection, referrers))
     }
 }
 
-fn state(image: &str, config: ManifestModel, i: Inspection) -> Value {
+fn state(image: &str, config: ManifestModel, i: Inspection, referrers: Vec<Value>) -> Value {
     ManifestModel {
         image: Value::string(image),
         platform: config.platform,
@@ -186,8 +210,45 @@ fn state(image: &str, config: ManifestModel, i: Inspection) -> Value {
         os: Value::opt_string(i.os),
         architecture: Value::opt_string(i.architecture),
         variant: Value::opt_string(i.variant),
+        referrers: Value::List(referrers),
     }
     .into_value()
+}
+
+/// The referrers of the digest read and of the platform manifest resolved.
+async fn referrers_of(
+    registry: &registry::RegistryClient,
+    reference: &Reference,
+    inspection: &Inspection,
+) -> Result<Vec<Value>, registry::RegistryError> {
+    let repo = Reference {
+        tag: None,
+        digest: None,
+        ..reference.clone()
+    };
+    let mut subjects = vec![&inspection.digest];
+    if let Some(platform) = &inspection.platform_digest {
+        if platform != &inspection.digest {
+            subjects.push(platform);
+        }
+    }
+    let mut out = Vec::new();
+    for subject in subjects {
+        let found = registry.referrers(&repo, subject).await?;
+        for d in found.descriptors {
+            let annotations = d.annotations().clone().unwrap_or_default();
+            out.push(Value::object([
+                ("digest", Value::string(d.digest().to_string())),
+                (
+                    "artifact_type",
+                    Value::opt_string(d.artifact_type().as_ref().map(ToString::to_string)),
+                ),
+                ("subject", Value::string(subject.as_str())),
+                ("annotations", Value::string_map(annotations)),
+            ]));
+        }
+    }
+    Ok(out)
 }
 
 /// Turns an inspection failure into a diagnostic on the attribute to blame.
