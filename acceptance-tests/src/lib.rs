@@ -22,6 +22,7 @@ pub mod daemon_access;
 pub mod diagnostics;
 pub mod elf;
 pub mod environment;
+pub mod evidence;
 pub mod fault_proxy;
 pub mod hcl;
 pub mod http1;
