@@ -12,6 +12,7 @@ mod follow;
 mod names;
 mod plan;
 mod prove;
+pub mod provenance;
 mod verify;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -50,12 +51,21 @@ crate::model! {
         wait_for_steady_state,
         verify_images,
         timeouts,
+        require_provenance,
         id,
         deployment_id,
         rollout_state,
         task_definition_arn,
         running_count,
         running_image_digests,
+    }
+}
+
+crate::model! {
+    /// The `require_provenance` block.
+    pub struct ProvenanceModel, names provenance_attr {
+        public_key_file,
+        builder_id,
     }
 }
 
@@ -165,6 +175,14 @@ impl Resource for EcsRedeploy {
                 "Image digests reported by the service's running tasks after the rollout.",
             ))
             .block(NestedBlock::new(attr::timeouts, Nesting::Single, timeouts).max(1))
+            .block(
+                NestedBlock::new(
+                    attr::require_provenance,
+                    Nesting::List,
+                    provenance::schema_block(),
+                )
+                .max(1),
+            )
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
@@ -218,6 +236,7 @@ impl Resource for EcsRedeploy {
                 }
             }
         }
+        provenance::validate(&config.require_provenance, &mut d);
         d
     }
 
@@ -321,6 +340,7 @@ impl Resource for EcsRedeploy {
             wait_for_steady_state: Value::Bool(plan::DEFAULT_WAIT),
             verify_images: Value::Bool(plan::DEFAULT_VERIFY),
             timeouts: Value::Null,
+            require_provenance: Value::List(Vec::new()),
             id: Value::string(format!("{cluster}/{service}")),
             // The service's PRIMARY deployment stands in for "the one this resource started".
             deployment_id: Value::opt_string(info.primary_deployment_id),
@@ -391,6 +411,13 @@ mod tests {
             .unwrap()
             .block;
         crate::schema::assert_declares(timeouts, TimeoutsModel::ATTRIBUTES);
+        let provenance = &schema
+            .blocks
+            .iter()
+            .find(|b| b.name == attr::require_provenance)
+            .unwrap()
+            .block;
+        crate::schema::assert_declares(provenance, ProvenanceModel::ATTRIBUTES);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! record what happened, also when it went wrong after ECS was changed.
 
 use super::{attr, timeouts_attr, RedeployModel};
-use super::{deploy, follow, names, plan, prove, timeout, verify};
+use super::{deploy, follow, names, plan, prove, provenance, timeout, verify};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, DeploymentOutcome, PollPolicy};
 use crate::oci::Digest;
@@ -37,29 +37,14 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         Err(d) => return keep(d.into()),
     };
     let client = provider.ecs_client().await;
-
-    let mut warnings = Diagnostics::new();
-    if planned_bool(&req, attr::verify_images, plan::DEFAULT_VERIFY) {
-        let blame = verify::Blame {
-            digest_set: !RedeployModel::from_value(&req.config).digest.is_null(),
-        };
-        let registry = &provider.registry;
-        // An interrupt stops the check at once (its ECS and registry calls
-        // are dropped); nothing has been deployed yet.
-        let checked = tokio::select! {
-            _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
-                "Image Verification Cancelled",
-                format!("Terraform was interrupted while the images of ECS service {service:?} in \
-                         cluster {cluster:?} were being checked. Nothing was deployed; run apply \
-                         again."),
-            ).into()),
-            checked = verify::verify_images(&client, registry, cluster, service, &ctx.cancel, blame) => checked,
-        };
-        match checked {
-            Ok(w) => warnings.extend(w),
-            Err(d) => return keep(d),
-        }
-    }
+    let provenance = match provenance::policy(req.planned.get(attr::require_provenance)) {
+        Ok(policy) => policy,
+        Err(d) => return keep(d.into()),
+    };
+    let mut warnings = match check_images(ctx, &req, &client, &provenance, cluster, service).await {
+        Ok(warnings) => warnings,
+        Err(d) => return keep(d),
+    };
     let target = deploy::Target {
         cluster,
         service,
@@ -106,6 +91,59 @@ pub(super) async fn apply(ctx: &Ctx, req: ApplyRequest, poll: PollPolicy) -> App
         new_state,
         private,
         diags,
+    }
+}
+
+/// The checks before anything touches ECS: the images provide the task's
+/// platform (`verify_images`) and have signed provenance (`require_provenance`,
+/// which needs that resolution, so it runs the image check whatever
+/// `verify_images` says). `Ok` carries warnings; `Err` means nothing may be
+/// deployed.
+async fn check_images(
+    ctx: &Ctx,
+    req: &ApplyRequest,
+    client: &aws_sdk_ecs::Client,
+    policy: &Option<provenance::Policy>,
+    cluster: &str,
+    service: &str,
+) -> Result<Diagnostics, Diagnostics> {
+    if !planned_bool(req, attr::verify_images, plan::DEFAULT_VERIFY) && policy.is_none() {
+        return Ok(Diagnostics::new());
+    }
+    let registry = &ctx.provider()?.registry;
+    let blame = verify::Blame {
+        digest_set: !RedeployModel::from_value(&req.config).digest.is_null(),
+        provenance: policy.is_some(),
+    };
+    let cancelled = |what: &str| {
+        Diagnostic::error(
+            "Image Verification Cancelled",
+            format!(
+                "Terraform was interrupted while {what} of ECS service {service:?} in cluster \
+                 {cluster:?} were being checked. Nothing was deployed; run apply again."
+            ),
+        )
+    };
+    // An interrupt stops the check at once (its ECS and registry calls
+    // are dropped); nothing has been deployed yet.
+    let verified = verify::verify_images(client, registry, cluster, service, &ctx.cancel, blame);
+    let checked = tokio::select! {
+        _ = ctx.cancel.cancelled() => return Err(cancelled("the images").into()),
+        checked = verified => checked?,
+    };
+    let Some(policy) = policy else {
+        return Ok(checked.warnings);
+    };
+    let proven = tokio::select! {
+        _ = ctx.cancel.cancelled() => Err(cancelled("the provenance of the images").into()),
+        proven = provenance::require(registry, &checked.images, policy) => proven,
+    };
+    match proven {
+        Ok(()) => Ok(checked.warnings),
+        Err(mut d) => {
+            d.extend(checked.warnings);
+            Err(d)
+        }
     }
 }
 

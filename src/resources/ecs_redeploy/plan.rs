@@ -9,6 +9,9 @@ use super::{attr, RedeployModel};
 use crate::value::Value;
 
 /// The attributes whose change forces a new deployment.
+/// NOTE: `require_provenance` is not one: it is a policy the next deployment
+/// must pass, not an input of the deployment, so changing it alone plans an
+/// update that deploys nothing (and checks nothing until a deployment is due).
 pub const DEPLOY_INPUTS: [&str; 4] = [attr::cluster, attr::service, attr::digest, attr::triggers];
 
 /// What a deployment produces; unknown in a plan that starts one.
@@ -113,6 +116,7 @@ mod tests {
             wait_for_steady_state: Value::Bool(true),
             verify_images: Value::Bool(true),
             timeouts: Value::Null,
+            require_provenance: Value::List(Vec::new()),
             id: Value::string("prod/web"),
             deployment_id: Value::string("ecs-svc/1"),
             rollout_state: Value::string("COMPLETED"),
@@ -219,6 +223,20 @@ mod tests {
                         update: Value::Null,
                     }
                     .into_value(),
+                ),
+                false,
+                false,
+            ),
+            (
+                "only require_provenance changed",
+                with(
+                    prior.clone(),
+                    attr::require_provenance,
+                    Value::List(vec![super::super::ProvenanceModel {
+                        public_key_file: Value::string("keys/provenance.pub"),
+                        builder_id: Value::Null,
+                    }
+                    .into_value()]),
                 ),
                 false,
                 false,

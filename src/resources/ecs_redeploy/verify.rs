@@ -9,7 +9,7 @@ use super::attr;
 use super::ecs_diagnostic;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ecs::{self, ClusterArchitecture, ServiceInfo, TaskDefImages};
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::registry::{self, InspectError, RegistryClient};
 use crate::value::AttrPath;
 use tokio_util::sync::CancellationToken;
@@ -18,14 +18,52 @@ const SKIP_HINT: &str =
     "Nothing was deployed. Fix the image or the task definition's runtimePlatform, or set \
                          verify_images = false to deploy without this check.";
 
+const PROVENANCE_HINT: &str =
+    "Nothing was deployed. Fix the image or the task definition's runtimePlatform: \
+     require_provenance proves the manifest the tasks run, so this check runs even with \
+     verify_images = false.";
+
 /// Where a verification failure points: `digest` when the config sets it (the
 /// image that reference came from is what to rebuild), else the resource.
+/// With `provenance` (`require_provenance` is set) the check runs whatever
+/// `verify_images` says, since provenance is proven for the manifest the
+/// tasks run, and it resolves every platform of an index when the platform
+/// is not known.
 #[derive(Clone, Copy)]
 pub struct Blame {
     pub digest_set: bool,
+    pub provenance: bool,
+}
+
+/// The images of the task definition as checked.
+pub struct Checked {
+    /// Platforms that could not be determined.
+    pub warnings: Diagnostics,
+    pub images: Vec<CheckedImage>,
+}
+
+/// One container's image and the manifests its tasks run: the one of the
+/// task's platform, or each platform's of an index when the platform is not
+/// known (only resolved with `Blame::provenance`; else empty).
+pub struct CheckedImage {
+    pub container: String,
+    /// As the task definition spells it.
+    pub image: String,
+    /// `Container "web" of task definition ... (platform ...)`.
+    pub context: String,
+    /// The image's repository (no tag, no digest) and the manifest's digest.
+    pub manifests: Vec<(Reference, Digest)>,
 }
 
 impl Blame {
+    fn skip_hint(self) -> &'static str {
+        if self.provenance {
+            PROVENANCE_HINT
+        } else {
+            SKIP_HINT
+        }
+    }
+
     fn error(self, summary: &str, detail: String) -> Diagnostic {
         let d = Diagnostic::error(summary, detail);
         if self.digest_set {
@@ -37,7 +75,8 @@ impl Blame {
 }
 
 /// Checks every container image; all problems are reported, not just the
-/// first. `Ok` carries warnings (a platform that could not be determined).
+/// first. `Ok` carries the images' manifests and warnings (a platform that
+/// could not be determined).
 pub async fn verify_images(
     client: &aws_sdk_ecs::Client,
     registry: &RegistryClient,
@@ -45,7 +84,7 @@ pub async fn verify_images(
     service: &str,
     cancel: &CancellationToken,
     blame: Blame,
-) -> Result<Diagnostics, Diagnostics> {
+) -> Result<Checked, Diagnostics> {
     let info = ecs::describe(client, cluster, service)
         .await
         .map_err(|e| ecs_diagnostic("Image Verification Failed", cluster, service, e))?;
@@ -54,7 +93,8 @@ pub async fn verify_images(
             "Image Verification Failed",
             format!(
                 "ECS service {service:?} in cluster {cluster:?} names no task definition, so its \
-                 images cannot be checked.\n\n{SKIP_HINT}"
+                 images cannot be checked.\n\n{}",
+                blame.skip_hint()
             ),
         )
         .into());
@@ -81,28 +121,25 @@ pub async fn verify_images(
     };
 
     let mut diags = Diagnostics::new();
+    let mut checked = Vec::new();
     for (container, image) in &images.images {
         let context = format!("Container {container:?} of task definition {task_def} ({why})");
-        let reference = match Reference::parse(image) {
-            Ok(r) => r,
-            Err(e) => {
-                diags.push(blame.error(
-                    "Invalid Image In Task Definition",
-                    format!("{context} uses {image:?}: {e}.\n\n{SKIP_HINT}"),
-                ));
-                continue;
-            }
-        };
-        let inspected = tokio::select! {
-            r = registry::inspect(registry, &reference, platform.as_ref()) => r,
+        let one = tokio::select! {
+            r = check_image(registry, platform.as_ref(), blame, &context, image) => r,
             _ = cancel.cancelled() => return Err(Diagnostic::error(
                 "Image Verification Cancelled",
                 format!("Checking {image} was interrupted. Nothing was deployed."),
             )
             .into()),
         };
-        if let Err(e) = inspected {
-            diags.push(inspect_error(blame, &context, image, e));
+        match one {
+            Ok(manifests) => checked.push(CheckedImage {
+                container: container.clone(),
+                image: image.clone(),
+                context,
+                manifests,
+            }),
+            Err(d) => diags.push(d),
         }
     }
     if diags.is_empty() {
@@ -113,11 +150,59 @@ pub async fn verify_images(
             platform = %why,
             "task definition images checked"
         );
-        Ok(warnings)
+        Ok(Checked {
+            warnings,
+            images: checked,
+        })
     } else {
         diags.extend(warnings);
         Err(diags)
     }
+}
+
+/// Checks one image; `Ok` holds the manifests its tasks run (see [`CheckedImage`]).
+async fn check_image(
+    registry: &RegistryClient,
+    platform: Option<&Platform>,
+    blame: Blame,
+    context: &str,
+    image: &str,
+) -> Result<Vec<(Reference, Digest)>, Diagnostic> {
+    let reference = Reference::parse(image).map_err(|e| {
+        blame.error(
+            "Invalid Image In Task Definition",
+            format!("{context} uses {image:?}: {e}.\n\n{}", blame.skip_hint()),
+        )
+    })?;
+    let inspection = registry::inspect(registry, &reference, platform)
+        .await
+        .map_err(|e| inspect_error(blame, context, image, e))?;
+    let repo = Reference {
+        tag: None,
+        digest: None,
+        ..reference.clone()
+    };
+    if let Some(digest) = inspection.platform_digest {
+        return Ok(vec![(repo, digest)]);
+    }
+    if !blame.provenance {
+        return Ok(Vec::new());
+    }
+    // The platform is not known and the image is an index of several: the
+    // tasks may run any of its platforms, so each must be proven.
+    let mut manifests = Vec::new();
+    for text in &inspection.platforms {
+        let Ok(one) = Platform::parse(text) else {
+            continue;
+        };
+        let resolved = registry::inspect(registry, &reference, Some(&one))
+            .await
+            .map_err(|e| inspect_error(blame, context, image, e))?;
+        if let Some(digest) = resolved.platform_digest {
+            manifests.push((repo.clone(), digest));
+        }
+    }
+    Ok(manifests)
 }
 
 /// The platform the images must provide and the sentence that says where it came from.
@@ -201,6 +286,6 @@ fn inspect_error(blame: Blame, context: &str, image: &str, e: InspectError) -> D
     };
     blame.error(
         summary,
-        format!("{context} uses {image}: {e}.{why}\n\n{SKIP_HINT}"),
+        format!("{context} uses {image}: {e}.{why}\n\n{}", blame.skip_hint()),
     )
 }
