@@ -11,6 +11,8 @@ mod ops;
 #[path = "ecs_fake/server.rs"]
 mod server;
 
+#[path = "provenance_support/mod.rs"]
+mod provenance_support;
 #[path = "registry_fixture/mod.rs"]
 mod registry_fixture;
 
@@ -24,6 +26,8 @@ mod failures;
 mod fake_itself;
 #[path = "ecs_fake/follow.rs"]
 mod follow;
+#[path = "ecs_fake/provenance.rs"]
+mod provenance;
 #[path = "ecs_fake/terraform.rs"]
 mod terraform;
 #[path = "ecs_fake/wait.rs"]
