@@ -106,16 +106,7 @@ pub async fn verify_images(
     let (platform, why) = match wanted_platform(client, cluster, &info, &images).await {
         Wanted::Known { platform, why } => (Some(platform), why),
         Wanted::Unknown { why } => {
-            warnings.push(Diagnostic::warning(
-                "Image Platform Not Checked",
-                format!(
-                    "Task definition {task_def} of ECS service {service:?} sets no runtimePlatform \
-                     and the service does not run on Fargate, so its tasks run on the CPU of the \
-                     cluster's container instances, but {why}. The images were checked to exist, \
-                     not for a platform.\n\nSet runtimePlatform.cpuArchitecture in the task \
-                     definition to have them checked."
-                ),
-            ));
+            warnings.push(platform_unknown(&task_def, service, &why));
             (None, "platform unknown".to_string())
         }
     };
@@ -203,6 +194,19 @@ async fn check_image(
         }
     }
     Ok(manifests)
+}
+
+fn platform_unknown(task_def: &str, service: &str, why: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "Image Platform Not Checked",
+        format!(
+            "Task definition {task_def} of ECS service {service:?} sets no runtimePlatform \
+             and the service does not run on Fargate, so its tasks run on the CPU of the \
+             cluster's container instances, but {why}. The images were checked to exist, \
+             not for a platform.\n\nSet runtimePlatform.cpuArchitecture in the task \
+             definition to have them checked."
+        ),
+    )
 }
 
 /// The platform the images must provide and the sentence that says where it came from.
