@@ -352,3 +352,108 @@ fn a_key_that_cannot_sign_is_refused_at_plan_naming_the_attribute() {
     assert_error_contains(&out, "Invalid Signing Key");
     assert!(out.contains("signing_key_file"), "{out}");
 }
+
+/// `stevedore_ecs_redeploy.require_provenance` through terraform against moto's ECS: the image
+/// built with signed provenance deploys; another key, another builder and an image without
+/// provenance are each refused before ECS is touched. (Provenance about another subject is
+/// refused in tests/ecs_provenance.rs, which can push such a statement by hand.)
+#[test]
+#[ignore = "acceptance: run make testacc"]
+fn ecs_deploys_only_what_its_provenance_proves() {
+    use acceptance_tests::hcl::ecs_redeploy_block;
+    use acceptance_tests::moto::{Moto, AWS_ENV};
+
+    let registry = Registry::start();
+    let ctx = context();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = make_keys(keys_dir.path(), "provenance", "ec");
+    let other = make_keys(keys_dir.path(), "other", "ed25519");
+    let signed = format!(
+        "  provenance = true\n  signing_key_file = {}\n",
+        path(&keys.private)
+    );
+    let images = Workdir::new(
+        Mode::Installed,
+        &(terraform_block()
+            + &build(
+                "signed",
+                ctx.path(),
+                &format!("{}/web", registry.address),
+                &signed,
+            )
+            + &build(
+                "bare",
+                ctx.path(),
+                &format!("{}/bare", registry.address),
+                "",
+            )),
+    );
+    images.init().success();
+    images.apply().success();
+    let signed_uri = images.output("signed")["image_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bare_uri = images.output("bare")["image_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let moto = Moto::start();
+    let redeploy = |service: &str, image: &str, key: &Path, builder: &str| {
+        let svc = moto.fargate_service("prod", service, image, "X86_64", 1);
+        let before = moto.primary_deployment_id(&svc);
+        let body = format!(
+            "  digest = \"{}\"\n  require_provenance {{\n    public_key_file = {}\n    \
+             builder_id = {}\n  }}\n",
+            image.rsplit_once('@').unwrap().1,
+            path(key),
+            quote(builder)
+        );
+        let main = terraform_block()
+            + &moto.provider_block()
+            + &ecs_redeploy_block(&svc.cluster, &svc.service, &body);
+        let tf = Workdir::with_env(Mode::Installed, &main, &AWS_ENV);
+        tf.init().success();
+        let run = tf.apply();
+        let moved = moto.primary_deployment_id(&svc) != before;
+        (run, moved, tf.resource_values("stevedore_ecs_redeploy.web"))
+    };
+
+    // The task definition already runs the digest: the proven image's deployment is followed.
+    let (run, _, state) = redeploy("web", &signed_uri, &keys.public, BUILDER_PREFIX);
+    run.success();
+    assert!(state["deployment_id"].is_string(), "{state}");
+
+    let refusals = [
+        (
+            "other-key",
+            &signed_uri,
+            &other.public,
+            BUILDER_PREFIX,
+            "signed by another key",
+        ),
+        (
+            "other-builder",
+            &signed_uri,
+            &keys.public,
+            "https://ci.example.com/",
+            "another builder",
+        ),
+        (
+            "bare",
+            &bare_uri,
+            &keys.public,
+            BUILDER_PREFIX,
+            "no provenance",
+        ),
+    ];
+    for (service, image, key, builder, reason) in refusals {
+        let (run, moved, state) = redeploy(service, image, key, builder);
+        let stderr = run.failure();
+        assert_error_contains(&stderr, "Image Provenance Not Proven");
+        assert_error_contains(&stderr, reason);
+        assert!(!moved, "{service}: ECS must not be touched");
+        assert_eq!(state, Value::Null, "{service}: nothing in state");
+    }
+}
