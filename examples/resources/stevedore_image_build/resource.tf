@@ -2,6 +2,11 @@
 # the exact digest that was pushed: the task definition uses `image_uri`
 # (repository@digest), so each rebuild registers a new revision and ECS rolls onto it.
 
+variable "provenance_key_file" {
+  type        = string
+  description = "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem"
+}
+
 variable "release" {
   type    = string
   default = "2024.06.1"
@@ -35,6 +40,16 @@ resource "stevedore_image_build" "web" {
   # Build cache from the registry: CI runners start with an empty daemon.
   cache_from   = ["${aws_ecr_repository.web.repository_url}:latest"]
   cache_inline = true # the pushed image carries the cache for the next build
+
+  # Supply-chain evidence beside the image, never inside its index: SLSA v1 provenance
+  # per platform, signed (DSSE) with a PKCS#8 key the state never holds, and an SBOM
+  # made earlier in CI, both as OCI 1.1 referrers.
+  provenance       = true
+  signing_key_file = var.provenance_key_file
+  attach {
+    artifact_type = "application/spdx+json"
+    file          = "${path.module}/sbom.spdx.json" # e.g. `syft dir:app -o spdx-json`
+  }
 
   manifest_format = "docker" # widest runtime support; "oci" for OCI media types
   keep_remotely   = true     # destroy leaves the image in ECR
