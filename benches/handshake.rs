@@ -2,7 +2,7 @@
 //! process start to the handshake line, and process start to the first
 //! `GetProviderSchema` answer over AutoMTLS with a P-521 client certificate,
 //! as Terraform connects. Key generation and the TLS handshake are part of
-//! the cost. Target (issue 8): the second ≤ 10 ms median.
+//! the cost. Target: the second ≤ 10 ms median.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

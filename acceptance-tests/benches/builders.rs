@@ -1,4 +1,4 @@
-//! Native builders (issue 22): a cold two-platform `terraform apply` with each platform on a
+//! Native builders: a cold two-platform `terraform apply` with each platform on a
 //! daemon of its own (linux/arm64 on a second dockerd in its own network namespace) beside
 //! the same build with both platforms on one daemon, and beside the script a team writes
 //! today: `docker build --platform` + `docker push` per platform, then `docker manifest

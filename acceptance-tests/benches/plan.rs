@@ -9,7 +9,7 @@
 //!     on each object, which grows with its attribute count, and
 //!     `PlanResourceChange`).
 //!
-//! The targets (issue 8): stevedore's 50-vs-1 ratio within 1.1× of null's
+//! The targets: stevedore's 50-vs-1 ratio within 1.1× of null's
 //! for the same kind of object, one data source within 1.10× of null's.
 //! Both providers come from one filesystem mirror in a private CLI config.
 //! `STEVEDORE_BENCH_ROUNDS` (default 9) sets the rounds. Needs docker,

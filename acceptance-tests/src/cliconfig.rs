@@ -1,5 +1,6 @@
 //! A private Terraform CLI config whose only source for `stevedore/*` is a filesystem mirror
-//! holding the binary under test (PROTOCOL-NOTES §7).
+//! holding the binary under test (`provider_installation { filesystem_mirror { ... } }`, as
+//! terraform's `internal/command/cliconfig/provider_installation.go` reads it).
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! Debug mode: the harness starts the provider with `--debug` and hands Terraform the
-//! `TF_REATTACH_PROVIDERS` value it prints (PROTOCOL-NOTES §1.8).
+//! `TF_REATTACH_PROVIDERS` value it prints, as terraform-plugin-go's debug serving does.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

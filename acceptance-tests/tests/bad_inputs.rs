@@ -1,6 +1,6 @@
 //! A table of bad inputs across the provider block and all three types, each rejected
 //! by the real terraform CLI (validate, then plan) with a diagnostic that points at the
-//! attribute and quotes the bad value, and never a crash (issue 7 point 15).
+//! attribute and quotes the bad value, and never a crash.
 
 use std::fs;
 

@@ -1,4 +1,4 @@
-//! Native builders (issue 22): provider `builder` blocks route each platform to the daemon
+//! Native builders: provider `builder` blocks route each platform to the daemon
 //! that builds it, here a second dockerd the test starts in a network namespace of its own
 //! ([`SecondDaemon`]). Each daemon's own event record proves which platforms it built; the
 //! registry serves one index over both. Also: a platform moved to another builder plans

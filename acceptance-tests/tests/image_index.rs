@@ -1,4 +1,4 @@
-//! `stevedore_image_index` with the real terraform CLI (issue 22): the CI-matrix way, two
+//! `stevedore_image_index` with the real terraform CLI: the CI-matrix way, two
 //! builds of one platform each joined into one index (blobs mounted on the same registry,
 //! copied to another), the same sources in another order giving the same digest, pinned
 //! sources giving the digest at plan time, media types mixed refused and attestation

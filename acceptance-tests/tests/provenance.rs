@@ -1,4 +1,4 @@
-//! Supply-chain evidence with the real terraform CLI (issue 23): signed SLSA provenance per
+//! Supply-chain evidence with the real terraform CLI: signed SLSA provenance per
 //! platform and attached files as OCI 1.1 referrers, on distribution 2.8 (the `sha256-<hex>`
 //! fallback index) and behind a front that has the referrers API; signatures checked with
 //! Python's `cryptography`, not the provider's code; the tags' index byte-identical to a

@@ -1,4 +1,4 @@
-//! Daemons on other machines, reached as the docker CLI reaches them (issue 12, point 3):
+//! Daemons on other machines, reached as the docker CLI reaches them:
 //! `tcp://` with TLS and a client certificate (stunnel requiring one, in front of this
 //! machine's daemon), `ssh://` through the system ssh and the user's ssh config (a private
 //! sshd on loopback; the far side runs the real `docker system dial-stdio`), and the docker

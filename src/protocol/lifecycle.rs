@@ -217,7 +217,9 @@ impl ProviderService {
         let ctx = self.ctx();
         if planned.is_null() {
             // NOTE: on a destroy Terraform sends the prior private state as
-            // planned_private (PROTOCOL-NOTES §3.5).
+            // planned_private: its destroy plan short-circuits without asking us
+            // and forwards prior_private (terraform `internal/terraform/
+            // node_resource_abstract_instance.go`, planDestroy).
             let private = req.planned_private.clone();
             let d = guard(r.delete(&ctx, prior.clone(), &private), Diagnostics::from).await;
             // A failed delete keeps the object, and its private state, in

@@ -1,6 +1,6 @@
 //! The image check's platform for services whose task definition names no
 //! runtimePlatform: Fargate means LINUX/X86_64, EC2 and capacity providers
-//! mean the CPU of the cluster's container instances (issue 7, point 3).
+//! mean the CPU of the cluster's container instances.
 //! Images live in a real docker-registry; ECS is the fake.
 
 use stevedore::diag::Severity;

@@ -1,5 +1,5 @@
 //! `stevedore_ecs_redeploy` next to `aws_ecs_task_definition` +
-//! `aws_ecs_service` (issue 10): the tests play the AWS provider's part with
+//! `aws_ecs_service`: the tests play the AWS provider's part with
 //! the SDK (RegisterTaskDefinition, then UpdateService with the new revision,
 //! which makes ECS start a deployment) and count deployments: exactly one per
 //! digest change. Then the proof that the tasks run the digest.

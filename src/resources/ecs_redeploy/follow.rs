@@ -1,4 +1,4 @@
-//! Following the deployment Terraform already started (issue 10): with
+//! Following the deployment Terraform already started: with
 //! `aws_ecs_task_definition` pinning the built image and `aws_ecs_service`
 //! switching to the new revision, ECS is already rolling out `digest` when this
 //! resource applies. Forcing another deployment on top would start tasks for

@@ -1,9 +1,10 @@
 //! Pure plan decisions: when a new deployment is due, what the plan says about
 //! every attribute, and the private-state marker a failed rollout leaves.
 //!
-//! Terraform 1.0.3 checks the plan against prior and config (PROTOCOL-NOTES
-//! §3.6): computed values we cannot know before apply are planned unknown, and
-//! an update that starts no deployment plans the prior values exactly.
+//! Terraform checks the plan against prior and config (terraform
+//! `internal/plans/objchange/plan_valid.go`, AssertPlanValid): computed values
+//! we cannot know before apply are planned unknown, and an update that starts
+//! no deployment plans the prior values exactly.
 
 use super::{attr, RedeployModel};
 use crate::value::Value;

@@ -1,5 +1,5 @@
-//! After a completed rollout, proof that the tasks run the image asked for
-//! (issue 10): every running task of the deployment must report `digest`, or,
+//! After a completed rollout, proof that the tasks run the image asked for:
+//! every running task of the deployment must report `digest`, or,
 //! when `digest` is an index, one of its platform manifests (ECS may report
 //! either). The usual cause of a mismatch is a task definition pinning another
 //! image than the one built, which no ECS state would ever flag.

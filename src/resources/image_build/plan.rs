@@ -2,9 +2,11 @@
 //! must rebuild, what every attribute is planned as, and the private-state
 //! marker recording the digest apply pushed.
 //!
-//! Terraform 1.0.3 checks plans against prior and config (PROTOCOL-NOTES
-//! §3.6): what apply will produce is planned unknown; an update that builds
-//! nothing plans the prior values exactly, so apply returns them unchanged.
+//! Terraform checks each plan against prior and config (terraform
+//! `internal/plans/objchange/plan_valid.go`, AssertPlanValid) and each apply
+//! against the plan: what apply will produce is planned unknown; an update
+//! that builds nothing plans the prior values exactly, so apply returns them
+//! unchanged.
 
 use std::collections::BTreeMap;
 
