@@ -135,3 +135,89 @@ pub fn verify(
         Err(text)
     }
 }
+
+/// Lists, as a referrer of `subject` in repository `name`, a provenance statement about
+/// `named` (another digest) signed with `key` by `openssl dgst`, as a forger who holds the key
+/// but not the image would. Returns the artifact's digest.
+pub fn forge_provenance(
+    registry: &Registry,
+    name: &str,
+    subject: &str,
+    named: &str,
+    key: &KeyPair,
+) -> String {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let statement = serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": named.trim_start_matches("sha256:")}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {"buildType": "https://example.com/forged", "externalParameters": {}},
+            "runDetails": {"builder": {"id": "https://github.com/stevedore/terraform-provider-stevedore@0#builder=default"}},
+        },
+    }))
+    .unwrap();
+    let payload_type = crate::media_types::IN_TOTO;
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        statement.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&statement);
+    let dir = tempfile::tempdir().unwrap();
+    let (message, signature) = (dir.path().join("pae"), dir.path().join("sig"));
+    std::fs::write(&message, &pae).unwrap();
+    let signed = Command::new(system("openssl"))
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&key.private)
+        .arg("-out")
+        .arg(&signature)
+        .arg(&message)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "openssl dgst -sign: {signed:?}");
+    let spki = Command::new(system("openssl"))
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    let key_id = crate::sha256_digest(&spki.stdout)
+        .trim_start_matches("sha256:")
+        .to_string();
+    let envelope = serde_json::to_vec(&serde_json::json!({
+        "payloadType": payload_type,
+        "payload": b64(&statement),
+        "signatures": [{"keyid": key_id, "sig": b64(&std::fs::read(&signature).unwrap())}],
+    }))
+    .unwrap();
+    let uploader = crate::push::Uploader::new(registry);
+    let empty = uploader.blob(name, b"{}");
+    let layer = uploader.blob(name, &envelope);
+    let (_, subject_bytes) = get(registry, name, &format!("manifests/{subject}"));
+    let subject_manifest: Value = serde_json::from_slice(&subject_bytes).unwrap();
+    let artifact = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media_types::OCI_MANIFEST,
+        "artifactType": payload_type,
+        "config": {"mediaType": crate::media_types::OCI_EMPTY, "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": layer,
+                    "size": envelope.len()}],
+        "subject": {"mediaType": subject_manifest["mediaType"], "digest": subject,
+                    "size": subject_bytes.len()},
+    }))
+    .unwrap();
+    let digest = crate::sha256_digest(&artifact);
+    uploader.manifest(name, &digest, crate::media_types::OCI_MANIFEST, &artifact);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media_types::OCI_INDEX,
+        "manifests": [{"mediaType": crate::media_types::OCI_MANIFEST, "digest": digest,
+                       "size": artifact.len(), "artifactType": payload_type}],
+    }))
+    .unwrap();
+    let tag = subject.replacen(':', "-", 1);
+    uploader.manifest(name, &tag, crate::media_types::OCI_INDEX, &index);
+    digest
+}

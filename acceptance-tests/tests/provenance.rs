@@ -354,9 +354,9 @@ fn a_key_that_cannot_sign_is_refused_at_plan_naming_the_attribute() {
 }
 
 /// `stevedore_ecs_redeploy.require_provenance` through terraform against moto's ECS: the image
-/// built with signed provenance deploys; another key, another builder and an image without
-/// provenance are each refused before ECS is touched. (Provenance about another subject is
-/// refused in tests/ecs_provenance.rs, which can push such a statement by hand.)
+/// built with signed provenance deploys; another key, another builder, an image without
+/// provenance and a signed statement about another image (forged with openssl) are each
+/// refused before ECS is touched.
 #[test]
 #[ignore = "acceptance: run make testacc"]
 fn ecs_deploys_only_what_its_provenance_proves() {
@@ -456,4 +456,17 @@ fn ecs_deploys_only_what_its_provenance_proves() {
         assert!(!moved, "{service}: ECS must not be touched");
         assert_eq!(state, Value::Null, "{service}: nothing in state");
     }
+
+    // A statement signed with the right key, listed as a referrer of the unproven image, but
+    // about another image. (Not the proven one: built from the same files, it is the same
+    // manifest, with or without provenance.)
+    let bare_digest = bare_uri.rsplit_once('@').unwrap().1;
+    let elsewhere = format!("sha256:{}", "ab".repeat(32));
+    acceptance_tests::evidence::forge_provenance(&registry, "bare", bare_digest, &elsewhere, &keys);
+    let (run, moved, state) = redeploy("forged", &bare_uri, &keys.public, BUILDER_PREFIX);
+    let stderr = run.failure();
+    assert_error_contains(&stderr, "Image Provenance Not Proven");
+    assert_error_contains(&stderr, "about another image");
+    assert!(!moved, "forged: ECS must not be touched");
+    assert_eq!(state, Value::Null, "forged: nothing in state");
 }
