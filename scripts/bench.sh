@@ -9,6 +9,7 @@
 #     spends time;
 #   - a two-platform apply with arm64 on a second daemon beside one daemon and beside
 #     docker build + push per platform and docker manifest create + push;
+#   - a two-platform apply with signed provenance and an SBOM attached beside one without;
 #   - build-context hashing MB/s beside sha256sum (when the docker module is present);
 #   - pushing a ~500 MB 5-layer image beside docker push and skopeo copy, cold and
 #     warm, with peak RSS (benches/push.rs; needs docker, skopeo, docker-registry);
@@ -28,6 +29,7 @@ echo "== handshake"; cargo bench --bench handshake
 echo "== terraform plan"; cargo bench -p acceptance-tests --bench plan
 echo "== terraform apply vs docker build + push"; cargo bench -p acceptance-tests --bench apply
 echo "== native builders: two daemons vs one vs docker build + push + manifest"; cargo bench -p acceptance-tests --bench builders
+echo "== evidence: signed provenance and an SBOM vs none"; cargo bench -p acceptance-tests --bench provenance
 for b in context_hash push; do
   if [ -f "benches/$b.rs" ]; then echo "== $b"; cargo bench --bench "$b"; fi
 done
