@@ -43,16 +43,26 @@ fn artifact(
     (made, entry)
 }
 
-#[tokio::test]
-#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
-async fn a_fallback_tag_that_is_not_an_index_is_no_list_and_is_replaced_by_one() {
+/// A registry holding one image, `web:v1`; its digest, a client and the repository.
+async fn subject_in_registry() -> (TestRegistry, Digest, RegistryClient, Reference) {
     let registry = TestRegistry::start().await;
     let image = registry
         .push_image("web", Some("v1"), Flavor::Docker, "linux/amd64")
         .await;
     let subject = Digest::parse(&image.digest).unwrap();
-    let client = RegistryClient::new(AuthSettings::default());
     let repo = repo(&registry);
+    (
+        registry,
+        subject,
+        RegistryClient::new(AuthSettings::default()),
+        repo,
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs /usr/bin/docker-registry: run make testacc"]
+async fn a_fallback_tag_that_is_not_an_index_is_no_list_and_is_replaced_by_one() {
+    let (registry, subject, client, repo) = subject_in_registry().await;
     let fetched = client
         .get_manifest(&repo.with_digest(&subject))
         .await
@@ -94,13 +104,7 @@ async fn a_fallback_tag_that_is_not_an_index_is_no_list_and_is_replaced_by_one()
 #[tokio::test]
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn another_tools_entries_are_kept_and_only_ours_are_taken_out() {
-    let registry = TestRegistry::start().await;
-    let image = registry
-        .push_image("web", Some("v1"), Flavor::Docker, "linux/amd64")
-        .await;
-    let subject = Digest::parse(&image.digest).unwrap();
-    let client = RegistryClient::new(AuthSettings::default());
-    let repo = repo(&registry);
+    let (registry, subject, client, repo) = subject_in_registry().await;
     let size = client
         .get_manifest(&repo.with_digest(&subject))
         .await

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::hcl::{quote, terraform_block};
-use acceptance_tests::{Mode, Registry, Workdir};
+use acceptance_tests::{median, Mode, Registry, Workdir};
 
 const BIG_FILES: usize = 5;
 const BIG_MB: usize = 100;
@@ -69,11 +69,6 @@ fn apply(tf: &Workdir) -> f64 {
     let t = Instant::now();
     tf.apply().success();
     t.elapsed().as_secs_f64()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Sums the provider's timing lines in `log`: (build, push,

@@ -24,7 +24,7 @@ use std::time::Instant;
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::second_daemon::SecondDaemon;
-use acceptance_tests::{Mode, Registry, Workdir};
+use acceptance_tests::{median, Mode, Registry, Workdir};
 
 const FILES: usize = 3;
 const MB: usize = 50;
@@ -83,11 +83,6 @@ fn config(ctx: &Path, repo: &str, second: Option<&str>) -> String {
         quote(&ctx.display().to_string()),
         quote(repo)
     )
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

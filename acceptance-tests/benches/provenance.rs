@@ -13,7 +13,7 @@ use std::time::Instant;
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::evidence::make_keys;
 use acceptance_tests::hcl::{quote, terraform_block};
-use acceptance_tests::{Mode, Registry, Workdir};
+use acceptance_tests::{median, Mode, Registry, Workdir};
 
 const FILES: usize = 3;
 const MB: usize = 20;
@@ -26,11 +26,6 @@ fn config(ctx: &Path, repo: &str, evidence: &str) -> String {
         quote(&ctx.display().to_string()),
         quote(repo)
     )
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -60,6 +60,12 @@ pub use workdir::Workdir;
 
 use sha2::{Digest, Sha256};
 
+/// The median of benchmark rounds (the upper middle of an even count).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// `sha256:<hex>` of `bytes`, as registries name blobs and manifests.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
