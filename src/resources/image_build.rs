@@ -96,6 +96,24 @@ impl Resource for ImageBuild {
         inputs::validate(config)
     }
 
+    /// A state written before an attribute with a default existed (`cache_inline`,
+    /// `provenance`) gets that default, as the plan sets it from the configuration, so a
+    /// provider upgrade plans nothing.
+    fn upgrade_state(&self, _version: i64, raw: &serde_json::Value) -> Result<Value, Diagnostics> {
+        let mut state = crate::value::from_json(raw, &self.schema().ty()).map_err(|e| {
+            Diagnostics::from(Diagnostic::error(
+                "State Upgrade Failed",
+                format!("The stored state of {TYPE_NAME} does not fit its schema: {e}"),
+            ))
+        })?;
+        for (name, default) in defaults() {
+            if raw.get(name).is_none() {
+                state.set(name, default);
+            }
+        }
+        Ok(state)
+    }
+
     async fn plan(&self, _ctx: &Ctx, req: PlanRequest) -> PlanResponse {
         let mut proposed = req.proposed.clone();
         common::apply_defaults(&mut proposed, &req.config, &defaults());
@@ -319,6 +337,21 @@ async fn context_hash(planned: &Value) -> Result<Value, Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_from_before_an_attribute_gets_its_default() {
+        let raw = serde_json::json!({"context": "/ctx", "repository": "r/web"});
+        let state = ImageBuild.upgrade_state(0, &raw).unwrap();
+        assert_eq!(state.get(attr::provenance), &Value::Bool(false));
+        assert_eq!(state.get(attr::cache_inline), &Value::Bool(false));
+        let set = serde_json::json!({"provenance": true, "cache_inline": null});
+        let state = ImageBuild.upgrade_state(0, &set).unwrap();
+        assert_eq!(state.get(attr::provenance), &Value::Bool(true));
+        assert!(
+            state.get(attr::cache_inline).is_null(),
+            "a value written is kept"
+        );
+    }
 
     #[test]
     fn the_schema_declares_the_model() {
