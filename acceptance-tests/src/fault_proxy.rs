@@ -25,14 +25,14 @@
 //!   `TAG_INVALID` with ECR's words, even when the bytes are the same; pushes by digest
 //!   and new tags go through.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::acceptor::Acceptor;
 use crate::http1::{relay_body, Framing, Head, Relayed};
 use crate::Registry;
 
@@ -94,7 +94,8 @@ pub struct FaultProxy {
     /// `127.0.0.1:PORT`, to use where the registry's address would go.
     pub address: String,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    // Dropped with the proxy: stops accepting and shuts the client connections.
+    _acceptor: Acceptor,
 }
 
 struct Shared {
@@ -102,9 +103,6 @@ struct Shared {
     upstream: String,
     address: String,
     state: Mutex<State>,
-    stop: AtomicBool,
-    clients: Mutex<HashMap<u64, TcpStream>>,
-    next_client: AtomicU64,
 }
 
 /// Which faults were used up, and what happened.
@@ -157,32 +155,24 @@ impl FaultProxy {
 
     /// A proxy for whatever listens at `upstream` (`host:port`).
     pub fn in_front_of(upstream: &str, faults: Faults) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
-        let address = listener.local_addr().expect("proxy address").to_string();
+        let bound = Acceptor::bind("the fault proxy");
+        let address = bound.address().to_string();
         let shared = Arc::new(Shared {
             faults,
             upstream: upstream.to_string(),
             address: address.clone(),
             state: Mutex::default(),
-            stop: AtomicBool::new(false),
-            clients: Mutex::default(),
-            next_client: AtomicU64::new(0),
         });
-        let accepting = shared.clone();
-        let acceptor = thread::spawn(move || {
-            for client in listener.incoming() {
-                if accepting.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(client) = client {
-                    accepting.spawn_connection(client);
-                }
+        let serving = shared.clone();
+        let acceptor = bound.serve(move |id, client| {
+            if let Err(e) = serving.serve(client) {
+                serving.note(format!("connection {id} ended: {e}"));
             }
         });
         FaultProxy {
             address,
             shared,
-            acceptor: Some(acceptor),
+            _acceptor: acceptor,
         }
     }
 
@@ -204,44 +194,9 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wakes the acceptor, which then sees the flag.
-        let _ = TcpStream::connect(&self.address);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        let clients = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for client in clients.values() {
-            let _ = client.shutdown(Shutdown::Both);
-        }
-    }
-}
-
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn spawn_connection(self: &Arc<Self>, client: TcpStream) {
-        let id = self.next_client.fetch_add(1, Ordering::SeqCst);
-        if let Ok(handle) = client.try_clone() {
-            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-            clients.insert(id, handle);
-        }
-        let shared = self.clone();
-        thread::spawn(move || {
-            if let Err(e) = shared.serve(client) {
-                shared.note(format!("connection {id} ended: {e}"));
-            }
-            let mut clients = shared.clients.lock().unwrap_or_else(|p| p.into_inner());
-            clients.remove(&id);
-        });
     }
 
     fn note(&self, line: String) {

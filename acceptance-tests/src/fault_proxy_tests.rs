@@ -1,6 +1,7 @@
 //! The fault script, and the proxy forwarding to a fake upstream.
 
 use std::io::BufReader;
+use std::net::TcpListener;
 use std::sync::mpsc;
 
 use super::*;

@@ -16,6 +16,7 @@
 //! Tests needing any of these are `#[ignore]`d, so plain `cargo test` needs nothing
 //! installed; `make testacc` runs them with `--include-ignored`.
 
+pub mod acceptor;
 pub mod cliconfig;
 pub mod context;
 pub mod daemon_access;

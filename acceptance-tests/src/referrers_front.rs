@@ -23,15 +23,13 @@
 //! `OCI-Subject` has no reason to write. Requests of each kind are counted, so a test can
 //! prove the API path was the one taken.
 
-use std::collections::HashMap;
 use std::io::{self, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
 
 use serde_json::Value;
 
+use crate::acceptor::Acceptor;
 use crate::http1::{relay_body, Framing, Head, Relayed};
 use crate::Registry;
 
@@ -45,18 +43,14 @@ const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 /// A running front; stopped (and its client connections shut) when dropped.
 pub struct ReferrersFront {
-    address: String,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
 }
 
 struct Shared {
     upstream: String,
     address: String,
     state: Mutex<State>,
-    stop: AtomicBool,
-    clients: Mutex<HashMap<u64, TcpStream>>,
-    next_client: AtomicU64,
 }
 
 #[derive(Default)]
@@ -93,37 +87,22 @@ impl ReferrersFront {
 
     /// A front for whatever serves plain HTTP at `upstream` (`host:port`).
     pub fn in_front_of(upstream: &str) -> ReferrersFront {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the referrers front");
-        let address = listener.local_addr().expect("front address").to_string();
+        let bound = Acceptor::bind("the referrers front");
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
-            address: address.clone(),
+            address: bound.address().to_string(),
             state: Mutex::default(),
-            stop: AtomicBool::new(false),
-            clients: Mutex::default(),
-            next_client: AtomicU64::new(0),
         });
-        let accepting = shared.clone();
-        let acceptor = thread::spawn(move || {
-            for client in listener.incoming() {
-                if accepting.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(client) = client {
-                    accepting.spawn_connection(client);
-                }
-            }
+        let serving = shared.clone();
+        let acceptor = bound.serve(move |_, client| {
+            let _ = serving.serve(client);
         });
-        ReferrersFront {
-            address,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        ReferrersFront { shared, acceptor }
     }
 
     /// `127.0.0.1:PORT`, to use where the registry's address would go.
     pub fn host(&self) -> &str {
-        &self.address
+        self.acceptor.address()
     }
 
     /// What clients did that a registry with the referrers API would not want, one line each.
@@ -152,39 +131,9 @@ impl ReferrersFront {
     }
 }
 
-impl Drop for ReferrersFront {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wakes the acceptor, which then sees the flag.
-        let _ = TcpStream::connect(&self.address);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for client in self.shared.clients().values() {
-            let _ = client.shutdown(Shutdown::Both);
-        }
-    }
-}
-
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn clients(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn spawn_connection(self: &Arc<Self>, client: TcpStream) {
-        let id = self.next_client.fetch_add(1, Ordering::SeqCst);
-        if let Ok(handle) = client.try_clone() {
-            self.clients().insert(id, handle);
-        }
-        let shared = self.clone();
-        thread::spawn(move || {
-            let _ = shared.serve(client);
-            shared.clients().remove(&id);
-        });
     }
 
     /// Serves one client connection's requests in turn until it closes.

@@ -2,7 +2,9 @@
 //! docker-registry) in front of a real registry.
 
 use std::io::Read;
+use std::net::TcpListener;
 use std::sync::mpsc;
+use std::thread;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_TYPE, LOCATION};
