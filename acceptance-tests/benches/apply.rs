@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::hcl::{quote, terraform_block};
-use acceptance_tests::{median, Mode, Registry, Workdir};
+use acceptance_tests::{bench_rounds, median, Mode, Registry, Workdir};
 
 const BIG_FILES: usize = 5;
 const BIG_MB: usize = 100;
@@ -118,10 +118,7 @@ struct Runs {
 const WAYS: [(&str, &str); 2] = [("daemon push", "1"), ("streamed push", "0")];
 
 fn main() {
-    let rounds: usize = std::env::var("STEVEDORE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = bench_rounds(3);
     let registry = Registry::start();
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();

@@ -24,7 +24,7 @@ use std::time::Instant;
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::hcl::{quote, terraform_block};
 use acceptance_tests::second_daemon::SecondDaemon;
-use acceptance_tests::{median, Mode, Registry, Workdir};
+use acceptance_tests::{bench_rounds, median, Mode, Registry, Workdir};
 
 const FILES: usize = 3;
 const MB: usize = 50;
@@ -86,10 +86,7 @@ fn config(ctx: &Path, repo: &str, second: Option<&str>) -> String {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("STEVEDORE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = bench_rounds(3);
     let registry = Registry::start();
     let second = SecondDaemon::start();
     let host = second.host();

@@ -13,7 +13,7 @@ use std::time::Instant;
 use acceptance_tests::context::{seed, write_random_layers};
 use acceptance_tests::evidence::make_keys;
 use acceptance_tests::hcl::{quote, terraform_block};
-use acceptance_tests::{median, Mode, Registry, Workdir};
+use acceptance_tests::{bench_rounds, median, Mode, Registry, Workdir};
 
 const FILES: usize = 3;
 const MB: usize = 20;
@@ -29,10 +29,7 @@ fn config(ctx: &Path, repo: &str, evidence: &str) -> String {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("STEVEDORE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = bench_rounds(3);
     let registry = Registry::start();
     let files = tempfile::tempdir().unwrap();
     let keys = make_keys(files.path(), "bench", "ec");

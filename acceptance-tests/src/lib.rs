@@ -61,6 +61,14 @@ pub use workdir::Workdir;
 
 use sha2::{Digest, Sha256};
 
+/// How many rounds a benchmark runs: `STEVEDORE_BENCH_ROUNDS`, else `default`.
+pub fn bench_rounds(default: usize) -> usize {
+    std::env::var("STEVEDORE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The median of benchmark rounds (the upper middle of an even count).
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
