@@ -26,12 +26,12 @@ use base64::Engine as _;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
+use super::attempt::redacted;
 use super::auth::token::{Challenge, Token, TokenCache};
 use super::auth::trust;
 use super::auth::Credential;
 use super::body::read_limited;
 use super::error::{error_chain, from_status, RegistryError};
-use super::push_session::redacted;
 
 pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 pub(super) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

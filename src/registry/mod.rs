@@ -5,6 +5,7 @@
 //! `resources/*` turns them into diagnostics.
 
 pub mod assemble;
+mod attempt;
 pub mod auth;
 mod body;
 pub mod cache;
@@ -17,7 +18,6 @@ mod host;
 pub mod inspect;
 mod pipeline;
 pub mod push;
-mod push_session;
 mod read;
 pub mod referrers;
 pub mod upload;

@@ -17,17 +17,19 @@ use reqwest::header::CONTENT_LENGTH;
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
+pub(super) use super::attempt::PushAuth;
 use super::client::RegistryClient;
 use super::error::RegistryError;
 pub use super::pipeline::RetryPolicy;
 use super::pipeline::{Attempt, Retrying};
-pub(super) use super::push_session::PushAuth;
 use crate::oci::reference::Reference;
 use crate::oci::Digest;
 
 mod delete;
 mod look;
-pub use delete::{Deleted, TagList};
+mod tags;
+pub use delete::Deleted;
+pub use tags::TagList;
 
 /// Pushes through one [`RegistryClient`], aborting when `cancel` fires.
 pub struct Pusher<'a> {

@@ -11,8 +11,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Body, Method};
 use tokio::io::AsyncReadExt as _;
 
+use super::attempt::PushAuth;
 use super::error::RegistryError;
-use super::push_session::PushAuth;
 use crate::oci::reference::Reference;
 use crate::oci::Digest;
 

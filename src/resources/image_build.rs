@@ -6,11 +6,12 @@
 //! moved or missing tag as drift by changing `digest`, which the next plan
 //! compares with the digest apply recorded in private state.
 
-pub(super) mod apply;
 mod build_log;
 pub(super) mod delete;
 mod evidence;
 pub(super) mod inputs;
+mod marker;
+pub(super) mod outcome;
 mod plan;
 mod schema;
 mod secrets;
@@ -185,7 +186,7 @@ impl Resource for ImageBuild {
             Err((builder, source)) => {
                 let e = publish::PublishError::Connect { builder, source };
                 return fail(
-                    apply::publish_diagnostic(
+                    outcome::publish_diagnostic(
                         &e,
                         &publish::Written::default(),
                         &publish_req.repository.repository_reference(),
@@ -213,14 +214,14 @@ impl Resource for ImageBuild {
         .await;
         match published {
             Ok(published) => ApplyResponse {
-                new_state: apply::state_after(&req.planned, &published),
+                new_state: outcome::state_after(&req.planned, &published),
                 private: marker_after(&published, &req.prior, &req.planned_private),
                 diags: Diagnostics::new(),
             },
             Err(failed) => {
                 let e = &failed.error;
                 tracing::warn!(repository = %repo_text, step = e.step().as_str(), error = %e, "publish failed");
-                fail(apply::publish_diagnostic(e, &failed.written, &repo_text, updating).into())
+                fail(outcome::publish_diagnostic(e, &failed.written, &repo_text, updating).into())
             }
         }
     }
@@ -285,7 +286,7 @@ impl Resource for ImageBuild {
                 keep(new_state, private, Diagnostics::new())
             }
             Err(e) => {
-                let d = apply::refresh_warning(repo_text, &e);
+                let d = outcome::refresh_warning(repo_text, &e);
                 keep(state, private, d.into())
             }
         }
@@ -306,8 +307,8 @@ fn marker_after(published: &publish::Published, prior: &Value, prior_private: &[
     let platforms: Vec<&crate::oci::Digest> = published.platform_digests.values().collect();
     let mut pushed = platforms.clone();
     pushed.push(&published.digest);
-    let owned = plan::owned_after(&published.created, &pushed, prior, prior_private);
-    plan::marker_with_evidence(&published.digest, &platforms, &owned, &published.evidence)
+    let owned = marker::owned_after(&published.created, &pushed, prior, prior_private);
+    marker::marker_with_evidence(&published.digest, &platforms, &owned, &published.evidence)
 }
 
 /// `context_hash` at plan time, or unknown while context, Dockerfile or an

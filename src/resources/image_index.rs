@@ -11,7 +11,7 @@ mod schema;
 mod state;
 
 use super::common;
-use super::image_build::{apply as build_apply, delete as build_delete};
+use super::image_build::{delete as build_delete, outcome as build_outcome};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::oci::Reference;
 use crate::publish::join::{self, Joined};
@@ -273,7 +273,7 @@ impl Resource for ImageIndex {
                 }
             }
             Err(failed) => fail(
-                build_apply::publish_diagnostic(
+                build_outcome::publish_diagnostic(
                     &failed.error,
                     &failed.written,
                     repo_text,
@@ -322,7 +322,7 @@ impl Resource for ImageIndex {
             Err(e) => keep(
                 state,
                 private,
-                build_apply::refresh_warning(repo_text, &e).into(),
+                build_outcome::refresh_warning(repo_text, &e).into(),
             ),
         }
     }
@@ -370,7 +370,7 @@ impl Resource for ImageIndex {
                 format!(
                     "Deleting what this resource created in {repo_text}: {e}. The resource \
                      stays in state; run destroy again, or set keep_remotely = true. {}",
-                    build_apply::registry_hint(&e)
+                    build_outcome::registry_hint(&e)
                 ),
             )
             .into(),

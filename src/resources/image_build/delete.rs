@@ -27,7 +27,7 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         tag: None,
         digest: None,
     };
-    let Some(pushed) = super::plan::owned_manifests(private, prior) else {
+    let Some(pushed) = super::marker::owned_manifests(private, prior) else {
         return Diagnostic::warning(
             "Image Left In Registry",
             format!(
@@ -61,7 +61,7 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         Ok(p) => p,
         Err(d) => return d.into(),
     };
-    let evidence = super::plan::owned_evidence(private);
+    let evidence = super::marker::owned_evidence(private);
     if let Err(e) =
         publish::delete_evidence(&provider.registry, &repo, &evidence, ctx.cancel.clone()).await
     {
@@ -71,7 +71,7 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
                 "Deleting the provenance and attachments this resource pushed to {repo_text}: \
                  {e}. The image itself was not touched and the resource stays in state; run \
                  destroy again, or set keep_remotely = true and apply to leave it. {}",
-                super::apply::registry_hint(&e)
+                super::outcome::registry_hint(&e)
             ),
         )
         .into();
@@ -93,7 +93,7 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
                  Nothing was deleted past this point and the resource stays in state; run destroy \
                  again, or set keep_remotely = true and apply to leave the image. {}",
                 pushed.join(", "),
-                super::apply::registry_hint(&e)
+                super::outcome::registry_hint(&e)
             ),
         )
         .into(),

@@ -1,3 +1,4 @@
+use super::super::marker::{owned_after, owned_manifests, pushed_marker};
 use super::*;
 
 /// A well-formed digest standing for the manifest called `name`, as text.

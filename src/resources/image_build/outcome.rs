@@ -1,5 +1,5 @@
-//! Apply, refresh and delete against the daemon and the registry, and the
-//! diagnostics their failures become.
+//! What a publish or a refresh came to, as Terraform sees it: the state after
+//! a successful publish, and the diagnostics and warnings its failures become.
 
 use std::collections::BTreeMap;
 
