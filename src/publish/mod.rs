@@ -166,23 +166,7 @@ pub async fn build_and_push(
         // Platforms build and push at once, each on its own builder; the
         // daemons and the registry take that well, and the slowest platform
         // sets the pace.
-        // Each daemon pulls `FROM` and `cache_from` images with the provider's
-        // credentials for exactly those registries it can reach: asked once per
-        // daemon, however many platforms it builds.
-        let mut asked: BTreeMap<&str, docker::RegistryCredentials> = BTreeMap::new();
-        let mut credentials = Vec::with_capacity(builds.len());
-        for build in &builds {
-            let name = build.builder.name;
-            let found = match asked.get(name) {
-                Some(found) => found.clone(),
-                None => {
-                    let found = pulls::build_credentials(registry, build.builder.daemon, req).await;
-                    asked.insert(name, found.clone());
-                    found
-                }
-            };
-            credentials.push(found);
-        }
+        let credentials = pull_credentials(registry, &builds, req).await;
         let platforms = builds
             .iter()
             .zip(&credentials)
@@ -254,6 +238,31 @@ pub async fn build_and_push(
     let pruned = cache.clone();
     let _ = tokio::task::spawn_blocking(move || pruned.prune(cache::max_bytes_from_env())).await;
     settled(result, &ledger)
+}
+
+/// The credentials each build's daemon pulls `FROM` and `cache_from` images
+/// with: the provider's, for exactly the registries that daemon can reach,
+/// asked once per daemon however many platforms it builds.
+async fn pull_credentials(
+    registry: &RegistryClient,
+    builds: &[PlatformBuild<'_>],
+    req: &PublishRequest,
+) -> Vec<docker::RegistryCredentials> {
+    let mut asked: BTreeMap<&str, docker::RegistryCredentials> = BTreeMap::new();
+    let mut credentials = Vec::with_capacity(builds.len());
+    for build in builds {
+        let name = build.builder.name;
+        let found = match asked.get(name) {
+            Some(found) => found.clone(),
+            None => {
+                let found = pulls::build_credentials(registry, build.builder.daemon, req).await;
+                asked.insert(name, found.clone());
+                found
+            }
+        };
+        credentials.push(found);
+    }
+    credentials
 }
 
 /// A publish's outcome with what its ledger recorded: the manifests it created on success,

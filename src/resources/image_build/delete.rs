@@ -61,20 +61,8 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         Ok(p) => p,
         Err(d) => return d.into(),
     };
-    let evidence = super::marker::owned_evidence(private);
-    if let Err(e) =
-        publish::delete_evidence(&provider.registry, &repo, &evidence, ctx.cancel.clone()).await
-    {
-        return Diagnostic::error(
-            "Image Delete Failed",
-            format!(
-                "Deleting the provenance and attachments this resource pushed to {repo_text}: \
-                 {e}. The image itself was not touched and the resource stays in state; run \
-                 destroy again, or set keep_remotely = true and apply to leave it. {}",
-                super::outcome::registry_hint(&e)
-            ),
-        )
-        .into();
+    if let Err(d) = delete_evidence(&provider.registry, &repo, repo_text, private, ctx).await {
+        return d.into();
     }
     match publish::delete_pushed(
         &provider.registry,
@@ -98,6 +86,33 @@ pub(super) async fn delete_remote(ctx: &Ctx, prior: &Value, private: &[u8]) -> D
         )
         .into(),
     }
+}
+
+/// Deletes the referrers (provenance, attachments) the last apply created,
+/// before the image they are about.
+async fn delete_evidence(
+    registry: &crate::registry::RegistryClient,
+    repo: &Reference,
+    repo_text: &str,
+    private: &[u8],
+    ctx: &Ctx,
+) -> Result<(), Diagnostic> {
+    let evidence = super::marker::owned_evidence(private);
+    publish::delete_evidence(registry, repo, &evidence, ctx.cancel.clone())
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Diagnostic::error(
+                "Image Delete Failed",
+                format!(
+                    "Deleting the provenance and attachments this resource pushed to \
+                     {repo_text}: {e}. The image itself was not touched and the resource stays \
+                     in state; run destroy again, or set keep_remotely = true and apply to \
+                     leave it. {}",
+                    super::outcome::registry_hint(&e)
+                ),
+            )
+        })
 }
 
 /// Warnings for what destroy left in the registry, and why.
