@@ -136,7 +136,8 @@ pub(super) struct Run<'a> {
 }
 
 /// Pushes the provenance of each of `manifests` (in the order of
-/// `requested`) and every attachment as a referrer of `tagged`.
+/// `requested`) and every attachment as a referrer of `tagged`; the empty
+/// config they all name goes first.
 pub(super) async fn push_evidence(
     pusher: &Pusher<'_>,
     run: &Run<'_>,
@@ -146,6 +147,11 @@ pub(super) async fn push_evidence(
 ) -> Result<Evidence, PublishError> {
     let failed =
         |what: String| move |source: EvidenceError| PublishError::Evidence { what, source };
+    // The config every artifact names, pushed once for all of them.
+    pusher
+        .push_blob_bytes(run.repo, EMPTY_CONFIG)
+        .await
+        .map_err(|e| failed("the artifacts' empty config".into())(e.into()))?;
     let mut evidence = Evidence::default();
     if run.evidence.provenance {
         for (platform, manifest) in requested.iter().zip(manifests) {
@@ -268,7 +274,6 @@ impl Artifact<'_> {
         repo: &Reference,
         subject: &Descriptor,
     ) -> Result<PushedEvidence, EvidenceError> {
-        pusher.push_blob_bytes(repo, EMPTY_CONFIG).await?;
         let digest = pusher.push_blob_bytes(repo, self.content).await?;
         let layer = ArtifactLayer {
             media_type: self.layer_media_type.to_string(),
