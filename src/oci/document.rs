@@ -81,36 +81,6 @@ impl Manifest {
             other => Err(DocumentError::UnsupportedMediaType(other.to_string())),
         }
     }
-
-    /// The manifest this one refers to (OCI 1.1 `subject`), if any.
-    pub fn subject(&self) -> Option<&Descriptor> {
-        match self {
-            Manifest::Index(index) => index.subject().as_ref(),
-            Manifest::Image(image) => image.subject().as_ref(),
-        }
-    }
-
-    /// The artifact type: `artifactType`, else (for an image manifest) the
-    /// config's media type, as the referrers API reports it.
-    pub fn artifact_type(&self) -> Option<String> {
-        match self {
-            Manifest::Index(index) => index.artifact_type().as_ref().map(ToString::to_string),
-            Manifest::Image(image) => Some(
-                image
-                    .artifact_type()
-                    .as_ref()
-                    .unwrap_or(image.config().media_type())
-                    .to_string(),
-            ),
-        }
-    }
-
-    pub fn annotations(&self) -> Option<&HashMap<String, String>> {
-        match self {
-            Manifest::Index(index) => index.annotations().as_ref(),
-            Manifest::Image(image) => image.annotations().as_ref(),
-        }
-    }
 }
 
 /// What every manifest shape has in common, read before its type is known.

@@ -330,12 +330,19 @@ mod tests {
         );
         assert!(text.contains(OCI_EMPTY), "{text}");
         let parsed = crate::oci::document::Manifest::parse(&one.bytes, OCI_MANIFEST).unwrap();
+        let crate::oci::document::Manifest::Image(parsed) = parsed else {
+            panic!("not an image manifest: {text}")
+        };
         assert_eq!(
-            parsed.subject().map(|s| s.digest().to_string()),
+            parsed.subject().as_ref().map(|s| s.digest().to_string()),
             Some(A.to_string())
         );
         assert_eq!(
-            parsed.artifact_type().as_deref(),
+            parsed
+                .artifact_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("application/vnd.in-toto+json")
         );
     }
