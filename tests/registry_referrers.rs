@@ -11,7 +11,7 @@ use serde_json::json;
 use stevedore::oci::document::{Descriptor, MediaType};
 use stevedore::oci::{Digest, Reference};
 use stevedore::registry::assemble::{artifact_manifest, ArtifactLayer, EMPTY_CONFIG};
-use stevedore::registry::referrers::{fallback_tag, Listing};
+use stevedore::registry::referrers::{fallback_tag, Listing, Referrers};
 use stevedore::registry::{AuthSettings, RegistryClient};
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +59,14 @@ async fn subject_in_registry() -> (TestRegistry, Digest, RegistryClient, Referen
     )
 }
 
+/// The digests a referrers list names, in its order.
+fn listed(read: &Referrers) -> Vec<String> {
+    read.descriptors
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs /usr/bin/docker-registry: run make testacc"]
 async fn a_fallback_tag_that_is_not_an_index_is_no_list_and_is_replaced_by_one() {
@@ -93,11 +101,7 @@ async fn a_fallback_tag_that_is_not_an_index_is_no_list_and_is_replaced_by_one()
         "distribution 2.8 sends no OCI-Subject"
     );
     let read = client.referrers(&repo, &subject).await.unwrap();
-    let digests: Vec<String> = read
-        .descriptors
-        .iter()
-        .map(|d| d.digest().to_string())
-        .collect();
+    let digests = listed(&read);
     assert_eq!(digests, [made.digest.to_string()]);
 }
 
@@ -160,10 +164,6 @@ async fn another_tools_entries_are_kept_and_only_ours_are_taken_out() {
         .await
         .unwrap();
     let read = client.referrers(&repo, &subject).await.unwrap();
-    let digests: Vec<String> = read
-        .descriptors
-        .iter()
-        .map(|d| d.digest().to_string())
-        .collect();
+    let digests = listed(&read);
     assert_eq!(digests, [theirs.digest.to_string()]);
 }
