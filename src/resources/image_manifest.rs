@@ -232,9 +232,13 @@ async fn referrers_of(
             subjects.push(platform);
         }
     }
+    // Both lists at once: a plan waits on them for every data source.
+    let lists = subjects
+        .iter()
+        .map(|subject| registry.referrers(&repo, subject));
+    let lists = futures::future::try_join_all(lists).await?;
     let mut out = Vec::new();
-    for subject in subjects {
-        let found = registry.referrers(&repo, subject).await?;
+    for (subject, found) in subjects.into_iter().zip(lists) {
         for d in found.descriptors {
             let annotations = d.annotations().clone().unwrap_or_default();
             out.push(Value::object([
